@@ -1,0 +1,53 @@
+/* py.h — shared by the binding files in csrc/py/, the only folder that includes Python.h / numpy.
+ *
+ * The binding is split by area (one file per group of Python entry points: module.c holds module
+ * init, exceptions and the status -> exception mapping; py_<area>.c convert arguments and results for
+ * one area). No engine file includes this header.
+ */
+#ifndef QA_PY_H
+#define QA_PY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL qa_numpy_api
+#ifndef QA_PY_MODULE_C
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include "../core/status.h"
+
+/* Per-module state (multi-phase init): the exception classes and the heap types. */
+typedef struct qa_py_state {
+    PyObject *Qwen3AlignError;
+    PyObject *ModelLoadError;
+    PyObject *OutOfMemoryError;
+    PyObject *AudioError;
+    PyObject *InputError;
+    PyObject *types[8]; /* heap types created by the area files (kept alive here) */
+    int n_types;
+} qa_py_state;
+
+extern PyModuleDef qa_py_moduledef;
+
+qa_py_state *qa_py_state_of_module(PyObject *module);
+qa_py_state *qa_py_state_of_type(PyTypeObject *tp);
+
+/* Raise the exception that matches e->code with e->msg; always returns NULL. */
+PyObject *qa_py_raise(qa_py_state *st, const qa_err *e);
+
+/* Raise InputError with a printf-style message; returns NULL. */
+PyObject *qa_py_input_error(qa_py_state *st, const char *fmt, ...);
+
+/* Create a heap type from spec with the module as its module, add it under its name, keep it in the
+ * state. Returns the type (borrowed from the state) or NULL with an exception set. */
+PyTypeObject *qa_py_add_type(PyObject *module, PyType_Spec *spec);
+
+/* Area hooks, each defined in its py_<area>.c: add functions/types to the module. 0 ok, -1 error. */
+int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel */
+int qa_py_text_init(PyObject *module);     /* py_text.c: Tokenizer, split_words, prompts, repair */
+int qa_py_models_init(PyObject *module);   /* py_models.c: plan, Models, memory report, engine */
+
+#endif
