@@ -18,6 +18,7 @@
 #include "fft.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define N_BINS (QA_MEL_N_FFT / 2 + 1) /* 201 onesided frequency bins */
@@ -152,9 +153,9 @@ static float frame_log_mel(const mel_work *w, const mel_filters *f, float *out, 
 qa_status qa_log_mel(const float *audio, size_t n, float *out, void *workspace, size_t workspace_bytes,
                      qa_err *e)
 {
-    if (workspace_bytes < qa_mel_workspace_bytes())
-        return QA_FAIL(e, QA_ERR_INPUT, "log_mel: workspace of %zu bytes, needs %zu", workspace_bytes,
-                       qa_mel_workspace_bytes());
+    if (workspace_bytes < qa_mel_workspace_bytes() || (uintptr_t)workspace % sizeof(double) != 0)
+        return QA_FAIL(e, QA_ERR_INPUT, "log_mel: workspace of %zu bytes at %p, needs %zu bytes, 8-byte aligned",
+                       workspace_bytes, workspace, qa_mel_workspace_bytes());
     for (size_t i = 0; i < n; i++)
         if (!isfinite(audio[i]))
             return QA_FAIL(e, QA_ERR_AUDIO, "log_mel: sample %zu is %s; audio must be finite", i,

@@ -19,13 +19,13 @@ size_t qa_mel_frames(size_t n_samples);
 /* qa_mel_frames rounded up to a multiple of 100: the column count of the feature matrix. */
 size_t qa_mel_frames_padded(size_t n_samples);
 
-/* Bytes of scratch memory qa_log_mel needs; a constant (about 1.2 MB), independent of the length. */
+/* Bytes of scratch memory qa_log_mel needs; a constant (about 150 KB), independent of the length. */
 size_t qa_mel_workspace_bytes(void);
 
 /* Log-mel features of audio[n] (mono float32, 16 kHz; borrowed).
  * out: caller-provided [QA_MEL_BINS, qa_mel_frames_padded(n)] row-major float32 (e.g. a view into
  * the arena); columns past qa_mel_frames(n) are set to 0.0.
- * workspace: caller-provided, at least qa_mel_workspace_bytes() bytes, 64-byte aligned is best.
+ * workspace: caller-provided, at least qa_mel_workspace_bytes() bytes, 8-byte aligned (64 is best).
  * Allocates nothing; safe to call from several threads with separate out/workspace buffers.
  * Fails with QA_ERR_AUDIO on a NaN/inf sample, QA_ERR_INPUT on a short workspace. */
 qa_status qa_log_mel(const float *audio, size_t n, float *out, void *workspace, size_t workspace_bytes,
