@@ -66,10 +66,14 @@ class Models(_qwen3align.Models):
         device = _resolve_device(device)
         self.device = device
         self.folders = {"aligner": aligner, "asr": asr}
-        # tokenizers first: a broken tokenizer fails before the arena exists, and their host
-        # allocations happen before the allocation counter is read at the end of the C load
-        self.tokenizers = {k: _load_tokenizer(f) for k, f in self.folders.items() if f is not None}
-        super().__init__(aligner, asr, device=device, **limits)
+        self.tokenizers = {}
+        super().__init__(aligner, asr, device=device, **limits)  # configs, plan, OOM check, weights
+        try:
+            self.tokenizers = {k: _load_tokenizer(f) for k, f in self.folders.items() if f is not None}
+        except BaseException:
+            self.close()
+            raise
+        self._mark_loaded()  # the tokenizers' host allocations belong to the load, not to requests
 
     @property
     def loaded(self):
