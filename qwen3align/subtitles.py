@@ -157,7 +157,8 @@ def group_cues(items, duration=None, *, text="", max_chars=42, max_duration=7.0,
             pause = spans[i][0] - spans[i - 1][1] > max_gap * 1000.0
             if not (too_wide or too_long or pause):
                 continue
-        cues.append(Cue(spans[a][0], spans[i - 1][1], _cue_text(text, src, words, a, i - 1), a, i - 1))
+        line = _cue_text(text, src, words, a, i - 1) or "…"  # a cue line may not be empty (SRT/VTT)
+        cues.append(Cue(spans[a][0], spans[i - 1][1], line, a, i - 1))
         a = i
     return cues
 

@@ -165,6 +165,12 @@ def test_text_fallback_when_words_not_in_text():
     assert "alpha beta" in res.to_srt()
 
 
+def test_empty_word_still_makes_a_valid_cue():
+    res = qa.Alignment([("", 0.0, 0.5), ("b", 3.0, 3.5)], duration=4.0)
+    subs = parse_srt(res.to_srt())
+    assert [s.content for s in subs] == ["…", "b"]
+
+
 def test_timestamp_formats():
     assert st.format_srt_time(3_723_004) == "01:02:03,004"
     assert st.format_vtt_time(59_999) == "00:00:59.999"
