@@ -81,10 +81,13 @@ def print_plan_only(out=sys.stdout):
         return 0
     print(plan, file=out)
     try:
-        fits = plan.fits()
-        print(f"\nfits on this device: {'yes' if fits else 'no'}", file=out)
+        verdict = plan.fits()
+        rows = [("this device", None, verdict)] if isinstance(verdict, bool) else verdict
+        for name, free, ok in rows:
+            have = "" if free is None else f" ({free / 2**30:.2f} GiB free)"
+            print(f"fits on {name}{have}: {'yes' if ok else 'no'}", file=out)
     except Exception as e:
-        print(f"\n(could not check the device: {e})", file=out)
+        print(f"(could not check the device: {e})", file=out)
     return 0
 
 
