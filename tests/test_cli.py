@@ -272,5 +272,10 @@ def test_demo_runs(monkeypatch, tmp_path):
     if demo._engine_ready():
         assert "RANDOM weights" in text and " --> " in text
         assert os.path.exists(os.path.join(demo.cache_dir(), "aligner", "model.safetensors"))
+        # the tiny aligner's wired clock: one stamp pair per word, advancing through the clip
+        rows = [line.split() for line in text.splitlines() if line.startswith("  ") and len(line.split()) == 3]
+        starts = [float(r[0]) for r in rows if r[0].replace(".", "").isdigit()]
+        assert len(starts) == len(demo.SENTENCE.split())
+        assert all(a < b for a, b in zip(starts, starts[1:])) and starts[-1] - starts[0] > 1.0, starts
     else:
         assert "memory" in text and "plan" in text
