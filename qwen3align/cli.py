@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_OOM, EXIT_ERROR = 0, 2, 3, 4, 5
