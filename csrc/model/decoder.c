@@ -8,40 +8,11 @@
  *   query heads per kv head), scale 1/√Dh; x += o_proj; x += down(silu(gate(y))·up(y)), y = RMSNorm(x).
  * With a cache, k/v projections are written straight into the cache rows of their positions, so a
  * decode step reads every earlier position from the cache (HF DynamicCache, prefill then one token).
- * The MLP runs QA_MLP_TILE rows at a time. The takes below are mirrored by qa_decoder_ws_bytes().
+ * The MLP runs QA_MLP_TILE rows at a time. The takes below are mirrored by qa_plan_workspace_decoder().
  */
 #include "decoder.h"
-#include "encoder.h" /* QA_MLP_TILE */
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static size_t fbytes(int64_t n) { return qa_align_up((size_t)n * sizeof(float)); }
-
-size_t qa_kv_bytes(const qa_text_config *t, int64_t max_ctx)
-{
-    return (size_t)t->layers * 2 * (size_t)max_ctx * (size_t)t->kv_heads * (size_t)t->head_dim * sizeof(float);
-}
-
-size_t qa_decoder_ws_bytes(const qa_model_config *c, int64_t T, int with_cache)
-{
-    const qa_text_config *t = &c->text;
-    int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
-    size_t attn = 2 * fbytes(T * QD) + (with_cache ? 0 : 2 * fbytes(T * KD));
-    size_t mlp = 2 * fbytes(min64(T, QA_MLP_TILE) * t->inter);
-    return fbytes(T * t->hidden) + (attn > mlp ? attn : mlp);
-}
-
-void qa_decoder_scratch_dims(const qa_model_config *c, int64_t T, int64_t max_kv, qa_scratch_dims *d)
-{
-    const qa_text_config *t = &c->text;
-    d->max_kv = max64(d->max_kv, max_kv);
-    d->max_q = max64(d->max_q, T);
-    d->max_heads = max64(d->max_heads, t->heads);
-    d->max_gemm_k = max64(d->max_gemm_k, max64(t->inter, (int64_t)t->heads * t->head_dim));
-    d->max_gemm_n = max64(d->max_gemm_n, max64(t->inter, (int64_t)t->heads * t->head_dim));
-}
 
 #define TAKE(ptr, n)                                                       \
     do {                                                                   \

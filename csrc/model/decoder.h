@@ -6,13 +6,13 @@
  *     QA_TRY(qa_decoder_forward(be, model, ws, x, T, 0, NULL, e));              // aligner: no cache
  *
  * x [T, D] float32 in backend memory is updated in place (the residual stream). Temporaries come from
- * the workspace region and are released before returning; peak qa_decoder_ws_bytes().
+ * the workspace region and are released before returning; peak qa_plan_workspace_decoder().
  */
 #ifndef QA_DECODER_H
 #define QA_DECODER_H
 
 #include "../backend/backend.h"
-#include "../memory/arena.h"
+#include "../memory/plan.h" /* QA_MLP_TILE */
 #include "weights.h"
 
 /* A KV cache view (float32, backend memory): layer l's keys at base + (2l)·max_ctx·KD, values at
@@ -22,15 +22,6 @@ typedef struct qa_kv_cache {
     int64_t max_ctx;
     int64_t kd;     /* Hk·Dh */
 } qa_kv_cache;
-
-/* Bytes of a float32 cache of max_ctx positions for this text config. */
-size_t qa_kv_bytes(const qa_text_config *t, int64_t max_ctx);
-
-/* Workspace bytes one qa_decoder_forward over T rows takes (cache given or not). */
-size_t qa_decoder_ws_bytes(const qa_model_config *c, int64_t T, int with_cache);
-
-/* Largest dims of the decoder's op calls for T query rows over up to max_kv keys. */
-void qa_decoder_scratch_dims(const qa_model_config *c, int64_t T, int64_t max_kv, qa_scratch_dims *d);
 
 /* Run the text layers on x[T, D] (rows at positions pos0 .. pos0+T−1). kv: NULL (whole sequence at
  * once, pos0 must be 0) or a cache whose rows [0, pos0) hold the earlier positions; rows

@@ -10,8 +10,8 @@
  *   4. pre-LN transformer layers, bidirectional attention inside windows of 104 tokens (cu_seqlens);
  *   5. ln_post -> proj1 (linear_1) -> GELU -> proj2 (linear_2).
  * Memory: chunks go through the convs QA_ENC_CHUNK_TILE at a time and the MLP QA_MLP_TILE rows at a
- * time, so the workspace grows with the token count, not with chunks × conv maps. The layout of the
- * takes below is mirrored by qa_encoder_ws_bytes() — change both together.
+ * time, so the workspace grows with the token count, not with chunks × conv maps. The takes below
+ * are mirrored by qa_plan_workspace_encoder() (memory/plan.c) — change both together.
  */
 #include "encoder.h"
 
@@ -23,19 +23,7 @@ static int64_t conv3_len(int64_t n) { return conv_len(conv_len(conv_len(n))); }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static size_t fbytes(int64_t n) { return qa_align_up((size_t)n * sizeof(float)); }
-
-int64_t qa_encoder_chunk_tokens(const qa_audio_config *a) { return conv3_len(2 * (int64_t)a->n_window); }
-
-int64_t qa_encoder_conv_freq(const qa_audio_config *a) { return conv3_len(a->num_mel_bins); }
-
-int64_t qa_encoder_tokens(const qa_audio_config *a, int64_t frames)
-{
-    int64_t L = 2 * (int64_t)a->n_window, r = frames % L;
-    return (frames / L) * qa_encoder_chunk_tokens(a) + (r > 0 ? conv3_len(r) : 0);
-}
+static int64_t chunk_tokens(const qa_audio_config *a) { return conv3_len(2 * (int64_t)a->n_window); }
 
 int64_t qa_encoder_window(const qa_audio_config *a, int64_t frames)
 {
@@ -44,45 +32,7 @@ int64_t qa_encoder_window(const qa_audio_config *a, int64_t frames)
      * chunk that is >= the whole clip, i.e. one window. */
     if (frames < L)
         return 0;
-    return qa_encoder_chunk_tokens(a) * (a->n_window_infer / L);
-}
-
-/* Buffers of the conv front for n_chunks chunks (tile of g chunks). */
-static size_t conv_front_bytes(const qa_audio_config *a, int64_t g)
-{
-    int64_t M = a->num_mel_bins, L = 2 * (int64_t)a->n_window, C = a->down_hidden;
-    int64_t H1 = conv_len(M), W1 = conv_len(L), H2 = conv_len(H1), W2 = conv_len(W1);
-    int64_t H3 = conv_len(H2), W3 = conv_len(W2);
-    return fbytes(g * M * L) + fbytes(g * C * H1 * W1) + fbytes(g * C * H2 * W2) + fbytes(g * C * H3 * W3) +
-           fbytes(g * W3 * C * H3);
-}
-
-size_t qa_encoder_ws_bytes(const qa_model_config *c, int64_t frames)
-{
-    const qa_audio_config *a = &c->audio;
-    int64_t L = 2 * (int64_t)a->n_window, n_chunks = (frames + L - 1) / L;
-    int64_t Tp = n_chunks * qa_encoder_chunk_tokens(a), T = qa_encoder_tokens(a, frames), E = a->d_model;
-    size_t front = conv_front_bytes(a, min64(QA_ENC_CHUNK_TILE, n_chunks));
-    size_t layer = fbytes(T * E) + (size_t)max64((int64_t)(3 * fbytes(T * E)),
-                                                 (int64_t)fbytes(min64(T, QA_MLP_TILE) * a->ffn));
-    size_t tail = 2 * fbytes(T * E);
-    size_t body = front > layer ? front : layer;
-    return fbytes(Tp * E) + (body > tail ? body : tail);
-}
-
-void qa_encoder_scratch_dims(const qa_model_config *c, int64_t frames, qa_scratch_dims *d)
-{
-    const qa_audio_config *a = &c->audio;
-    int64_t M = a->num_mel_bins, L = 2 * (int64_t)a->n_window, C = a->down_hidden;
-    int64_t H1 = conv_len(M), W1 = conv_len(L), H2 = conv_len(H1), W2 = conv_len(W1);
-    int64_t T = qa_encoder_tokens(a, frames), w = qa_encoder_window(a, frames);
-    int64_t im2col = max64(9 * H1 * W1, 9 * C * H2 * W2); /* conv1 (Cin 1), conv2 (the largest) */
-    d->max_kv = max64(d->max_kv, w > 0 ? min64(w, T) : T);
-    d->max_q = max64(d->max_q, T);
-    d->max_heads = max64(d->max_heads, a->heads);
-    d->max_gemm_k = max64(d->max_gemm_k, max64(C * qa_encoder_conv_freq(a), max64(9 * C, a->ffn)));
-    d->max_gemm_n = max64(d->max_gemm_n, max64(a->ffn, a->output_dim));
-    d->max_im2col = max64(d->max_im2col, im2col);
+    return chunk_tokens(a) * (a->n_window_infer / L);
 }
 
 #define TAKE(ptr, n)                                                   \
@@ -157,8 +107,8 @@ qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, c
     const qa_encoder_weights *w = &m->enc;
     if (frames <= 0)
         return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: no valid mel frames");
-    int64_t L = 2 * (int64_t)a->n_window, n_chunks = (frames + L - 1) / L, Tc = qa_encoder_chunk_tokens(a);
-    int64_t T = qa_encoder_tokens(a, frames), E = a->d_model, D = a->output_dim;
+    int64_t L = 2 * (int64_t)a->n_window, n_chunks = (frames + L - 1) / L, Tc = chunk_tokens(a);
+    int64_t T = qa_audio_tokens_of_frames(a, frames), E = a->d_model, D = a->output_dim;
     int64_t window = qa_encoder_window(a, frames);
     size_t mark = qa_region_mark(ws);
     float *x, *h, *p;

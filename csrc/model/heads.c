@@ -7,16 +7,9 @@
  */
 #include "heads.h"
 
-static size_t fbytes(int64_t n) { return qa_align_up((size_t)n * sizeof(float)); }
-
 int64_t qa_head_classes(const qa_model *m)
 {
     return m->dec.head.ndim == 2 ? m->dec.head.shape[0] : 0;
-}
-
-size_t qa_head_ws_bytes(const qa_model_config *c, int64_t n)
-{
-    return fbytes(n * c->text.hidden);
 }
 
 qa_status qa_head_rows(qa_backend *be, const qa_model *m, qa_region *ws, const float *x, int64_t T,

@@ -14,9 +14,6 @@
 /* Rows of the head: classify_num (aligner) or vocab (ASR). */
 int64_t qa_head_classes(const qa_model *m);
 
-/* Workspace bytes of qa_head_rows for n rows. */
-size_t qa_head_ws_bytes(const qa_model_config *c, int64_t n);
-
 /* logits[n, classes] = head(RMSNorm(x[rows[i]])) for i < n. x [T, D]; rows int32 [n] in backend
  * memory, each in [0, T). Borrowed: all; temporaries from ws, released. */
 qa_status qa_head_rows(qa_backend *be, const qa_model *m, qa_region *ws, const float *x, int64_t T,

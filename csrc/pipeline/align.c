@@ -5,7 +5,7 @@
  * logits of the `score` head at the positions where id == timestamp_token_id (151705), argmax =
  * class (first max on ties), its softmax probability is our confidence (MODEL_FACTS §7.3).
  * Workspace: x [T, D] lives through the whole request; the inputs stage, the decoder and the head
- * each take their temporaries above it and give them back (qa_align_ws_bytes mirrors this).
+ * each take their temporaries above it and give them back (qa_plan_workspace_aligner mirrors this).
  * Timestamp row indices are streamed to the device through a small stack buffer, so nothing of the
  * request's size is allocated outside the arena.
  */
@@ -15,8 +15,6 @@
 #include "../model/heads.h"
 
 #define ROWS_CHUNK 1024 /* timestamp indices staged per host->device copy */
-
-static size_t fbytes(int64_t n) { return qa_align_up((size_t)n * sizeof(float)); }
 
 qa_status qa_align_count(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                          int64_t *n, qa_err *e)
@@ -33,20 +31,6 @@ qa_status qa_align_count(const qa_model *m, const qa_inputs *in, int64_t max_fra
         return QA_FAIL(e, QA_ERR_INPUT, "input_ids contain no <timestamp> id (%d): nothing to align",
                        m->cfg.timestamp_token_id);
     return QA_OK;
-}
-
-/* Head stage buffers: rows int32 [n], logits [n, C], classes int32 [n], probs [n], then the head's own. */
-static size_t head_stage_bytes(const qa_model_config *c, int64_t n)
-{
-    return 2 * qa_align_up((size_t)n * sizeof(int32_t)) + fbytes(n * c->classify_num) + fbytes(n) +
-           qa_head_ws_bytes(c, n);
-}
-
-size_t qa_align_ws_bytes(const qa_model_config *c, int64_t frames, int64_t T, int64_t n)
-{
-    size_t a = qa_inputs_ws_bytes(c, frames, T), b = qa_decoder_ws_bytes(c, T, 0), h = head_stage_bytes(c, n);
-    size_t mx = a > b ? a : b;
-    return fbytes(T * c->text.hidden) + (mx > h ? mx : h);
 }
 
 /* Device rows[i] = position of the i-th <timestamp> id. */

@@ -17,9 +17,6 @@
 qa_status qa_align_count(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                          int64_t *n, qa_err *e);
 
-/* Peak workspace bytes of qa_align_forward for frames / T tokens / n timestamps. */
-size_t qa_align_ws_bytes(const qa_model_config *c, int64_t frames, int64_t T, int64_t n);
-
 /* Run audio tower + text model + head at the <timestamp> rows. Host outputs (any may be NULL):
  * logits [n, classify_num], classes [n] (argmax), probs [n] (softmax probability of that class).
  * The request must have passed qa_align_count. */

@@ -7,13 +7,11 @@
  * while fewer than min_new_tokens were generated; stop at EOS or max_new_tokens.
  * Memory: the cache is the arena's kv region (rows = positions, qa_kv_cache); the workspace holds the
  * prompt's x [T, D] during prefill, then the per-step buffers (logits [V], token, two rows [D]) above
- * it — qa_asr_ws_bytes mirrors the takes. Each step copies one int32 back to test for EOS.
+ * it — qa_plan_workspace_asr mirrors the takes. Each step copies one int32 back to test for EOS.
  */
 #include "asr.h"
 
 #include "../model/heads.h"
-
-static size_t fbytes(int64_t n) { return qa_align_up((size_t)n * sizeof(float)); }
 
 qa_status qa_asr_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                        int64_t max_new, int64_t min_new, const qa_kv_cache *kv, qa_err *e)
@@ -31,20 +29,6 @@ qa_status qa_asr_check(const qa_model *m, const qa_inputs *in, int64_t max_frame
                        "positions planned (max_new_tokens / max_audio_seconds of load_models)",
                        (long long)in->T, (long long)max_new, (long long)kv->max_ctx);
     return QA_OK;
-}
-
-/* Step buffers: logits [V], token int32 [1], norm row g [D], embedded token x1 [D]. */
-static size_t step_bytes(const qa_model_config *c)
-{
-    return fbytes(c->text.vocab) + qa_align_up(sizeof(int32_t)) + 2 * fbytes(c->text.hidden) +
-           qa_decoder_ws_bytes(c, 1, 1);
-}
-
-size_t qa_asr_ws_bytes(const qa_model_config *c, int64_t frames, int64_t T)
-{
-    size_t a = qa_inputs_ws_bytes(c, frames, T), b = qa_decoder_ws_bytes(c, T, 1), s = step_bytes(c);
-    size_t mx = a > b ? a : b;
-    return fbytes(T * c->text.hidden) + (mx > s ? mx : s);
 }
 
 static int is_eos(const qa_model *m, int32_t id)

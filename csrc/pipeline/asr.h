@@ -16,9 +16,6 @@
 qa_status qa_asr_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                        int64_t max_new, int64_t min_new, const qa_kv_cache *kv, qa_err *e);
 
-/* Peak workspace bytes of qa_asr_generate for a prompt of T tokens. */
-size_t qa_asr_ws_bytes(const qa_model_config *c, int64_t frames, int64_t T);
-
 /* Prefill then greedy decoding with the KV cache: out_ids[*n_out] (host, room for max_new) gets the
  * generated ids, stopping after max_new tokens or at an EOS (eos_token_ids; the EOS itself is not
  * stored). EOS is suppressed while fewer than min_new tokens were generated. first_logits (host

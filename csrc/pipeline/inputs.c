@@ -11,8 +11,6 @@
 
 #include "../model/encoder.h"
 
-static size_t fbytes(int64_t n) { return qa_align_up((size_t)n * sizeof(float)); }
-
 qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                           qa_err *e)
 {
@@ -39,19 +37,12 @@ qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_fr
                            (int)in->ids[t], (long long)t, c->text.vocab);
         pads += in->ids[t] == c->audio_token_id;
     }
-    int64_t want = qa_encoder_tokens(&c->audio, in->frames);
+    int64_t want = qa_audio_tokens_of_frames(&c->audio, in->frames);
     if (pads != want)
         return QA_FAIL(e, QA_ERR_INPUT, "the prompt has %lld <|audio_pad|> ids (%d) but %lld valid frames give "
                        "%lld audio tokens", (long long)pads, c->audio_token_id, (long long)in->frames,
                        (long long)want);
     return QA_OK;
-}
-
-size_t qa_inputs_ws_bytes(const qa_model_config *c, int64_t frames, int64_t T)
-{
-    int64_t N = qa_encoder_tokens(&c->audio, frames);
-    return fbytes(c->audio.num_mel_bins * frames) + qa_align_up((size_t)T * sizeof(int32_t)) +
-           fbytes(N * c->text.hidden) + qa_encoder_ws_bytes(c, frames);
 }
 
 /* Features host [M, ld] -> backend [M, frames] (only the valid frames travel). */
@@ -69,7 +60,7 @@ static qa_status upload_features(qa_backend *be, const qa_inputs *in, float *dst
 static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float **emb,
                            qa_err *e)
 {
-    int64_t N = qa_encoder_tokens(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
+    int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
     float *feat = qa_arena_take(ws, (size_t)(in->mel_bins * in->frames) * sizeof(float), e);
     if (!feat)
         return e->code;
@@ -112,7 +103,7 @@ qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, cons
 qa_status qa_inputs_audio(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *out_host,
                           qa_err *e)
 {
-    int64_t N = qa_encoder_tokens(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
+    int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
     size_t mark = qa_region_mark(ws);
     float *emb;
     QA_TRY(run_tower(be, m, ws, in, &emb, e));

@@ -6,13 +6,13 @@
  *     QA_TRY(qa_inputs_embed(be, model, ws, &in, x, e));              // x = embed(ids) with audio rows
  *
  * Shared by pipeline/align.c and pipeline/asr.c. Temporaries come from the workspace and are
- * released before returning (peak qa_inputs_ws_bytes()).
+ * released before returning (peak qa_plan_workspace_inputs()).
  */
 #ifndef QA_INPUTS_H
 #define QA_INPUTS_H
 
 #include "../backend/backend.h"
-#include "../memory/arena.h"
+#include "../memory/plan.h"
 #include "../model/weights.h"
 
 typedef struct qa_inputs {
@@ -29,9 +29,6 @@ typedef struct qa_inputs {
  * or the number of <|audio_pad|> ids != the audio tokens of `frames`. */
 qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                           qa_err *e);
-
-/* Workspace bytes of qa_inputs_embed (and of qa_inputs_audio for ids == NULL). */
-size_t qa_inputs_ws_bytes(const qa_model_config *c, int64_t frames, int64_t T);
 
 /* x[T, D] (backend memory) = embeddings of ids with the audio tower's rows at the <|audio_pad|>
  * positions, in order (HF masked_scatter). */

@@ -26,6 +26,11 @@ float *qa_cpu_scratch(qa_backend *be, int64_t offset, int64_t floats, const char
 
 size_t qa_cpu_scratch_need(const qa_backend *be, const qa_scratch_dims *d)
 {
+    return qa_backend_cpu_scratch_need(d);
+}
+
+size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d)
+{
     int64_t attn = QA_CPU_ATTN_BQ * d->max_kv;
     int64_t conv = d->max_im2col + QA_CPU_TILE_FLOATS;
     int64_t n = attn > conv ? attn : conv;
