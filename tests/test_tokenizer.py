@@ -148,7 +148,7 @@ def _merges(lines):
 
 @pytest.mark.parametrize("name,content,match", [
     ("vocab.json", None, "vocab.json"),
-    ("vocab.json", b'{"a": 0, "b": ', "vocab.json"),
+    ("vocab.json", b'{"a": 0,\n "b": ', "vocab.json: line 2 column"),
     ("vocab.json", b'["a", "b"]', "vocab.json: the top level is not a JSON object"),
     ("vocab.json", b'{"a": -1}', "vocab.json: token 'a'"),
     ("vocab.json", b'{"a": 1.5}', "vocab.json: token 'a'"),

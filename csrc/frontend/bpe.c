@@ -22,20 +22,40 @@ typedef struct heap_ent {
     int32_t left, right;
 } heap_ent;
 
+#define SMALL 64 /* pieces up to this many bytes (nearly all words) use the arrays in the struct */
+
 typedef struct work {
     int32_t *sym, *prev, *next; /* symbols of the current piece as a linked list */
     heap_ent *heap;
     size_t cap, n_heap;
     int32_t *nfc; /* NFC scratch (UTF-32, re-encoded in place) */
     size_t nfc_cap;
+    int32_t sym_s[SMALL], prev_s[SMALL], next_s[SMALL];
+    heap_ent heap_s[3 * SMALL];
 } work;
+
+static void work_init(work *w)
+{
+    w->sym = w->sym_s, w->prev = w->prev_s, w->next = w->next_s, w->heap = w->heap_s;
+    w->cap = SMALL;
+    w->n_heap = 0;
+    w->nfc = NULL;
+    w->nfc_cap = 0;
+}
+
+static void work_free_arrays(work *w)
+{
+    if (w->sym != w->sym_s) {
+        qa_free(w->sym);
+        qa_free(w->prev);
+        qa_free(w->next);
+        qa_free(w->heap);
+    }
+}
 
 static void work_free(work *w)
 {
-    qa_free(w->sym);
-    qa_free(w->prev);
-    qa_free(w->next);
-    qa_free(w->heap);
+    work_free_arrays(w);
     qa_free(w->nfc);
 }
 
@@ -43,17 +63,18 @@ static qa_status work_reserve(work *w, size_t m, qa_err *e)
 {
     if (m <= w->cap)
         return QA_OK;
-    size_t cap = m < 64 ? 64 : m * 2;
-    qa_free(w->sym);
-    qa_free(w->prev);
-    qa_free(w->next);
-    qa_free(w->heap);
+    work_free_arrays(w);
+    size_t cap = m * 2;
     w->sym = qa_malloc_n(cap, sizeof *w->sym, e);
     w->prev = qa_malloc_n(cap, sizeof *w->prev, e);
     w->next = qa_malloc_n(cap, sizeof *w->next, e);
     w->heap = qa_malloc_n(cap * 3, sizeof *w->heap, e); /* m-1 pairs + 2 per merge */
-    w->cap = (w->sym && w->prev && w->next && w->heap) ? cap : 0;
-    return w->cap ? QA_OK : QA_ERR_OOM;
+    w->cap = cap;
+    if (w->sym && w->prev && w->next && w->heap)
+        return QA_OK;
+    work_free_arrays(w);
+    work_init(w);
+    return QA_ERR_OOM;
 }
 
 static void heap_push(work *w, heap_ent x)
@@ -224,7 +245,8 @@ qa_status qa_tokenizer_encode(const qa_tokenizer *t, const char *text, size_t le
     if (bad < len)
         return QA_FAIL(e, QA_ERR_INPUT, "text is not valid UTF-8: byte 0x%02x at offset %zu", s[bad], bad);
     size_t n0 = out->n;
-    work w = {0};
+    work w;
+    work_init(&w);
     qa_status st = encode_all(t, s, len, &w, out, e);
     work_free(&w);
     if (st != QA_OK)

@@ -59,14 +59,41 @@ static qa_status read_text_file(const char *path, char **out, size_t *len, qa_er
     return QA_OK;
 }
 
+/* Line and column (1-based) of byte offset off in buf. */
+static void line_col(const char *buf, size_t len, size_t off, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (buf[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
 static qa_status parse_json(const char *path, qa_json_doc **doc, qa_err *e)
 {
-    qa_status s = qa_json_parse_file(path, QA_TOK_MAX_FILE, doc, e);
+    char *buf;
+    size_t len;
+    QA_TRY(read_text_file(path, &buf, &len, e));
+    qa_status s = qa_json_parse(buf, len, doc, e);
     if (s != QA_OK) {
-        if (!strstr(e->msg, path))
-            qa_err_prefix(e, "%s: ", path);
-        return s;
+        /* json.c reports "... at byte N: ..."; the file's users want a line to look at */
+        const char *at = strstr(e->msg, "at byte ");
+        size_t off, line, col;
+        char where[64] = "";
+        if (at && sscanf(at, "at byte %zu", &off) == 1) {
+            line_col(buf, len, off, &line, &col);
+            snprintf(where, sizeof where, "line %zu column %zu: ", line, col);
+        }
+        qa_err_prefix(e, "%s: %s", path, where);
     }
+    qa_free(buf);
+    if (s != QA_OK)
+        return s;
     if (qa_json_root(*doc)->type != QA_JSON_OBJECT)
         return QA_FAIL(e, QA_ERR_MODEL, "%s: the top level is not a JSON object", path);
     return QA_OK;

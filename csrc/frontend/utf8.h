@@ -44,7 +44,4 @@ size_t qa_utf8_invalid_at(const uint8_t *s, size_t n);
  * Returns the bytes written. */
 size_t qa_utf8_sanitize(const uint8_t *s, size_t n, uint8_t *out);
 
-/* Append the UTF-8 of cp (valid scalar value) to out; returns the bytes written (1..4). */
-size_t qa_utf8_put(int32_t cp, uint8_t *out);
-
 #endif
