@@ -5,8 +5,9 @@
     qwen3align transcribe talk.wav --asr Qwen3-ASR-1.7B/ --language English
     qwen3align plan --asr Qwen3-ASR-1.7B --max-audio-seconds 600 --budget 8GiB
 
-Exit codes: 0 ok; 2 usage; 3 bad input or audio (InputError, AudioError); 4 out of memory (also
-`plan --budget` when the plan does not fit); 5 model loading or any other qwen3align error.
+Exit codes: 0 ok; 2 usage; 3 bad input, audio or device (InputError, AudioError: e.g. --device cuda
+with no GPU visible); 4 out of memory (also `plan --budget` when the plan does not fit); 5 model
+loading or any other qwen3align error.
 Errors are one readable line on stderr; progress goes to stderr (silenced by -q), results to
 stdout or -o FILE.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_OOM, EXIT_ERROR = 0, 2, 3, 4, 5
@@ -28,18 +28,14 @@ class UsageError(Exception):
     """A command line that parses but cannot work (exit 2)."""
 
 
-class DeviceError(Exception):
-    """The requested device is not there (exit 5)."""
+def budget_bytes(s: str) -> int:
+    """--budget: '8GiB', '8 GB', '1.5e9' (qwen3align.memory.parse_bytes) as an argparse type."""
+    from .memory import parse_bytes
 
-
-def parse_bytes(s: str) -> int:
-    """'8GiB', '8 GB', '512M', '1.5e9' -> bytes (K/M/G/T alone are binary, KB/MB/GB decimal)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([KMGT]?)(i?B?)\s*", s, re.I)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {s!r} (try 8GiB, 8000MB or 8e9)")
-    value, prefix, suffix = float(m.group(1)), m.group(2).upper(), m.group(3).lower()
-    base = 1000 if suffix == "b" and prefix else 1024
-    return int(value * base ** " KMGT".index(prefix or " "))
+    try:
+        return parse_bytes(s)
+    except ValueError as e:  # InputError is a ValueError
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _common(p, device=True):
@@ -92,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{RELEASED[0]})")
     pl.add_argument("--asr", help=f"checkpoint folder or released name (default with --aligner unset: {RELEASED[1]})")
     pl.add_argument("--dtype", help="compute dtype, e.g. bf16 or f32 (default: the device's)")
-    pl.add_argument("--budget", type=parse_bytes, help="check against this many bytes (e.g. 8GiB); "
+    pl.add_argument("--budget", type=budget_bytes, help="check against this many bytes (e.g. 8GiB); "
                     "exit 4 when it does not fit")
     _limits(pl)
     _common(pl)
@@ -104,20 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_device(device: str):
-    """Fail early, in words, when CUDA is asked for and cannot work here."""
-    if not device or not device.startswith("cuda"):
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    if not os.path.exists(os.path.join(here, "libqa_cuda.so")):
-        raise DeviceError(f"--device {device}: this qwen3align build has no CUDA backend (nvcc was not found "
-                          "when it was built); use --device cpu, or rebuild on a machine with the CUDA toolkit")
-    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if vis is not None and vis.strip() in ("", "-1"):
-        raise DeviceError(f"--device {device}: no GPU is visible (CUDA_VISIBLE_DEVICES={vis!r}); "
-                          "use --device cpu or unset CUDA_VISIBLE_DEVICES")
-    if not any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/dxg", "/proc/driver/nvidia/gpus")):
-        raise DeviceError(f"--device {device}: no NVIDIA GPU is visible on this machine (no /dev/nvidia0); "
-                          "use --device cpu")
+    """Fail early, in words, when the device cannot work here (no GPU visible, no CUDA build):
+    before any model is read. The rule itself is the library's (qwen3align.models)."""
+    from .models import _resolve_device
+
+    _resolve_device(device)
 
 
 def _read_words(path):
@@ -230,12 +217,15 @@ def cmd_plan(a) -> int:
     plan = qa.plan(**kw)
     print(plan)
     if a.budget is not None:
-        ok = plan.fits(a.budget)
-        if isinstance(ok, list):  # MemoryPlan.fits -> [("budget", bytes, fits)]
-            ok = all(row[2] for row in ok)
+        ok = _all_fit(plan.fits(a.budget))
         print(f"{'fits' if ok else 'does NOT fit'} in a budget of {a.budget:,} bytes ({a.budget / 2**30:.2f} GiB)")
         return EXIT_OK if ok else EXIT_OOM
     return EXIT_OK
+
+
+def _all_fit(verdict) -> bool:
+    # MemoryPlan.fits gives [(device, free_bytes, fits)]; a plain bool is accepted too
+    return verdict if isinstance(verdict, bool) else all(row[-1] for row in verdict)
 
 
 def cmd_demo(a) -> int:
@@ -269,9 +259,6 @@ def main(argv=None) -> int:
         ap.print_usage(sys.stderr)
         print(_one_line(e), file=sys.stderr)
         return EXIT_USAGE
-    except DeviceError as e:
-        print(_one_line(e), file=sys.stderr)
-        return EXIT_ERROR
     except OSError as e:  # a missing --text-file, an unwritable -o: input problems, told plainly
         print(_one_line(f"{e.strerror or e}: {e.filename}" if e.filename else e), file=sys.stderr)
         return EXIT_INPUT

@@ -11,9 +11,11 @@ The safetensors file is written by hand: 8-byte little-endian header length, a J
 with spaces to a multiple of 8, then the tensors back to back in name order (the format's spec).
 BF16 = the upper 16 bits of the float32 value rounded to nearest even (what torch's .to(bfloat16) does).
 Init: normal(0, 0.02) matrices, ones for norm weights, zeros for biases (HF's init). Tiny models are
-made "lively" so a demo shows varied output: matrices get std 1/sqrt(fan_in), the aligner's head
-only allows classes below `max_seconds` (so random stamps land inside a short clip), and the tiny
-ASR can only emit ~400 common English word pieces plus the special tokens.
+made to give varied, in-range output for the demo: statistics like the reference fixtures' tiny
+models (matrices at 1/sqrt(fan_in), random norms and biases, sharp q/k norms); the tiny ASR can
+only emit ~400 common English word pieces and the special tokens; the tiny aligner gets a wired-in
+position clock (see _aligner_clock) so its stamps advance ~0.1 s per text token, capped at
+`max_seconds` — monotone like speech, but synthetic: it does not listen.
 The weights are random: outputs are meaningless, only their shapes and the pipeline are real.
 """
 from __future__ import annotations
@@ -93,21 +95,28 @@ def tensor_specs(cfg: dict, layout: str = "original", store_lm_head: bool = Fals
                  (p + "mlp.gate_proj.weight", [inter, h]), (p + "mlp.up_proj.weight", [inter, h]),
                  (p + "mlp.down_proj.weight", [h, inter])]
     aligner = is_aligner(cfg)
-    if layout == "original":
-        specs = [("thinker.audio_tower." + n, s) for n, s in audio]
-        specs += [("thinker.audio_tower.proj" + n, s) for n, s in proj]
-        specs += [("thinker.model." + n, s) for n, s in text]
-        if aligner or store_lm_head:
-            specs.append(("thinker.lm_head.weight", [cfg["thinker_config"]["classify_num"] if aligner else v, h]))
-    elif layout == "hf":
-        specs = [("model.audio_tower." + n, s) for n, s in audio]
-        specs += [("model.multi_modal_projector.linear_" + n, s) for n, s in proj]
-        specs += [("model.language_model." + n, s) for n, s in text]
-        if aligner:
-            specs.append(("score.weight", [cfg["thinker_config"]["classify_num"], h]))
-    else:
+    if layout not in ("original", "hf"):
         raise ValueError(f"layout must be 'original' or 'hf', got {layout!r}")
+    specs = [("thinker.audio_tower." + n, s) for n, s in audio]
+    specs += [("thinker.audio_tower.proj" + n, s) for n, s in proj]
+    specs += [("thinker.model." + n, s) for n, s in text]
+    if aligner or (store_lm_head and layout == "original"):
+        specs.append(("thinker.lm_head.weight", [cfg["thinker_config"]["classify_num"] if aligner else v, h]))
+    if layout == "hf":
+        specs = [(hf_name(n, aligner), s) for n, s in specs]
     return sorted(specs)
+
+
+def hf_name(name: str, aligner: bool) -> str:
+    """Original tensor name -> transformers-native (-hf) name (MODEL_FACTS §2.3; proj rules first)."""
+    for old, new in (("thinker.audio_tower.proj1.", "model.multi_modal_projector.linear_1."),
+                     ("thinker.audio_tower.proj2.", "model.multi_modal_projector.linear_2."),
+                     ("thinker.audio_tower.", "model.audio_tower."), ("thinker.model.", "model.language_model.")):
+        if name.startswith(old):
+            return new + name[len(old):]
+    if name == "thinker.lm_head.weight":
+        return "score.weight" if aligner else "lm_head.weight"
+    raise ValueError(f"no -hf name for {name!r}")
 
 
 def hf_config(cfg: dict) -> dict:
@@ -147,17 +156,91 @@ def _is_norm(name: str) -> bool:
     return bool(re.search(r"(layer_norm|layernorm|ln_post|norm)\.weight$", name))
 
 
-def _tiny_fixups(name, arr, cfg, max_seconds, vocab_ids):
-    """Make a tiny model's outputs varied and in range (see the module docstring)."""
-    if name.endswith(("lm_head.weight", "score.weight")) and is_aligner(cfg):
-        seg = cfg.get("timestamp_segment_time", 80)
-        arr[int(max_seconds * 1000 / seg) + 1:] = 0.0  # classes past the clip can never win the argmax
-    elif name.endswith("embed_tokens.weight") and not is_aligner(cfg):
-        keep = np.zeros(arr.shape[0], dtype=bool)
-        keep[list(vocab_ids)] = True
-        arr[~keep] = 0.0  # tied head: a zero row gives logit 0, below the kept words' maxima
-    elif name.endswith(("q_norm.weight", "k_norm.weight")):
-        arr[:] = 2.0  # sharper attention, as in the reference fixtures' tiny models
+def _rng(seed, name):
+    # one stream per tensor (keyed by its original name): values do not depend on the layout, the
+    # order of writing or on which other tensors are present
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def _tiny_arrays(cfg, orig_specs, seed, max_seconds):
+    """All tensors of a tiny model as float32 arrays (original names), made lively (module docstring)."""
+    arrays = {}
+    for name, shape in orig_specs:
+        src = "thinker.model.embed_tokens.weight" if name == "thinker.lm_head.weight" and not is_aligner(cfg) else name
+        arrays[name] = next(_fill(src, shape, _rng(seed, src), True)).reshape(shape)
+    if is_aligner(cfg):
+        _aligner_clock(arrays, cfg, max_seconds)
+    else:
+        keep = np.zeros(arrays["thinker.model.embed_tokens.weight"].shape[0], dtype=bool)
+        keep[sorted(_readable_ids())] = True
+        arrays["thinker.model.embed_tokens.weight"][~keep] = 0.0  # tied head: zero rows give logit 0
+        if "thinker.lm_head.weight" in arrays:
+            arrays["thinker.lm_head.weight"][~keep] = 0.0
+    return arrays
+
+
+# Residual dimensions the tiny aligner's clock uses (see _aligner_clock).
+_CONST, _CLOCK, _SINK, _TEXT = 0, 1, 2, 3
+SECONDS_PER_TOKEN = 0.1  # the tiny aligner's "speaking rate": one text token every 100 ms
+
+
+def _aligner_clock(w, cfg, max_seconds):
+    """Wire a position clock into a tiny aligner so its stamps grow through the text, like speech.
+
+    A random aligner gives the same few classes everywhere (its states at `<timestamp>` positions
+    barely differ), so a demo would show every word at one instant. Here one attention head of the
+    last layer counts the text tokens before each position: it attends with score S ≈ ln 1e4 to the
+    `<|audio_start|>` "sink" (a RoPE pair of near-zero frequency, so the score ignores distance) and
+    with score 0 to everything else, whose value is 1 for text tokens — its output is
+    ≈ count / 1e4. Residual dims _CONST (always 1) and _CLOCK (that output) reach the head, whose
+    row c is (−c²/2, α·c): argmax_c (α·r·c − c²/2) = round(α·r), the count × seconds-per-token in
+    80 ms classes. Nothing else writes those dims. The audio is ignored: the times are synthetic.
+    """
+    t = cfg["thinker_config"]["text_config"]
+    h, hd, nl = t["hidden_size"], t["head_dim"], t["num_hidden_layers"]
+    special = (_CONST, _CLOCK, _SINK, _TEXT)
+    emb = w["thinker.model.embed_tokens.weight"]
+    emb *= 0.02 / max(float(emb.std()), 1e-12)  # quiet random part: the special dims dominate RMSNorm
+    emb[:, special] = 0.0
+    emb[:, _CONST] = 1.0
+    emb[:, _TEXT] = 1.0
+    audio_ids = [cfg["thinker_config"][k] for k in ("audio_start_token_id", "audio_end_token_id", "audio_token_id")]
+    emb[audio_ids, _TEXT] = 0.0
+    emb[cfg["thinker_config"]["audio_start_token_id"], _SINK] = 1.0
+    p2 = "thinker.audio_tower.proj2."
+    w[p2 + "weight"][list(special)] = 0.0  # audio embeddings carry none of the special dims
+    w[p2 + "bias"][list(special)] = 0.0
+    for name, arr in w.items():  # quiet text layers (HF init), so every token's rms is about the same
+        if name.startswith("thinker.model.layers.") and arr.ndim == 2:
+            arr *= 0.02 / max(float(arr.std()), 1e-12)
+    for i in range(nl):
+        p = f"thinker.model.layers.{i}."
+        w[p + "self_attn.o_proj.weight"][list(special)] = 0.0
+        w[p + "mlp.down_proj.weight"][list(special)] = 0.0
+        w[p + "input_layernorm.weight"][list(special)] = 1.0
+    p = f"thinker.model.layers.{nl - 1}.self_attn."
+    pair = hd // 2 - 1  # the lowest RoPE frequency: θ^(-(hd-2)/hd), no rotation over 10^4 positions
+    q, k, v = w[p + "q_proj.weight"], w[p + "k_proj.weight"], w[p + "v_proj.weight"]
+    q[:hd] = 0.0
+    q[pair, _CONST] = 1.0  # query head 0: a spike, the same at every position
+    k[:hd] = 0.0
+    k[pair, _SINK] = 1.0  # kv head 0: a key only on the sink, zero (score 0) elsewhere
+    v[0] = 0.0
+    v[0, _TEXT] = 1.0  # value: 1/rms for text tokens, 0 for audio and the sink
+    score = math.log(1e4)
+    w[p + "q_norm.weight"][pair] = w[p + "k_norm.weight"][pair] = math.sqrt(score / math.sqrt(hd))
+    w[p + "o_proj.weight"][_CLOCK, 0] = 1.0
+    w["thinker.model.norm.weight"][[_CONST, _CLOCK]] = 1.0
+    # the text tokens' 1/rms: rms² ≈ (2 + quiet noise) / h; layer 0 adds a little (measured ≈ 3 %)
+    inv_rms = 1.0 / math.sqrt((2.0 + 0.1) / h)
+    seg = cfg.get("timestamp_segment_time", 80) / 1000.0
+    alpha = SECONDS_PER_TOKEN / seg * 1e4 / inv_rms
+    head = w["thinker.lm_head.weight"]
+    live = min(int(max_seconds / seg) + 1, head.shape[0])
+    c = np.arange(live, dtype=np.float64)
+    head[:] = 0.0  # classes past the clip: logit 0, never above the live maximum (≥ 0)
+    head[:live, _CONST] = -c * c / 2.0
+    head[:live, _CLOCK] = alpha * c
 
 
 def _readable_ids(n=400):
@@ -167,24 +250,43 @@ def _readable_ids(n=400):
     return set(words[:n]) | set(_SPECIAL_IDS) | set(_PROMPT_IDS)
 
 
+def _init(name, shape, tiny):
+    """(kind, center, scale) of a tensor's initial values; see the module docstring."""
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    if not tiny:
+        if name.endswith(".bias"):
+            return ("const", 0.0, 0.0)
+        return ("const", 1.0, 0.0) if _is_norm(name) else ("normal", 0.0, 0.02)
+    # tiny: statistics like the reference fixtures' tiny models (random norms and biases, q/k norm
+    # scales near 4, matrices at 1/sqrt(fan_in)), attention outputs boosted so each position's
+    # state depends on its context, not only on its own token
+    if name.endswith(("q_norm.weight", "k_norm.weight")):
+        return ("normal", 4.0, 0.4)
+    if name.endswith(".bias"):
+        return ("normal", 0.0, 0.1)
+    if _is_norm(name):
+        return ("normal", 1.0, 0.1)
+    boost = ATTN_BOOST if name.endswith(("o_proj.weight", "out_proj.weight")) else 1.0
+    return ("normal", 0.0, boost / math.sqrt(fan_in))
+
+
+ATTN_BOOST = 3.0
+
+
 def _fill(name, shape, rng, tiny):
     """Yield the tensor's float32 values in chunks (whole tensor at once when tiny)."""
     n = int(np.prod(shape))
-    if name.endswith(".bias"):
-        init = ("const", 0.0)
-    elif _is_norm(name):
-        init = ("const", 1.0)
-    else:
-        fan_in = int(np.prod(shape[1:]))
-        init = ("normal", 1.0 / math.sqrt(fan_in) if tiny else 0.02)
+    kind, center, scale = _init(name, shape, tiny)
     step = n if tiny else _CHUNK
     for off in range(0, n, step):
         m = min(step, n - off)
-        if init[0] == "const":
-            yield np.full(m, init[1], dtype=np.float32)
+        if kind == "const":
+            yield np.full(m, center, dtype=np.float32)
         else:
             x = rng.standard_normal(m, dtype=np.float32)
-            x *= np.float32(init[1])
+            x *= np.float32(scale)
+            if center:
+                x += np.float32(center)
             yield x
 
 
@@ -208,29 +310,34 @@ def write_safetensors(path, specs, chunks_for, dtype="bf16", metadata=None):
 
 
 def make_checkpoint(out, preset="Qwen3-ForcedAligner-0.6B", *, tiny=False, layout="original", dtype="bf16",
-                    seed=0, store_lm_head=False, max_seconds=4.0):
-    """Write a random-weight checkpoint folder; returns its path. See the module docstring."""
+                    seed=0, store_lm_head=False, max_seconds=4.0, config=None):
+    """Write a random-weight checkpoint folder; returns its path. See the module docstring.
+
+    config: an original-layout config.json dict to use instead of the preset (HF init, not tiny)."""
     if dtype not in ("bf16", "f32"):
         raise ValueError(f"dtype must be 'bf16' or 'f32', got {dtype!r}")
-    cfg = tiny_config(preset) if tiny else preset_config(preset)
+    if config is not None and tiny:
+        raise ValueError("config= and tiny=True exclude each other")
+    cfg = config if config is not None else tiny_config(preset) if tiny else preset_config(preset)
     specs = tensor_specs(cfg, layout, store_lm_head)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
         json.dump(cfg if layout == "original" else hf_config(cfg), f, indent=2, ensure_ascii=False)
     for fn in TOKENIZER_FILES:
         shutil.copyfile(os.path.join(DATA, fn), os.path.join(out, fn))
-    vocab_ids = _readable_ids() if tiny and not is_aligner(cfg) else None
+    orig = tensor_specs(cfg, "original", store_lm_head and layout == "original")
+    aligner = is_aligner(cfg)
+    names = {(n if layout == "original" else hf_name(n, aligner)): n for n, _ in orig}  # written -> original
+    tiny_arrays = _tiny_arrays(cfg, orig, seed, max_seconds) if tiny else None
 
     def chunks_for(name, shape):
-        src = name
-        if name == "thinker.lm_head.weight" and not is_aligner(cfg):
+        src = names[name]
+        if tiny:
+            yield tiny_arrays[src].reshape(-1).copy()  # (the bf16 conversion works in place)
+            return
+        if src == "thinker.lm_head.weight" and not is_aligner(cfg):
             src = "thinker.model.embed_tokens.weight"  # a stored tied head holds the embeddings
-        # one stream per tensor: values do not depend on the order or on which tensors are written
-        rng = np.random.default_rng([seed, zlib.crc32(src.encode())])
-        for x in _fill(src, shape, rng, tiny):
-            if tiny:
-                _tiny_fixups(src, x.reshape(shape), cfg, max_seconds, vocab_ids)
-            yield x
+        yield from _fill(src, shape, _rng(seed, src), False)
 
     meta = {"format": "pt", "qwen3align": "random weights, seed %d" % seed}
     write_safetensors(os.path.join(out, "model.safetensors"), specs, chunks_for, dtype, meta)

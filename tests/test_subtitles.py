@@ -5,7 +5,6 @@ no empty cue, a TextGrid tier tiling [0, duration].
 The alignments come from the reference fixtures' expected items (transformers on random tiny models):
 their times are mostly far past the audio end and often zero-length — the edge cases to clamp.
 """
-import json
 import os
 import re
 

@@ -8,6 +8,7 @@ For memory-plan, loader and speed tests without downloading weights; the outputs
 meaningless. The work is done by qwen3align.random_checkpoint (NumPy only, no extension needed).
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -28,11 +29,16 @@ def main(argv=None):
                     help="original layout, tied ASR: also store thinker.lm_head.weight (= embeddings), as the releases do")
     ap.add_argument("--max-seconds", type=float, default=4.0,
                     help="tiny aligner: the largest timestamp its head can produce")
+    ap.add_argument("--config", help="an original-layout config.json to use instead of the preset's")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    config = None
+    if a.config:
+        with open(a.config, encoding="utf-8") as f:
+            config = json.load(f)
     t = time.perf_counter()
     make_checkpoint(a.out, a.preset, tiny=a.tiny, layout=a.layout, dtype=a.dtype, seed=a.seed,
-                    store_lm_head=a.store_lm_head, max_seconds=a.max_seconds)
+                    store_lm_head=a.store_lm_head, max_seconds=a.max_seconds, config=config)
     size = os.path.getsize(os.path.join(a.out, "model.safetensors"))
     print(f"wrote {a.out}/model.safetensors ({size / 2**20:.1f} MiB) in {time.perf_counter() - t:.1f} s")
     return 0
