@@ -1,0 +1,84 @@
+/* cuda_loader.c — find and load the CUDA backend library at run time (cuda_api.h).
+ *
+ * Contract: qa_cuda_load() dlopen()s libqa_cuda.so from the folder of the extension module that
+ * contains this code (dladdr on one of our own functions), once per process, and returns its table
+ * after checking QA_CUDA_API_VERSION. Failures are QA_ERR_INPUT with a message that says what to do:
+ * "CUDA backend not built" (the library is absent: nvcc was not found when building), "cannot be
+ * loaded" (with dlerror(): typically libcudart/libcublas missing), or a version mismatch (a stale
+ * build). The handle is never dlclose()d: unloading the CUDA runtime under live contexts is unsafe.
+ * Thread safety: pthread_once.
+ */
+#include "cuda_api.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static const qa_cuda_api *loaded;
+static qa_err load_err;
+
+/* <folder of the extension module>/libqa_cuda.so into buf. */
+static qa_status library_path(char *buf, size_t n, qa_err *e)
+{
+    Dl_info info;
+    if (!dladdr((void *)&library_path, &info) || !info.dli_fname)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend: cannot find the extension module's own path (dladdr)");
+    const char *slash = strrchr(info.dli_fname, '/');
+    size_t dir = slash ? (size_t)(slash - info.dli_fname) : 1;
+    const char *base = slash ? info.dli_fname : ".";
+    if (dir + 1 + strlen(QA_CUDA_LIBRARY) + 1 > n)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend: extension path too long (%zu bytes)", dir);
+    snprintf(buf, n, "%.*s/%s", (int)dir, base, QA_CUDA_LIBRARY);
+    return QA_OK;
+}
+
+static void load_once(void)
+{
+    qa_err *e = &load_err;
+    char path[PATH_MAX];
+    if (library_path(path, sizeof path, e) != QA_OK)
+        return;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        QA_FAIL(e, QA_ERR_INPUT,
+                "CUDA backend not built: %s does not exist (nvcc was not found, or QA_NO_CUDA was set, when "
+                "qwen3align was built); rebuild with nvcc on PATH or use device=\"cpu\"", path);
+        return;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        QA_FAIL(e, QA_ERR_INPUT, "CUDA backend cannot be loaded from %s: %s (are the CUDA runtime and cuBLAS "
+                "libraries installed?); use device=\"cpu\"", path, why ? why : "unknown dlopen error");
+        return;
+    }
+    qa_cuda_api_get_fn get;
+    *(void **)&get = dlsym(h, QA_CUDA_ENTRY);
+    if (!get) {
+        QA_FAIL(e, QA_ERR_INPUT, "CUDA backend %s does not export %s (a stale or foreign library); rebuild",
+                path, QA_CUDA_ENTRY);
+        return;
+    }
+    const qa_cuda_api *api = get();
+    if (!api || api->version != QA_CUDA_API_VERSION) {
+        QA_FAIL(e, QA_ERR_INPUT, "CUDA backend %s has table version %d, this extension expects %d; rebuild both",
+                path, api ? api->version : -1, QA_CUDA_API_VERSION);
+        return;
+    }
+    loaded = api;
+}
+
+qa_status qa_cuda_load(const qa_cuda_api **out, qa_err *e)
+{
+    pthread_once(&once, load_once);
+    *out = loaded;
+    if (loaded)
+        return QA_OK;
+    if (e)
+        *e = load_err;
+    return load_err.code != QA_OK ? load_err.code : QA_ERR_INTERNAL;
+}
