@@ -82,3 +82,12 @@ qa_status qa_cuda_load(const qa_cuda_api **out, qa_err *e)
         *e = load_err;
     return load_err.code != QA_OK ? load_err.code : QA_ERR_INTERNAL;
 }
+
+qa_status qa_backend_cuda_open(qa_backend *be, int device, qa_err *e)
+{
+    const qa_cuda_api *api;
+    QA_TRY(qa_cuda_load(&api, e));
+    qa_cuda_probe pr;
+    QA_TRY(api->probe(device, &pr, e)); /* the QA_ERR_INPUT reasons before any context exists */
+    return api->init(be, device, e);
+}

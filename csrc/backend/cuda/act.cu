@@ -28,10 +28,12 @@ __global__ void add_kernel(float *out, const float *a, const float *b, size_t n)
         out[i] = a[i] + b[i];
 }
 
-template <typename W> __global__ void bias_act_kernel(float *x, const W *bias, size_t n, int D, int gelu)
+/* x[i] = act(x[i] + bias[(i / inner) % D]): inner = 1 for a row bias [T, D], inner = Ho*Wo for a
+ * conv channel bias over [N, D, Ho, Wo]. */
+__global__ void bias_act_kernel(float *x, const float *bias, size_t n, int D, size_t inner, int gelu)
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float v = x[i] + (bias ? qa_ld(bias, i % D) : 0.0f);
+        float v = x[i] + (bias ? bias[(i / inner) % D] : 0.0f);
         x[i] = gelu ? gelu_erf(v) : v;
     }
 }
@@ -63,18 +65,12 @@ qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, 
     return QA_OK;
 }
 
-qa_status qa_cu_bias_act(cudaStream_t s, float *x, const void *bias, qa_dtype bt, int T, int D, int gelu,
+qa_status qa_cu_bias_act(cudaStream_t s, float *x, const float *bias, size_t n, int D, size_t inner, int gelu,
                          qa_err *e)
 {
-    size_t n = (size_t)T * D;
     if (!n || (!bias && !gelu))
         return QA_OK;
-    if (bias)
-        QA_TRY(qa_cu_check_wdtype(bt, "bias_act", e));
-    if (bias && bt == QA_BF16)
-        bias_act_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(x, (const __nv_bfloat16 *)bias, n, D, gelu);
-    else
-        bias_act_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(x, (const float *)bias, n, D, gelu);
+    bias_act_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(x, bias, n, D, inner ? inner : 1, gelu);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -1,10 +1,12 @@
 /* device.cu — opening the CUDA backend: version and device checks, the context (stream + cuBLAS),
- * the counting device-memory hooks the arena uses, and the weight upload path.
+ * the counting device-memory wrapper the arena's block goes through, scratch partitioning, and the
+ * pinned-staging weight upload.
  *
- * Contract: cuda_api.h (the table) and cuda_ctx.cuh. Every cudaMalloc / cudaMallocHost the backend
- * makes goes through counted_* below, so memory_report() can show that nothing is allocated after
- * load (DESIGN.md §5). The arena's single allocation is the only dev_alloc of a normal run; the
- * pinned staging buffers exist only between the first upload and upload_finish.
+ * Contract: cuda_ctx.cuh and cuda_api.h. Every cudaMalloc / cudaMallocHost the backend makes goes
+ * through counted_* below, so memory_report() can show that nothing is allocated after load
+ * (DESIGN.md §5). The arena's single block is the only device allocation of a normal run; the two
+ * 8 MiB pinned staging buffers are allocated at the first upload and kept until close (so a later
+ * request never allocates).
  * Checks, in the order load_models needs them: a driver at all (cudaDriverGetVersion == 0 means none),
  * driver >= runtime (otherwise every call fails with cudaErrorInsufficientDriver), a visible device
  * with the asked index.
@@ -125,7 +127,6 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     snprintf(c->name, sizeof c->name, "%s", pr.name);
     c->cc_major = pr.cc_major;
     c->cc_minor = pr.cc_minor;
-    c->total_mem = pr.total_mem;
     qa_status s = open_handles(c, e);
     if (s != QA_OK) {
         ctx_close(c);
@@ -159,21 +160,24 @@ qa_status qa_cuda_ctx_note(qa_cuda_ctx *c, qa_status s, const qa_err *e)
     return s;
 }
 
-qa_status qa_cuda_ctx_set_scratch(qa_cuda_ctx *c, void *blas_ws, size_t blas_ws_bytes, void *stage,
-                                  size_t stage_bytes, qa_err *e)
+qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_err *e)
 {
-    QA_TRY(qa_cuda_ctx_usable(c, e));
-    if (blas_ws) {
-        QA_CUBLAS_CHECK(e, cublasSetWorkspace(c->blas, blas_ws, blas_ws_bytes));
-        c->blas_ws = blas_ws;
-        c->blas_ws_bytes = blas_ws_bytes;
-    }
-    c->stage = (__nv_bfloat16 *)stage;
-    c->stage_elems = stage_bytes / sizeof(__nv_bfloat16);
+    if (scratch == c->scratch && bytes == c->scratch_bytes && scratch)
+        return QA_OK;
+    if (!scratch || bytes < QA_CUDA_BLAS_WS_BYTES + 256)
+        return QA_FAIL(e, QA_ERR_INTERNAL,
+                       "CUDA backend: scratch of %zu bytes at %p is missing or smaller than the cuBLAS workspace "
+                       "(%zu bytes); set be->scratch to scratch_need() bytes of the arena workspace",
+                       bytes, scratch, QA_CUDA_BLAS_WS_BYTES);
+    QA_CUBLAS_CHECK(e, cublasSetWorkspace(c->blas, scratch, QA_CUDA_BLAS_WS_BYTES));
+    c->scratch = scratch;
+    c->scratch_bytes = bytes;
+    c->work = (char *)scratch + QA_CUDA_BLAS_WS_BYTES;
+    c->work_bytes = bytes - QA_CUDA_BLAS_WS_BYTES;
     return QA_OK;
 }
 
-static qa_status dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
+qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
 {
     *out = NULL;
     QA_TRY(qa_cuda_ctx_usable(c, e));
@@ -186,51 +190,20 @@ static qa_status dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
     return s;
 }
 
-static void dev_free(qa_cuda_ctx *c, void *p)
-{
-    if (!p)
-        return;
-    cudaSetDevice(c->device);
-    cudaStreamSynchronize(c->stream);
-    cudaFree(p);
-}
+/* ---- weight upload: two pinned buffers, the CPU fills one while the DMA drains the other ------- */
 
-static qa_status mem_info(qa_cuda_ctx *c, size_t *fr, size_t *tot, qa_err *e)
-{
-    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
-    QA_CUDA_CHECK(e, cudaMemGetInfo(fr, tot));
-    return QA_OK;
-}
-
-static void mem_stats(qa_cuda_ctx *c, qa_cuda_mem_stats *out)
-{
-    out->device_allocs = n_dev_allocs.load();
-    out->host_allocs = n_host_allocs.load();
-    out->free_at_open = c ? c->free_at_open : 0;
-    out->free_after_handles = c ? c->free_after_handles : 0;
-    out->total = c ? c->total_at_open : 0;
-}
-
-/* ---- weight upload -------------------------------------------------------------------------- */
-
-static qa_status upload_chunk(qa_cuda_ctx *c, void *dst, qa_dtype dt, const char *src, qa_dtype st, size_t n,
-                              qa_err *e)
+static qa_status upload_chunk(qa_cuda_ctx *c, void *dst, const char *src, size_t bytes, qa_err *e)
 {
     int b = c->pin_next;
     c->pin_next ^= 1;
-    QA_CUDA_CHECK(e, cudaEventSynchronize(c->pin_done[b])); /* the GPU finished reading pin[b] */
-    size_t bytes = n * qa_dtype_size(st);
+    QA_CUDA_CHECK(e, cudaEventSynchronize(c->pin_done[b])); /* the DMA out of pin[b] has finished */
     memcpy(c->pin[b], src, bytes);
-    void *target = dt == st ? dst : (void *)c->stage;
-    QA_CUDA_CHECK(e, cudaMemcpyAsync(target, c->pin[b], bytes, cudaMemcpyHostToDevice, c->stream));
+    QA_CUDA_CHECK(e, cudaMemcpyAsync(dst, c->pin[b], bytes, cudaMemcpyHostToDevice, c->stream));
     QA_CUDA_CHECK(e, cudaEventRecord(c->pin_done[b], c->stream));
-    if (dt != st) /* same stream: the next copy into the bounce buffer waits for this conversion */
-        QA_TRY(qa_cu_convert(c->stream, dst, dt, c->stage, st, n, e));
     return QA_OK;
 }
 
-static qa_status upload(qa_cuda_ctx *c, void *dst, qa_dtype dt, const void *src, qa_dtype st, size_t n,
-                        qa_err *e)
+qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e)
 {
     QA_TRY(qa_cuda_ctx_usable(c, e));
     QA_CUDA_CHECK(e, cudaSetDevice(c->device));
@@ -239,77 +212,24 @@ static qa_status upload(qa_cuda_ctx *c, void *dst, qa_dtype dt, const void *src,
             QA_TRY(counted_host_malloc(&c->pin[i], PIN_BYTES, e));
         c->pin_bytes = PIN_BYTES;
     }
-    size_t es = qa_dtype_size(st), per = c->pin_bytes / es;
-    if (dt != st) {
-        size_t bounce = c->stage_elems * sizeof(__nv_bfloat16) / es;
-        if (bounce == 0)
-            return QA_FAIL(e, QA_ERR_INTERNAL, "upload: converting weights needs set_scratch() first");
-        per = per < bounce ? per : bounce;
-    }
-    for (size_t i = 0; i < n; i += per) {
-        size_t m = n - i < per ? n - i : per;
-        QA_TRY(upload_chunk(c, (char *)dst + i * qa_dtype_size(dt), dt, (const char *)src + i * es, st, m, e));
+    for (size_t off = 0; off < bytes; off += c->pin_bytes) {
+        size_t n = bytes - off < c->pin_bytes ? bytes - off : c->pin_bytes;
+        QA_TRY(upload_chunk(c, (char *)dst + off, (const char *)src + off, n, e));
     }
     return QA_OK;
 }
 
-static qa_status upload_finish(qa_cuda_ctx *c, qa_err *e)
+void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)
 {
-    QA_CUDA_CHECK(e, cudaStreamSynchronize(c->stream));
-    for (int i = 0; i < 2; i++) {
-        if (c->pin[i])
-            QA_CUDA_CHECK(e, cudaFreeHost(c->pin[i]));
-        c->pin[i] = NULL;
+    memset(out, 0, sizeof *out);
+    out->device_allocs = n_dev_allocs.load();
+    out->host_allocs = n_host_allocs.load();
+    if (c) {
+        out->free_at_open = c->free_at_open;
+        out->free_after_handles = c->free_after_handles;
+        out->total = c->total_at_open;
+        out->pinned_bytes = c->pin[0] ? 2 * c->pin_bytes : 0;
     }
-    return QA_OK;
 }
 
-static qa_status copy(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, qa_err *e)
-{
-    QA_TRY(qa_cuda_ctx_usable(c, e));
-    if (!bytes)
-        return QA_OK;
-    QA_CUDA_CHECK(e, cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
-    QA_CUDA_CHECK(e, cudaStreamSynchronize(c->stream));
-    return QA_OK;
-}
-
-static qa_status to_device(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e)
-{
-    return qa_cuda_ctx_note(c, copy(c, dst, src, bytes, cudaMemcpyHostToDevice, e), e);
-}
-
-static qa_status to_host(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e)
-{
-    return qa_cuda_ctx_note(c, copy(c, dst, src, bytes, cudaMemcpyDeviceToHost, e), e);
-}
-
-static qa_status sync(qa_cuda_ctx *c, qa_err *e)
-{
-    QA_TRY(qa_cuda_ctx_usable(c, e));
-    cudaError_t err = cudaStreamSynchronize(c->stream);
-    if (err != cudaSuccess)
-        return qa_cuda_ctx_note(c, qa_cuda_fail(e, err, "cudaStreamSynchronize(stream)", __func__, __FILE__,
-                                                __LINE__), e);
-    return QA_OK;
-}
-
-static qa_status set_scratch(qa_cuda_ctx *c, void *ws, size_t wsb, void *stage, size_t sb, qa_err *e)
-{
-    return qa_cuda_ctx_set_scratch(c, ws, wsb, stage, sb, e);
-}
-
-static qa_status upload_noted(qa_cuda_ctx *c, void *dst, qa_dtype dt, const void *src, qa_dtype st, size_t n,
-                              qa_err *e)
-{
-    return qa_cuda_ctx_note(c, upload(c, dst, dt, src, st, n, e), e);
-}
-
-static qa_status upload_finish_noted(qa_cuda_ctx *c, qa_err *e) { return qa_cuda_ctx_note(c, upload_finish(c, e), e); }
-
-static const qa_cuda_api api = {
-    QA_CUDA_API_VERSION, probe, ctx_open, ctx_close, dev_alloc, dev_free, mem_info, mem_stats, set_scratch,
-    upload_noted, upload_finish_noted, to_device, to_host, sync, QA_CUDA_BLAS_WS_BYTES,
-};
-
-extern "C" __attribute__((visibility("default"))) const qa_cuda_api *qa_cuda_api_get(void) { return &api; }
+qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e) { return probe(device, out, e); }

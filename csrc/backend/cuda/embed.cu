@@ -1,10 +1,10 @@
-/* embed.cu — token embedding gather and the audio-embedding scatter into <|audio_pad|> rows.
+/* embed.cu — row gather: token embeddings, and rows of an activation buffer (backend.h embed).
  *
- * Contract: ops.cuh. qa_cu_embed reads one table row per token (BF16 or FP32 table, FP32 out);
- * ids outside [0, V) produce a zero row and raise a device flag the caller checks, instead of reading
- * out of bounds. qa_cu_scatter_rows copies the N_audio encoder rows to the prompt rows that hold
- * <|audio_pad|>, in order (transformers masked_scatter, MODEL_FACTS §5); the caller computed those
- * row numbers on the host from the prompt ids and checked that the counts match.
+ * Contract: ops.cuh. One block per output row reads table[ids[t]] (BF16 or FP32 table, FP32 out).
+ * The engine validates ids on the host; an id outside [0, V) still cannot read out of bounds here:
+ * it produces a zero row and raises the optional device flag.
+ * Reference: nn.Embedding; the audio rows replacing <|audio_pad|> (masked_scatter, MODEL_FACTS §5)
+ * are gathered the same way by the engine.
  */
 #include "ops.cuh"
 
@@ -26,15 +26,6 @@ __global__ void embed_kernel(float *out, const W *table, const int32_t *ids, int
         o[i] = qa_ld(row, i);
 }
 
-__global__ void scatter_rows_kernel(float *out, const float *src, const int32_t *rows, int D)
-{
-    int i = blockIdx.x;
-    float *o = out + (size_t)rows[i] * D;
-    const float *r = src + (size_t)i * D;
-    for (int c = threadIdx.x; c < D; c += blockDim.x)
-        o[c] = r[c];
-}
-
 qa_status qa_cu_embed(cudaStream_t s, float *out, const void *table, qa_dtype wt, const int32_t *ids, int T,
                       int D, int V, int *bad, qa_err *e)
 {
@@ -45,16 +36,6 @@ qa_status qa_cu_embed(cudaStream_t s, float *out, const void *table, qa_dtype wt
         embed_kernel<<<T, 256, 0, s>>>(out, (const __nv_bfloat16 *)table, ids, T, D, V, bad);
     else
         embed_kernel<<<T, 256, 0, s>>>(out, (const float *)table, ids, T, D, V, bad);
-    QA_LAUNCH_CHECK(e);
-    return QA_OK;
-}
-
-qa_status qa_cu_scatter_rows(cudaStream_t s, float *out, const float *src, const int32_t *rows, int n, int D,
-                             qa_err *e)
-{
-    if (n <= 0)
-        return QA_OK;
-    scatter_rows_kernel<<<n, 256, 0, s>>>(out, src, rows, D);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

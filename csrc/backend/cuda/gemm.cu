@@ -2,27 +2,27 @@
  *
  * Contract: cuda_ctx.cuh. Row-major y[T, N] = x[T, K] W[N, K]^T is, in cuBLAS' column-major terms,
  * y^T = W x^T: GemmEx(OP_T, OP_N, m = N, n = T, k = K, A = W (ld K), B = x (ld ldx), C = y (ld ldy)).
- * BF16 weights: the FP32 activation rows are rounded to BF16 into the arena's staging buffer (in row
+ * BF16 weights: the FP32 activation rows are rounded to BF16 into the scratch work area (in row
  * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
  * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32.
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
- * cuBLAS runs on the context's stream with the arena workspace set at open/scratch time, so it
- * allocates nothing after load (DESIGN.md §5).
+ * cuBLAS runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
+ * so it allocates nothing after load (DESIGN.md §5).
  */
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
 
 static cudaDataType_t cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
-/* Rows of a K-wide BF16 operand the staging buffer holds at once. */
+/* Rows of a K-wide BF16 operand the work area holds at once. */
 static qa_status stage_rows(qa_cuda_ctx *c, int K, int want, int *rows, qa_err *e)
 {
-    size_t r = K > 0 ? c->stage_elems / (size_t)K : 0;
+    size_t r = K > 0 ? c->work_bytes / (sizeof(__nv_bfloat16) * (size_t)K) : 0;
     if (r == 0)
         return QA_FAIL(e, QA_ERR_INTERNAL,
-                       "gemm: BF16 staging buffer of %zu elements cannot hold one row of %d (plan too small)",
-                       c->stage_elems, K);
+                       "gemm: scratch work area of %zu bytes cannot hold one BF16 row of %d (scratch not set or "
+                       "smaller than scratch_need)", c->work_bytes, K);
     *rows = r < (size_t)want ? (int)r : want;
     return QA_OK;
 }
@@ -44,43 +44,26 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
     QA_TRY(stage_rows(c, K, T, &rows, e));
     for (int t0 = 0; t0 < T; t0 += rows) {
         int n = T - t0 < rows ? T - t0 : rows;
-        QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, c->stage, x + (size_t)t0 * ldx, n, K, ldx, e));
+        __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
+        QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
         QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, n, K, &alpha, w, CUDA_R_16BF, K,
-                                        c->stage, CUDA_R_16BF, K, &beta, y + (size_t)t0 * ldy, CUDA_R_32F, ldy,
+                                        stage, CUDA_R_16BF, K, &beta, y + (size_t)t0 * ldy, CUDA_R_32F, ldy,
                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     return QA_OK;
 }
 
-qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const float *B, int M,
+qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
                                   int N, int K, int batch, qa_err *e)
 {
     QA_TRY(qa_cu_check_wdtype(at, "gemm_wx_batched", e));
     if (batch <= 0 || M <= 0 || N <= 0)
         return QA_OK;
     const float alpha = 1.0f, beta = 0.0f;
-    const long long sb = (long long)K * N, sc = (long long)M * N;
-    /* Column-major view: C_b^T[N, M] = B_b^T[N, K] A^T[K, M]. */
-    if (at == QA_F32) {
-        QA_CUBLAS_CHECK(e, cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B,
-                                                      CUDA_R_32F, N, sb, A, CUDA_R_32F, K, 0, &beta, C,
-                                                      CUDA_R_32F, N, sc, batch, CUBLAS_COMPUTE_32F,
-                                                      CUBLAS_GEMM_DEFAULT));
-        return QA_OK;
-    }
-    /* BF16 weight: stage whole images (K*N elements each) of B as BF16. */
-    if (c->stage_elems < (size_t)sb)
-        return QA_FAIL(e, QA_ERR_INTERNAL,
-                       "conv gemm: BF16 staging buffer of %zu elements cannot hold one image of %lld (plan too small)",
-                       c->stage_elems, sb);
-    int per = (int)(c->stage_elems / (size_t)sb < (size_t)batch ? c->stage_elems / (size_t)sb : (size_t)batch);
-    for (int b0 = 0; b0 < batch; b0 += per) {
-        int nb = batch - b0 < per ? batch - b0 : per;
-        QA_TRY(qa_cu_f32_to_bf16(c->stream, c->stage, B + (size_t)b0 * sb, (size_t)nb * sb, e));
-        QA_CUBLAS_CHECK(e, cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, c->stage,
-                                                      cuda_type(QA_BF16), N, sb, A, cuda_type(at), K, 0, &beta,
-                                                      C + (size_t)b0 * sc, CUDA_R_32F, N, sc, nb,
-                                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    }
+    /* Column-major view: C_b^T[N, M] = B_b^T[N, K] A^T[K, M]; A is shared (stride 0). */
+    QA_CUBLAS_CHECK(e, cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B,
+                                                  cuda_type(at), N, (long long)K * N, A, cuda_type(at), K, 0,
+                                                  &beta, C, CUDA_R_32F, N, (long long)M * N, batch,
+                                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return QA_OK;
 }

@@ -50,16 +50,18 @@ qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *
                         float eps, qa_err *e);
 
 /* ---- rope.cu ---------------------------------------------------------------------------------- */
-/* In place NeoX split-half RoPE on x [T, H, Dh] (row stride ld floats between tokens), positions
- * pos0 .. pos0+T-1, inv_freq[i] = theta^(-2i/Dh) in fp32 as transformers computes it. */
-qa_status qa_cu_rope(cudaStream_t s, float *x, int T, int H, int Dh, int ld, int pos0, float theta, qa_err *e);
+/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope). */
+qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, float theta, qa_err *e);
+/* In place x[T, E] += sinusoid(t mod period) (backend.h add_sinusoid). */
+qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long long period, qa_err *e);
 
 /* ---- act.cu ----------------------------------------------------------------------------------- */
 qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */
 qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e);
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e);
-/* x[t, :] += bias (D), then GELU when gelu != 0. */
-qa_status qa_cu_bias_act(cudaStream_t s, float *x, const void *bias, qa_dtype bt, int T, int D, int gelu,
+/* In place over n elements: x[i] += bias[(i / inner) % D] (bias may be NULL), then GELU when gelu != 0.
+ * inner = 1: row bias of [T, D]; inner = Ho*Wo: channel bias of [N, D, Ho, Wo]. */
+qa_status qa_cu_bias_act(cudaStream_t s, float *x, const float *bias, size_t n, int D, size_t inner, int gelu,
                          qa_err *e);
 
 /* ---- convert.cu ------------------------------------------------------------------------------- */
@@ -78,18 +80,26 @@ qa_status qa_cu_convert(cudaStream_t s, void *dst, qa_dtype dt, const void *src,
  * *bad (device int, may be NULL) to 1. */
 qa_status qa_cu_embed(cudaStream_t s, float *out, const void *table, qa_dtype wt, const int32_t *ids, int T,
                       int D, int V, int *bad, qa_err *e);
-/* out[rows[i], :] = src[i, :] for i < n (the audio <|audio_pad|> scatter, rows computed by the caller). */
-qa_status qa_cu_scatter_rows(cudaStream_t s, float *out, const float *src, const int32_t *rows, int n, int D,
-                             qa_err *e);
 
 /* ---- argmax.cu -------------------------------------------------------------------------------- */
-/* Per row r < R of x [R, N]: idx[r] = first argmax (torch semantics), prob[r] = softmax(x[r])[idx]. */
-qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N, qa_err *e);
+#define QA_CU_MAX_SUPPRESS 16
+typedef struct qa_cu_suppress { /* ids treated as -inf, passed by value to the kernel */
+    int n;
+    int ids[QA_CU_MAX_SUPPRESS];
+} qa_cu_suppress;
+/* Per row r < R of x [R, N]: idx[r] = first argmax (torch semantics), prob[r] = softmax(x[r])[idx]
+ * (prob may be NULL). */
+qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
+                       const qa_cu_suppress *sup, qa_err *e);
 
 /* ---- conv.cu ---------------------------------------------------------------------------------- */
+/* y[n, 0, m, t] = feat[m*ld + f] if f = frame0 + n*L + t < valid, else 0 (backend.h mel_chunks). */
+qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, long long ld, long long frame0,
+                           long long valid, int N, int L, qa_err *e);
 /* im2col of a 3x3, stride 2, pad 1 convolution over N images x [N, Cin, Hi, Wi]:
- * col[n][(ci*9 + ky*3 + kx)][oy*Wo + ox], Ho = (Hi-1)/2+1, Wo = (Wi-1)/2+1 (zero padding). */
-qa_status qa_cu_im2col3s2(cudaStream_t s, float *col, const float *x, int N, int Cin, int Hi, int Wi,
+ * col[n][(ci*9 + ky*3 + kx)][oy*Wo + ox] (BF16 when bf16 != 0, else FP32), Ho = (Hi-1)/2+1,
+ * Wo = (Wi-1)/2+1, zero padding. */
+qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, int N, int Cin, int Hi, int Wi,
                           qa_err *e);
 /* [N, C, Fq, Tt] conv output -> [N, Tt, C*Fq] rows for conv_out (feature index c*Fq + f). */
 qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, int C, int Fq, int Tt, qa_err *e);
