@@ -8,10 +8,10 @@
  * stale library is reported instead of called with the wrong layout. (It also exports
  * qa_backend_cuda_init, the same function as the table's `init`, under backend.h's documented name.)
  *
- * Lifecycle (what load_models does; cuda_loader.c wraps the first two steps):
+ * Lifecycle (what load_models does):
  *     qa_backend be; qa_device dev;
- *     QA_TRY(qa_cuda_open(device, &be, &dev, &err)); // dlopen, probe (driver >= runtime, device
- *                                                     // visible), context, op table, arena hooks
+ *     QA_TRY(qa_cuda_open("cuda:0", &be, &dev, &err)); // dlopen, probe (driver >= runtime, device
+ *                                                       // visible), context, op table, arena hooks
  *     dev.mem_info(...) vs plan  ->  qa_arena_create(&arena, &dev, ...)   // THE one cudaMalloc
  *     be.scratch = view of the workspace; be.scratch_bytes = be.scratch_need(&be, &dims);
  *     ... weights: dev.copy_h2d (pinned double-buffered staging, async) ...; ops through be ...
@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "../core/status.h"
+#include "../memory/device.h"
 #include "backend.h"
 
 #define QA_CUDA_API_VERSION 2
@@ -70,7 +71,17 @@ typedef const qa_cuda_api *(*qa_cuda_api_get_fn)(void);
  * with dlerror() text when it cannot be loaded. *out is borrowed for the life of the process. */
 qa_status qa_cuda_load(const qa_cuda_api **out, qa_err *e);
 
-/* cuda_loader.c: load, then api->init(be, device). */
+/* cuda_loader.c: load, probe, then api->init(be, device). Release with be->destroy(be). */
 qa_status qa_backend_cuda_open(qa_backend *be, int device, qa_err *e);
+
+/* cuda_loader.c: open device spec "cuda" / "cuda:N": the backend in *be (as qa_backend_cuda_open) and
+ * the arena's hooks in *dev, forwarding to it (dev->ctx = be: be must stay at that address while dev
+ * is used). alloc/free = the counted cudaMalloc / cudaFree, mem_info = cudaMemGetInfo, copy_h2d = the
+ * pinned double-buffered upload (asynchronous: a later op or copy_d2h on the stream sees the data),
+ * copy_d2h synchronous. Teardown order: qa_arena_free (dev->free) BEFORE be->destroy(be). */
+qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err *e);
+
+/* cuda_loader.c: allocation counters and context overhead for memory_report (be may be NULL). */
+qa_status qa_cuda_stats(const qa_backend *be, qa_cuda_mem_stats *out, qa_err *e);
 
 #endif

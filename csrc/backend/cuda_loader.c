@@ -10,6 +10,8 @@
  */
 #include "cuda_api.h"
 
+#include <stdlib.h>
+
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -90,4 +92,75 @@ qa_status qa_backend_cuda_open(qa_backend *be, int device, qa_err *e)
     qa_cuda_probe pr;
     QA_TRY(api->probe(device, &pr, e)); /* the QA_ERR_INPUT reasons before any context exists */
     return api->init(be, device, e);
+}
+
+/* ---- the arena's device hooks (memory/device.h) over an open CUDA backend --------------------- */
+
+static qa_status dev_alloc(void *ctx, size_t bytes, void **out, qa_err *e)
+{
+    qa_backend *be = ctx;
+    return be->mem_alloc(be, out, bytes, e);
+}
+
+static void dev_free(void *ctx, void *p)
+{
+    qa_backend *be = ctx;
+    be->mem_free(be, p);
+}
+
+static qa_status dev_mem_info(void *ctx, size_t *free_bytes, size_t *total_bytes, qa_err *e)
+{
+    qa_backend *be = ctx;
+    return be->mem_info(be, free_bytes, total_bytes, e);
+}
+
+static qa_status dev_h2d(void *ctx, void *dst, const void *src, size_t bytes, qa_err *e)
+{
+    return loaded->upload((qa_backend *)ctx, dst, src, bytes, e); /* pinned double buffer, async */
+}
+
+static qa_status dev_d2h(void *ctx, void *dst, const void *src, size_t bytes, qa_err *e)
+{
+    qa_backend *be = ctx;
+    return be->copy(be, dst, src, bytes, QA_COPY_D2H, e);
+}
+
+/* "cuda" -> 0, "cuda:N" -> N; -1 if malformed. */
+static int cuda_index(const char *spec)
+{
+    if (strcmp(spec, "cuda") == 0)
+        return 0;
+    if (strncmp(spec, "cuda:", 5) != 0 || !spec[5])
+        return -1;
+    char *end;
+    long v = strtol(spec + 5, &end, 10);
+    return (*end || v < 0 || v > 1024) ? -1 : (int)v;
+}
+
+qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err *e)
+{
+    int index = cuda_index(spec);
+    if (index < 0)
+        return QA_FAIL(e, QA_ERR_INPUT, "device '%s' is not 'cuda' or 'cuda:N'", spec);
+    QA_TRY(qa_backend_cuda_open(be, index, e));
+    memset(dev, 0, sizeof *dev);
+    snprintf(dev->name, sizeof dev->name, "cuda:%d", index);
+    dev->kind = QA_DEVICE_CUDA;
+    dev->index = index;
+    dev->host_accessible = 0;
+    dev->ctx = be;
+    dev->alloc = dev_alloc;
+    dev->free = dev_free;
+    dev->mem_info = dev_mem_info;
+    dev->copy_h2d = dev_h2d;
+    dev->copy_d2h = dev_d2h;
+    return QA_OK;
+}
+
+qa_status qa_cuda_stats(const qa_backend *be, qa_cuda_mem_stats *out, qa_err *e)
+{
+    const qa_cuda_api *api;
+    QA_TRY(qa_cuda_load(&api, e));
+    api->mem_stats(be, out);
+    return QA_OK;
 }

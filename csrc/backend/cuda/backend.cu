@@ -83,10 +83,14 @@ static qa_status be_mem_alloc(qa_backend *be, void **out, size_t bytes, qa_err *
 static void be_mem_free(qa_backend *be, void *p)
 {
     qa_cuda_ctx *c = ctx_of(be);
-    if (!p || !c)
+    if (!p)
         return;
-    cudaSetDevice(c->device);
-    cudaStreamSynchronize(c->stream);
+    if (c) { /* wait for work that may still use the block */
+        cudaSetDevice(c->device);
+        cudaStreamSynchronize(c->stream);
+    } else {
+        cudaDeviceSynchronize(); /* freed after destroy: the block must still go back to the driver */
+    }
     cudaFree(p);
 }
 
@@ -102,15 +106,9 @@ static qa_status be_mem_info(qa_backend *be, size_t *fr, size_t *tot, qa_err *e)
     RUN(be, e, mem_info_impl(ctx_of(be), fr, tot, e));
 }
 
-static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
-
 static size_t be_scratch_need(const qa_backend *be, const qa_scratch_dims *d)
 {
-    size_t rows = d->max_q > 0 && d->max_q < QA_CUDA_STAGE_ROWS ? (size_t)d->max_q : QA_CUDA_STAGE_ROWS;
-    size_t k = d->max_gemm_k > 0 ? (size_t)d->max_gemm_k : 1;
-    size_t stage = rows * k * sizeof(__nv_bfloat16);
-    size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * sizeof(float);
-    return QA_CUDA_BLAS_WS_BYTES + round256(stage > im2col ? stage : im2col);
+    return qa_backend_cuda_scratch_need(d);
 }
 
 static qa_status copy_impl(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_copy_kind kind, qa_err *e)

@@ -21,6 +21,7 @@
 extern "C" {
 #include "../../model/weights.h"
 #include "../cuda_api.h"
+#include "../cuda_scratch.h"
 }
 
 typedef struct qa_cuda_ctx {
@@ -42,10 +43,7 @@ typedef struct qa_cuda_ctx {
     int cc_major, cc_minor;
 } qa_cuda_ctx;
 
-/* cuBLAS workspace at the start of be->scratch (cuBLAS' recommendation for Hopper: 32 MiB). */
-#define QA_CUDA_BLAS_WS_BYTES ((size_t)32 << 20)
-/* Rows of a GEMM's activation operand staged as BF16 at once (row blocks beyond that). */
-#define QA_CUDA_STAGE_ROWS 1024
+/* QA_CUDA_BLAS_WS_BYTES, QA_CUDA_STAGE_ROWS and the scratch formula: ../cuda_scratch.h */
 
 /* device.cu */
 qa_status qa_cuda_ctx_open(qa_cuda_ctx **out, int device, qa_err *e); /* caller frees with ctx_close */
