@@ -187,6 +187,9 @@ struct qa_backend {
                         int64_t V, const int32_t *suppress, int n_suppress, qa_err *e);
 };
 
+/* The CPU backend's scratch_need as a plain function (memory/plan.c sizes the workspace with it). */
+size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d);
+
 /* Fill *be with the CPU backend (backend/cpu/). n_threads <= 0: OpenBLAS / OpenMP defaults.
  * be->scratch stays NULL until the engine sets it. Release with be->destroy(be). */
 qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e);

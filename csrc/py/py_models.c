@@ -55,6 +55,10 @@ static qa_models *models_enter(qa_py_models *self)
 
 static void models_leave(qa_py_models *self) { PyThread_release_lock(self->lock); }
 
+/* For the compute methods in py_engine.c (declared in py.h). */
+qa_models *qa_py_models_enter(PyObject *self) { return models_enter((qa_py_models *)self); }
+void qa_py_models_leave(PyObject *self) { models_leave((qa_py_models *)self); }
+
 static int parse_kind(qa_py_state *st, const char *s, qa_model_kind *k)
 {
     if (strcmp(s, "aligner") == 0) *k = QA_MODEL_ALIGNER;
@@ -401,6 +405,7 @@ static PyMethodDef Models_methods[] = {
     {"_config", (PyCFunction)Models_config, METH_VARARGS, "_config(kind) -> dict of the loaded model's config."},
     {"_tensor", (PyCFunction)Models_tensor, METH_VARARGS,
      "_tensor(kind, name) -> float32 NumPy copy of a loaded tensor (original-layout name)."},
+    QA_PY_ENGINE_METHODS
     {NULL, NULL, 0, NULL},
 };
 

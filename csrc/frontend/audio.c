@@ -1,0 +1,168 @@
+/* audio.c — every audio source to the models' input: float32 mono 16 kHz in [-1, 1].
+ *
+ * Contract (audio.h): samples, a file or file bytes -> channel mean -> resample to 16 kHz (soxr HQ,
+ * linear phase) -> if peak > 1 divide by the peak -> clip to [-1, 1]; the result is a new qa_malloc
+ * buffer the caller frees. Reference: Qwen3-ASR `normalize_audio_input` (qwen_asr/inference/utils.py):
+ * float32 conversion, mean over channels, librosa resample to 16 kHz, peak normalisation, clip.
+ * Integer samples are scaled by their type's full range (int16 / 32768, uint8 (x - 128) / 128),
+ * which is what soundfile / libsndfile do for integer PCM files.
+ * Validation happens here once for every source: frames, channels, rate, finiteness.
+ * Without audio libraries (QA_NO_AUDIO_LIBS) files and bytes fail with a clear message and 16 kHz
+ * samples still work; resample.c reports the missing libsoxr for other rates.
+ */
+#include "audio.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#include "../core/alloc.h"
+#include "resample.h"
+#ifndef QA_NO_AUDIO_LIBS
+#include "audio_decode.h"
+#endif
+
+/* Channel mean of interleaved samples of C type T, mapped to [-1, 1) by (x - offset) * scale. */
+#define MIX_CHANNELS(T, offset, scale)                                        \
+    do {                                                                      \
+        const T *p = (const T *)data;                                         \
+        for (size_t i = 0; i < frames; i++) {                                 \
+            double sum = 0.0;                                                 \
+            for (size_t c = 0; c < channels; c++)                             \
+                sum += (double)p[i * channels + c] - (offset);                \
+            mono[i] = (float)(sum * (scale) / (double)channels);              \
+        }                                                                     \
+    } while (0)
+
+static void mix_to_mono(const void *data, qa_sample_type type, size_t frames, size_t channels, float *mono)
+{
+    const double two7 = 128.0, two15 = 32768.0, two31 = 2147483648.0, two63 = 9223372036854775808.0;
+    switch (type) {
+    case QA_SAMPLES_F32: MIX_CHANNELS(float, 0.0, 1.0); break;
+    case QA_SAMPLES_F64: MIX_CHANNELS(double, 0.0, 1.0); break;
+    case QA_SAMPLES_I8: MIX_CHANNELS(int8_t, 0.0, 1.0 / two7); break;
+    case QA_SAMPLES_I16: MIX_CHANNELS(int16_t, 0.0, 1.0 / two15); break;
+    case QA_SAMPLES_I32: MIX_CHANNELS(int32_t, 0.0, 1.0 / two31); break;
+    case QA_SAMPLES_I64: MIX_CHANNELS(int64_t, 0.0, 1.0 / two63); break;
+    case QA_SAMPLES_U8: MIX_CHANNELS(uint8_t, two7, 1.0 / two7); break;
+    case QA_SAMPLES_U16: MIX_CHANNELS(uint16_t, two15, 1.0 / two15); break;
+    case QA_SAMPLES_U32: MIX_CHANNELS(uint32_t, two31, 1.0 / two31); break;
+    case QA_SAMPLES_U64: MIX_CHANNELS(uint64_t, two63, 1.0 / two63); break;
+    }
+}
+
+static qa_status validate(qa_sample_type type, size_t frames, size_t channels, double rate,
+                          const char *name, qa_err *e)
+{
+    if ((unsigned)type > (unsigned)QA_SAMPLES_U64)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: unknown sample type %d", name, (int)type);
+    if (channels == 0 || channels > QA_AUDIO_MAX_CHANNELS)
+        return QA_FAIL(e, QA_ERR_AUDIO,
+                       "%s: %zu channels, expected 1 to %d (arrays are (frames, channels))",
+                       name, channels, QA_AUDIO_MAX_CHANNELS);
+    if (frames == 0)
+        return QA_FAIL(e, QA_ERR_AUDIO, "%s: no audio samples (0 frames)", name);
+    if (!(rate >= QA_AUDIO_MIN_RATE && rate <= QA_AUDIO_MAX_RATE))
+        return QA_FAIL(e, QA_ERR_AUDIO, "%s: sample rate %g Hz, expected %d to %d Hz", name, rate,
+                       QA_AUDIO_MIN_RATE, QA_AUDIO_MAX_RATE);
+    return QA_OK;
+}
+
+static qa_status check_finite(const float *x, size_t n, const char *name, qa_err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return QA_FAIL(e, QA_ERR_AUDIO, "%s: sample %zu is %s; audio must be finite", name, i,
+                           isnan(x[i]) ? "NaN" : "infinite (or beyond float32 range)");
+    return QA_OK;
+}
+
+/* Peak > 1 -> divide by the peak, then clip to [-1, 1] (the reference's order). */
+static void normalize_peak(float *x, size_t n)
+{
+    float peak = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        peak = fmaxf(peak, fabsf(x[i]));
+    if (peak > 1.0f)
+        for (size_t i = 0; i < n; i++)
+            x[i] /= peak;
+    for (size_t i = 0; i < n; i++)
+        x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
+}
+
+qa_status qa_audio_from_samples(const void *data, qa_sample_type type, size_t frames, size_t channels,
+                                double sample_rate, const char *name, float **out, size_t *n_out,
+                                qa_err *e)
+{
+    *out = NULL;
+    *n_out = 0;
+    QA_TRY(validate(type, frames, channels, sample_rate, name, e));
+    float *mono = qa_malloc_n(frames, sizeof(float), e);
+    if (!mono)
+        return QA_ERR_OOM;
+    mix_to_mono(data, type, frames, channels, mono);
+    qa_status s = check_finite(mono, frames, name, e);
+    size_t n = frames;
+    if (s == QA_OK && sample_rate != QA_SAMPLE_RATE) {
+        float *res = NULL;
+        s = qa_resample(mono, frames, sample_rate, QA_SAMPLE_RATE, name, &res, &n, e);
+        qa_free(mono);
+        mono = res;
+    }
+    if (s != QA_OK) {
+        qa_free(mono);
+        return s;
+    }
+    normalize_peak(mono, n);
+    *out = mono;
+    *n_out = n;
+    return QA_OK;
+}
+
+#ifdef QA_NO_AUDIO_LIBS
+
+qa_status qa_audio_from_file(const char *path, float **out, size_t *n_out, qa_err *e)
+{
+    *out = NULL;
+    *n_out = 0;
+    return QA_FAIL(e, QA_ERR_AUDIO,
+                   "%s: decoding audio files needs libsndfile (built without audio libraries, "
+                   "QA_NO_AUDIO_LIBS); pass a 16 kHz NumPy array instead", path);
+}
+
+qa_status qa_audio_from_memory(const void *buf, size_t len, const char *name, float **out,
+                               size_t *n_out, qa_err *e)
+{
+    (void)buf, (void)len;
+    return qa_audio_from_file(name, out, n_out, e);
+}
+
+#else
+
+static qa_status from_pcm(qa_pcm *pcm, const char *name, float **out, size_t *n_out, qa_err *e)
+{
+    qa_status s = qa_audio_from_samples(pcm->data, QA_SAMPLES_F32, pcm->frames, (size_t)pcm->channels,
+                                        (double)pcm->sample_rate, name, out, n_out, e);
+    qa_pcm_free(pcm);
+    return s;
+}
+
+qa_status qa_audio_from_file(const char *path, float **out, size_t *n_out, qa_err *e)
+{
+    *out = NULL;
+    *n_out = 0;
+    qa_pcm pcm;
+    QA_TRY(qa_audio_decode_file(path, &pcm, e));
+    return from_pcm(&pcm, path, out, n_out, e);
+}
+
+qa_status qa_audio_from_memory(const void *buf, size_t len, const char *name, float **out,
+                               size_t *n_out, qa_err *e)
+{
+    *out = NULL;
+    *n_out = 0;
+    qa_pcm pcm;
+    QA_TRY(qa_audio_decode_memory(buf, len, name, &pcm, e));
+    return from_pcm(&pcm, name, out, n_out, e);
+}
+
+#endif
