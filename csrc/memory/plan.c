@@ -26,13 +26,8 @@ qa_limits qa_limits_default(void)
     return l;
 }
 
-int64_t qa_mel_frames(int64_t samples) { return (samples < 8000 ? 8000 : samples) / 160; }
-
-int64_t qa_audio_tokens(int64_t samples)
-{
-    int64_t t = qa_mel_frames(samples);
-    return 13 * (t / 100) + (t % 100 + 7) / 8;
-}
+/* Mel frames of n samples at 16 kHz (frontend/mel.c's count; the memory layer cannot call up). */
+static int64_t plan_mel_frames(int64_t samples) { return (samples < 8000 ? 8000 : samples) / 160; }
 
 int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames)
 {
@@ -216,7 +211,7 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         double sec = lim->max_audio_seconds[k];
         int64_t samples = (int64_t)ceil(sec * 16000.0);
         pm->present = 1;
-        pm->mel_frames = (int)qa_mel_frames(samples);
+        pm->mel_frames = (int)plan_mel_frames(samples);
         pm->audio_tokens = (int)qa_audio_tokens_of_frames(&c->audio, pm->mel_frames);
         pm->weight_bytes = qa_names_weight_bytes(c, lim->dtype);
         QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, &out->scratch_dims, e)

@@ -75,10 +75,6 @@ qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text,
  * aligner's classify_num x timestamp_segment_time, non-positive values). */
 qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits *lim, qa_plan *out, qa_err *e);
 
-/* Mel frames and audio tokens of a clip of n samples at 16 kHz (MODEL_FACTS.md §4):
- * T = floor(max(n, 8000) / 160), N = 13 * floor(T / 100) + ceil((T % 100) / 8). */
-int64_t qa_mel_frames(int64_t samples);
-int64_t qa_audio_tokens(int64_t samples);
 
 /* Audio tokens of `frames` valid mel frames for a config's chunk size (13 per full 100-frame chunk,
  * then the partial chunk's three stride-2 lengths). */
