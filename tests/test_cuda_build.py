@@ -8,10 +8,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import FIXTURES, REPO
 
 LIB = os.path.join(REPO, "qwen3align", "libqa_cuda.so")
 API_H = os.path.join(REPO, "csrc", "backend", "cuda_api.h")
@@ -66,3 +67,73 @@ def test_library_links_cuda_runtime_and_cublas():
         lines = [line for line in out.splitlines() if lib in line]
         assert lines, f"{lib} not linked:\n{out}"
         assert all("not found" not in line for line in lines), f"{lib} not resolvable:\n{out}"
+
+
+LAYOUT_C = r"""
+#include <stddef.h>
+#include <stdio.h>
+#include "backend/cuda_api.h"
+#define P(T, f) printf(#T "." #f " %zu\n", offsetof(T, f))
+int main(void) {
+    printf("qa_backend %zu\nqa_err %zu\nqa_tensor %zu\nqa_cuda_api %zu\nqa_cuda_probe %zu\nqa_cuda_mem_stats %zu\n",
+           sizeof(qa_backend), sizeof(qa_err), sizeof(qa_tensor), sizeof(qa_cuda_api), sizeof(qa_cuda_probe),
+           sizeof(qa_cuda_mem_stats));
+    P(qa_backend, scratch_bytes); P(qa_backend, gemm); P(qa_backend, attention); P(qa_backend, argmax);
+    P(qa_err, file); P(qa_err, available); P(qa_tensor, shape); P(qa_cuda_api, upload);
+    P(qa_cuda_probe, total_mem); P(qa_cuda_mem_stats, pinned_bytes);
+    return 0;
+}
+"""
+
+
+def test_ctypes_mirror_matches_the_c_layout(tmp_path):
+    """tests/cuda_util.py mirrors the C structs for the GPU tests: check sizes/offsets here, no GPU needed."""
+    import ctypes as C
+
+    import cuda_util as U
+
+    if not shutil.which("gcc"):
+        pytest.skip("gcc not available")
+    src = tmp_path / "layout.c"
+    src.write_text(LAYOUT_C)
+    exe = tmp_path / "layout"
+    subprocess.run(["gcc", "-std=c11", "-I", os.path.join(REPO, "csrc"), str(src), "-o", str(exe)], check=True)
+    got = dict(line.rsplit(" ", 1) for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                              check=True).stdout.splitlines())
+    mirror = {"qa_backend": U.Backend, "qa_err": U.Err, "qa_tensor": U.Tensor, "qa_cuda_api": U.Api,
+              "qa_cuda_probe": U.Probe, "qa_cuda_mem_stats": U.MemStats}
+    for key, val in got.items():
+        struct, _, field = key.partition(".")
+        cls = mirror[struct]
+        mine = getattr(cls, field).offset if field else C.sizeof(cls)
+        assert mine == int(val), f"{key}: ctypes {mine}, C {val}"
+
+
+def _run_models_cuda(pkg_root):
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import qwen3align._qwen3align as q\n"
+            "try:\n    q.Models(aligner=%r, device='cuda:0')\n    print('LOADED')\n"
+            "except Exception as ex:\n    print(type(ex).__name__, ex)\n") % (pkg_root, os.path.join(FIXTURES, "aligner"))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+
+
+def test_missing_cuda_library_is_a_clear_input_error(tmp_path):
+    """An extension built without libqa_cuda.so next to it says "CUDA backend not built" (no crash)."""
+    if not os.path.exists(FIXTURES):
+        pytest.skip("fixtures not present")
+    pkg = tmp_path / "qwen3align"
+    shutil.copytree(os.path.join(REPO, "qwen3align"), pkg, ignore=shutil.ignore_patterns("libqa_cuda.so"))
+    out = _run_models_cuda(str(tmp_path))
+    assert out.startswith("InputError") and "CUDA backend not built" in out, out
+
+
+def test_no_gpu_is_a_clear_input_error():
+    from cuda_util import gpu_reason
+
+    if not os.path.exists(LIB) or not os.path.exists(FIXTURES):
+        pytest.skip("libqa_cuda.so or fixtures not present")
+    why = gpu_reason()
+    if why is None:
+        pytest.skip("a GPU is visible here: tests/test_cuda.py covers loading on it")
+    out = _run_models_cuda(REPO)
+    assert out.startswith("InputError") and ("CUDA" in out or "cuda" in out), out

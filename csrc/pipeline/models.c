@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../backend/cuda_api.h"
+#include "../backend/cuda_scratch.h"
 #include "../core/alloc.h"
 #include "../weights/checkpoint.h"
 
@@ -63,10 +65,15 @@ static qa_status load_configs(const char *const dirs[2], qa_model_config cfg[2],
 static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *device, const qa_limits *lim,
                          qa_model_config cfg[2], qa_checkpoint *ck[2], qa_err *e)
 {
-    QA_TRY(qa_device_open(device, &ms->dev, e));
+    if (strncmp(device, "cuda", 4) == 0) /* backend + arena hooks from libqa_cuda.so (cuda_api.h) */
+        QA_TRY(qa_cuda_open(device, &ms->be, &ms->dev, e));
+    else
+        QA_TRY(qa_device_open(device, &ms->dev, e));
     QA_TRY(load_configs(dirs, cfg, e));
     const qa_model_config *cp[2] = {dirs[0] ? &cfg[0] : NULL, dirs[1] ? &cfg[1] : NULL};
     QA_TRY(qa_plan_compute(cp, lim, &ms->plan, e));
+    if (ms->dev.kind == QA_DEVICE_CUDA)
+        qa_plan_set_scratch(&ms->plan, qa_backend_cuda_scratch_need(&ms->plan.scratch_dims));
     size_t free_b = 0, total_b = 0;
     QA_TRY(ms->dev.mem_info(ms->dev.ctx, &free_b, &total_b, e));
     QA_TRY(qa_models_check_fit(&ms->plan, ms->dev.name, free_b, e));
@@ -126,9 +133,9 @@ void qa_models_free(qa_models *ms)
         return;
     for (int k = 0; k < 2; k++)
         qa_model_free(&ms->model[k]);
+    qa_arena_free(&ms->arena); /* through the backend's hooks on CUDA: before destroying it */
     if (ms->be.destroy)
         ms->be.destroy(&ms->be);
-    qa_arena_free(&ms->arena);
     qa_free(ms);
 }
 
