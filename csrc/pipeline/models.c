@@ -123,6 +123,11 @@ qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char 
         return s;
     }
     ms->allocs_at_load = qa_alloc_count();
+    if (ms->dev.kind == QA_DEVICE_CUDA) {
+        qa_cuda_mem_stats st;
+        if (qa_cuda_stats(&ms->be, &st, NULL) == QA_OK)
+            ms->cuda_allocs_at_load = st.device_allocs + st.host_allocs;
+    }
     *out = ms;
     return QA_OK;
 }
@@ -156,5 +161,16 @@ qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
     r->n_regions = ms->arena.n_regions;
     memcpy(r->regions, ms->arena.regions, sizeof r->regions);
     r->allocations_after_load = (int64_t)(qa_alloc_count() - ms->allocs_at_load);
+    if (ms->dev.kind == QA_DEVICE_CUDA) {
+        qa_cuda_mem_stats st;
+        QA_TRY(qa_cuda_stats(&ms->be, &st, e));
+        r->is_cuda = 1;
+        r->cuda_allocations_after_load = (int64_t)(st.device_allocs + st.host_allocs - ms->cuda_allocs_at_load);
+        r->cuda_device_allocs = st.device_allocs;
+        r->cuda_pinned_allocs = st.host_allocs;
+        r->cuda_free_at_open = st.free_at_open;
+        r->cuda_free_after_handles = st.free_after_handles;
+        r->cuda_pinned_bytes = st.pinned_bytes;
+    }
     return ms->dev.mem_info(ms->dev.ctx, &r->device_free_bytes, &r->device_total_bytes, e);
 }

@@ -285,7 +285,33 @@ static PyObject *regions_dict(const qa_memory_report *r, int what)
     return d;
 }
 
+/* CUDA part of the report: counted allocations, and where the device memory outside the arena went. */
+static PyObject *cuda_dict(const qa_memory_report *r)
+{
+    if (!r->is_cuda)
+        Py_RETURN_NONE;
+    size_t total = r->device_total_bytes;
+    return Py_BuildValue("{s:L,s:K,s:K,s:n,s:n,s:n,s:n}", "allocations_after_load",
+                         (long long)r->cuda_allocations_after_load, "cuda_malloc_calls",
+                         (unsigned long long)r->cuda_device_allocs, "pinned_host_alloc_calls",
+                         (unsigned long long)r->cuda_pinned_allocs, "free_bytes_at_context_creation",
+                         (Py_ssize_t)r->cuda_free_at_open, "context_and_other_processes_bytes",
+                         (Py_ssize_t)(total - r->cuda_free_at_open), "stream_and_cublas_bytes",
+                         (Py_ssize_t)(r->cuda_free_at_open - r->cuda_free_after_handles), "pinned_staging_bytes",
+                         (Py_ssize_t)r->cuda_pinned_bytes);
+}
+
+static PyObject *report_dict_base(const qa_models *ms, const qa_memory_report *r);
+
 static PyObject *report_dict(const qa_models *ms, const qa_memory_report *r)
+{
+    PyObject *d = report_dict_base(ms, r);
+    if (d && set_item(d, "cuda", cuda_dict(r)) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+static PyObject *report_dict_base(const qa_models *ms, const qa_memory_report *r)
 {
     return Py_BuildValue("{s:n,s:n,s:n,s:N,s:N,s:N,s:s,s:n,s:n,s:L,s:N}", "arena_bytes", (Py_ssize_t)r->arena_bytes,
                          "used_bytes", (Py_ssize_t)r->used_bytes, "peak_bytes", (Py_ssize_t)r->peak_bytes, "regions",
