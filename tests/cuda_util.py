@@ -85,7 +85,8 @@ class Api(C.Structure):
     _fields_ = [("version", C.c_int), ("init", C.CFUNCTYPE(S, BEP, C.c_int, EP)),
                 ("probe", C.CFUNCTYPE(S, C.c_int, C.POINTER(Probe), EP)),
                 ("mem_stats", C.CFUNCTYPE(None, BEP, C.POINTER(MemStats))),
-                ("upload", C.CFUNCTYPE(S, BEP, P, P, C.c_size_t, EP))]
+                ("upload", C.CFUNCTYPE(S, BEP, P, P, C.c_size_t, EP)),
+                ("mem_query", C.CFUNCTYPE(S, C.c_int, C.POINTER(C.c_size_t), C.POINTER(C.c_size_t), EP))]
 
 
 def load_api():

@@ -28,7 +28,7 @@
 #include "../memory/device.h"
 #include "backend.h"
 
-#define QA_CUDA_API_VERSION 2
+#define QA_CUDA_API_VERSION 3
 #define QA_CUDA_ENTRY "qa_cuda_api_get"
 #define QA_CUDA_LIBRARY "libqa_cuda.so"
 
@@ -62,6 +62,8 @@ typedef struct qa_cuda_api {
     /* Host -> device copy through the two pinned staging buffers, asynchronous on the backend stream
      * (returns once src may be reused). Used for weight upload (the arena's copy_h2d hook). */
     qa_status (*upload)(qa_backend *be, void *dst, const void *src, size_t bytes, qa_err *e);
+    /* cudaMemGetInfo of a device without opening a backend (creates the primary context). */
+    qa_status (*mem_query)(int device, size_t *free_bytes, size_t *total_bytes, qa_err *e);
 } qa_cuda_api;
 
 typedef const qa_cuda_api *(*qa_cuda_api_get_fn)(void);
@@ -80,6 +82,11 @@ qa_status qa_backend_cuda_open(qa_backend *be, int device, qa_err *e);
  * pinned double-buffered upload (asynchronous: a later op or copy_d2h on the stream sees the data),
  * copy_d2h synchronous. Teardown order: qa_arena_free (dev->free) BEFORE be->destroy(be). */
 qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err *e);
+
+/* cuda_loader.c: a memory-info-only qa_device for "cuda" / "cuda:N" (memory/device.c's CUDA branch, used
+ * by _device_info): name, kind, index and mem_info; its alloc/copy hooks refuse (load through
+ * qa_cuda_open). Errors as qa_cuda_load / probe (QA_ERR_INPUT with the reason). */
+qa_status qa_cuda_device_info(const char *spec, qa_device *dev, qa_err *e);
 
 /* cuda_loader.c: allocation counters and context overhead for memory_report (be may be NULL). */
 qa_status qa_cuda_stats(const qa_backend *be, qa_cuda_mem_stats *out, qa_err *e);

@@ -10,6 +10,7 @@
  */
 #include "cuda_api.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include <dlfcn.h>
@@ -135,6 +136,46 @@ static int cuda_index(const char *spec)
     char *end;
     long v = strtol(spec + 5, &end, 10);
     return (*end || v < 0 || v > 1024) ? -1 : (int)v;
+}
+
+static qa_status info_mem(void *ctx, size_t *free_bytes, size_t *total_bytes, qa_err *e)
+{
+    return loaded->mem_query((int)(intptr_t)ctx, free_bytes, total_bytes, e);
+}
+
+static qa_status info_alloc(void *ctx, size_t bytes, void **out, qa_err *e)
+{
+    *out = NULL;
+    return QA_FAIL(e, QA_ERR_INTERNAL, "a device from qa_cuda_device_info cannot allocate; use qa_cuda_open");
+}
+
+static void info_free(void *ctx, void *p) {}
+
+static qa_status info_copy(void *ctx, void *dst, const void *src, size_t bytes, qa_err *e)
+{
+    return QA_FAIL(e, QA_ERR_INTERNAL, "a device from qa_cuda_device_info cannot copy; use qa_cuda_open");
+}
+
+qa_status qa_cuda_device_info(const char *spec, qa_device *dev, qa_err *e)
+{
+    int index = cuda_index(spec);
+    if (index < 0)
+        return QA_FAIL(e, QA_ERR_INPUT, "device '%s' is not 'cuda' or 'cuda:N'", spec);
+    const qa_cuda_api *api;
+    QA_TRY(qa_cuda_load(&api, e));
+    qa_cuda_probe pr;
+    QA_TRY(api->probe(index, &pr, e));
+    memset(dev, 0, sizeof *dev);
+    snprintf(dev->name, sizeof dev->name, "cuda:%d", index);
+    dev->kind = QA_DEVICE_CUDA;
+    dev->index = index;
+    dev->ctx = (void *)(intptr_t)index;
+    dev->alloc = info_alloc;
+    dev->free = info_free;
+    dev->mem_info = info_mem;
+    dev->copy_h2d = info_copy;
+    dev->copy_d2h = info_copy;
+    return QA_OK;
 }
 
 qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err *e)

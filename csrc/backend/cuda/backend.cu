@@ -413,7 +413,7 @@ static qa_status api_upload(qa_backend *be, void *dst, const void *src, size_t b
 }
 
 static const qa_cuda_api api = {
-    QA_CUDA_API_VERSION, qa_backend_cuda_init, qa_cuda_probe_device, api_mem_stats, api_upload,
+    QA_CUDA_API_VERSION, qa_backend_cuda_init, qa_cuda_probe_device, api_mem_stats, api_upload, qa_cuda_mem_query,
 };
 
 extern "C" __attribute__((visibility("default"))) const qa_cuda_api *qa_cuda_api_get(void) { return &api; }

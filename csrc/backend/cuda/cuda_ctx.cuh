@@ -60,6 +60,7 @@ qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t byte
 /* cuda_api.h probe and mem_stats (c may be NULL: process counters only). */
 qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e);
 void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out);
+qa_status qa_cuda_mem_query(int device, size_t *free_bytes, size_t *total_bytes, qa_err *e);
 
 /* gemm.cu */
 /* y[T, N] (row stride ldy) = x[T, K] (row stride ldx) @ W[N, K]^T + beta * y. W is BF16 (x is

@@ -233,3 +233,12 @@ void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)
 }
 
 qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e) { return probe(device, out, e); }
+
+qa_status qa_cuda_mem_query(int device, size_t *fr, size_t *tot, qa_err *e)
+{
+    qa_cuda_probe pr;
+    QA_TRY(probe(device, &pr, e));
+    QA_CUDA_CHECK(e, cudaSetDevice(device));
+    QA_CUDA_CHECK(e, cudaMemGetInfo(fr, tot));
+    return QA_OK;
+}
