@@ -86,6 +86,15 @@ echo "== evidence: the largest relative errors the GPU tests printed"
 grep -oE "[^ ]*[^:]*: rel err [0-9.e+-]+" "$OUT/test_cuda.log" | sort -t' ' -k2 | awk '{print $(NF), $0}' \
   | sort -g | tail -10 | cut -d' ' -f2- | sed 's/^/  /'
 
+if [ "${QA_BENCH:-1}" = 1 ] && [ $rc_cuda -eq 0 ]; then
+  echo "== benchmark: full-size random aligner on the GPU (QA_BENCH=0 skips)"
+  t0=$(date +%s)
+  timeout 300 $PY bench/gpu_bench.py >"$OUT/bench.log" 2>&1; rc_b=$?
+  tail -12 "$OUT/bench.log"
+  note "benchmark: exit $rc_b in $(( $(date +%s) - t0 )) s (table in $OUT/bench.log)"
+  summary+=("$(grep -A8 'dtype     audio_s' "$OUT/bench.log")")
+fi
+
 echo
 echo "================ SUMMARY ================"
 printf '%s\n' "${summary[@]}"

@@ -3,8 +3,9 @@
  * Contract: backend.h, op by op; this file only checks arguments (shapes of the qa_tensors, int
  * ranges for cuBLAS and grids), binds be->scratch, and forwards to the launchers of ops.cuh and the
  * GEMMs of gemm.cu. Every op runs asynchronously on the context's stream; copy(D2H) and sync() wait.
- * Every op first refuses to run on a broken context and records a new CUDA error as the breaking one
- * (cuda_ctx.cuh), so after e.g. an illegal address every later call reports the first failure.
+ * Every op first refuses to run on a broken context, makes the context's device current for the calling
+ * thread, and records a new CUDA error as the breaking one (cuda_ctx.cuh), so after e.g. an illegal
+ * address every later call reports the first failure.
  * Scratch (arena view set by the engine): [cuBLAS workspace 32 MiB | work area], the work area
  * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time) or the im2col matrices
  * of as many conv chunks as fit (scratch_need sizes it for one chunk at least).
@@ -24,7 +25,7 @@ static qa_cuda_ctx *ctx_of(const qa_backend *be) { return (qa_cuda_ctx *)be->ctx
         qa_cuda_ctx *run_c_ = ctx_of(be);                                                        \
         if (!run_c_)                                                                             \
             return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend used after destroy");               \
-        QA_TRY(qa_cuda_ctx_usable(run_c_, e));                                                   \
+        QA_TRY(qa_cuda_ctx_enter(run_c_, e));                                                    \
         return qa_cuda_ctx_note(run_c_, (expr), e);                                              \
     } while (0)
 

@@ -50,6 +50,8 @@ qa_status qa_cuda_ctx_open(qa_cuda_ctx **out, int device, qa_err *e); /* caller 
 void qa_cuda_ctx_close(qa_cuda_ctx *c);
 /* QA_OK, or the first error again (QA_ERR_CUDA) when the context is broken. */
 qa_status qa_cuda_ctx_usable(qa_cuda_ctx *c, qa_err *e);
+/* Usable, and the context's device made current for this host thread. Every op starts here. */
+qa_status qa_cuda_ctx_enter(qa_cuda_ctx *c, qa_err *e);
 /* Record a failed status: CUDA errors break the context. Returns s. */
 qa_status qa_cuda_ctx_note(qa_cuda_ctx *c, qa_status s, const qa_err *e);
 /* Partition scratch (borrowed arena view) into the cuBLAS workspace and the work area. */

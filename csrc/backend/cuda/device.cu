@@ -139,6 +139,12 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
 qa_status qa_cuda_ctx_open(qa_cuda_ctx **out, int device, qa_err *e) { return ctx_open(device, out, e); }
 void qa_cuda_ctx_close(qa_cuda_ctx *c) { ctx_close(c); }
 
+static qa_status set_device(qa_cuda_ctx *c, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    return QA_OK;
+}
+
 qa_status qa_cuda_ctx_usable(qa_cuda_ctx *c, qa_err *e)
 {
     if (!c->broken)
@@ -148,6 +154,13 @@ qa_status qa_cuda_ctx_usable(qa_cuda_ctx *c, qa_err *e)
         qa_err_prefix(e, "CUDA backend unusable after an earlier error (reload the models in a new process): ");
     }
     return QA_ERR_CUDA;
+}
+
+qa_status qa_cuda_ctx_enter(qa_cuda_ctx *c, qa_err *e)
+{
+    QA_TRY(qa_cuda_ctx_usable(c, e));
+    /* the current device is per host thread: a Streamlit worker thread may call us first */
+    return qa_cuda_ctx_note(c, set_device(c, e), e);
 }
 
 qa_status qa_cuda_ctx_note(qa_cuda_ctx *c, qa_status s, const qa_err *e)
