@@ -175,6 +175,8 @@ def attention_ref(q, k, v, H, Hk, Dh, q0, causal, window):
     (3, 200, 4, 2, 128, 197, 1, 0),      # decode with a KV cache
     (1, 1, 2, 1, 128, 0, 1, 0),          # first token
     (90, 90, 2, 2, 64, 0, 1, 40),        # causal inside windows
+    (50, 50, 4, 2, 16, 0, 1, 0),         # the fixtures' head dim 16 (lanes 16..31 idle)
+    (70, 70, 4, 4, 32, 0, 0, 26),        # head dim 32, encoder-style
 ])
 def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)  # sharp softmax

@@ -110,7 +110,7 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, 
  * Query i sits at absolute position q0 + i; key j at position j. causal: keys j <= q0 + i.
  * window > 0: bidirectional inside consecutive windows of `window` positions (key j visible to
  * query i iff j / window == (q0 + i) / window). GQA: query head h reads kv head h / (H / Hk).
- * Dh must be 64 or 128. */
+ * Dh must be 16, 32, 64 or 128. */
 qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
                           int window, float scale, qa_err *e);
