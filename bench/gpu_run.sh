@@ -4,10 +4,12 @@
 #
 # The GPU box has nvcc, python3 (PyTorch venv, numpy), no network and no Debian -dev packages, so:
 #   - OpenBLAS / utf8proc (+ libgfortran5, libquadmath0) come as .deb files carried in .debs/ at the
-#     repository root (made on the dev machine with `apt-get download`, see the README of bench/ in the
-#     lead's notes); they are unpacked here into .deps/ and the build finds them via QA_DEPS_PREFIX;
+#     repository root (made on the dev machine by bench/fetch_gpu_deps.sh); they are unpacked here into
+#     .deps/ and the build finds them via QA_DEPS_PREFIX (-I, -L and an RPATH into .deps);
 #   - libsndfile / libsoxr are left out (QA_NO_AUDIO_LIBS=1: audio arrays at 16 kHz only);
 #   - pytest is installed from wheels in .whl/ when the interpreter lacks it.
+#   - the reference fixtures must be at shared/fixtures inside the repository (or $QA_SHARED/fixtures).
+# Device call:  run(command="bash bench/gpu_run.sh", carry=[".debs", ".whl"])   (QA_BENCH=0 skips timing)
 # Outputs: full logs under $OUT (the device tool's folder) or bench/out; the summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
