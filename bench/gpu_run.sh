@@ -85,7 +85,8 @@ rc_cpu=$?
 note "CPU parity: $(tail -1 "$OUT/test_cpu.log") (exit $rc_cpu)"
 
 echo "== evidence: the largest relative errors the GPU tests printed"
-grep -oE "[^ ]*[^:]*: rel err [0-9.e+-]+" "$OUT/test_cuda.log" | sort -t' ' -k2 | awk '{print $(NF), $0}' \
+grep -E ": rel err " "$OUT/test_cuda.log" | sed 's/,$//' \
+  | awk '{for (i = 1; i < NF; i++) if ($i == "err") { v = $(i + 1); sub(",", "", v); print v, $0 }}' \
   | sort -g | tail -10 | cut -d' ' -f2- | sed 's/^/  /'
 
 if [ "${QA_BENCH:-1}" = 1 ] && [ $rc_cuda -eq 0 ]; then
