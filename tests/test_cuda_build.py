@@ -4,6 +4,7 @@ Runs on machines without a GPU: it loads libqa_cuda.so with ctypes (which loads 
 creates no CUDA context) and reads the table version; it never calls into the CUDA runtime.
 """
 import ctypes
+import glob
 import os
 import re
 import shutil
@@ -137,3 +138,28 @@ def test_no_gpu_is_a_clear_input_error():
         pytest.skip("a GPU is visible here: tests/test_cuda.py covers loading on it")
     out = _run_models_cuda(REPO)
     assert out.startswith("InputError") and ("CUDA" in out or "cuda" in out), out
+
+
+def test_op_tests_dry_run_on_the_cpu_shim(tmp_path):
+    """tests/test_cuda.py's op tests (harness, ctypes calls, float64 references) run on the CPU backend through
+    tests/cuda_shim.c, so a broken reference or call is found here instead of on the GPU's clock."""
+    if not shutil.which("gcc"):
+        pytest.skip("gcc not available")
+    lib = tmp_path / "libqa_cuda_shim.so"
+    cpu = sorted(glob.glob(os.path.join(REPO, "csrc", "backend", "cpu", "*.c")))
+    core = [os.path.join(REPO, "csrc", "core", f) for f in ("status.c", "alloc.c")]
+    deps = []  # the GPU box's OpenBLAS lives in the QA_DEPS_PREFIX folder (bench/gpu_run.sh)
+    if os.environ.get("QA_DEPS_PREFIX"):
+        usr = os.path.join(os.environ["QA_DEPS_PREFIX"], "usr")
+        blas = os.path.join(usr, "lib", "x86_64-linux-gnu", "openblas-pthread")
+        deps = ["-I", os.path.join(usr, "include", "x86_64-linux-gnu", "openblas-pthread"), "-L", blas,
+                "-Wl,-rpath," + blas]
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-std=c11", "-D_GNU_SOURCE", "-I", os.path.join(REPO, "csrc"),
+                    "-I/usr/include/openblas"] + deps + ["-o", str(lib), os.path.join(REPO, "tests", "cuda_shim.c")]
+                   + cpu + core + ["-lopenblas", "-lm", "-pthread"], check=True)
+    env = dict(os.environ, QA_CUDA_LIB=str(lib))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          os.path.join(REPO, "tests", "test_cuda.py")], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "failed" not in out.stdout, out.stdout[-2000:]
