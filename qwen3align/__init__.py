@@ -10,6 +10,10 @@ name below is first used.
 """
 __version__ = "0.1.0"
 
+from ._blas import configure as _configure_blas  # noqa: E402 (must run before the extension loads)
+
+_configure_blas()
+
 # public name -> submodule that defines it (PEP 562 lazy attributes)
 _EXPORTS = {
     "load_models": "models",

@@ -231,6 +231,8 @@ def cmd_plan(a) -> int:
     print(plan)
     if a.budget is not None:
         ok = plan.fits(a.budget)
+        if isinstance(ok, list):  # MemoryPlan.fits -> [("budget", bytes, fits)]
+            ok = all(row[2] for row in ok)
         print(f"{'fits' if ok else 'does NOT fit'} in a budget of {a.budget:,} bytes ({a.budget / 2**30:.2f} GiB)")
         return EXIT_OK if ok else EXIT_OOM
     return EXIT_OK

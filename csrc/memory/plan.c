@@ -211,24 +211,29 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         double sec = lim->max_audio_seconds[k];
         int64_t samples = (int64_t)ceil(sec * 16000.0);
         pm->present = 1;
+        memcpy(pm->name, c->name, sizeof pm->name);
         pm->mel_frames = (int)plan_mel_frames(samples);
         pm->audio_tokens = (int)qa_audio_tokens_of_frames(&c->audio, pm->mel_frames);
         pm->weight_bytes = qa_names_weight_bytes(c, lim->dtype);
         QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, &out->scratch_dims, e)
                                      : plan_asr(c, lim, sec, pm, &out->scratch_dims, e));
-        ws = max2(ws, pm->workspace_bytes);
     }
-    if (out->model[QA_MODEL_ALIGNER].present)
-        out->limits.max_text_tokens = out->model[QA_MODEL_ALIGNER].text_tokens;
+    /* Every request first takes the backend scratch (sized with the CPU backend's formula for the
+     * largest op dimensions of either model) from the workspace; each model's peak includes it. */
+    out->scratch_bytes = qa_align_up(qa_backend_cpu_scratch_need(&out->scratch_dims));
+    for (int k = 0; k < 2; k++)
+        if (out->model[k].present) {
+            out->model[k].workspace_bytes += out->scratch_bytes;
+            ws = max2(ws, out->model[k].workspace_bytes);
+        }
+    out->limits.max_text_tokens = out->model[cfgs[QA_MODEL_ALIGNER] ? QA_MODEL_ALIGNER : QA_MODEL_ASR].text_tokens;
     if (cfgs[QA_MODEL_ALIGNER])
         add_region(out, "weights/aligner", out->model[QA_MODEL_ALIGNER].weight_bytes);
     if (cfgs[QA_MODEL_ASR]) {
         add_region(out, "weights/asr", out->model[QA_MODEL_ASR].weight_bytes);
         add_region(out, "kv/asr", out->model[QA_MODEL_ASR].kv_bytes);
     }
-    /* the scratch is sized with the CPU backend's formula; a backend needing more says so at load */
-    out->scratch_bytes = qa_align_up(qa_backend_cpu_scratch_need(&out->scratch_dims));
-    add_region(out, "workspace", out->scratch_bytes + ws);
+    add_region(out, "workspace", ws);
     return QA_OK;
 }
 
