@@ -163,3 +163,20 @@ def test_op_tests_dry_run_on_the_cpu_shim(tmp_path):
                          cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert " passed" in out.stdout and "failed" not in out.stdout, out.stdout[-2000:]
+
+
+def test_cuda_probe_and_auto_device():
+    """_cuda_probe reports devices or says why not; 'auto' picks CUDA only when the probe finds a device."""
+    import qwen3align as qa
+    from qwen3align import _qwen3align
+
+    try:
+        info = _qwen3align._cuda_probe(0)
+    except qa.InputError as ex:
+        assert "CUDA" in str(ex) or "cuda" in str(ex), ex
+        assert qa.models._resolve_device("auto") == "cpu"
+        with pytest.raises(qa.InputError, match="CUDA"):
+            qa.models._resolve_device("cuda:0")
+        return
+    assert info["device_count"] >= 1 and info["driver_version"] >= info["runtime_version"] > 0, info
+    assert qa.models._resolve_device("auto") == "cuda:0"

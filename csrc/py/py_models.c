@@ -9,13 +9,14 @@
  *     qa_models *ms = models_enter(self); if (!ms) return NULL;
  *     Py_BEGIN_ALLOW_THREADS s = qa_...(ms, ...); Py_END_ALLOW_THREADS
  *     models_leave(self);
- * Module functions: _plan (qwen3align.plan), _device_info, _config, _json_parse (debug/fuzz).
+ * Module functions: _plan (qwen3align.plan), _device_info, _cuda_probe, _config, _json_parse (debug/fuzz).
  */
 #include "py.h"
 
 #include <pythread.h>
 #include <string.h>
 
+#include "../backend/cuda_api.h"
 #include "../core/alloc.h"
 #include "../memory/plan.h"
 #include "../pipeline/models.h"
@@ -515,6 +516,29 @@ static PyObject *py_plan(PyObject *module, PyObject *args, PyObject *kw)
     return plan_dict(&p);
 }
 
+/* _cuda_probe(device=0): what the CUDA backend sees (driver, runtime, devices), or InputError saying why
+ * it is unusable ("CUDA backend not built", "no CUDA driver", "driver older than runtime", "no device"). */
+static PyObject *py_cuda_probe(PyObject *module, PyObject *args)
+{
+    int device = 0;
+    if (!PyArg_ParseTuple(args, "|i:_cuda_probe", &device))
+        return NULL;
+    const qa_cuda_api *api = NULL;
+    qa_cuda_probe pr;
+    qa_err e = {0};
+    qa_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = qa_cuda_load(&api, &e);
+    if (s == QA_OK)
+        s = api->probe(device, &pr, &e);
+    Py_END_ALLOW_THREADS
+    if (s != QA_OK)
+        return qa_py_raise(qa_py_state_of_module(module), &e);
+    return Py_BuildValue("{s:i,s:i,s:i,s:s,s:i,s:i,s:n}", "device_count", pr.device_count, "driver_version",
+                         pr.driver_version, "runtime_version", pr.runtime_version, "name", pr.name, "cc_major",
+                         pr.cc_major, "cc_minor", pr.cc_minor, "total_bytes", (Py_ssize_t)pr.total_mem);
+}
+
 static PyObject *py_device_info(PyObject *module, PyObject *args)
 {
     const char *spec;
@@ -630,6 +654,9 @@ static PyMethodDef methods[] = {
     {"_plan", (PyCFunction)(void (*)(void))py_plan, METH_VARARGS | METH_KEYWORDS,
      "_plan(aligner=None, asr=None, *, ...) -> dict: the memory plan from configs/presets and limits."},
     {"_device_info", py_device_info, METH_VARARGS, "_device_info(device) -> {name, free_bytes, total_bytes}."},
+    {"_cuda_probe", py_cuda_probe, METH_VARARGS,
+     "_cuda_probe(device=0) -> {device_count, driver_version, runtime_version, name, cc_major, cc_minor, "
+     "total_bytes}; InputError saying why when CUDA is unusable."},
     {"_config", py_config, METH_VARARGS, "_config(folder_or_preset) -> dict of the parsed config."},
     {"_json_parse", py_json_parse, METH_VARARGS, "_json_parse(bytes) -> Python object (debug / fuzzing)."},
     {"_safetensors_parse", py_safetensors_parse, METH_VARARGS,
