@@ -169,14 +169,15 @@ def test_cuda_probe_and_auto_device():
     """_cuda_probe reports devices or says why not; 'auto' picks CUDA only when the probe finds a device."""
     import qwen3align as qa
     from qwen3align import _qwen3align
+    from qwen3align import models as qm
 
     try:
         info = _qwen3align._cuda_probe(0)
     except qa.InputError as ex:
         assert "CUDA" in str(ex) or "cuda" in str(ex), ex
-        assert qa.models._resolve_device("auto") == "cpu"
+        assert qm._resolve_device("auto") == "cpu"
         with pytest.raises(qa.InputError, match="CUDA"):
-            qa.models._resolve_device("cuda:0")
+            qm._resolve_device("cuda:0")
         return
     assert info["device_count"] >= 1 and info["driver_version"] >= info["runtime_version"] > 0, info
-    assert qa.models._resolve_device("auto") == "cuda:0"
+    assert qm._resolve_device("auto") == "cuda:0"
