@@ -8,6 +8,9 @@ Environment:
   QA_SANITIZE=1    build with AddressSanitizer + UndefinedBehaviorSanitizer (make test-asan)
   QA_DEBUG=1       -O0 -g
   QA_NO_AUDIO_LIBS=1  build without libsndfile/libsoxr (arrays at 16 kHz only; for the GPU box)
+  QA_DEPS_PREFIX=/p   also look for OpenBLAS/utf8proc headers and libraries under a folder made by
+                   `dpkg -x` of their .deb files (the GPU box has no -dev packages; bench/gpu_run.sh)
+  QA_CUDA_ARCH="..."  nvcc -gencode flags (default: sm_90 code + compute_90 PTX)
 """
 import glob
 import os
@@ -25,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def c_sources():
     # Every C file of the engine, by layer; the CUDA backend is built separately (below).
     srcs = []
-    for layer in ("core", "weights", "memory", "frontend", "backend/cpu", "model", "pipeline", "py"):
+    for layer in ("core", "weights", "memory", "frontend", "backend", "backend/cpu", "model", "pipeline", "py"):
         srcs += sorted(glob.glob(os.path.join("csrc", layer, "*.c")))
     if os.environ.get("QA_NO_AUDIO_LIBS"):
         srcs = [s for s in srcs if not s.endswith(os.path.join("frontend", "audio_decode.c"))]
@@ -50,6 +53,24 @@ def libraries():
     if not os.environ.get("QA_NO_AUDIO_LIBS"):
         libs += ["sndfile", "soxr"]
     return libs
+
+
+def deps_prefix():
+    """Include/library folders of a dpkg -x prefix (QA_DEPS_PREFIX), or empty lists.
+
+    A .deb unpacked with dpkg -x has no alternatives symlinks (/usr/include/openblas), so name the
+    openblas-pthread folders directly. The libraries get an RPATH (not RUNPATH: --disable-new-dtags)
+    so that libopenblas's own dependency libgfortran.so.5 is found in the prefix too."""
+    root = os.environ.get("QA_DEPS_PREFIX")
+    if not root:
+        return [], [], []
+    multi = "x86_64-linux-gnu"
+    inc = [os.path.join(root, "usr", "include"),
+           os.path.join(root, "usr", "include", multi, "openblas-pthread")]
+    lib = [os.path.join(root, "usr", "lib", multi),
+           os.path.join(root, "usr", "lib", multi, "openblas-pthread")]
+    link = ["-Wl,--disable-new-dtags"] + ["-Wl,-rpath," + d for d in lib]
+    return inc, lib, link
 
 
 class BuildExt(build_ext):
@@ -83,13 +104,26 @@ class BuildExt(build_ext):
         objs = []
         tmp = os.path.join(self.build_temp, "cuda")
         os.makedirs(tmp, exist_ok=True)
+        # Everything hidden except the one entry point (qa_cuda_api_get, marked visible in device.cu).
+        headers = glob.glob(os.path.join(HERE, "csrc", "backend", "cuda", "*.*h")) + glob.glob(
+            os.path.join(HERE, "csrc", "*", "*.h")) + glob.glob(os.path.join(HERE, "csrc", "backend", "*.h"))
+        newest_header = max([os.path.getmtime(h) for h in headers] + [os.path.getmtime(__file__)])
         for src in cu:
             obj = os.path.join(tmp, os.path.basename(src) + ".o")
-            cmd = [nvcc, "-c", src, "-o", obj, "-O3", "-std=c++17", "-Xcompiler", "-fPIC,-Wall",
-                   "--expt-relaxed-constexpr", "-I", os.path.join(HERE, "csrc")] + arch
-            self.spawn(cmd)
             objs.append(obj)
-        c_glue = [os.path.join(HERE, "csrc", "core", "status.c")]
+            if (not self.force and os.path.exists(obj)
+                    and os.path.getmtime(obj) > max(os.path.getmtime(src), newest_header)):
+                continue  # nvcc is slow; rebuild an object only when its source or a header changed
+            cmd = [nvcc, "-c", src, "-o", obj, "-O3", "-std=c++17", "-Xcompiler",
+                   "-fPIC,-Wall,-fvisibility=hidden", "--expt-relaxed-constexpr", "-Werror", "all-warnings",
+                   "-I", os.path.join(HERE, "csrc")] + arch
+            self.spawn(cmd)
+        for c_src in ("status.c", "alloc.c"):  # the core the backend shares with the engine
+            obj = os.path.join(tmp, c_src + ".o")
+            self.spawn(["gcc", "-c", os.path.join(HERE, "csrc", "core", c_src), "-o", obj, "-std=c11", "-O2",
+                        "-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"])
+            objs.append(obj)
+        c_glue = []
         cmd = [nvcc, "-shared", "-o", target] + objs + c_glue + [
             "-Xcompiler", "-fPIC", "-L", os.path.join(cuda_home, "lib64"), "-lcublasLt", "-lcublas",
             "-lcudart", "-Xlinker", "-rpath=" + os.path.join(cuda_home, "lib64")] + arch
@@ -97,13 +131,15 @@ class BuildExt(build_ext):
 
 
 cflags, ldflags = flags()
+dep_inc, dep_lib, dep_link = deps_prefix()
 ext = Extension(
     "qwen3align._qwen3align",
     sources=c_sources(),
-    include_dirs=[numpy.get_include(), "csrc", "/usr/include/openblas"],
+    include_dirs=[numpy.get_include(), "csrc"] + dep_inc + ["/usr/include/openblas"],
+    library_dirs=dep_lib,
     libraries=libraries(),
     extra_compile_args=cflags + (["-DQA_NO_AUDIO_LIBS"] if os.environ.get("QA_NO_AUDIO_LIBS") else []),
-    extra_link_args=ldflags,
+    extra_link_args=ldflags + dep_link,
 )
 
 setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})

@@ -21,9 +21,20 @@ _CUDA_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libqa_cuda
 
 
 def _cuda_device_count():
-    """CUDA devices this build can use (0 without the CUDA backend library). The CUDA backend
-    replaces this with a real query; until then the library's presence is not enough to claim one."""
-    return 0
+    """CUDA devices this build can use: 0 without the CUDA backend library, a driver new enough for
+    its runtime, or a visible device (_cuda_probe raises InputError saying which)."""
+    try:
+        return int(_qwen3align._cuda_probe(0)["device_count"])
+    except InputError:
+        return 0
+
+
+def _cuda_unusable_reason():
+    try:
+        _qwen3align._cuda_probe(0)
+        return "no CUDA GPU is visible"
+    except InputError as ex:  # the probe's own words: no driver, driver older than runtime, no device
+        return "no usable CUDA GPU (" + str(ex).split("; use device")[0] + ")"
 
 
 def _resolve_device(device, require=True):
@@ -42,7 +53,7 @@ def _resolve_device(device, require=True):
             n = _cuda_device_count()
             if n == 0:
                 why = ("qwen3align was built without the CUDA backend (no qwen3align/libqa_cuda.so)"
-                       if not os.path.exists(_CUDA_LIB) else "no CUDA GPU is visible")
+                       if not os.path.exists(_CUDA_LIB) else _cuda_unusable_reason())
                 raise InputError(f"device={device!r} requested but {why}; use device='cpu'")
             if int(dev[5:]) >= n:
                 raise InputError(f"device={device!r} requested but only {n} CUDA device(s) are visible")

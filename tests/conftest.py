@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.abspath(os.path.join(REPO, "..", "shared"))
+# ../shared next to the worktree; or shared/ inside the repository (how the GPU box receives it); or $QA_SHARED
+SHARED = os.environ.get("QA_SHARED") or next(
+    (d for d in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")) if os.path.isdir(os.path.join(d, "fixtures"))),
+    os.path.join(REPO, "..", "shared"))
+SHARED = os.path.abspath(SHARED)
 FIXTURES = os.path.join(SHARED, "fixtures")
 MODELS = os.path.join(SHARED, "models")
 CASES = json.load(open(os.path.join(FIXTURES, "index.json")))["cases"] if os.path.exists(FIXTURES) else []

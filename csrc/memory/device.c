@@ -2,8 +2,8 @@
  *
  * The CPU "device" is host memory: one qa_malloc_aligned block, MemAvailable from /proc/meminfo as
  * the free figure (what the kernel can hand out without swapping, proc(5)), memcpy for copies.
- * CUDA devices are not wired in this file yet: the CUDA backend (libqa_cuda.so) fills a qa_device
- * with its own hooks; until then asking for one is an InputError that says why.
+ * CUDA devices: qa_device_open("cuda:N") gives a memory-query-only device (backend/cuda_loader.c);
+ * load_models opens the real one with qa_cuda_open, which fills the same hooks over the CUDA backend.
  */
 #include "device.h"
 
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../backend/cuda_api.h"
 #include "../core/alloc.h"
 
 #define CPU_ALIGN 256
@@ -76,10 +77,8 @@ qa_status qa_device_open(const char *spec, qa_device *dev, qa_err *e)
         return QA_OK;
     }
     if (strncmp(spec, "cuda", 4) == 0 && (spec[4] == 0 || spec[4] == ':')) {
-        /* CUDA hook point: the CUDA backend fills *dev here (cudaMalloc, cudaMemGetInfo, cudaMemcpy). */
-        return QA_FAIL(e, QA_ERR_INPUT,
-                       "device '%s' requested but this build has no CUDA backend (qwen3align/libqa_cuda.so "
-                       "not built); use device='cpu'", spec);
+        /* memory queries only; load_models opens CUDA with qa_cuda_open (backend + these hooks) */
+        return qa_cuda_device_info(spec, dev, e);
     }
     return QA_FAIL(e, QA_ERR_INPUT, "unknown device '%s' (expected 'auto', 'cpu', 'cuda' or 'cuda:N')", spec);
 }

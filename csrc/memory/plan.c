@@ -236,3 +236,18 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
     add_region(out, "workspace", ws);
     return QA_OK;
 }
+
+void qa_plan_set_scratch(qa_plan *p, size_t scratch_bytes)
+{
+    scratch_bytes = qa_align_up(scratch_bytes);
+    for (int i = 0; i < p->n_regions; i++) {
+        qa_region_spec *r = &p->regions[i];
+        if (strcmp(r->name, "workspace") != 0)
+            continue;
+        size_t rest = r->bytes - p->scratch_bytes; /* the pipelines' part of the workspace */
+        p->arena_bytes -= r->bytes;
+        r->bytes = qa_align_up(scratch_bytes + rest);
+        p->arena_bytes += r->bytes;
+    }
+    p->scratch_bytes = scratch_bytes;
+}

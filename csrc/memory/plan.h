@@ -97,4 +97,8 @@ void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t 
 /* Float32 KV cache bytes for max_ctx positions. */
 size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx);
 
+/* Replace the backend scratch size (the CPU formula by default) by another backend's, e.g. the CUDA
+ * formula of backend/cuda_scratch.h, growing or shrinking the workspace region and the arena total. */
+void qa_plan_set_scratch(qa_plan *p, size_t scratch_bytes);
+
 #endif

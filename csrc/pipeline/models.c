@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../backend/cuda_api.h"
+#include "../backend/cuda_scratch.h"
 #include "../core/alloc.h"
 #include "../weights/checkpoint.h"
 
@@ -76,10 +78,15 @@ static qa_status load_configs(const char *const dirs[2], qa_model_config cfg[2],
 static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *device, const qa_limits *lim,
                          qa_model_config cfg[2], qa_checkpoint *ck[2], qa_err *e)
 {
-    QA_TRY(qa_device_open(device, &ms->dev, e));
+    if (strncmp(device, "cuda", 4) == 0) /* backend + arena hooks from libqa_cuda.so (cuda_api.h) */
+        QA_TRY(qa_cuda_open(device, &ms->be, &ms->dev, e));
+    else
+        QA_TRY(qa_device_open(device, &ms->dev, e));
     QA_TRY(load_configs(dirs, cfg, e));
     const qa_model_config *cp[2] = {dirs[0] ? &cfg[0] : NULL, dirs[1] ? &cfg[1] : NULL};
     QA_TRY(qa_plan_compute(cp, lim, &ms->plan, e));
+    if (ms->dev.kind == QA_DEVICE_CUDA)
+        qa_plan_set_scratch(&ms->plan, qa_backend_cuda_scratch_need(&ms->plan.scratch_dims));
     size_t free_b = 0, total_b = 0;
     QA_TRY(ms->dev.mem_info(ms->dev.ctx, &free_b, &total_b, e));
     QA_TRY(qa_models_check_fit(&ms->plan, ms->dev.name, free_b, e));
@@ -129,6 +136,11 @@ qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char 
         return s;
     }
     ms->allocs_at_load = qa_alloc_count();
+    if (ms->dev.kind == QA_DEVICE_CUDA) {
+        qa_cuda_mem_stats st;
+        if (qa_cuda_stats(&ms->be, &st, NULL) == QA_OK)
+            ms->cuda_allocs_at_load = st.device_allocs + st.host_allocs;
+    }
     *out = ms;
     return QA_OK;
 }
@@ -139,9 +151,9 @@ void qa_models_free(qa_models *ms)
         return;
     for (int k = 0; k < 2; k++)
         qa_model_free(&ms->model[k]);
+    qa_arena_free(&ms->arena); /* through the backend's hooks on CUDA: before destroying it */
     if (ms->be.destroy)
         ms->be.destroy(&ms->be);
-    qa_arena_free(&ms->arena);
     qa_free(ms);
 }
 
@@ -162,5 +174,16 @@ qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
     r->n_regions = ms->arena.n_regions;
     memcpy(r->regions, ms->arena.regions, sizeof r->regions);
     r->allocations_after_load = (int64_t)(qa_alloc_count() - ms->allocs_at_load);
+    if (ms->dev.kind == QA_DEVICE_CUDA) {
+        qa_cuda_mem_stats st;
+        QA_TRY(qa_cuda_stats(&ms->be, &st, e));
+        r->is_cuda = 1;
+        r->cuda_allocations_after_load = (int64_t)(st.device_allocs + st.host_allocs - ms->cuda_allocs_at_load);
+        r->cuda_device_allocs = st.device_allocs;
+        r->cuda_pinned_allocs = st.host_allocs;
+        r->cuda_free_at_open = st.free_at_open;
+        r->cuda_free_after_handles = st.free_after_handles;
+        r->cuda_pinned_bytes = st.pinned_bytes;
+    }
     return ms->dev.mem_info(ms->dev.ctx, &r->device_free_bytes, &r->device_total_bytes, e);
 }

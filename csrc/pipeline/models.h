@@ -31,6 +31,7 @@ typedef struct qa_models {
     qa_model model[2];     /* [QA_MODEL_ALIGNER], [QA_MODEL_ASR]; valid where present[k] */
     int present[2];
     uint64_t allocs_at_load; /* qa_alloc_count() at the end of load */
+    uint64_t cuda_allocs_at_load; /* CUDA device + pinned allocations at the end of load */
     qa_backend be;         /* the op table of dev (CPU today); scratch set per request (pipeline/engine.c) */
 } qa_models;
 
@@ -40,6 +41,12 @@ typedef struct qa_memory_report {
     qa_region regions[QA_MAX_REGIONS];     /* copies: name, size, used, peak */
     size_t device_total_bytes, device_free_bytes;
     int64_t allocations_after_load;
+    /* CUDA only (is_cuda): the counting wrapper's cudaMalloc + cudaMallocHost calls since load (0 expected),
+     * in total, and cudaMemGetInfo at context creation / after the stream + cuBLAS handle. */
+    int is_cuda;
+    int64_t cuda_allocations_after_load;
+    uint64_t cuda_device_allocs, cuda_pinned_allocs;
+    size_t cuda_free_at_open, cuda_free_after_handles, cuda_pinned_bytes;
 } qa_memory_report;
 
 /* Load the models named in dirs[QA_MODEL_ALIGNER] / dirs[QA_MODEL_ASR] (either may be NULL) on device

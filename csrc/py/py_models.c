@@ -9,13 +9,14 @@
  *     qa_models *ms = models_enter(self); if (!ms) return NULL;
  *     Py_BEGIN_ALLOW_THREADS s = qa_...(ms, ...); Py_END_ALLOW_THREADS
  *     models_leave(self);
- * Module functions: _plan (qwen3align.plan), _device_info, _config, _json_parse (debug/fuzz).
+ * Module functions: _plan (qwen3align.plan), _device_info, _cuda_probe, _config, _json_parse (debug/fuzz).
  */
 #include "py.h"
 
 #include <pythread.h>
 #include <string.h>
 
+#include "../backend/cuda_api.h"
 #include "../core/alloc.h"
 #include "../memory/plan.h"
 #include "../pipeline/models.h"
@@ -297,7 +298,33 @@ static PyObject *regions_dict(const qa_memory_report *r, int what)
     return d;
 }
 
+/* CUDA part of the report: counted allocations, and where the device memory outside the arena went. */
+static PyObject *cuda_dict(const qa_memory_report *r)
+{
+    if (!r->is_cuda)
+        Py_RETURN_NONE;
+    size_t total = r->device_total_bytes;
+    return Py_BuildValue("{s:L,s:K,s:K,s:n,s:n,s:n,s:n}", "allocations_after_load",
+                         (long long)r->cuda_allocations_after_load, "cuda_malloc_calls",
+                         (unsigned long long)r->cuda_device_allocs, "pinned_host_alloc_calls",
+                         (unsigned long long)r->cuda_pinned_allocs, "free_bytes_at_context_creation",
+                         (Py_ssize_t)r->cuda_free_at_open, "context_and_other_processes_bytes",
+                         (Py_ssize_t)(total - r->cuda_free_at_open), "stream_and_cublas_bytes",
+                         (Py_ssize_t)(r->cuda_free_at_open - r->cuda_free_after_handles), "pinned_staging_bytes",
+                         (Py_ssize_t)r->cuda_pinned_bytes);
+}
+
+static PyObject *report_dict_base(const qa_models *ms, const qa_memory_report *r);
+
 static PyObject *report_dict(const qa_models *ms, const qa_memory_report *r)
+{
+    PyObject *d = report_dict_base(ms, r);
+    if (d && set_item(d, "cuda", cuda_dict(r)) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+static PyObject *report_dict_base(const qa_models *ms, const qa_memory_report *r)
 {
     return Py_BuildValue("{s:n,s:n,s:n,s:N,s:N,s:N,s:s,s:n,s:n,s:L,s:N}", "arena_bytes", (Py_ssize_t)r->arena_bytes,
                          "used_bytes", (Py_ssize_t)r->used_bytes, "peak_bytes", (Py_ssize_t)r->peak_bytes, "regions",
@@ -502,6 +529,29 @@ static PyObject *py_plan(PyObject *module, PyObject *args, PyObject *kw)
     return plan_dict(&p);
 }
 
+/* _cuda_probe(device=0): what the CUDA backend sees (driver, runtime, devices), or InputError saying why
+ * it is unusable ("CUDA backend not built", "no CUDA driver", "driver older than runtime", "no device"). */
+static PyObject *py_cuda_probe(PyObject *module, PyObject *args)
+{
+    int device = 0;
+    if (!PyArg_ParseTuple(args, "|i:_cuda_probe", &device))
+        return NULL;
+    const qa_cuda_api *api = NULL;
+    qa_cuda_probe pr;
+    qa_err e = {0};
+    qa_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = qa_cuda_load(&api, &e);
+    if (s == QA_OK)
+        s = api->probe(device, &pr, &e);
+    Py_END_ALLOW_THREADS
+    if (s != QA_OK)
+        return qa_py_raise(qa_py_state_of_module(module), &e);
+    return Py_BuildValue("{s:i,s:i,s:i,s:s,s:i,s:i,s:n}", "device_count", pr.device_count, "driver_version",
+                         pr.driver_version, "runtime_version", pr.runtime_version, "name", pr.name, "cc_major",
+                         pr.cc_major, "cc_minor", pr.cc_minor, "total_bytes", (Py_ssize_t)pr.total_mem);
+}
+
 static PyObject *py_device_info(PyObject *module, PyObject *args)
 {
     const char *spec;
@@ -617,6 +667,9 @@ static PyMethodDef methods[] = {
     {"_plan", (PyCFunction)(void (*)(void))py_plan, METH_VARARGS | METH_KEYWORDS,
      "_plan(aligner=None, asr=None, *, ...) -> dict: the memory plan from configs/presets and limits."},
     {"_device_info", py_device_info, METH_VARARGS, "_device_info(device) -> {name, free_bytes, total_bytes}."},
+    {"_cuda_probe", py_cuda_probe, METH_VARARGS,
+     "_cuda_probe(device=0) -> {device_count, driver_version, runtime_version, name, cc_major, cc_minor, "
+     "total_bytes}; InputError saying why when CUDA is unusable."},
     {"_config", py_config, METH_VARARGS, "_config(folder_or_preset) -> dict of the parsed config."},
     {"_json_parse", py_json_parse, METH_VARARGS, "_json_parse(bytes) -> Python object (debug / fuzzing)."},
     {"_safetensors_parse", py_safetensors_parse, METH_VARARGS,

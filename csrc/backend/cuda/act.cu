@@ -1,0 +1,76 @@
+/* act.cu — elementwise activations and residual adds: GELU (erf), SiLU(gate)*up, add, bias(+GELU).
+ *
+ * Contract: ops.cuh. Grid-stride loops over n elements (n may exceed 2^31). In place ok everywhere.
+ * References: torch.nn.functional.gelu default (exact, 0.5 x (1 + erf(x / sqrt 2))) for the encoder
+ * and projector (MODEL_FACTS §4); Qwen3MLP down(silu(gate(x)) * up(x)) with silu(g) = g / (1 + e^-g).
+ */
+#include "ops.cuh"
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+__global__ void gelu_kernel(float *out, const float *x, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = gelu_erf(x[i]);
+}
+
+__global__ void silu_mul_kernel(float *out, const float *g, const float *u, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float a = g[i];
+        out[i] = a / (1.0f + expf(-a)) * u[i];
+    }
+}
+
+__global__ void add_kernel(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+
+/* x[i] = act(x[i] + bias[(i / inner) % D]): inner = 1 for a row bias [T, D], inner = Ho*Wo for a
+ * conv channel bias over [N, D, Ho, Wo]. */
+__global__ void bias_act_kernel(float *x, const float *bias, size_t n, int D, size_t inner, int gelu)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = x[i] + (bias ? bias[(i / inner) % D] : 0.0f);
+        x[i] = gelu ? gelu_erf(v) : v;
+    }
+}
+
+qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e)
+{
+    if (!n)
+        return QA_OK;
+    gelu_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, x, n);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
+
+qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e)
+{
+    if (!n)
+        return QA_OK;
+    silu_mul_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, gate, up, n);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
+
+qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e)
+{
+    if (!n)
+        return QA_OK;
+    add_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, a, b, n);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
+
+qa_status qa_cu_bias_act(cudaStream_t s, float *x, const float *bias, size_t n, int D, size_t inner, int gelu,
+                         qa_err *e)
+{
+    if (!n || (!bias && !gelu))
+        return QA_OK;
+    bias_act_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(x, bias, n, D, inner ? inner : 1, gelu);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}

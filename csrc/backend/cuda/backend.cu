@@ -1,0 +1,420 @@
+/* backend.cu — the CUDA implementation of the backend.h op table (qa_backend_cuda_init).
+ *
+ * Contract: backend.h, op by op; this file only checks arguments (shapes of the qa_tensors, int
+ * ranges for cuBLAS and grids), binds be->scratch, and forwards to the launchers of ops.cuh and the
+ * GEMMs of gemm.cu. Every op runs asynchronously on the context's stream; copy(D2H) and sync() wait.
+ * Every op first refuses to run on a broken context, makes the context's device current for the calling
+ * thread, and records a new CUDA error as the breaking one (cuda_ctx.cuh), so after e.g. an illegal
+ * address every later call reports the first failure.
+ * Scratch (arena view set by the engine): [cuBLAS workspace 32 MiB | work area], the work area
+ * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time) or the im2col matrices
+ * of as many conv chunks as fit (scratch_need sizes it for one chunk at least).
+ */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "cuda_ctx.cuh"
+#include "ops.cuh"
+
+static qa_cuda_ctx *ctx_of(const qa_backend *be) { return (qa_cuda_ctx *)be->ctx; }
+
+/* Run an op implementation on a usable context and note a CUDA failure as the breaking one. */
+#define RUN(be, e, expr)                                                                         \
+    do {                                                                                         \
+        qa_cuda_ctx *run_c_ = ctx_of(be);                                                        \
+        if (!run_c_)                                                                             \
+            return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend used after destroy");               \
+        QA_TRY(qa_cuda_ctx_enter(run_c_, e));                                                    \
+        return qa_cuda_ctx_note(run_c_, (expr), e);                                              \
+    } while (0)
+
+/* Dimensions passed to cuBLAS / grids as int. */
+static qa_status int_dims(qa_err *e, const char *op, int n, const int64_t *v)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] < 0 || v[i] > INT_MAX)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "%s: dimension #%d = %lld outside [0, %d]", op, i, (long long)v[i],
+                           INT_MAX);
+    return QA_OK;
+}
+#define INT_DIMS(e, op, ...)                                                                     \
+    do {                                                                                         \
+        const int64_t dims_[] = {__VA_ARGS__};                                                   \
+        QA_TRY(int_dims(e, op, (int)(sizeof dims_ / sizeof dims_[0]), dims_));                   \
+    } while (0)
+
+/* A 1-D float32 tensor of n elements (biases, norm weights: backend.h says always QA_F32). */
+static qa_status vec_ok(qa_err *e, const char *op, const char *what, const qa_tensor *t, int64_t n)
+{
+    if (!t || !t->data)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %s missing", op, what);
+    if (t->dtype != QA_F32 || t->ndim != 1 || t->shape[0] != n)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %s has dtype %d, %d dims, %lld elements; expected f32 [%lld]", op,
+                       what, (int)t->dtype, t->ndim, (long long)(t->ndim ? t->shape[0] : 0), (long long)n);
+    return QA_OK;
+}
+
+/* A GEMM weight (N, K) or conv weight (N, K/9, 3, 3) in BF16 or F32. */
+static qa_status weight_ok(qa_err *e, const char *op, const qa_tensor *W, int64_t N, int64_t K)
+{
+    if (!W || !W->data)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: weight missing", op);
+    QA_TRY(qa_cu_check_wdtype(W->dtype, op, e));
+    int64_t k = W->ndim == 2 ? W->shape[1] : W->ndim == 4 ? W->shape[1] * W->shape[2] * W->shape[3] : -1;
+    if (W->shape[0] != N || k != K)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: weight of %d dims is (%lld, %lld as K), expected (%lld, %lld)", op,
+                       W->ndim, (long long)W->shape[0], (long long)k, (long long)N, (long long)K);
+    return QA_OK;
+}
+
+/* ---- lifetime and memory ------------------------------------------------------------------- */
+
+static void be_destroy(qa_backend *be)
+{
+    qa_cuda_ctx_close(ctx_of(be));
+    be->ctx = NULL;
+}
+
+static qa_status be_mem_alloc(qa_backend *be, void **out, size_t bytes, qa_err *e)
+{
+    RUN(be, e, qa_cuda_dev_alloc(ctx_of(be), out, bytes, e));
+}
+
+static void be_mem_free(qa_backend *be, void *p)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    if (!p)
+        return;
+    if (c) { /* wait for work that may still use the block */
+        cudaSetDevice(c->device);
+        cudaStreamSynchronize(c->stream);
+    } else {
+        cudaDeviceSynchronize(); /* freed after destroy: the block must still go back to the driver */
+    }
+    cudaFree(p);
+}
+
+static qa_status mem_info_impl(qa_cuda_ctx *c, size_t *fr, size_t *tot, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    QA_CUDA_CHECK(e, cudaMemGetInfo(fr, tot));
+    return QA_OK;
+}
+
+static qa_status be_mem_info(qa_backend *be, size_t *fr, size_t *tot, qa_err *e)
+{
+    RUN(be, e, mem_info_impl(ctx_of(be), fr, tot, e));
+}
+
+static size_t be_scratch_need(const qa_backend *be, const qa_scratch_dims *d)
+{
+    return qa_backend_cuda_scratch_need(d);
+}
+
+static qa_status copy_impl(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_copy_kind kind, qa_err *e)
+{
+    static const cudaMemcpyKind kinds[] = {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
+                                           cudaMemcpyDeviceToDevice};
+    if ((int)kind < 0 || (int)kind > 2)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "copy: unknown kind %d", (int)kind);
+    if (!bytes)
+        return QA_OK;
+    QA_CUDA_CHECK(e, cudaMemcpyAsync(dst, src, bytes, kinds[kind], c->stream));
+    if (kind == QA_COPY_D2H) /* backend.h: the data is on the host when it returns */
+        QA_CUDA_CHECK(e, cudaStreamSynchronize(c->stream));
+    return QA_OK;
+}
+
+static qa_status be_copy(qa_backend *be, void *dst, const void *src, size_t bytes, qa_copy_kind kind, qa_err *e)
+{
+    RUN(be, e, copy_impl(ctx_of(be), dst, src, bytes, kind, e));
+}
+
+static qa_status memset_impl(qa_cuda_ctx *c, void *dst, size_t bytes, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaMemsetAsync(dst, 0, bytes, c->stream));
+    return QA_OK;
+}
+
+static qa_status be_memset0(qa_backend *be, void *dst, size_t bytes, qa_err *e)
+{
+    RUN(be, e, memset_impl(ctx_of(be), dst, bytes, e));
+}
+
+static qa_status sync_impl(qa_cuda_ctx *c, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaStreamSynchronize(c->stream));
+    return QA_OK;
+}
+
+static qa_status be_sync(qa_backend *be, qa_err *e) { RUN(be, e, sync_impl(ctx_of(be), e)); }
+
+/* ---- linear algebra ------------------------------------------------------------------------ */
+
+static qa_status gemm_impl(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
+                           int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    INT_DIMS(e, "gemm", T, K, N);
+    QA_TRY(weight_ok(e, "gemm", W, N, K));
+    if (b)
+        QA_TRY(vec_ok(e, "gemm", "bias", b, N));
+    if (accumulate && act != QA_ACT_NONE)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "gemm: accumulate with an activation is not defined");
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    QA_TRY(qa_cuda_gemm(c, y, (int)N, x, (int)K, W->data, W->dtype, (int)T, (int)N, (int)K, accumulate ? 1.f : 0.f,
+                        e));
+    return qa_cu_bias_act(c->stream, y, b ? (const float *)b->data : NULL, (size_t)T * N, (int)N, 1,
+                          act == QA_ACT_GELU, e);
+}
+
+static qa_status be_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b, int64_t T,
+                         int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e)
+{
+    RUN(be, e, gemm_impl(be, y, x, W, b, T, K, N, act, accumulate, e));
+}
+
+/* ---- normalisation and positions ----------------------------------------------------------- */
+
+static qa_status layernorm_impl(qa_cuda_ctx *c, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
+                                int64_t T, int64_t D, float eps, qa_err *e)
+{
+    INT_DIMS(e, "layernorm", T, D);
+    QA_TRY(vec_ok(e, "layernorm", "weight", w, D));
+    QA_TRY(vec_ok(e, "layernorm", "bias", b, D));
+    return qa_cu_layernorm(c->stream, y, x, w->data, b->data, QA_F32, (int)T, (int)D, eps, e);
+}
+
+static qa_status be_layernorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
+                              int64_t T, int64_t D, float eps, qa_err *e)
+{
+    RUN(be, e, layernorm_impl(ctx_of(be), y, x, w, b, T, D, eps, e));
+}
+
+static qa_status rmsnorm_impl(qa_cuda_ctx *c, float *y, const float *x, const qa_tensor *w, int64_t T, int64_t D,
+                              float eps, qa_err *e)
+{
+    INT_DIMS(e, "rmsnorm", T, D);
+    QA_TRY(vec_ok(e, "rmsnorm", "weight", w, D));
+    return qa_cu_rmsnorm(c->stream, y, x, w->data, QA_F32, (int)T, (int)D, eps, e);
+}
+
+static qa_status be_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T, int64_t D,
+                            float eps, qa_err *e)
+{
+    RUN(be, e, rmsnorm_impl(ctx_of(be), y, x, w, T, D, eps, e));
+}
+
+static qa_status rope_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0, float theta,
+                           qa_err *e)
+{
+    INT_DIMS(e, "rope", T, H, Dh, H * Dh);
+    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, pos0, theta, e);
+}
+
+static qa_status be_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0, float theta,
+                         qa_err *e)
+{
+    RUN(be, e, rope_impl(ctx_of(be), x, T, H, Dh, pos0, theta, e));
+}
+
+static qa_status sinusoid_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t E, int64_t period, qa_err *e)
+{
+    INT_DIMS(e, "add_sinusoid", E);
+    return qa_cu_add_sinusoid(c->stream, x, T, (int)E, period, e);
+}
+
+static qa_status be_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E, int64_t period, qa_err *e)
+{
+    RUN(be, e, sinusoid_impl(ctx_of(be), x, T, E, period, e));
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+static qa_status attention_impl(qa_cuda_ctx *c, float *out, const float *q, const float *k, const float *v,
+                                int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
+                                int causal, int64_t window, qa_err *e)
+{
+    INT_DIMS(e, "attention", Tq, Tkv, H, Hk, Dh, H * Dh, Hk * Dh, q_pos0, q_pos0 + Tq, window);
+    if (!causal && window <= 0 && Tkv <= 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: no keys");
+    int ldq = (int)(H * Dh), ldk = (int)(Hk * Dh);
+    float scale = (float)(1.0 / sqrt((double)Dh)); /* head_dim ** -0.5 */
+    return qa_cu_attention(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, (int)Tq, (int)Tkv, (int)H, (int)Hk, (int)Dh,
+                           (int)q_pos0, causal, (int)window, scale, e);
+}
+
+static qa_status be_attention(qa_backend *be, float *out, const float *q, const float *k, const float *v, int64_t Tq,
+                              int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0, int causal,
+                              int64_t window, qa_err *e)
+{
+    RUN(be, e, attention_impl(ctx_of(be), out, q, k, v, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
+}
+
+/* ---- elementwise ---------------------------------------------------------------------------- */
+
+static qa_status be_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e)
+{
+    RUN(be, e, qa_cu_gelu(ctx_of(be)->stream, y, x, n > 0 ? (size_t)n : 0, e));
+}
+
+static qa_status be_silu_mul(qa_backend *be, float *y, const float *gate, const float *up, int64_t n, qa_err *e)
+{
+    RUN(be, e, qa_cu_silu_mul(ctx_of(be)->stream, y, gate, up, n > 0 ? (size_t)n : 0, e));
+}
+
+static qa_status be_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e)
+{
+    RUN(be, e, qa_cu_add(ctx_of(be)->stream, y, a, b, n > 0 ? (size_t)n : 0, e));
+}
+
+/* ---- audio front ---------------------------------------------------------------------------- */
+
+static qa_status mel_chunks_impl(qa_cuda_ctx *c, float *y, const float *feat, int64_t M, int64_t ld, int64_t frame0,
+                                 int64_t valid, int64_t N, int64_t L, qa_err *e)
+{
+    INT_DIMS(e, "mel_chunks", M, N, L);
+    return qa_cu_mel_chunks(c->stream, y, feat, (int)M, ld, frame0, valid, (int)N, (int)L, e);
+}
+
+static qa_status be_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld, int64_t frame0,
+                               int64_t valid, int64_t N, int64_t L, qa_err *e)
+{
+    RUN(be, e, mel_chunks_impl(ctx_of(be), y, feat, M, ld, frame0, valid, N, L, e));
+}
+
+static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
+                             int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    int64_t Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, K = Cin * 9, P = Ho * Wo;
+    INT_DIMS(e, "conv2d", N, Cin, Hi, Wi, Cout, K, P, K * P);
+    QA_TRY(weight_ok(e, "conv2d", w, Cout, K));
+    if (b)
+        QA_TRY(vec_ok(e, "conv2d", "bias", b, Cout));
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    int bf16 = w->dtype == QA_BF16;
+    size_t per_image = (size_t)K * P * (bf16 ? 2 : 4);
+    size_t fit = c->work_bytes / per_image;
+    if (fit == 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "conv2d: work area of %zu bytes cannot hold one im2col of %zu bytes "
+                       "(scratch smaller than scratch_need for max_im2col)", c->work_bytes, per_image);
+    for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit) {
+        int nb = (int)(N - n0 < (int64_t)fit ? N - n0 : (int64_t)fit);
+        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, x + (size_t)n0 * Cin * Hi * Wi, nb, (int)Cin, (int)Hi,
+                               (int)Wi, e));
+        QA_TRY(qa_cuda_gemm_wx_batched(c, y + (size_t)n0 * Cout * P, w->data, w->dtype, c->work, (int)Cout, (int)P,
+                                       (int)K, nb, e));
+    }
+    return qa_cu_bias_act(c->stream, y, b ? (const float *)b->data : NULL, (size_t)N * Cout * P, (int)Cout,
+                          (size_t)P, act == QA_ACT_GELU, e);
+}
+
+static qa_status be_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
+                           int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act, qa_err *e)
+{
+    RUN(be, e, conv2d_impl(be, y, x, w, b, N, Cin, Hi, Wi, Cout, act, e));
+}
+
+static qa_status flatten_impl(qa_cuda_ctx *c, float *y, const float *x, int64_t N, int64_t C, int64_t Fq, int64_t Tc,
+                              qa_err *e)
+{
+    INT_DIMS(e, "chunk_flatten", N, C, Fq, Tc);
+    return qa_cu_conv_flatten(c->stream, y, x, (int)N, (int)C, (int)Fq, (int)Tc, e);
+}
+
+static qa_status be_chunk_flatten(qa_backend *be, float *y, const float *x, int64_t N, int64_t C, int64_t Fq,
+                                  int64_t Tc, qa_err *e)
+{
+    RUN(be, e, flatten_impl(ctx_of(be), y, x, N, C, Fq, Tc, e));
+}
+
+/* ---- tokens --------------------------------------------------------------------------------- */
+
+static qa_status embed_impl(qa_cuda_ctx *c, float *y, const qa_tensor *table, const int32_t *ids, int64_t T,
+                            qa_err *e)
+{
+    if (!table || !table->data || table->ndim != 2)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "embed: table must be a 2-D tensor");
+    INT_DIMS(e, "embed", T, table->shape[0], table->shape[1]);
+    return qa_cu_embed(c->stream, y, table->data, table->dtype, ids, (int)T, (int)table->shape[1],
+                       (int)table->shape[0], NULL, e);
+}
+
+static qa_status be_embed(qa_backend *be, float *y, const qa_tensor *table, const int32_t *ids, int64_t T, qa_err *e)
+{
+    RUN(be, e, embed_impl(ctx_of(be), y, table, ids, T, e));
+}
+
+static qa_status argmax_impl(qa_cuda_ctx *c, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
+                             const int32_t *suppress, int n_suppress, qa_err *e)
+{
+    INT_DIMS(e, "argmax", R, V);
+    if (n_suppress < 0 || n_suppress > QA_CU_MAX_SUPPRESS)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "argmax: %d suppressed ids, at most %d", n_suppress, QA_CU_MAX_SUPPRESS);
+    qa_cu_suppress sup;
+    memset(&sup, 0, sizeof sup);
+    sup.n = n_suppress;
+    for (int i = 0; i < n_suppress; i++)
+        sup.ids[i] = suppress[i];
+    return qa_cu_argmax(c->stream, idx, prob, x, (int)R, (int)V, &sup, e);
+}
+
+static qa_status be_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
+                           const int32_t *suppress, int n_suppress, qa_err *e)
+{
+    RUN(be, e, argmax_impl(ctx_of(be), idx, prob, x, R, V, suppress, n_suppress, e));
+}
+
+/* ---- the table -------------------------------------------------------------------------------- */
+
+extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init(qa_backend *be, int device,
+                                                                                 qa_err *e)
+{
+    memset(be, 0, sizeof *be);
+    qa_cuda_ctx *c;
+    QA_TRY(qa_cuda_ctx_open(&c, device, e));
+    be->api_version = QA_BACKEND_API_VERSION;
+    be->name = "cuda";
+    be->ctx = c;
+    be->destroy = be_destroy;
+    be->mem_alloc = be_mem_alloc;
+    be->mem_free = be_mem_free;
+    be->mem_info = be_mem_info;
+    be->scratch_need = be_scratch_need;
+    be->copy = be_copy;
+    be->memset0 = be_memset0;
+    be->sync = be_sync;
+    be->gemm = be_gemm;
+    be->layernorm = be_layernorm;
+    be->rmsnorm = be_rmsnorm;
+    be->rope = be_rope;
+    be->add_sinusoid = be_add_sinusoid;
+    be->attention = be_attention;
+    be->gelu = be_gelu;
+    be->silu_mul = be_silu_mul;
+    be->add = be_add;
+    be->mel_chunks = be_mel_chunks;
+    be->conv2d = be_conv2d;
+    be->chunk_flatten = be_chunk_flatten;
+    be->embed = be_embed;
+    be->argmax = be_argmax;
+    return QA_OK;
+}
+
+static void api_mem_stats(const qa_backend *be, qa_cuda_mem_stats *out)
+{
+    qa_cuda_mem_stats_of(be ? ctx_of(be) : NULL, out);
+}
+
+static qa_status api_upload(qa_backend *be, void *dst, const void *src, size_t bytes, qa_err *e)
+{
+    RUN(be, e, qa_cuda_upload(ctx_of(be), dst, src, bytes, e));
+}
+
+static const qa_cuda_api api = {
+    QA_CUDA_API_VERSION, qa_backend_cuda_init, qa_cuda_probe_device, api_mem_stats, api_upload, qa_cuda_mem_query,
+};
+
+extern "C" __attribute__((visibility("default"))) const qa_cuda_api *qa_cuda_api_get(void) { return &api; }

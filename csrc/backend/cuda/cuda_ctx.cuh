@@ -1,0 +1,78 @@
+/* cuda_ctx.cuh — the state of one opened CUDA backend (one device, one stream, one cuBLAS handle).
+ *
+ * Contract: created by qa_cuda_ctx_open (device.cu), freed by qa_cuda_ctx_close; it is the `ctx` of
+ * the qa_backend that backend.cu fills. It owns no device memory: the cuBLAS workspace and the work
+ * area of the ops (BF16 GEMM operands, im2col matrices) are carved from be->scratch, a view into the
+ * arena workspace that the engine sets (DESIGN.md §5: every device byte comes from the one
+ * allocation). qa_cuda_bind_scratch re-partitions whenever be->scratch changes.
+ * It owns two pinned host staging buffers (weight upload, allocated once at load, counted).
+ * After the first CUDA error the context is "broken": every later call fails with the first error's
+ * message (a sticky CUDA error poisons the process's context; we say so instead of crashing).
+ */
+#ifndef QA_CUDA_CTX_CUH
+#define QA_CUDA_CTX_CUH
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "cuda_check.h"
+
+extern "C" {
+#include "../../model/weights.h"
+#include "../cuda_api.h"
+#include "../cuda_scratch.h"
+}
+
+typedef struct qa_cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *scratch;              /* be->scratch last bound (arena view) */
+    size_t scratch_bytes;
+    void *work;                 /* scratch after the cuBLAS workspace: GEMM staging / im2col */
+    size_t work_bytes;
+    int broken;                 /* set after the first CUDA error */
+    qa_err first_err;           /* that error, repeated to every later caller */
+    void *pin[2];               /* pinned upload staging (double buffer) */
+    cudaEvent_t pin_done[2];    /* recorded after the copy out of pin[i] was enqueued */
+    size_t pin_bytes;
+    int pin_next;
+    size_t free_at_open, free_after_handles, total_at_open;
+    char name[256];             /* device name, for reports */
+    int cc_major, cc_minor;
+} qa_cuda_ctx;
+
+/* QA_CUDA_BLAS_WS_BYTES, QA_CUDA_STAGE_ROWS and the scratch formula: ../cuda_scratch.h */
+
+/* device.cu */
+qa_status qa_cuda_ctx_open(qa_cuda_ctx **out, int device, qa_err *e); /* caller frees with ctx_close */
+void qa_cuda_ctx_close(qa_cuda_ctx *c);
+/* QA_OK, or the first error again (QA_ERR_CUDA) when the context is broken. */
+qa_status qa_cuda_ctx_usable(qa_cuda_ctx *c, qa_err *e);
+/* Usable, and the context's device made current for this host thread. Every op starts here. */
+qa_status qa_cuda_ctx_enter(qa_cuda_ctx *c, qa_err *e);
+/* Record a failed status: CUDA errors break the context. Returns s. */
+qa_status qa_cuda_ctx_note(qa_cuda_ctx *c, qa_status s, const qa_err *e);
+/* Partition scratch (borrowed arena view) into the cuBLAS workspace and the work area. */
+qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_err *e);
+/* Counted device allocation (the arena block) and the pinned-staging host -> device copy. */
+qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e);
+qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e);
+/* cuda_api.h probe and mem_stats (c may be NULL: process counters only). */
+qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e);
+void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out);
+qa_status qa_cuda_mem_query(int device, size_t *free_bytes, size_t *total_bytes, qa_err *e);
+
+/* gemm.cu */
+/* y[T, N] (row stride ldy) = x[T, K] (row stride ldx) @ W[N, K]^T + beta * y. W is BF16 (x is
+ * rounded to BF16 in the work area, products accumulate in FP32: cuBLAS GemmEx, COMPUTE_32F)
+ * or FP32 (true FP32, TF32 off: CUBLAS_COMPUTE_32F with the default math mode). */
+qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
+                       int T, int N, int K, float beta, qa_err *e);
+/* For b < batch: C_b[M, N] = A[M, K] @ B_b[K, N] (row-major; B_b = B + b*K*N elements of B's dtype,
+ * C_b = C + b*M*N). A is a weight (BF16 or FP32), B already in A's dtype (the conv's im2col). */
+qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
+                                  int N, int K, int batch, qa_err *e);
+
+#endif

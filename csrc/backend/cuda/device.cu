@@ -1,0 +1,257 @@
+/* device.cu — opening the CUDA backend: version and device checks, the context (stream + cuBLAS),
+ * the counting device-memory wrapper the arena's block goes through, scratch partitioning, and the
+ * pinned-staging weight upload.
+ *
+ * Contract: cuda_ctx.cuh and cuda_api.h. Every cudaMalloc / cudaMallocHost the backend makes goes
+ * through counted_* below, so memory_report() can show that nothing is allocated after load
+ * (DESIGN.md §5). The arena's single block is the only device allocation of a normal run; the two
+ * 8 MiB pinned staging buffers are allocated at the first upload and kept until close (so a later
+ * request never allocates).
+ * Checks, in the order load_models needs them: a driver at all (cudaDriverGetVersion == 0 means none),
+ * driver >= runtime (otherwise every call fails with cudaErrorInsufficientDriver), a visible device
+ * with the asked index.
+ */
+#include <atomic>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "../../core/alloc.h"
+#include "../cuda_api.h"
+}
+#include "cuda_ctx.cuh"
+#include "ops.cuh"
+
+static std::atomic<unsigned long long> n_dev_allocs{0}, n_host_allocs{0};
+
+#define PIN_BYTES ((size_t)8 << 20) /* each of the two pinned staging buffers */
+
+static qa_status counted_dev_malloc(void **p, size_t bytes, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaMalloc(p, bytes));
+    n_dev_allocs.fetch_add(1);
+    return QA_OK;
+}
+
+static qa_status counted_host_malloc(void **p, size_t bytes, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaMallocHost(p, bytes));
+    n_host_allocs.fetch_add(1);
+    return QA_OK;
+}
+
+static qa_status probe(int device, qa_cuda_probe *out, qa_err *e)
+{
+    memset(out, 0, sizeof *out);
+    cudaDriverGetVersion(&out->driver_version);
+    cudaRuntimeGetVersion(&out->runtime_version);
+    if (out->driver_version == 0)
+        return QA_FAIL(e, QA_ERR_INPUT, "no CUDA driver found (libcuda.so not loadable); use device=\"cpu\"");
+    if (out->driver_version < out->runtime_version)
+        return QA_FAIL(e, QA_ERR_INPUT,
+                       "CUDA driver older than runtime: the driver supports CUDA %d.%d, the CUDA backend was "
+                       "built with CUDA %d.%d; update the NVIDIA driver or use device=\"cpu\"",
+                       out->driver_version / 1000, out->driver_version % 1000 / 10, out->runtime_version / 1000,
+                       out->runtime_version % 1000 / 10);
+    cudaError_t err = cudaGetDeviceCount(&out->device_count);
+    if (err == cudaErrorNoDevice || (err == cudaSuccess && out->device_count == 0)) {
+        cudaGetLastError();
+        return QA_FAIL(e, QA_ERR_INPUT, "no CUDA device visible (CUDA_VISIBLE_DEVICES=%s); use device=\"cpu\"",
+                       getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "<unset>");
+    }
+    QA_CUDA_CHECK(e, err);
+    if (device < 0 || device >= out->device_count)
+        return QA_FAIL(e, QA_ERR_INPUT, "device cuda:%d asked, but %d CUDA device%s visible", device,
+                       out->device_count, out->device_count == 1 ? " is" : "s are");
+    cudaDeviceProp prop;
+    QA_CUDA_CHECK(e, cudaGetDeviceProperties(&prop, device));
+    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    out->cc_major = prop.major;
+    out->cc_minor = prop.minor;
+    out->total_mem = prop.totalGlobalMem;
+    if (prop.major < 8)
+        return QA_FAIL(e, QA_ERR_INPUT, "cuda:%d (%s) has compute capability %d.%d; the CUDA backend needs 8.0 or "
+                       "newer (BF16 tensor cores)", device, prop.name, prop.major, prop.minor);
+    return QA_OK;
+}
+
+static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    size_t fr, tot;
+    QA_CUDA_CHECK(e, cudaMemGetInfo(&fr, &tot)); /* first runtime call that creates the context */
+    c->free_at_open = fr;
+    c->total_at_open = tot;
+    QA_CUDA_CHECK(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    QA_CUBLAS_CHECK(e, cublasCreate(&c->blas));
+    QA_CUBLAS_CHECK(e, cublasSetStream(c->blas, c->stream));
+    /* TF32 stays off: COMPUTE_32F GEMMs are true FP32 (the float32 parity mode relies on it). */
+    QA_CUBLAS_CHECK(e, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    for (int i = 0; i < 2; i++)
+        QA_CUDA_CHECK(e, cudaEventCreateWithFlags(&c->pin_done[i], cudaEventDisableTiming));
+    QA_CUDA_CHECK(e, cudaMemGetInfo(&fr, &tot));
+    c->free_after_handles = fr;
+    return QA_OK;
+}
+
+static void ctx_close(qa_cuda_ctx *c)
+{
+    if (!c)
+        return;
+    cudaSetDevice(c->device);
+    if (c->stream)
+        cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < 2; i++) {
+        if (c->pin[i])
+            cudaFreeHost(c->pin[i]);
+        if (c->pin_done[i])
+            cudaEventDestroy(c->pin_done[i]);
+    }
+    if (c->blas)
+        cublasDestroy(c->blas);
+    if (c->stream)
+        cudaStreamDestroy(c->stream);
+    qa_free(c);
+}
+
+static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
+{
+    *out = NULL;
+    qa_cuda_probe pr;
+    QA_TRY(probe(device, &pr, e));
+    qa_cuda_ctx *c = (qa_cuda_ctx *)qa_calloc_n(1, sizeof *c, e);
+    if (!c)
+        return QA_ERR_OOM;
+    c->device = device;
+    snprintf(c->name, sizeof c->name, "%s", pr.name);
+    c->cc_major = pr.cc_major;
+    c->cc_minor = pr.cc_minor;
+    qa_status s = open_handles(c, e);
+    if (s != QA_OK) {
+        ctx_close(c);
+        return s;
+    }
+    *out = c;
+    return QA_OK;
+}
+
+qa_status qa_cuda_ctx_open(qa_cuda_ctx **out, int device, qa_err *e) { return ctx_open(device, out, e); }
+void qa_cuda_ctx_close(qa_cuda_ctx *c) { ctx_close(c); }
+
+static qa_status set_device(qa_cuda_ctx *c, qa_err *e)
+{
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    return QA_OK;
+}
+
+qa_status qa_cuda_ctx_usable(qa_cuda_ctx *c, qa_err *e)
+{
+    if (!c->broken)
+        return QA_OK;
+    if (e) {
+        *e = c->first_err;
+        qa_err_prefix(e, "CUDA backend unusable after an earlier error (reload the models in a new process): ");
+    }
+    return QA_ERR_CUDA;
+}
+
+qa_status qa_cuda_ctx_enter(qa_cuda_ctx *c, qa_err *e)
+{
+    QA_TRY(qa_cuda_ctx_usable(c, e));
+    /* the current device is per host thread: a Streamlit worker thread may call us first */
+    return qa_cuda_ctx_note(c, set_device(c, e), e);
+}
+
+qa_status qa_cuda_ctx_note(qa_cuda_ctx *c, qa_status s, const qa_err *e)
+{
+    if (s == QA_ERR_CUDA && !c->broken) {
+        c->broken = 1;
+        if (e)
+            c->first_err = *e;
+    }
+    return s;
+}
+
+qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_err *e)
+{
+    if (scratch == c->scratch && bytes == c->scratch_bytes && scratch)
+        return QA_OK;
+    if (!scratch || bytes < QA_CUDA_BLAS_WS_BYTES + 256)
+        return QA_FAIL(e, QA_ERR_INTERNAL,
+                       "CUDA backend: scratch of %zu bytes at %p is missing or smaller than the cuBLAS workspace "
+                       "(%zu bytes); set be->scratch to scratch_need() bytes of the arena workspace",
+                       bytes, scratch, QA_CUDA_BLAS_WS_BYTES);
+    QA_CUBLAS_CHECK(e, cublasSetWorkspace(c->blas, scratch, QA_CUDA_BLAS_WS_BYTES));
+    c->scratch = scratch;
+    c->scratch_bytes = bytes;
+    c->work = (char *)scratch + QA_CUDA_BLAS_WS_BYTES;
+    c->work_bytes = bytes - QA_CUDA_BLAS_WS_BYTES;
+    return QA_OK;
+}
+
+qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
+{
+    *out = NULL;
+    QA_TRY(qa_cuda_ctx_usable(c, e));
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    qa_status s = counted_dev_malloc(out, bytes, e);
+    if (s == QA_ERR_OOM && e) {
+        e->needed = bytes;
+        qa_err_prefix(e, "allocating the %zu-byte arena on cuda:%d (%s): ", bytes, c->device, c->name);
+    }
+    return s;
+}
+
+/* ---- weight upload: two pinned buffers, the CPU fills one while the DMA drains the other ------- */
+
+static qa_status upload_chunk(qa_cuda_ctx *c, void *dst, const char *src, size_t bytes, qa_err *e)
+{
+    int b = c->pin_next;
+    c->pin_next ^= 1;
+    QA_CUDA_CHECK(e, cudaEventSynchronize(c->pin_done[b])); /* the DMA out of pin[b] has finished */
+    memcpy(c->pin[b], src, bytes);
+    QA_CUDA_CHECK(e, cudaMemcpyAsync(dst, c->pin[b], bytes, cudaMemcpyHostToDevice, c->stream));
+    QA_CUDA_CHECK(e, cudaEventRecord(c->pin_done[b], c->stream));
+    return QA_OK;
+}
+
+qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e)
+{
+    QA_TRY(qa_cuda_ctx_usable(c, e));
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    if (!c->pin[0]) {
+        for (int i = 0; i < 2; i++)
+            QA_TRY(counted_host_malloc(&c->pin[i], PIN_BYTES, e));
+        c->pin_bytes = PIN_BYTES;
+    }
+    for (size_t off = 0; off < bytes; off += c->pin_bytes) {
+        size_t n = bytes - off < c->pin_bytes ? bytes - off : c->pin_bytes;
+        QA_TRY(upload_chunk(c, (char *)dst + off, (const char *)src + off, n, e));
+    }
+    return QA_OK;
+}
+
+void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->device_allocs = n_dev_allocs.load();
+    out->host_allocs = n_host_allocs.load();
+    if (c) {
+        out->free_at_open = c->free_at_open;
+        out->free_after_handles = c->free_after_handles;
+        out->total = c->total_at_open;
+        out->pinned_bytes = c->pin[0] ? 2 * c->pin_bytes : 0;
+    }
+}
+
+qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e) { return probe(device, out, e); }
+
+qa_status qa_cuda_mem_query(int device, size_t *fr, size_t *tot, qa_err *e)
+{
+    qa_cuda_probe pr;
+    QA_TRY(probe(device, &pr, e));
+    QA_CUDA_CHECK(e, cudaSetDevice(device));
+    QA_CUDA_CHECK(e, cudaMemGetInfo(fr, tot));
+    return QA_OK;
+}

@@ -1,0 +1,69 @@
+/* gemm.cu — the Linear layers and the convolutions' matrix products through cuBLAS.
+ *
+ * Contract: cuda_ctx.cuh. Row-major y[T, N] = x[T, K] W[N, K]^T is, in cuBLAS' column-major terms,
+ * y^T = W x^T: GemmEx(OP_T, OP_N, m = N, n = T, k = K, A = W (ld K), B = x (ld ldx), C = y (ld ldy)).
+ * BF16 weights: the FP32 activation rows are rounded to BF16 into the scratch work area (in row
+ * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
+ * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32.
+ * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
+ * matches the CPU reference to FP32 rounding (the parity tests rely on it).
+ * cuBLAS runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
+ * so it allocates nothing after load (DESIGN.md §5).
+ */
+#include "cuda_ctx.cuh"
+#include "ops.cuh"
+
+static cudaDataType_t cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+/* Rows of a K-wide BF16 operand the work area holds at once. */
+static qa_status stage_rows(qa_cuda_ctx *c, int K, int want, int *rows, qa_err *e)
+{
+    size_t r = K > 0 ? c->work_bytes / (sizeof(__nv_bfloat16) * (size_t)K) : 0;
+    if (r == 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL,
+                       "gemm: scratch work area of %zu bytes cannot hold one BF16 row of %d (scratch not set or "
+                       "smaller than scratch_need)", c->work_bytes, K);
+    *rows = r < (size_t)want ? (int)r : want;
+    return QA_OK;
+}
+
+qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
+                       int T, int N, int K, float beta, qa_err *e)
+{
+    QA_TRY(qa_cu_check_wdtype(wt, "gemm", e));
+    if (T <= 0 || N <= 0)
+        return QA_OK;
+    const float alpha = 1.0f;
+    if (wt == QA_F32) {
+        QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, w, CUDA_R_32F, K, x,
+                                        CUDA_R_32F, ldx, &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT));
+        return QA_OK;
+    }
+    int rows = 0;
+    QA_TRY(stage_rows(c, K, T, &rows, e));
+    for (int t0 = 0; t0 < T; t0 += rows) {
+        int n = T - t0 < rows ? T - t0 : rows;
+        __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
+        QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
+        QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, n, K, &alpha, w, CUDA_R_16BF, K,
+                                        stage, CUDA_R_16BF, K, &beta, y + (size_t)t0 * ldy, CUDA_R_32F, ldy,
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+    return QA_OK;
+}
+
+qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
+                                  int N, int K, int batch, qa_err *e)
+{
+    QA_TRY(qa_cu_check_wdtype(at, "gemm_wx_batched", e));
+    if (batch <= 0 || M <= 0 || N <= 0)
+        return QA_OK;
+    const float alpha = 1.0f, beta = 0.0f;
+    /* Column-major view: C_b^T[N, M] = B_b^T[N, K] A^T[K, M]; A is shared (stride 0). */
+    QA_CUBLAS_CHECK(e, cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B,
+                                                  cuda_type(at), N, (long long)K * N, A, cuda_type(at), K, 0,
+                                                  &beta, C, CUDA_R_32F, N, (long long)M * N, batch,
+                                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return QA_OK;
+}

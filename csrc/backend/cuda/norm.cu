@@ -1,0 +1,89 @@
+/* norm.cu — LayerNorm (audio encoder) and RMSNorm (text decoder, also per head for q/k norm).
+ *
+ * Contract: ops.cuh. One warp per row; the row is read once into registers-by-stride, statistics in
+ * fp32 with a two-pass variance (mean first, then sum of squared deviations) like PyTorch's CPU/GPU
+ * LayerNorm, so rows with a large mean lose no precision.
+ * References: torch.nn.LayerNorm (eps 1e-5 in the encoder, MODEL_FACTS §4.6) and transformers
+ * Qwen3RMSNorm: hidden.float() * rsqrt(mean(hidden^2) + eps), then * weight (MODEL_FACTS §5;
+ * with fp32 activations the intermediate cast to the input dtype is the identity).
+ */
+#include "ops.cuh"
+
+#define ROWS_PER_BLOCK 4 /* 4 warps per block, one row each */
+
+template <typename W>
+__global__ void layernorm_kernel(float *out, const float *x, const W *w, const W *b, int T, int D, float eps)
+{
+    int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
+    if (row >= T)
+        return;
+    const float *xr = x + (size_t)row * D;
+    float *yr = out + (size_t)row * D;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < D; i += 32)
+        s += xr[i];
+    float mean = qa_warp_sum(s) / D;
+    float v = 0.f;
+    for (int i = threadIdx.x; i < D; i += 32) {
+        float d = xr[i] - mean;
+        v += d * d;
+    }
+    float rstd = rsqrtf(qa_warp_sum(v) / D + eps);
+    for (int i = threadIdx.x; i < D; i += 32)
+        yr[i] = (xr[i] - mean) * rstd * qa_ld(w, i) + qa_ld(b, i);
+}
+
+template <typename W>
+__global__ void rmsnorm_kernel(float *out, const float *x, const W *w, int R, int D, float eps)
+{
+    int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
+    if (row >= R)
+        return;
+    const float *xr = x + (size_t)row * D;
+    float *yr = out + (size_t)row * D;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < D; i += 32)
+        s += xr[i] * xr[i];
+    float r = rsqrtf(qa_warp_sum(s) / D + eps);
+    for (int i = threadIdx.x; i < D; i += 32)
+        yr[i] = xr[i] * r * qa_ld(w, i);
+}
+
+qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e)
+{
+    if (t != QA_BF16 && t != QA_F32)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: weight dtype %d is neither bf16 nor f32 on the CUDA backend",
+                       what, (int)t);
+    return QA_OK;
+}
+
+qa_status qa_cu_layernorm(cudaStream_t s, float *out, const float *x, const void *w, const void *b,
+                          qa_dtype wt, int T, int D, float eps, qa_err *e)
+{
+    QA_TRY(qa_cu_check_wdtype(wt, "layernorm", e));
+    if (T <= 0)
+        return QA_OK;
+    dim3 block(32, ROWS_PER_BLOCK), grid(qa_cuda_blocks((size_t)T, ROWS_PER_BLOCK));
+    if (wt == QA_BF16)
+        layernorm_kernel<<<grid, block, 0, s>>>(out, x, (const __nv_bfloat16 *)w, (const __nv_bfloat16 *)b, T,
+                                                D, eps);
+    else
+        layernorm_kernel<<<grid, block, 0, s>>>(out, x, (const float *)w, (const float *)b, T, D, eps);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
+
+qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *w, qa_dtype wt, int R, int D,
+                        float eps, qa_err *e)
+{
+    QA_TRY(qa_cu_check_wdtype(wt, "rmsnorm", e));
+    if (R <= 0)
+        return QA_OK;
+    dim3 block(32, ROWS_PER_BLOCK), grid(qa_cuda_blocks((size_t)R, ROWS_PER_BLOCK));
+    if (wt == QA_BF16)
+        rmsnorm_kernel<<<grid, block, 0, s>>>(out, x, (const __nv_bfloat16 *)w, R, D, eps);
+    else
+        rmsnorm_kernel<<<grid, block, 0, s>>>(out, x, (const float *)w, R, D, eps);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}

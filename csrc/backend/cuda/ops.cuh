@@ -1,0 +1,118 @@
+/* ops.cuh — the CUDA backend's kernel launchers, one group per .cu file (internal to libqa_cuda.so).
+ *
+ * Conventions (the same as backend.h, STYLE.md §2.10): output first, then inputs, then dimensions
+ * with the fixed letters (T tokens, D hidden, H heads, Hk kv heads, Dh head dim, F ffn, V vocab,
+ * C channels); all pointers are device pointers; activations are FP32, row-major, contiguous unless a
+ * row stride `ld*` (in elements) is given. Weights are `const void *` plus their qa_dtype (QA_BF16 on
+ * the GPU by default, QA_F32 for dtype="float32"). Every launcher enqueues on stream s, checks the
+ * launch (QA_LAUNCH_CHECK) and returns qa_status; nothing synchronises unless it says so.
+ * In-place use (out == x) is allowed where the comment says "in place ok".
+ */
+#ifndef QA_CUDA_OPS_CUH
+#define QA_CUDA_OPS_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cuda_check.h"
+
+extern "C" {
+#include "../../model/weights.h"
+}
+
+/* Read element i of a weight vector stored as BF16 or FP32 (the two compute dtypes). */
+template <typename W> __device__ __forceinline__ float qa_ld(const W *p, size_t i);
+template <> __device__ __forceinline__ float qa_ld<float>(const float *p, size_t i) { return p[i]; }
+template <> __device__ __forceinline__ float qa_ld<__nv_bfloat16>(const __nv_bfloat16 *p, size_t i)
+{
+    return __bfloat162float(p[i]);
+}
+
+/* Sum over a warp (all 32 lanes active). */
+__device__ __forceinline__ float qa_warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Reject a weight dtype the kernels were not built for. */
+qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e);
+
+/* ---- norm.cu ---------------------------------------------------------------------------------- */
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * w + b over D, rows r < T (nn.LayerNorm). in place ok. */
+qa_status qa_cu_layernorm(cudaStream_t s, float *out, const float *x, const void *w, const void *b,
+                          qa_dtype wt, int T, int D, float eps, qa_err *e);
+/* out[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w over D, rows r < R (Qwen3RMSNorm). With R = T*H and
+ * D = Dh it is the per-head q_norm / k_norm. in place ok. */
+qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *w, qa_dtype wt, int R, int D,
+                        float eps, qa_err *e);
+
+/* ---- rope.cu ---------------------------------------------------------------------------------- */
+/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope). */
+qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, float theta, qa_err *e);
+/* In place x[T, E] += sinusoid(t mod period) (backend.h add_sinusoid). */
+qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long long period, qa_err *e);
+
+/* ---- act.cu ----------------------------------------------------------------------------------- */
+qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */
+qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e);
+qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e);
+/* In place over n elements: x[i] += bias[(i / inner) % D] (bias may be NULL), then GELU when gelu != 0.
+ * inner = 1: row bias of [T, D]; inner = Ho*Wo: channel bias of [N, D, Ho, Wo]. */
+qa_status qa_cu_bias_act(cudaStream_t s, float *x, const float *bias, size_t n, int D, size_t inner, int gelu,
+                         qa_err *e);
+
+/* ---- convert.cu ------------------------------------------------------------------------------- */
+qa_status qa_cu_f32_to_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, size_t n, qa_err *e);
+/* out[t*K + i] = bf16(x[t*ldx + i]) for t < T, i < K (a strided activation into packed staging). */
+qa_status qa_cu_f32_to_bf16_rows(cudaStream_t s, __nv_bfloat16 *out, const float *x, int T, int K, int ldx,
+                                 qa_err *e);
+qa_status qa_cu_bf16_to_f32(cudaStream_t s, float *out, const __nv_bfloat16 *x, size_t n, qa_err *e);
+/* Weight upload: n elements of src (QA_BF16, QA_F16 or QA_F32, as stored in the checkpoint) to dst in
+ * the compute dtype dt (QA_BF16 or QA_F32). Same dtype is a device copy. */
+qa_status qa_cu_convert(cudaStream_t s, void *dst, qa_dtype dt, const void *src, qa_dtype st, size_t n,
+                        qa_err *e);
+
+/* ---- embed.cu --------------------------------------------------------------------------------- */
+/* out[t, :] = table[ids[t], :] (table [V, D] in wt); ids outside [0, V) give zero rows and set
+ * *bad (device int, may be NULL) to 1. */
+qa_status qa_cu_embed(cudaStream_t s, float *out, const void *table, qa_dtype wt, const int32_t *ids, int T,
+                      int D, int V, int *bad, qa_err *e);
+
+/* ---- argmax.cu -------------------------------------------------------------------------------- */
+#define QA_CU_MAX_SUPPRESS 16
+typedef struct qa_cu_suppress { /* ids treated as -inf, passed by value to the kernel */
+    int n;
+    int ids[QA_CU_MAX_SUPPRESS];
+} qa_cu_suppress;
+/* Per row r < R of x [R, N]: idx[r] = first argmax (torch semantics), prob[r] = softmax(x[r])[idx]
+ * (prob may be NULL). */
+qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
+                       const qa_cu_suppress *sup, qa_err *e);
+
+/* ---- conv.cu ---------------------------------------------------------------------------------- */
+/* y[n, 0, m, t] = feat[m*ld + f] if f = frame0 + n*L + t < valid, else 0 (backend.h mel_chunks). */
+qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, long long ld, long long frame0,
+                           long long valid, int N, int L, qa_err *e);
+/* im2col of a 3x3, stride 2, pad 1 convolution over N images x [N, Cin, Hi, Wi]:
+ * col[n][(ci*9 + ky*3 + kx)][oy*Wo + ox] (BF16 when bf16 != 0, else FP32), Ho = (Hi-1)/2+1,
+ * Wo = (Wi-1)/2+1, zero padding. */
+qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, int N, int Cin, int Hi, int Wi,
+                          qa_err *e);
+/* [N, C, Fq, Tt] conv output -> [N, Tt, C*Fq] rows for conv_out (feature index c*Fq + f). */
+qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, int C, int Fq, int Tt, qa_err *e);
+
+/* ---- attention.cu ----------------------------------------------------------------------------- */
+/* Fused softmax(q k^T * scale) v without storing scores (flash-style online softmax, fp32).
+ * q [Tq, H, Dh] (row stride ldq), k, v [Tk, Hk, Dh] (row strides ldk, ldv), out [Tq, H, Dh] (ldo).
+ * Query i sits at absolute position q0 + i; key j at position j. causal: keys j <= q0 + i.
+ * window > 0: bidirectional inside consecutive windows of `window` positions (key j visible to
+ * query i iff j / window == (q0 + i) / window). GQA: query head h reads kv head h / (H / Hk).
+ * Dh must be 16, 32, 64 or 128. */
+qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                          const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
+                          int window, float scale, qa_err *e);
+
+#endif

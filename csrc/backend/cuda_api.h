@@ -1,0 +1,94 @@
+/* cuda_api.h — what libqa_cuda.so exports, and how the engine finds it (cuda_loader.c).
+ *
+ * Why a separate library: the extension must import and run on machines without CUDA, and
+ * `import qwen3align` must not pay for loading cuBLAS. So the CUDA backend is built (when nvcc exists)
+ * into qwen3align/libqa_cuda.so, next to the extension module, and dlopen()ed only when
+ * load_models(device="cuda:N") asks for it. The library exports one table, through the symbol
+ * QA_CUDA_ENTRY ("qa_cuda_api_get"); the loader checks `version` against QA_CUDA_API_VERSION so a
+ * stale library is reported instead of called with the wrong layout. (It also exports
+ * qa_backend_cuda_init, the same function as the table's `init`, under backend.h's documented name.)
+ *
+ * Lifecycle (what load_models does):
+ *     qa_backend be; qa_device dev;
+ *     QA_TRY(qa_cuda_open("cuda:0", &be, &dev, &err)); // dlopen, probe (driver >= runtime, device
+ *                                                       // visible), context, op table, arena hooks
+ *     dev.mem_info(...) vs plan  ->  qa_arena_create(&arena, &dev, ...)   // THE one cudaMalloc
+ *     be.scratch = view of the workspace; be.scratch_bytes = be.scratch_need(&be, &dims);
+ *     ... weights: dev.copy_h2d (pinned double-buffered staging, async) ...; ops through be ...
+ *     qa_arena_free(&arena); be.destroy(&be);
+ * All functions return qa_status and fill the caller's qa_err; none exits.
+ */
+#ifndef QA_CUDA_API_H
+#define QA_CUDA_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/status.h"
+#include "../memory/device.h"
+#include "backend.h"
+
+#define QA_CUDA_API_VERSION 3
+#define QA_CUDA_ENTRY "qa_cuda_api_get"
+#define QA_CUDA_LIBRARY "libqa_cuda.so"
+
+typedef struct qa_cuda_probe {
+    int driver_version;   /* cudaDriverGetVersion (e.g. 13000); 0 = no driver */
+    int runtime_version;  /* cudaRuntimeGetVersion of the runtime the library was built with */
+    int device_count;
+    char name[256];       /* of the asked device */
+    int cc_major, cc_minor;
+    size_t total_mem;
+} qa_cuda_probe;
+
+typedef struct qa_cuda_mem_stats {
+    uint64_t device_allocs;    /* cudaMalloc calls made through the counting wrapper (process-wide) */
+    uint64_t host_allocs;      /* cudaMallocHost calls (pinned staging), process-wide */
+    size_t free_at_open;       /* cudaMemGetInfo free right after the CUDA context was created */
+    size_t free_after_handles; /* ... and after the stream and cuBLAS handle were created */
+    size_t total;              /* device memory */
+    size_t pinned_bytes;       /* pinned staging held by this backend */
+} qa_cuda_mem_stats;
+
+typedef struct qa_cuda_api {
+    int version; /* QA_CUDA_API_VERSION */
+    /* Fill *be for CUDA device `device` (probe first). Release with be->destroy(be). */
+    qa_backend_cuda_init_fn init;
+    /* Checks that need no context: a driver, driver >= runtime, device index visible, cc >= 8.0.
+     * QA_ERR_INPUT with the reason otherwise. */
+    qa_status (*probe)(int device, qa_cuda_probe *out, qa_err *e);
+    /* Counters and context overhead for memory_report(). be may be NULL (process counters only). */
+    void (*mem_stats)(const qa_backend *be, qa_cuda_mem_stats *out);
+    /* Host -> device copy through the two pinned staging buffers, asynchronous on the backend stream
+     * (returns once src may be reused). Used for weight upload (the arena's copy_h2d hook). */
+    qa_status (*upload)(qa_backend *be, void *dst, const void *src, size_t bytes, qa_err *e);
+    /* cudaMemGetInfo of a device without opening a backend (creates the primary context). */
+    qa_status (*mem_query)(int device, size_t *free_bytes, size_t *total_bytes, qa_err *e);
+} qa_cuda_api;
+
+typedef const qa_cuda_api *(*qa_cuda_api_get_fn)(void);
+
+/* cuda_loader.c (in the extension): dlopen libqa_cuda.so next to the extension module once per
+ * process, check the table version. QA_ERR_INPUT "CUDA backend not built" when the library is absent,
+ * with dlerror() text when it cannot be loaded. *out is borrowed for the life of the process. */
+qa_status qa_cuda_load(const qa_cuda_api **out, qa_err *e);
+
+/* cuda_loader.c: load, probe, then api->init(be, device). Release with be->destroy(be). */
+qa_status qa_backend_cuda_open(qa_backend *be, int device, qa_err *e);
+
+/* cuda_loader.c: open device spec "cuda" / "cuda:N": the backend in *be (as qa_backend_cuda_open) and
+ * the arena's hooks in *dev, forwarding to it (dev->ctx = be: be must stay at that address while dev
+ * is used). alloc/free = the counted cudaMalloc / cudaFree, mem_info = cudaMemGetInfo, copy_h2d = the
+ * pinned double-buffered upload (asynchronous: a later op or copy_d2h on the stream sees the data),
+ * copy_d2h synchronous. Teardown order: qa_arena_free (dev->free) BEFORE be->destroy(be). */
+qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err *e);
+
+/* cuda_loader.c: a memory-info-only qa_device for "cuda" / "cuda:N" (memory/device.c's CUDA branch, used
+ * by _device_info): name, kind, index and mem_info; its alloc/copy hooks refuse (load through
+ * qa_cuda_open). Errors as qa_cuda_load / probe (QA_ERR_INPUT with the reason). */
+qa_status qa_cuda_device_info(const char *spec, qa_device *dev, qa_err *e);
+
+/* cuda_loader.c: allocation counters and context overhead for memory_report (be may be NULL). */
+qa_status qa_cuda_stats(const qa_backend *be, qa_cuda_mem_stats *out, qa_err *e);
+
+#endif

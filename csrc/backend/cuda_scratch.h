@@ -1,0 +1,30 @@
+/* cuda_scratch.h — the CUDA backend's scratch formula as a plain function, so that memory/plan.c
+ * can size the workspace for a CUDA device without loading libqa_cuda.so (the backend's
+ * scratch_need returns the same number).
+ *
+ * Layout of be->scratch on CUDA: [cuBLAS workspace, 32 MiB (cuBLAS' Hopper recommendation; set with
+ * cublasSetWorkspace so cuBLAS never allocates after load) | work area]. The work area holds either
+ * the BF16 copy of a GEMM's activation rows (at most QA_CUDA_STAGE_ROWS rows of max_gemm_k at once)
+ * or the im2col matrix of at least one conv chunk (max_im2col elements, FP32 at most).
+ */
+#ifndef QA_CUDA_SCRATCH_H
+#define QA_CUDA_SCRATCH_H
+
+#include <stddef.h>
+
+#include "backend.h"
+
+#define QA_CUDA_BLAS_WS_BYTES ((size_t)32 << 20)
+#define QA_CUDA_STAGE_ROWS 1024
+
+static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
+{
+    size_t rows = d->max_q > 0 && d->max_q < QA_CUDA_STAGE_ROWS ? (size_t)d->max_q : QA_CUDA_STAGE_ROWS;
+    size_t k = d->max_gemm_k > 0 ? (size_t)d->max_gemm_k : 1;
+    size_t stage = rows * k * 2;                                          /* BF16 rows */
+    size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * 4; /* FP32 worst case */
+    size_t work = stage > im2col ? stage : im2col;
+    return QA_CUDA_BLAS_WS_BYTES + ((work + 255) & ~(size_t)255);
+}
+
+#endif

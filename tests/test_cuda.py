@@ -1,0 +1,421 @@
+"""GPU tests of the CUDA backend: each op against a float64 NumPy reference on fresh random inputs,
+then whole-model fixture parity with dtype="float32" on the GPU (TF32 off: same bounds as the CPU
+parity tests). Everything skips, with the probe's reason, where no usable CUDA device is visible.
+
+Bounds (‖out − ref‖ / ‖ref‖): FP32 math 1e-5; BF16 weights against the reference computed from the
+same BF16-rounded operands 1e-5 (only the FP32 accumulation order differs) and against the unrounded
+float64 reference 2e-2 (BF16 has 8 bits of mantissa).
+"""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy
+from cuda_util import BF16, F32, Cuda, bf16_round, gpu_reason
+
+WHY = gpu_reason()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
+# QA_CUDA_LIB pointing at tests/cuda_shim.c's library: the op tests run on the CPU backend (a dry run of
+# the harness and the references); tests of GPU-only behaviour skip.
+SHIM = bool(os.environ.get("QA_CUDA_LIB"))
+gpu_only = pytest.mark.skipif(SHIM, reason="GPU-only behaviour; QA_CUDA_LIB runs the op tests on the CPU shim")
+
+
+def skip_bf16_on_shim(wdt):
+    if SHIM and wdt == BF16:
+        pytest.skip("the CPU backend keeps activations FP32 with BF16 weights; the rounded-x reference is the GPU's")
+
+
+@pytest.fixture(scope="module")
+def cu():
+    return Cuda()
+
+
+@pytest.fixture
+def g(cu):
+    cu.reset()
+    return cu
+
+
+@pytest.fixture
+def rng(request):
+    # fresh inputs per test, but reproducible from the test name when a failure must be replayed
+    return np.random.default_rng(abs(hash(request.node.name)) % (1 << 32))
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+# ---- GEMM --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("T,K,N", [(37, 200, 96), (1, 64, 5000), (1100, 64, 40)])  # 1100 > staged rows
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_gemm_bias_gelu_accumulate(g, rng, T, K, N, wdt):
+    skip_bf16_on_shim(wdt)
+    x = rng.standard_normal((T, K)).astype(np.float32)
+    W = (rng.standard_normal((N, K)) / np.sqrt(K)).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    y0 = rng.standard_normal((T, N)).astype(np.float32)
+    xr, Wr = (bf16_round(x), bf16_round(W)) if wdt == BF16 else (x, W)
+    tol = 1e-5
+    Wt, bt, xp = g.tensor(W, wdt), g.tensor(b), g.put(x)
+    y = g.empty((T, N))
+    g.call("gemm", y, xp, Wt, bt, T, K, N, 1, 0)  # GELU
+    ref = gelu(xr.astype(np.float64) @ Wr.T.astype(np.float64) + b)
+    assert_close_rel(g.get(y, (T, N)), ref, tol, f"gemm+gelu w={wdt}")
+    if wdt == BF16:
+        assert_close_rel(g.get(y, (T, N)), gelu(x.astype(np.float64) @ W.T + b), 2e-2, "gemm vs unrounded")
+    ya = g.put(y0)
+    g.call("gemm", ya, xp, Wt, None, T, K, N, 0, 1)  # accumulate, no bias
+    assert_close_rel(g.get(ya, (T, N)), y0 + xr.astype(np.float64) @ Wr.T, tol, f"gemm accumulate w={wdt}")
+
+
+def test_gemm_fp32_is_not_tf32(g, rng):
+    # TF32 keeps 10 mantissa bits: on K=4096 random rows it lands near 1e-4..1e-3; true FP32 < 1e-5.
+    T, K, N = 64, 4096, 128
+    x = rng.standard_normal((T, K)).astype(np.float32)
+    W = rng.standard_normal((N, K)).astype(np.float32)
+    y = g.empty((T, N))
+    g.call("gemm", y, g.put(x), g.tensor(W), None, T, K, N, 0, 0)
+    assert_close_rel(g.get(y, (T, N)), x.astype(np.float64) @ W.T, 1e-6, "fp32 gemm (TF32 off)")
+
+
+def test_gemm_rejects_wrong_weight_shape(g, rng):
+    W = g.tensor(np.ones((8, 5), np.float32))
+    with pytest.raises(AssertionError, match="expected"):
+        g.call("gemm", g.empty((2, 8)), g.put(np.ones((2, 4), np.float32)), W, None, 2, 4, 8, 0, 0)
+
+
+# ---- norms, positions, elementwise ---------------------------------------------------------------
+
+
+def test_layernorm(g, rng):
+    T, D = 77, 1024
+    x = (rng.standard_normal((T, D)) * 3 + 5).astype(np.float32)  # large mean: two-pass variance
+    w, b = rng.standard_normal(D).astype(np.float32), rng.standard_normal(D).astype(np.float32)
+    y = g.empty((T, D))
+    g.call("layernorm", y, g.put(x), g.tensor(w), g.tensor(b), T, D, 1e-5)
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(1, keepdims=True)) / np.sqrt(x64.var(1, keepdims=True) + 1e-5) * w + b
+    assert_close_rel(g.get(y, (T, D)), ref, 1e-5, "layernorm")
+
+
+@pytest.mark.parametrize("T,D", [(33, 2048), (33 * 16, 128)])  # rows, and the per-head q/k norm view
+def test_rmsnorm_in_place(g, rng, T, D):
+    x = rng.standard_normal((T, D)).astype(np.float32)
+    w = rng.standard_normal(D).astype(np.float32)
+    xp = g.put(x)
+    g.call("rmsnorm", xp, xp, g.tensor(w), T, D, 1e-6)
+    x64 = x.astype(np.float64)
+    ref = x64 / np.sqrt((x64 ** 2).mean(1, keepdims=True) + 1e-6) * w
+    assert_close_rel(g.get(xp, (T, D)), ref, 1e-5, "rmsnorm")
+
+
+def test_rope_neox_long_positions(g, rng):
+    T, H, Dh, pos0, theta = 50, 4, 128, 3000, 1e6
+    x = rng.standard_normal((T, H * Dh)).astype(np.float32)
+    xp = g.put(x)
+    g.call("rope", xp, T, H, Dh, pos0, theta)
+    half = Dh // 2
+    expo = (np.arange(half) * 2).astype(np.float32) / np.float32(Dh)                  # arange(...).float() / dim
+    inv = np.float32(1.0) / (np.float64(theta) ** expo.astype(np.float64)).astype(np.float32)  # as backend.h
+    ang = (np.arange(pos0, pos0 + T, dtype=np.float32)[:, None] * inv[None, :]).astype(np.float64)  # fp32 angle
+    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    v = x.reshape(T, H, Dh).astype(np.float64)
+    ref = np.concatenate([v[..., :half] * c - v[..., half:] * s, v[..., half:] * c + v[..., :half] * s], -1)
+    assert_close_rel(g.get(xp, (T, H * Dh)), ref.reshape(T, H * Dh), 1e-5, "rope")
+
+
+def test_add_sinusoid(g, rng):
+    T, E, period = 40, 64, 13
+    x = rng.standard_normal((T, E)).astype(np.float32)
+    xp = g.put(x)
+    g.call("add_sinusoid", xp, T, E, period)
+    half = E // 2
+    inv = np.exp(-math.log(10000.0) / (half - 1) * np.arange(half))
+    p = (np.arange(T) % period)[:, None] * inv[None, :]
+    assert_close_rel(g.get(xp, (T, E)), x + np.concatenate([np.sin(p), np.cos(p)], 1), 1e-5, "sinusoid")
+
+
+def test_elementwise(g, rng):
+    n = 100003
+    a, b = rng.standard_normal(n).astype(np.float32) * 3, rng.standard_normal(n).astype(np.float32)
+    ap, bp, y = g.put(a), g.put(b), g.empty(n)
+    g.call("gelu", y, ap, n)
+    assert_close_rel(g.get(y, n), gelu(a.astype(np.float64)), 1e-6, "gelu")
+    g.call("silu_mul", y, ap, bp, n)
+    a64 = a.astype(np.float64)
+    assert_close_rel(g.get(y, n), a64 / (1 + np.exp(-a64)) * b, 1e-6, "silu_mul")
+    g.call("add", ap, ap, bp, n)  # in place
+    assert_close_rel(g.get(ap, n), a64 + b, 1e-7, "add")
+
+
+# ---- attention -------------------------------------------------------------------------------------
+
+
+def attention_ref(q, k, v, H, Hk, Dh, q0, causal, window):
+    Tq, Tk = q.shape[0], k.shape[0]
+    q, k, v = (a.astype(np.float64) for a in (q, k, v))
+    out = np.zeros((Tq, H * Dh))
+    qi = q0 + np.arange(Tq)[:, None]
+    kj = np.arange(Tk)[None, :]
+    mask = np.ones((Tq, Tk), bool)
+    if causal:
+        mask &= kj <= qi
+    if window > 0:
+        mask &= (kj // window) == (qi // window)
+    for h in range(H):
+        kh = h // (H // Hk)
+        s = q[:, h * Dh:(h + 1) * Dh] @ k[:, kh * Dh:(kh + 1) * Dh].T / math.sqrt(Dh)
+        s = np.where(mask, s, -np.inf)
+        p = np.exp(s - s.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        out[:, h * Dh:(h + 1) * Dh] = p @ v[:, kh * Dh:(kh + 1) * Dh]
+    return out
+
+
+@pytest.mark.parametrize("Tq,Tk,H,Hk,Dh,q0,causal,window", [
+    (300, 300, 4, 4, 64, 0, 0, 104),     # encoder: bidirectional windows, last one shorter
+    (77, 77, 4, 2, 128, 0, 1, 0),        # decoder prefill, GQA 2:1
+    (3, 200, 4, 2, 128, 197, 1, 0),      # decode with a KV cache
+    (1, 1, 2, 1, 128, 0, 1, 0),          # first token
+    (90, 90, 2, 2, 64, 0, 1, 40),        # causal inside windows
+    (50, 50, 4, 2, 16, 0, 1, 0),         # the fixtures' head dim 16 (lanes 16..31 idle)
+    (70, 70, 4, 4, 32, 0, 0, 26),        # head dim 32, encoder-style
+])
+def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
+    q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)  # sharp softmax
+    k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
+    v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
+    out = g.empty((Tq, H * Dh))
+    g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
+    ref = attention_ref(q, k, v, H, Hk, Dh, q0, causal, window)
+    assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5, f"attention Tq={Tq} Tk={Tk} c={causal} w={window}")
+
+
+# ---- audio front ---------------------------------------------------------------------------------
+
+
+def conv_ref(x, w, b):
+    N, Cin, Hi, Wi = x.shape
+    Ho, Wo = (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    y = np.zeros((N, w.shape[0], Ho, Wo))
+    for ky in range(3):
+        for kx in range(3):
+            patch = xp[:, :, ky:ky + 2 * Ho:2, kx:kx + 2 * Wo:2]  # [N, Cin, Ho, Wo]
+            y += np.einsum("nchw,oc->nohw", patch, w[:, :, ky, kx].astype(np.float64))
+    return y + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_conv2d_gelu(g, rng, wdt):
+    skip_bf16_on_shim(wdt)
+    N, Cin, Hi, Wi, Cout = 3, 5, 20, 15, 8
+    x = rng.standard_normal((N, Cin, Hi, Wi)).astype(np.float32)
+    w = (rng.standard_normal((Cout, Cin, 3, 3)) / 6).astype(np.float32)
+    b = rng.standard_normal(Cout).astype(np.float32)
+    Ho, Wo = (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1
+    y = g.empty((N, Cout, Ho, Wo))
+    g.call("conv2d", y, g.put(x), g.tensor(w, wdt), g.tensor(b), N, Cin, Hi, Wi, Cout, 1)
+    xr, wr = (bf16_round(x), bf16_round(w)) if wdt == BF16 else (x, w)
+    assert_close_rel(g.get(y, (N, Cout, Ho, Wo)), gelu(conv_ref(xr, wr, b)), 1e-5, f"conv2d w={wdt}")
+
+
+def test_mel_chunks_and_flatten(g, rng):
+    M, ld, valid, N, L = 128, 250, 230, 3, 100
+    feat = rng.standard_normal((M, ld)).astype(np.float32)
+    y = g.empty((N, 1, M, L))
+    g.call("mel_chunks", y, g.put(feat), M, ld, 0, valid, N, L)
+    ref = np.zeros((N, 1, M, L), np.float32)
+    for n in range(N):
+        f = np.arange(n * L, n * L + L)
+        ok = f < valid
+        ref[n, 0][:, ok] = feat[:, f[ok]]
+    np.testing.assert_array_equal(g.get(y, (N, 1, M, L)), ref)
+    C_, Fq, Tc = 6, 16, 13
+    x = rng.standard_normal((2, C_, Fq, Tc)).astype(np.float32)
+    out = g.empty((2 * Tc, C_ * Fq))
+    g.call("chunk_flatten", out, g.put(x), 2, C_, Fq, Tc)
+    np.testing.assert_array_equal(g.get(out, (2 * Tc, C_ * Fq)), x.transpose(0, 3, 1, 2).reshape(2 * Tc, C_ * Fq))
+
+
+# ---- tokens ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_embed(g, rng, wdt):
+    R, D, T = 1000, 64, 57
+    table = rng.standard_normal((R, D)).astype(np.float32)
+    ids = rng.integers(0, R, T).astype(np.int32)
+    y = g.empty((T, D))
+    g.call("embed", y, g.tensor(table, wdt), g.put(ids), T)
+    ref = (bf16_round(table) if wdt == BF16 else table)[ids]
+    np.testing.assert_array_equal(g.get(y, (T, D)), ref)
+
+
+def test_argmax_ties_suppress_prob(g, rng):
+    import ctypes
+
+    R, V = 6, 5000
+    x = rng.standard_normal((R, V)).astype(np.float32)
+    x[1, [10, 4000]] = 50.0          # tie: the first index wins (torch.argmax)
+    x[2, 151 % V] = 60.0             # suppressed below
+    x[3, :] = 1.0                    # all equal: index 0, prob 1/V
+    idx, prob = g.empty(R, np.int32), g.empty(R)
+    sup = (ctypes.c_int32 * 1)(151)
+    g.call("argmax", idx, prob, g.put(x), R, V, sup, 1)
+    xs = x.astype(np.float64).copy()
+    xs[:, 151] = -np.inf
+    ref_idx = xs.argmax(1)
+    e = np.exp(xs - xs.max(1, keepdims=True))
+    ref_p = e[np.arange(R), ref_idx] / e.sum(1)
+    np.testing.assert_array_equal(g.get(idx, R, np.int32), ref_idx)
+    assert_close_rel(g.get(prob, R), ref_p, 1e-5, "argmax prob")
+    g.call("argmax", idx, None, g.put(x), R, V, None, 0)
+    assert g.get(idx, R, np.int32)[2] == 151 % V
+
+
+# ---- memory discipline and errors -----------------------------------------------------------------
+
+
+@gpu_only
+def test_ops_allocate_nothing(g, rng):
+    """After the one block: GEMMs (cuBLAS workspace in scratch), convs, attention allocate nothing.
+    The first pass is a warm-up: CUDA loads kernel modules lazily (CUDA_MODULE_LOADING=LAZY, the
+    default), which takes device memory for code at a kernel's first launch — not an allocation of ours."""
+    x = g.put(rng.standard_normal((512, 1024)).astype(np.float32))
+    W = g.tensor(rng.standard_normal((3072, 1024)).astype(np.float32), BF16)
+    y = g.empty((512, 3072))
+    q, kv, o = g.put(rng.standard_normal((512, 2048)).astype(np.float32)), g.empty((512, 1024)), g.empty((512, 2048))
+    w = g.tensor((rng.standard_normal((8, 5, 3, 3)) / 6).astype(np.float32), BF16)
+    c_in, c_out = g.put(rng.standard_normal((2, 5, 20, 15)).astype(np.float32)), g.empty((2, 8, 10, 8))
+    eye = g.tensor(np.eye(1024, dtype=np.float32))  # an FP32 GEMM too
+    for it in range(4):
+        if it == 1:
+            g.call("sync")
+            before, free0 = g.stats(), g.mem_info()[0]  # taking views of the one block allocates nothing
+        g.call("gemm", y, x, W, None, 512, 1024, 3072, 0, 0)
+        g.call("gemm", kv, x, eye, None, 512, 1024, 1024, 0, 0)
+        g.call("attention", o, q, kv, kv, 512, 512, 16, 8, 128, 0, 1, 0)
+        g.call("conv2d", c_out, c_in, w, None, 2, 5, 20, 15, 8, 1)
+    g.call("sync")
+    after, free1 = g.stats(), g.mem_info()[0]
+    assert (after.device_allocs, after.host_allocs) == (before.device_allocs, before.host_allocs)
+    assert free1 == free0, f"device free memory moved by {free0 - free1} bytes during ops"
+    assert after.free_at_open >= after.free_after_handles > 0  # context overhead is recorded
+
+
+BROKEN = r"""
+import ctypes, sys
+sys.path.insert(0, {tests!r})
+from cuda_util import Cuda
+g = Cuda(block_bytes=64 << 20)
+g.reset(dict(max_kv=64, max_q=64, max_heads=1, max_gemm_k=64, max_gemm_n=64, max_im2col=64))
+bad = 0x10  # not a device address: an illegal address, a sticky error
+try:
+    g.call("attention", bad, bad, bad, bad, 64, 64, 1, 1, 64, 0, 1, 0)
+    g.call("sync")
+except AssertionError as ex:
+    print("FIRST", ex)
+try:
+    g.call("add", g.block, g.block, g.block, 4)
+except AssertionError as ex:
+    print("SECOND", ex)
+"""
+
+
+@gpu_only
+def test_sticky_error_marks_backend_unusable():
+    # in a child process: an illegal address poisons the CUDA context of the whole process
+    out = subprocess.run([sys.executable, "-c", BROKEN.format(tests=os.path.dirname(__file__))],
+                         capture_output=True, text=True, timeout=120)
+    assert "FIRST" in out.stdout and "CUDA error" in out.stdout, out.stdout + out.stderr
+    assert "SECOND" in out.stdout and "unusable" in out.stdout, out.stdout + out.stderr
+
+
+# ---- whole model, float32 on the GPU ---------------------------------------------------------------
+
+
+def gpu_model(layout, dtype="float32"):
+    from qwen3align._qwen3align import Models
+
+    path = os.path.join(FIXTURES, layout)
+    kw = {"aligner": path} if layout.startswith("aligner") else {"asr": path}
+    return Models(device="cuda:0", dtype=dtype, **kw)
+
+
+_MODELS = {}
+
+
+def model(layout):
+    if not os.path.isdir(os.path.join(FIXTURES, layout)):
+        pytest.skip(f"fixture checkpoint {layout}/ not present under {FIXTURES} (not carried to this machine)")
+    if layout not in _MODELS:
+        _MODELS[layout] = gpu_model(layout)
+    return _MODELS[layout]
+
+
+def features(case):
+    from conftest import load_case
+
+    return npy(case, "input_features.npy"), load_case(case)["mel_frames"]
+
+
+@gpu_only
+@pytest.mark.parametrize("case", CASES)
+def test_audio_embeddings_parity(case):
+    feat, frames = features(case)
+    out = model("aligner").audio_embeddings(feat, frames)
+    assert_close_rel(out, npy(case, "aligner_audio_embeds.npy"), 1e-4, f"gpu {case} audio embeds")
+
+
+@gpu_only
+@pytest.mark.parametrize("layout", ["aligner", "aligner-hf"])
+@pytest.mark.parametrize("case", CASES)
+def test_aligner_logits_parity(layout, case):
+    feat, frames = features(case)
+    out = model(layout).aligner_logits(feat, frames, npy(case, "aligner_input_ids.npy"))
+    assert_close_rel(out, npy(case, "aligner_logits_at_timestamps.npy"), 1e-4, f"gpu {layout}/{case} logits")
+    np.testing.assert_array_equal(out.argmax(1), npy(case, "aligner_raw_classes.npy"))
+
+
+@gpu_only
+@pytest.mark.parametrize("layout", ["asr", "asr-hf", "asr-sharded"])
+@pytest.mark.parametrize("case", CASES)
+def test_asr_first_logits_and_greedy(layout, case):
+    feat, frames = features(case)
+    ids, first = model(layout).asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), 12, 12)
+    assert_close_rel(first, npy(case, "asr_first_logits.npy"), 1e-4, f"gpu {layout}/{case} first logits")
+    assert ids.tolist() == npy(case, "asr_greedy_ids.npy").tolist()
+
+
+@gpu_only
+def test_gpu_requests_allocate_nothing_after_load():
+    m = model("aligner")
+    for case in ("en_short", "tiny"):
+        feat, frames = features(case)
+        m.aligner_logits(feat, frames, npy(case, "aligner_input_ids.npy"))
+    rep = m._memory_report()
+    assert rep["allocations_after_load"] == 0, rep
+    assert rep["device"] == "cuda:0"
+    cu = rep["cuda"]
+    assert cu["allocations_after_load"] == 0, cu  # no cudaMalloc / cudaMallocHost during requests
+    assert cu["cuda_malloc_calls"] >= 1 and cu["context_and_other_processes_bytes"] > 0, cu
+
+
+@gpu_only
+def test_bf16_model_runs_and_is_close():
+    """BF16 weights on the tiny random models flip classes (fixtures/README): check logits loosely."""
+    model("aligner")  # skips when the fixture checkpoint was not carried
+    m = gpu_model("aligner", dtype="bfloat16")
+    feat, frames = features("en_short")
+    out = m.aligner_logits(feat, frames, npy("en_short", "aligner_input_ids.npy"))
+    assert np.isfinite(out).all()
+    assert_close_rel(out, npy("en_short", "aligner_logits_at_timestamps.npy"), 1e-1, "gpu bf16 logits")
