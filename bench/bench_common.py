@@ -105,6 +105,18 @@ def audio_cached(workdir, name, seconds, seed):
     return x
 
 
+def mixed_call_count(tiny, quick):
+    return 20 if tiny else (50 if quick else 100)
+
+
+def throughput_clips(workdir, tiny, quick):
+    """[(audio, words)] of the throughput run: 16 clips of 60 s (8 with --quick)."""
+    secs = throughput_clip_seconds(tiny)
+    k = 8 if (quick or tiny) else 16
+    return [(audio_cached(workdir, f"tp{i}", secs, 5000 + i), words_for(secs, 5000 + i))
+            for i in range(k)]
+
+
 def mixed_schedule(n_calls, max_align_s, max_asr_s, seed=4242):
     """The 100 'mixed calls' of issue 5: (kind, seconds). Every 4th call is ASR."""
     rng = np.random.RandomState(seed)
