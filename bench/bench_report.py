@@ -149,6 +149,13 @@ def _worker_logs(workdir):
     return out
 
 
+def _common_prefix(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def _fmt(v):
     if v is None:
         return "—"
@@ -178,8 +185,10 @@ def markdown(res):
         cells = ", ".join(f"{e}: " + (f"{_fmt(v['rel_err'])} / {_fmt(v['class_agreement'])} %"
                                       if isinstance(v, dict) else str(v)) for e, v in r.items())
         lines.append(f"- {case}: rel err / agreement — {cells}")
+    truth = d["greedy_ids"].get("tf32")
     for e, ids in d["greedy_ids"].items():
-        lines.append(f"- greedy 32 ({e}): {' '.join(map(str, ids))}")
+        same = "" if truth is None or e == "tf32" else f" (first {_common_prefix(ids, truth)} equal to FP32 truth)"
+        lines.append(f"- greedy 32 ({e}){same}: {' '.join(map(str, ids))}")
     lines += ["", "### Speed and memory", "",
               "| metric | target | qwen3align | transformers | meets target |", "|---|---|---|---|---|"]
     q, t = d["ours_extra"], d["ref_extra"]

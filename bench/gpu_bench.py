@@ -123,9 +123,11 @@ def import_times(args, cfg):
                 out = subprocess.run([py, "-c", probe.format(stmt)], capture_output=True, text=True,
                                      timeout=60, env=child_env(args), cwd=REPO)
                 ts.append(float(out.stdout.strip().splitlines()[-1]))
-            except (subprocess.SubprocessError, ValueError, IndexError) as e:
-                tail = (out.stderr.strip().splitlines() or [""])[-1] if "out" in locals() else ""
-                res[key + "_error"] = f"{type(e).__name__}: {e} {tail}"
+            except subprocess.SubprocessError as e:
+                res[key + "_error"] = f"{type(e).__name__}: {e}"
+                break
+            except (ValueError, IndexError):
+                res[key + "_error"] = (out.stderr.strip().splitlines() or ["no output"])[-1]
                 break
         res[key + "_import_s"] = bc.median(ts)
     bc.save_json(os.path.join(cfg["workdir"], "imports.json"), res)
