@@ -231,6 +231,9 @@ def _json_default(o):
     return str(o)
 
 
+AUTOSAVE = None  # (path, log): Stage saves the log after every stage, so a crash keeps the rest
+
+
 class SkipStage(Exception):
     """Raised by Stage.check() when the time budget is spent; recorded as skipped."""
 
@@ -267,4 +270,6 @@ class Stage:
         else:
             print(f"[stage] {self.name} ok ({rec['s']} s)", flush=True)
         self.log.setdefault("stages", {})[self.name] = rec
+        if AUTOSAVE is not None:
+            save_json(*AUTOSAVE)
         return et is not None and issubclass(et, Exception)

@@ -10,6 +10,7 @@ Run by gpu_bench.py as separate processes, one per phase, so their GPU memory ne
 Each phase writes <workdir>/ref_<phase>.json. Chat templates: the prompt layouts of
 MODEL_FACTS §7.2 (aligner) and §8.1 (ASR), written here as Jinja for the stock processor.
 """
+import faulthandler
 import json
 import os
 import sys
@@ -200,6 +201,7 @@ def phase_parity(cfg, log):
     torch.backends.cuda.matmul.allow_tf32 = False  # FP32 truth means FP32 (issue 5)
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
+    log["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
     aligner_cases = [n for n, v in bc.case_table(cfg["tiny"]).items() if v[2] == "aligner"]
     for tag, dtype, attn in (("tf32", torch.float32, "eager"), ("tfbf16", torch.bfloat16, "sdpa")):
         with bc.Stage(log, f"parity_aligner_{tag}", cfg["deadline"]) as st:
@@ -209,7 +211,7 @@ def phase_parity(cfg, log):
                 for name in aligner_cases:
                     inp = to_dev(load_case_inputs(cfg, name), dev, dtype)
                     np.save(os.path.join(pdir, f"{tag}_{name}.npy"), ts_logits(m, inp))
-            m = None
+            del m
             release()
         with bc.Stage(log, f"parity_asr_{tag}", cfg["deadline"]) as st:
             st.check()
@@ -218,7 +220,7 @@ def phase_parity(cfg, log):
                 first, greedy = asr_first_and_greedy(m, to_dev(load_case_inputs(cfg, "asr60"), dev, dtype))
             np.save(os.path.join(pdir, f"{tag}_asr60_first.npy"), first)
             np.save(os.path.join(pdir, f"{tag}_asr60_greedy.npy"), greedy)
-            m = None
+            del m
             release()
 
 
@@ -240,7 +242,7 @@ def phase_perf(cfg, log):
                 m = load(kind, cfg["models"][kind + "_hf"], dev, bf, "sdpa")
                 sync(dev)
                 ts.append(time.perf_counter() - t0)
-                m = None
+                del m
                 release()
             res[f"load_{kind}_s"] = bc.median(ts)
     al = load("aligner", cfg["models"]["aligner_hf"], dev, bf, "sdpa")
@@ -360,6 +362,8 @@ def main():
     phase = sys.argv[1]
     log = {"phase": phase, "torch": torch.__version__, "transformers": T.__version__}
     out = os.path.join(cfg["workdir"], f"ref_{phase}.json")
+    faulthandler.enable()
+    bc.AUTOSAVE = (out, log)
     T.logging.set_verbosity_error()
     try:
         with bc.Stage(log, f"ref_{phase}", None):
