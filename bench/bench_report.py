@@ -218,6 +218,9 @@ def markdown(res):
     for phase, st in d["phases"].items():
         if st.get("rc") not in (0,):
             lines.append(f"- phase {phase}: {st}")
+    if res["mode"]["only"]:
+        lines.append(f"- --only {res['mode']['only']}: the other engine's columns come from an earlier run "
+                     "in the same workdir, if any")
     lines.append(f"- throughput mode: ours {q.get('align_throughput_mode')}, transformers batch "
                  f"{t.get('align_throughput_batch')}; elapsed {d['elapsed_s']} s")
     return "\n".join(lines) + "\n"

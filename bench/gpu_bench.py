@@ -10,7 +10,7 @@
 Stages run in separate processes (reference models, transformers inputs / parity / perf, ours
 parity / perf, ours FP32) so GPU memory never mixes and one crash does not stop the rest; a global
 time budget skips what no longer fits. Results: <out>/results.json, <out>/RESULTS_section.md,
-<out>/bench.log (out = $OUT or bench/out), and the markdown printed last.
+<out>/gpu_bench.log (out = $OUT or bench/out), and the markdown printed last.
 """
 import argparse
 import json
@@ -67,7 +67,7 @@ def log_line(out_dir, text):
     with LOG_LOCK:
         sys.stdout.write(text)
         sys.stdout.flush()
-        with open(os.path.join(out_dir, "bench.log"), "a", encoding="utf-8") as f:
+        with open(os.path.join(out_dir, "gpu_bench.log"), "a", encoding="utf-8") as f:
             f.write(text)
 
 
@@ -121,7 +121,7 @@ def import_times(args, cfg):
                 break
             try:
                 out = subprocess.run([py, "-c", probe.format(stmt)], capture_output=True, text=True,
-                                     timeout=60, env=child_env(args), cwd=REPO)
+                                     timeout=60, env=child_env(args), cwd=cfg["workdir"])
                 ts.append(float(out.stdout.strip().splitlines()[-1]))
             except subprocess.SubprocessError as e:
                 res[key + "_error"] = f"{type(e).__name__}: {e}"
@@ -180,6 +180,19 @@ def run_phases(args, cfg, t_end):
     return status
 
 
+def clean_stale(workdir, only):
+    """Drop the previous run's outputs of the engines this run redoes (--only keeps the other's)."""
+    prefixes = {"ref": ("ref_", "tf"), "ours": ("ours",)}
+    redo = prefixes[only] if only else prefixes["ref"] + prefixes["ours"]
+    for folder in (workdir, os.path.join(workdir, "parity")):
+        if os.path.isdir(folder):
+            for fn in os.listdir(folder):
+                if fn.endswith((".json", ".npy")) and fn.startswith(redo):
+                    os.remove(os.path.join(folder, fn))
+    if os.path.exists(os.path.join(workdir, "imports.json")):
+        os.remove(os.path.join(workdir, "imports.json"))
+
+
 def card_info(device):
     if not device.startswith("cuda"):
         return {"card": "cpu"}
@@ -207,15 +220,11 @@ def main(argv=None):
     workdir = args.workdir or ("/tmp/qa_tiny" if args.tiny else "/tmp/qa_bench")
     os.makedirs(workdir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
-    open(os.path.join(args.out, "bench.log"), "w").close()
+    open(os.path.join(args.out, "gpu_bench.log"), "w").close()
     env = card_info(args.device)
     if env.get("baseline_used_mib"):
         os.environ["QA_BENCH_BASELINE_MIB"] = env["baseline_used_mib"]
-    for stale in ("ref_inputs.json", "ref_parity.json", "ref_perf.json", "ours_parity.json",
-                  "ours_perf.json", "ours_parity_fp32.json", "imports.json"):
-        if os.path.exists(os.path.join(workdir, stale)):
-            os.remove(os.path.join(workdir, stale))
-    shutil.rmtree(os.path.join(workdir, "parity"), ignore_errors=True)
+    clean_stale(workdir, args.only)
     cfg = {"workdir": workdir, "device": args.device, "tiny": args.tiny, "quick": args.quick or args.tiny,
            "dtype": "bfloat16", "models": model_paths(workdir),
            "fixtures": os.path.abspath(os.path.join(REPO, args.fixtures_dir))
