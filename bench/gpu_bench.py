@@ -43,6 +43,14 @@ PHASES = (
 LOG_LOCK = threading.Lock()
 
 
+class Terminated(Exception):
+    """SIGTERM (e.g. an outer `timeout`): stop the current worker, still write the report."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated(f"signal {signum}")
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -97,6 +105,10 @@ def run_child(argv, timeout, args, name):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         rc = "timeout"
+    except BaseException:  # Terminated / Ctrl-C: never leave the worker running
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     reader.join(timeout=5)
     took = time.time() - t0
     log_line(args.out, f"===== {name}: rc={rc} in {took:.1f} s\n")
@@ -150,8 +162,7 @@ def wanted(phase, worker, args):
     return True
 
 
-def run_phases(args, cfg, t_end):
-    status = {}
+def run_phases(args, cfg, t_end, status):
     for phase, worker, arg, cap, min_left in PHASES:
         if not wanted(phase, worker, args):
             continue
@@ -231,7 +242,13 @@ def main(argv=None):
            if not os.path.isabs(args.fixtures_dir) else args.fixtures_dir,
            "max_audio_seconds": args.max_audio_seconds, "max_new_tokens": args.max_new_tokens}
     log_line(args.out, f"gpu_bench: {env} workdir={workdir} budget={args.budget:.0f} s\n")
-    status = run_phases(args, cfg, t_end)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    status = {}
+    try:
+        status = run_phases(args, cfg, t_end, status)
+    except (Terminated, KeyboardInterrupt) as e:
+        status["interrupted"] = {"rc": f"{type(e).__name__}: {e}"}
+        log_line(args.out, f"\n===== interrupted ({e}): writing the report with what exists\n")
     results, md = br.build(workdir, env, status, args, time.time() - t_start)
     bc.save_json(os.path.join(args.out, "results.json"), results)
     with open(os.path.join(args.out, "RESULTS_section.md"), "w", encoding="utf-8") as f:
