@@ -155,6 +155,23 @@ def _worker_logs(workdir):
     return out
 
 
+def _summary(per_case):
+    """{case: {key: value}} -> 'key: worst value' (max for numbers, all() for flags) over the cases."""
+    if not isinstance(per_case, dict) or not all(isinstance(v, dict) for v in per_case.values()):
+        return str(per_case)
+    keys = sorted({k for v in per_case.values() for k in v})
+    parts = []
+    for k in keys:
+        vals = [v[k] for v in per_case.values() if k in v]
+        if all(isinstance(x, bool) for x in vals):
+            parts.append(f"{k} {'all' if all(vals) else 'NOT all'}")
+        elif all(isinstance(x, (int, float)) for x in vals):
+            parts.append(f"{k} max {_fmt(float(max(vals)))}")
+        else:
+            parts.append(f"{k} {vals}")
+    return f"{len(per_case)} cases: " + ", ".join(parts)
+
+
 def _common_prefix(a, b):
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -210,9 +227,10 @@ def markdown(res):
         if w.get("failed"):
             lines.append(f"- {name} failed/skipped stages: {w['failed']}")
         if "frontend" in w:
-            lines.append(f"- front end (ours vs processor): {w['frontend']}")
+            lines.append(f"- front end, ours vs the transformers processor: {_summary(w['frontend'])}")
         if "fixture_check" in w:
-            lines.append(f"- fixture check (transformers on shared/fixtures): {w['fixture_check']}")
+            lines.append(f"- fixture check, transformers FP32 on shared/fixtures vs stored reference: "
+                         f"{_summary(w['fixture_check'])}")
         if w.get("torch_imported"):
             lines.append(f"- WARNING: {name} imported torch")
     for phase, st in d["phases"].items():
