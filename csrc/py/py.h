@@ -49,5 +49,6 @@ PyTypeObject *qa_py_add_type(PyObject *module, PyType_Spec *spec);
 int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel */
 int qa_py_text_init(PyObject *module);     /* py_text.c: Tokenizer, split_words, prompts, repair */
 int qa_py_models_init(PyObject *module);   /* py_models.c: plan, Models, memory report, engine */
+int qa_py_longaudio_init(PyObject *module); /* py_longaudio.c: _chunk_bounds (quiet-point cuts) */
 
 #endif
