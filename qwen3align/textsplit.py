@@ -201,44 +201,50 @@ def _boundary_in(mids, t):
     return int(np.searchsorted(np.asarray(mids, np.float64), t, side="left"))
 
 
-def split_by_aligner(words, cuts, duration, align_window, *, window=20.0, rounds=3, max_words=None):
+def _window_boundary(words, b_prev, t_prev, t, duration, align_window, window, rounds, max_words):
+    """The word index at cut t, given the previous boundary (word b_prev at time t_prev)."""
+    n = len(words)
+    rate = (n - b_prev) / max(duration - t_prev, 1e-3)
+    g = min(n, b_prev + int(round(rate * (t - t_prev))))
+    half = max(2, int(math.ceil(rate * window)) + 1)
+    if max_words:
+        half = max(1, min(half, max_words // 2))
+    w0, w1 = max(t_prev, t - window), min(duration, t + window)
+    b = g
+    for _ in range(max(1, rounds)):
+        lo, hi = max(b_prev, g - half), min(n, g + half)
+        if hi <= lo or w1 <= w0:
+            break
+        times = align_window(w0, w1, words[lo:hi])
+        idx = _boundary_in([(s + e) / 2 for s, e in times], t - w0)
+        b = lo + idx
+        at_edge = (idx == 0 and lo > b_prev) or (idx == hi - lo and hi < n)
+        if not at_edge or b == g:
+            break
+        g = b
+    return min(max(b, b_prev), n)
+
+
+def split_by_aligner(words, cuts, duration, align_window, *, window=20.0, rounds=3, max_words=None, on_cut=None):
     """Boundaries of `words` among the chunks separated by the times `cuts` (seconds, increasing,
     the interior cuts only), using the aligner on windows around each cut (module docstring).
 
     align_window(start_s, end_s, span_words) -> [(start, end), ...] seconds relative to start_s, one
     per word, from a forced alignment of that audio window with those words. `window`: W seconds
-    on each side of a cut; `max_words`: cap on the words of one window (model text limit).
+    on each side of a cut; `max_words`: cap on the words of one window (model text limit);
+    on_cut(k) is called after the k-th cut's boundary is found (progress).
     Returns len(cuts) + 2 non-decreasing ints from 0 to len(words).
     """
     words = list(words)
     n = len(words)
     bounds = [0]
     b_prev, t_prev = 0, 0.0
-    for t in cuts:
-        left = n - b_prev
-        if left == 0:
-            bounds.append(n)
-            continue
-        rate = left / max(duration - t_prev, 1e-3)
-        g = min(n, b_prev + int(round(rate * (t - t_prev))))
-        half = max(2, int(math.ceil(rate * window)) + 1)
-        if max_words:
-            half = max(1, min(half, max_words // 2))
-        w0, w1 = max(t_prev, t - window), min(duration, t + window)
-        b = g
-        for _ in range(max(1, rounds)):
-            lo, hi = max(b_prev, g - half), min(n, g + half)
-            if hi <= lo or w1 <= w0:
-                break
-            times = align_window(w0, w1, words[lo:hi])
-            idx = _boundary_in([(s + e) / 2 for s, e in times], t - w0)
-            b = lo + idx
-            at_edge = (idx == 0 and lo > b_prev) or (idx == hi - lo and hi < n)
-            if not at_edge or b == g:
-                break
-            g = b
-        b = min(max(b, b_prev), n)
+    for k, t in enumerate(cuts, 1):
+        b = n if b_prev == n else _window_boundary(words, b_prev, t_prev, t, duration, align_window,
+                                                   window, rounds, max_words)
         bounds.append(b)
         b_prev, t_prev = b, t
+        if on_cut is not None:
+            on_cut(k)
     bounds.append(n)
     return bounds
