@@ -79,9 +79,10 @@ def chunk_limits(models, kind, target_seconds=None):
 
 def _samples(audio, sample_rate):
     """16 kHz float32 samples; an array that already is (1-D float32 at 16 kHz within [-1, 1]) is
-    used as is, which saves a copy of a long recording (load_audio would return the same values)."""
+    used as is, which saves a copy of a long recording (load_audio would return the same values;
+    max/min instead of abs().max() avoid a temporary as large as the recording; NaN fails both)."""
     if (isinstance(audio, np.ndarray) and audio.ndim == 1 and audio.dtype == np.float32
-            and sample_rate == SAMPLE_RATE and audio.size and np.abs(audio).max() <= 1.0):
+            and sample_rate == SAMPLE_RATE and audio.size and audio.max() <= 1.0 and audio.min() >= -1.0):
         return np.ascontiguousarray(audio)
     return load_audio(audio, sample_rate=sample_rate)
 

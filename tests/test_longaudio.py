@@ -38,7 +38,17 @@ def concatenated(names=CLIPS, gap=1.0):
             parts.append(np.zeros(g, np.float32))
             silences.append((pos, pos + g))
             pos += g
-    return np.concatenate(parts), " ".join(texts), words, silences
+    x = np.concatenate(parts)
+    return x, " ".join(texts), words, [widen(x, s, e) for s, e in silences]
+
+
+def widen(x, s, e, quiet=1e-3):
+    """The inserted gap [s, e) grown by the near-silent samples the clips end and start with."""
+    while s > 0 and abs(x[s - 1]) <= quiet:
+        s -= 1
+    while e < len(x) and abs(x[e]) <= quiet:
+        e += 1
+    return s, e
 
 
 @pytest.fixture(scope="module")
@@ -213,25 +223,25 @@ def full_limits():
         yield m
 
 
-@pytest.mark.slow
-def test_two_hours_with_text(full_limits):
-    x = periodic_signal(7196)  # 176 s + 39 x 180 s
-    words = ["la"] * 12000
-    t0 = time.perf_counter()
+def test_ten_minutes_with_text(full_limits):
+    x = periodic_signal(536)  # 176 s + 2 x 180 s
+    words = ["la"] * 900
     res = longaudio.align(full_limits, x, words=words, sample_rate=SR, split="aligner")
-    print(f"2 h aligned in {time.perf_counter() - t0:.1f} s, {len(res.chunks)} chunks")
-    assert len(res) == len(words) and len(res.chunks) == 40
-    b = [round(c[0] * SR) for c in res.chunks]
-    assert b == [0] + [int((176 + 180 * k) * SR) for k in range(39)]
+    assert [it.text for it in res] == words
+    assert [round(c[0] * SR) for c in res.chunks] == [0, 176 * SR, 356 * SR]
+    assert [round(c[1] * SR) for c in res.chunks] == [176 * SR, 356 * SR, 536 * SR]
 
 
 @pytest.mark.slow
 def test_memory_is_flat_from_ten_minutes_to_two_hours():
-    """Same arena peak for 536 s and 7196 s: each request takes the same workspace and gives it back."""
+    """Same arena peak for 536 s and 7196 s (2 h minus 4 s) of audio aligned without a transcript
+    (ASR then alignment per chunk): every request takes its workspace and gives it back, and the
+    chunks of both runs are the same requests. About 90 s on 2 CPU cores."""
     peaks = []
     for seconds in (536, 7196):
         with qa.load_models(aligner=ALIGNER, asr=ASR, device="cpu", max_audio_seconds=300, max_new_tokens=12) as m:
             res = longaudio.align(m, periodic_signal(seconds), sample_rate=SR)
             assert len(res.chunks) == {536: 3, 7196: 40}[seconds]
+            assert [round(c[0] * SR) for c in res.chunks] == [0] + [(176 + 180 * k) * SR for k in range(len(res.chunks) - 1)]
             peaks.append(m.memory_report()["peak_bytes"])
     assert peaks[0] == peaks[1], f"arena peak grew with the audio length: {peaks}"
