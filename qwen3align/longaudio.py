@@ -165,7 +165,12 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
     if split not in ("auto", "asr", "aligner"):
         raise InputError(f"split must be 'auto', 'asr' or 'aligner', got {split!r}")
     x = _samples(audio, sample_rate)
+    uses_asr = (text is None and words is None) or split == "asr" or (
+        split == "auto" and models.folders.get("asr") is not None)
     _, target, search = chunk_limits(models, "aligner", target_seconds)
+    if uses_asr and models.folders.get("asr") is not None:  # chunks must fit the ASR's limit too
+        _, t_asr, s_asr = chunk_limits(models, "asr", target)
+        target, search = min(target, t_asr), min(search, s_asr)
     b = chunk_bounds(x, target, search)
     if len(b) == 2:  # one forward, as the reference does up to the target length
         return _pipeline.align(models, x, text, language, words=words, sample_rate=SAMPLE_RATE, context=context)
@@ -179,7 +184,7 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
         raise InputError(f"text must be a str, not {type(text).__name__}")
     else:
         words = split_words(text, lang)
-    if split == "asr" or (split == "auto" and models.folders.get("asr") is not None):
+    if uses_asr:
         _need(models, "asr", "split='asr'")
         wb = _split_with_asr(models, x, b, words, lang, context, progress)
     else:

@@ -245,3 +245,15 @@ def test_memory_is_flat_from_ten_minutes_to_two_hours():
             assert [round(c[0] * SR) for c in res.chunks] == [0] + [(176 + 180 * k) * SR for k in range(len(res.chunks) - 1)]
             peaks.append(m.memory_report()["peak_bytes"])
     assert peaks[0] == peaks[1], f"arena peak grew with the audio length: {peaks}"
+
+
+def test_chunks_fit_the_smaller_asr_limit():
+    x, text, words, silences = concatenated()
+    with qa.load_models(aligner=ALIGNER, asr=ASR, device="cpu", max_audio_seconds={"aligner": 40, "asr": 12},
+                        max_new_tokens=8) as m:
+        res = longaudio.align(m, x, text, sample_rate=SR)  # split by ASR: chunks of <= 12 s
+        assert max(c[1] - c[0] for c in res.chunks) <= 12.0
+        assert [it.text for it in res] == words
+        res = longaudio.align(m, x, text, sample_rate=SR, split="aligner")  # aligner only: up to 40 s
+        assert max(c[1] - c[0] for c in res.chunks) > 12.0
+        assert [it.text for it in res] == words
