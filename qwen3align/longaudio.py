@@ -136,8 +136,7 @@ def transcribe(models, audio, language=None, *, context="", sample_rate=None, ma
         return _pipeline.transcribe(models, None, language, context=context, max_new_tokens=max_new_tokens,
                                     _samples16k=x)
     parts = _transcribe_chunks(models, x, b, language, context, max_new_tokens, progress)
-    notes = [f"chunk {k} ({b[k] / SAMPLE_RATE:.1f}-{b[k + 1] / SAMPLE_RATE:.1f} s): {w}"
-             for k, p in enumerate(parts) for w in p.warnings]
+    notes = [_chunk_note(b, k, w) for k, p in enumerate(parts) for w in p.warnings]
     return Transcription(text=_join_texts(p.text for p in parts), language=_merge_languages(p.language for p in parts),
                          tokens=tuple(t for p in parts for t in p.tokens), warnings=tuple(notes))
 
