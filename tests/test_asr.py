@@ -48,3 +48,17 @@ def test_generation_limits():
         m.asr_generate(feat, frames, prompt, 10**6)
     with pytest.raises(InputError, match="no asr model"):
         model("aligner").asr_generate(feat, frames, prompt, 4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_transcribe_end_to_end(case):
+    import qwen3align as qa
+    from conftest import FIXTURES, load_case
+
+    exp = load_case(case)
+    with qa.load_models(asr=f"{FIXTURES}/asr", device="cpu") as m:
+        t = m.transcribe(f"{exp['_dir']}/input.wav", language=exp["asr_language"], context=exp["asr_context"],
+                         max_new_tokens=12)
+    assert list(t.tokens) == npy(case, "asr_greedy_ids.npy").tolist()[: len(t.tokens)]
+    if len(t.tokens) == 12:  # no EOS in the first 12: the reference's decoded text (stripped) comes out
+        assert t.text == exp["asr_greedy_text"].strip()
