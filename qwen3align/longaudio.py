@@ -54,9 +54,10 @@ SPLIT_WINDOW_SECONDS = 20.0   # aligner-window text split: seconds on each side 
 
 
 def chunk_bounds(x, target_seconds, search_seconds=SEARCH_SECONDS):
-    """Sample boundaries (0, ..., len(x)) of the chunks of 16 kHz samples x (int64 array)."""
+    """Sample boundaries [0, ..., len(x)] (Python ints) of the chunks of 16 kHz samples x."""
     max_len = max(1, int(target_seconds * SAMPLE_RATE))
-    return _C._chunk_bounds(x, max_len, int(search_seconds * SAMPLE_RATE), int(WINDOW_SECONDS * SAMPLE_RATE))
+    return _C._chunk_bounds(x, max_len, int(search_seconds * SAMPLE_RATE),
+                            int(WINDOW_SECONDS * SAMPLE_RATE)).tolist()
 
 
 def _limit(models, kind):

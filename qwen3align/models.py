@@ -91,32 +91,55 @@ class Models(_qwen3align.Models):
         """The kinds loaded ('aligner', 'asr')."""
         return tuple(k for k, f in self.folders.items() if f is not None)
 
-    def align(self, audio, text=None, language=None, *, words=None, sample_rate=None, context=""):
+    def align(self, audio, text=None, language=None, *, words=None, sample_rate=None, context="",
+              progress=None, split="auto", target_seconds=None):
         """Word (or CJK character) timestamps of `audio` -> Alignment of AlignItem(text, start, end,
         confidence), times in seconds.
 
-        audio: a path, file bytes, an array with sample_rate=, or (array, rate). text: the transcript
-        (split with split_words(text, language)), or words=[...] already split; with neither, the ASR
-        model transcribes first (context= biases it) and the detected language picks the splitter.
+        audio: a path, file bytes, an array with sample_rate=, or (array, rate), of any length
+        (longer audio is cut at quiet points into chunks of about `target_seconds`, default 180 s
+        or less to fit the plan; see qwen3align.longaudio). text: the transcript (split with
+        split_words(text, language)), or words=[...] already split; with neither, the ASR model
+        transcribes first (context= biases it) and the detected language picks the splitter.
         language: one of the aligner's 11 languages (name or code) or None (default splitter).
-        Raises InputError (arguments, limits: audio beyond max_audio_seconds or 300 s, too many
-        words for the plan), AudioError.
+        split: how a transcript is divided among chunks: "auto" (ASR when loaded, else aligner
+        windows), "asr" or "aligner". progress(stage, done, total) is called per chunk.
+        Raises InputError (arguments, too many words for the plan), AudioError.
         """
-        from ._pipeline import align
+        from . import longaudio
 
-        return align(self, audio, text, language, words=words, sample_rate=sample_rate, context=context)
+        return longaudio.align(self, audio, text, language, words=words, sample_rate=sample_rate,
+                               context=context, split=split, progress=progress, target_seconds=target_seconds)
 
-    def transcribe(self, audio, language=None, *, context="", sample_rate=None, max_new_tokens=None):
+    def transcribe(self, audio, language=None, *, context="", sample_rate=None, max_new_tokens=None,
+                   progress=None, target_seconds=None):
         """Speech to text with the ASR model -> Transcription(text, language, tokens, warnings).
 
         language: force one of the 30 ASR languages (name or code), or None to detect it.
         context: system-prompt text (hotwords, names) that biases the transcript.
-        max_new_tokens: at most the value load_models was given (the default).
+        max_new_tokens: at most the value load_models was given (the default), per chunk.
+        Audio of any length: chunks of about 1200 s (or less to fit the plan) cut at quiet points.
         """
-        from ._pipeline import transcribe
+        from . import longaudio
 
-        return transcribe(self, audio, language, context=context, sample_rate=sample_rate,
-                          max_new_tokens=max_new_tokens)
+        return longaudio.transcribe(self, audio, language, context=context, sample_rate=sample_rate,
+                                    max_new_tokens=max_new_tokens, progress=progress,
+                                    target_seconds=target_seconds)
+
+    def align_batch(self, items, *, progress=None, split="auto"):
+        """align() for each dict of `items` (keys: audio, text or words, language, sample_rate,
+        context) -> list of Alignment in the same order; every item is checked before the first runs."""
+        from . import longaudio
+
+        return longaudio.align_batch(self, items, progress=progress, split=split)
+
+    def transcribe_batch(self, audios, language=None, *, context="", sample_rate=None, max_new_tokens=None,
+                         progress=None):
+        """transcribe() for each audio -> list of Transcription in the same order."""
+        from . import longaudio
+
+        return longaudio.transcribe_batch(self, audios, language, context=context, sample_rate=sample_rate,
+                                          max_new_tokens=max_new_tokens, progress=progress)
 
     def memory_report(self):
         """Arena total/used/peak, each region, device free/total, allocations since load, limits."""

@@ -97,14 +97,24 @@ def test_align_needs_asr_without_text():
 
 
 def test_audio_longer_than_the_limit():
+    """One forward never exceeds max_audio_seconds: the low-level call refuses naming the limit,
+    align() cuts the audio into chunks that each fit (issue 8)."""
     import qwen3align as qa
     from qwen3align import InputError
-    from conftest import FIXTURES, load_case
+    from conftest import FIXTURES, load_case, npy
 
     exp = load_case("en_short")  # 5.5 s
     with qa.load_models(aligner=f"{FIXTURES}/aligner", device="cpu", max_audio_seconds=3) as m:
+        feats = npy("en_short", "input_features.npy")
+        ids = npy("en_short", "aligner_input_ids.npy")
         with pytest.raises(InputError, match="max_audio_seconds"):
-            m.align(f"{exp['_dir']}/input.wav", text=exp["text"])
+            m.aligner_logits(feats, exp["mel_frames"], ids)
+        res = m.align(f"{exp['_dir']}/input.wav", text=exp["text"])
+        assert [it.text for it in res] == exp["words"]
+        assert res.chunks is not None and len(res.chunks) >= 2
+        for start, end, _, _ in res.chunks:
+            assert type(start) is float and type(end) is float
+            assert end - start <= 3.0 + 1e-9
 
 
 def test_more_text_than_the_plan_allows():

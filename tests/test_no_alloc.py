@@ -56,3 +56,34 @@ def test_asr_workspace_peak_equals_plan_at_the_limits():
     rep = m._memory_report()
     assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
     assert rep["allocations_after_load"] == 0
+
+
+def test_scoped_counter_sees_an_engine_allocation():
+    """The counter behind allocations_after_load is live: one allocation in an engine scope moves it."""
+    from qwen3align import _qwen3align as C
+
+    assert C._alloc_scope_probe() == 1
+
+
+def test_public_align_and_transcribe_allocate_nothing_after_load():
+    """100 mixed align/transcribe calls of different lengths through the public API: the engine
+    takes every buffer from the arena (the frontend's input-sized buffers are outside its scope)."""
+    import qwen3align as qa
+    from conftest import load_case
+
+    cases = ["en_short", "tiny", "zh_mixed", "punct_numbers", "en_long"]
+    audio = {c: npy(c, "audio16k.npy") for c in cases}
+    with qa.load_models(aligner=f"{FIXTURES}/aligner", asr=f"{FIXTURES}/asr", device="cpu",
+                        max_audio_seconds=30, max_new_tokens=16) as m:
+        before = m.memory_report()
+        for i in range(100):
+            c = cases[i % len(cases)]
+            if i % 4 == 3:
+                m.transcribe((audio[c], 16000), max_new_tokens=4)
+            else:
+                exp = load_case(c)
+                m.align((audio[c], 16000), words=exp["words"], language=exp["language"])
+        after = m.memory_report()
+    assert before["allocations_after_load"] == 0
+    assert after["allocations_after_load"] == 0, after
+    assert after["arena_bytes"] == before["arena_bytes"]

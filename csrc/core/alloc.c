@@ -6,6 +6,8 @@
 #include <string.h>
 
 static _Atomic uint64_t alloc_count;
+static _Atomic uint64_t scoped_count;
+static _Thread_local int scope_depth;
 
 static void *counted(void *p, size_t size, qa_err *e)
 {
@@ -18,6 +20,8 @@ static void *counted(void *p, size_t size, qa_err *e)
         return NULL;
     }
     atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
+    if (scope_depth > 0)
+        atomic_fetch_add_explicit(&scoped_count, 1, memory_order_relaxed);
     return p;
 }
 
@@ -94,4 +98,20 @@ void qa_free_aligned(void *p)
 uint64_t qa_alloc_count(void)
 {
     return atomic_load_explicit(&alloc_count, memory_order_relaxed);
+}
+
+void qa_alloc_scope_enter(void)
+{
+    scope_depth++;
+}
+
+void qa_alloc_scope_leave(void)
+{
+    if (scope_depth > 0)
+        scope_depth--;
+}
+
+uint64_t qa_alloc_scoped_count(void)
+{
+    return atomic_load_explicit(&scoped_count, memory_order_relaxed);
 }

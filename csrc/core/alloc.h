@@ -29,4 +29,12 @@ void qa_free_aligned(void *p);
 /* Number of successful allocations since the process started (monotonic). */
 uint64_t qa_alloc_count(void);
 
+/* The engine's compute of a request runs between qa_alloc_scope_enter/leave on its thread (nesting
+ * allowed). Allocations made inside such a scope, on any thread, are also counted by
+ * qa_alloc_scoped_count(): it must not move after load (memory_report's allocations_after_load).
+ * The frontend's per-request host buffers (decoded audio, token lists) are made outside the scope. */
+void qa_alloc_scope_enter(void);
+void qa_alloc_scope_leave(void);
+uint64_t qa_alloc_scoped_count(void);
+
 #endif

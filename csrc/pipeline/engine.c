@@ -8,6 +8,7 @@
  */
 #include "engine.h"
 
+#include "../core/alloc.h"
 #include "align.h"
 #include "asr.h"
 
@@ -37,7 +38,7 @@ static qa_status begin(qa_models *ms, qa_region **ws, qa_err *e)
     return ms->be.scratch ? QA_OK : e->code;
 }
 
-qa_status qa_engine_audio(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
+static qa_status audio_run(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
 {
     const qa_model *m;
     qa_region *ws;
@@ -62,8 +63,8 @@ qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, 
     return QA_OK;
 }
 
-qa_status qa_engine_align(qa_models *ms, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
-                          qa_err *e)
+static qa_status align_run(qa_models *ms, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
+                           qa_err *e)
 {
     const qa_model *m;
     qa_region *ws;
@@ -97,8 +98,8 @@ qa_status qa_engine_asr_check(qa_models *ms, const qa_inputs *in, int64_t max_ne
     return qa_asr_check(m, in, pm->mel_frames, pm->seq_tokens, max_new, min_new, &kv, e);
 }
 
-qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
-                        int64_t *n, float *first_logits, qa_err *e)
+static qa_status asr_run(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
+                         int64_t *n, float *first_logits, qa_err *e)
 {
     const qa_model *m;
     qa_region *ws;
@@ -107,4 +108,32 @@ qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int
     qa_kv_cache kv = kv_view(ms, m);
     QA_TRY(begin(ms, &ws, e));
     return qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e);
+}
+
+/* The public entry points run the request inside an allocation scope (core/alloc.h): anything the
+ * compute allocates on the host shows up in memory_report()'s allocations_after_load. */
+qa_status qa_engine_audio(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
+{
+    qa_alloc_scope_enter();
+    qa_status s = audio_run(ms, kind, in, out_host, e);
+    qa_alloc_scope_leave();
+    return s;
+}
+
+qa_status qa_engine_align(qa_models *ms, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
+                          qa_err *e)
+{
+    qa_alloc_scope_enter();
+    qa_status s = align_run(ms, in, logits, classes, probs, e);
+    qa_alloc_scope_leave();
+    return s;
+}
+
+qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
+                        int64_t *n, float *first_logits, qa_err *e)
+{
+    qa_alloc_scope_enter();
+    qa_status s = asr_run(ms, in, max_new, min_new, ids, n, first_logits, e);
+    qa_alloc_scope_leave();
+    return s;
 }

@@ -135,7 +135,7 @@ qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char 
         qa_models_free(ms);
         return s;
     }
-    ms->allocs_at_load = qa_alloc_count();
+    ms->allocs_at_load = qa_alloc_scoped_count();
     if (ms->dev.kind == QA_DEVICE_CUDA) {
         qa_cuda_mem_stats st;
         if (qa_cuda_stats(&ms->be, &st, NULL) == QA_OK)
@@ -173,12 +173,13 @@ qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
     r->peak_bytes = qa_arena_peak(&ms->arena);
     r->n_regions = ms->arena.n_regions;
     memcpy(r->regions, ms->arena.regions, sizeof r->regions);
-    r->allocations_after_load = (int64_t)(qa_alloc_count() - ms->allocs_at_load);
+    r->allocations_after_load = (int64_t)(qa_alloc_scoped_count() - ms->allocs_at_load);
     if (ms->dev.kind == QA_DEVICE_CUDA) {
         qa_cuda_mem_stats st;
         QA_TRY(qa_cuda_stats(&ms->be, &st, e));
         r->is_cuda = 1;
         r->cuda_allocations_after_load = (int64_t)(st.device_allocs + st.host_allocs - ms->cuda_allocs_at_load);
+        r->allocations_after_load += r->cuda_allocations_after_load;
         r->cuda_device_allocs = st.device_allocs;
         r->cuda_pinned_allocs = st.host_allocs;
         r->cuda_free_at_open = st.free_at_open;

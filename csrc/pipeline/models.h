@@ -10,8 +10,10 @@
  *     qa_region *ws = qa_models_workspace(ms);  qa_region_reset(ws);        // per request
  *     qa_models_free(ms);                                                   // arena released at once
  *
- * After load, a request must take memory only from the arena: allocations_after_load (the host
- * allocation counter now minus its value at the end of load) stays 0.
+ * After load, a request must take memory only from the arena: allocations_after_load (host
+ * allocations made inside the engine's compute scope since the end of load, core/alloc.h, plus
+ * CUDA device/pinned allocations) stays 0. The frontend's input-sized host buffers (decoded audio,
+ * token lists) are made outside that scope and freed when the call returns.
  */
 #ifndef QA_MODELS_H
 #define QA_MODELS_H
@@ -30,7 +32,7 @@ typedef struct qa_models {
     qa_arena arena;
     qa_model model[2];     /* [QA_MODEL_ALIGNER], [QA_MODEL_ASR]; valid where present[k] */
     int present[2];
-    uint64_t allocs_at_load; /* qa_alloc_count() at the end of load */
+    uint64_t allocs_at_load; /* qa_alloc_scoped_count() at the end of load */
     uint64_t cuda_allocs_at_load; /* CUDA device + pinned allocations at the end of load */
     qa_backend be;         /* the op table of dev (CPU today); scratch set per request (pipeline/engine.c) */
 } qa_models;

@@ -280,7 +280,7 @@ static PyObject *Models_mark_loaded(qa_py_models *self, PyObject *unused)
     qa_models *ms = models_enter(self);
     if (!ms)
         return NULL;
-    ms->allocs_at_load = qa_alloc_count();
+    ms->allocs_at_load = qa_alloc_scoped_count();
     models_leave(self);
     Py_RETURN_NONE;
 }
@@ -663,6 +663,18 @@ static PyObject *py_alloc_count(PyObject *module, PyObject *unused)
     return PyLong_FromUnsignedLongLong((unsigned long long)qa_alloc_count());
 }
 
+/* One allocation inside an engine scope: proves the scoped counter behind allocations_after_load. */
+static PyObject *py_alloc_scope_probe(PyObject *module, PyObject *unused)
+{
+    qa_err e = {0};
+    uint64_t before = qa_alloc_scoped_count();
+    qa_alloc_scope_enter();
+    void *p = qa_malloc(64, &e);
+    qa_alloc_scope_leave();
+    qa_free(p);
+    return PyLong_FromUnsignedLongLong((unsigned long long)(qa_alloc_scoped_count() - before));
+}
+
 static PyMethodDef methods[] = {
     {"_plan", (PyCFunction)(void (*)(void))py_plan, METH_VARARGS | METH_KEYWORDS,
      "_plan(aligner=None, asr=None, *, ...) -> dict: the memory plan from configs/presets and limits."},
@@ -675,6 +687,8 @@ static PyMethodDef methods[] = {
     {"_safetensors_parse", py_safetensors_parse, METH_VARARGS,
      "_safetensors_parse(bytes) -> {name: (dtype, shape, (begin, end))} (debug / fuzzing)."},
     {"_alloc_count", py_alloc_count, METH_NOARGS, "Host allocations made by the engine so far."},
+    {"_alloc_scope_probe", py_alloc_scope_probe, METH_NOARGS,
+     "Allocate once inside an engine allocation scope; returns how much the scoped counter moved (1)."},
     {NULL, NULL, 0, NULL},
 };
 
