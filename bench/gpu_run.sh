@@ -87,7 +87,7 @@ grep -E "^(FAILED|ERROR|SKIPPED)" "$OUT/test_cuda.log" | head -30 | sed 's/^/  /
 
 echo "== CPU parity on this box (sanity of the build)"
 $PY -m pytest -q -p no:cacheprovider tests/test_encoder.py tests/test_decoder.py tests/test_asr.py \
-  -k "not hf and not sharded" >"$OUT/test_cpu.log" 2>&1
+  -k "not hf and not sharded and not end_to_end" >"$OUT/test_cpu.log" 2>&1
 rc_cpu=$?
 note "CPU parity: $(tail -1 "$OUT/test_cpu.log") (exit $rc_cpu)"
 
@@ -96,7 +96,7 @@ grep -E ": rel err " "$OUT/test_cuda.log" | sed 's/,$//' \
   | awk '{for (i = 1; i < NF; i++) if ($i == "err") { v = $(i + 1); sub(",", "", v); print v, $0 }}' \
   | sort -g | tail -10 | cut -d' ' -f2- | sed 's/^/  /'
 
-if [ "${QA_BENCH:-1}" = 1 ] && [ $rc_cuda -eq 0 ]; then
+if [ "${QA_BENCH:-1}" = 1 ]; then
   echo "== benchmark: parity, memory and speed vs transformers (bench/gpu_bench.py; QA_BENCH=0 skips)"
   t0=$(date +%s)
   timeout $(( ${QA_BENCH_BUDGET:-300} + 30 )) $PY bench/gpu_bench.py --budget ${QA_BENCH_BUDGET:-300} ${QA_BENCH_ARGS:-} >"$OUT/bench.log" 2>&1; rc_b=$?

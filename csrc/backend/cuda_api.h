@@ -42,8 +42,8 @@ typedef struct qa_cuda_probe {
 } qa_cuda_probe;
 
 typedef struct qa_cuda_mem_stats {
-    uint64_t device_allocs;    /* cudaMalloc calls made through the counting wrapper (process-wide) */
-    uint64_t host_allocs;      /* cudaMallocHost calls (pinned staging), process-wide */
+    uint64_t device_allocs;    /* cudaMalloc calls of this backend (its context) through the counting wrapper */
+    uint64_t host_allocs;      /* cudaMallocHost calls (pinned staging) of this backend */
     size_t free_at_open;       /* cudaMemGetInfo free right after the CUDA context was created */
     size_t free_after_handles; /* ... and after the stream and cuBLAS handle were created */
     size_t total;              /* device memory */

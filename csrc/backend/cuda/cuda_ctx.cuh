@@ -39,6 +39,7 @@ typedef struct qa_cuda_ctx {
     size_t pin_bytes;
     int pin_next;
     size_t free_at_open, free_after_handles, total_at_open;
+    unsigned long long n_dev_allocs, n_host_allocs; /* counted cudaMalloc / cudaMallocHost of this context */
     char name[256];             /* device name, for reports */
     int cc_major, cc_minor;
 } qa_cuda_ctx;

@@ -27,17 +27,21 @@ static std::atomic<unsigned long long> n_dev_allocs{0}, n_host_allocs{0};
 
 #define PIN_BYTES ((size_t)8 << 20) /* each of the two pinned staging buffers */
 
-static qa_status counted_dev_malloc(void **p, size_t bytes, qa_err *e)
+/* Counted per context (what one Models made: its after-load count must stay 0 even while other
+ * Models load in the same process) and per process (the report's totals). */
+static qa_status counted_dev_malloc(qa_cuda_ctx *c, void **p, size_t bytes, qa_err *e)
 {
     QA_CUDA_CHECK(e, cudaMalloc(p, bytes));
     n_dev_allocs.fetch_add(1);
+    c->n_dev_allocs++;
     return QA_OK;
 }
 
-static qa_status counted_host_malloc(void **p, size_t bytes, qa_err *e)
+static qa_status counted_host_malloc(qa_cuda_ctx *c, void **p, size_t bytes, qa_err *e)
 {
     QA_CUDA_CHECK(e, cudaMallocHost(p, bytes));
     n_host_allocs.fetch_add(1);
+    c->n_host_allocs++;
     return QA_OK;
 }
 
@@ -195,7 +199,7 @@ qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
     *out = NULL;
     QA_TRY(qa_cuda_ctx_usable(c, e));
     QA_CUDA_CHECK(e, cudaSetDevice(c->device));
-    qa_status s = counted_dev_malloc(out, bytes, e);
+    qa_status s = counted_dev_malloc(c, out, bytes, e);
     if (s == QA_ERR_OOM && e) {
         e->needed = bytes;
         qa_err_prefix(e, "allocating the %zu-byte arena on cuda:%d (%s): ", bytes, c->device, c->name);
@@ -222,7 +226,7 @@ qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t byte
     QA_CUDA_CHECK(e, cudaSetDevice(c->device));
     if (!c->pin[0]) {
         for (int i = 0; i < 2; i++)
-            QA_TRY(counted_host_malloc(&c->pin[i], PIN_BYTES, e));
+            QA_TRY(counted_host_malloc(c, &c->pin[i], PIN_BYTES, e));
         c->pin_bytes = PIN_BYTES;
     }
     for (size_t off = 0; off < bytes; off += c->pin_bytes) {
@@ -235,8 +239,8 @@ qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t byte
 void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->device_allocs = n_dev_allocs.load();
-    out->host_allocs = n_host_allocs.load();
+    out->device_allocs = c ? c->n_dev_allocs : n_dev_allocs.load();
+    out->host_allocs = c ? c->n_host_allocs : n_host_allocs.load();
     if (c) {
         out->free_at_open = c->free_at_open;
         out->free_after_handles = c->free_after_handles;
