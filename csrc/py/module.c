@@ -143,7 +143,8 @@ static int module_exec(PyObject *m)
     if (PyModule_AddIntConstant(m, "HAVE_CUDA", 0) < 0)
         return -1;
 #endif
-    if (qa_py_frontend_init(m) < 0 || qa_py_text_init(m) < 0 || qa_py_models_init(m) < 0)
+    if (qa_py_frontend_init(m) < 0 || qa_py_text_init(m) < 0 || qa_py_models_init(m) < 0 ||
+        qa_py_longaudio_init(m) < 0)
         return -1;
     return 0;
 }

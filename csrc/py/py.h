@@ -72,5 +72,6 @@ PyObject *qa_py_mark_loaded(PyObject *self, PyObject *unused);
 int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel */
 int qa_py_text_init(PyObject *module);     /* py_text.c: Tokenizer, split_words, prompts, repair */
 int qa_py_models_init(PyObject *module);   /* py_models.c: plan, Models, memory report, engine */
+int qa_py_longaudio_init(PyObject *module); /* py_longaudio.c: _chunk_bounds (quiet-point cuts) */
 
 #endif

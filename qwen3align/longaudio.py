@@ -1,0 +1,329 @@
+"""Audio of any length: cut at quiet points, run the models chunk by chunk, put the results together.
+
+    res = longaudio.align(models, "2h_talk.wav", text=transcript)      # Alignment with .chunks
+    txt = longaudio.transcribe(models, "2h_talk.wav")                   # Transcription
+    outs = longaudio.align_batch(models, [{"audio": a, "text": t}, ...])
+
+One model forward handles at most the `max_audio_seconds` the models were loaded with (and the
+aligner at most 300 s). Longer audio is cut like the official Qwen3-ASR pipeline (MODEL_FACTS §9):
+a target chunk length (180 s for alignment, 1200 s for transcription, lowered to
+`max_audio_seconds − search` so that a chunk, which may grow by the ±search range, still fits);
+audio up to the target goes in one forward (result without .chunks); longer audio is cut, each
+cut moved to the quietest 100 ms within ±5 s (csrc/frontend/chunks.c). The chunks tile the audio
+exactly. Each chunk is one request to the single-forward pipeline (qwen3align._pipeline), whose
+workspace is reset per request, so the arena peak is the same for 10 minutes and for 2 hours.
+
+Alignment of long audio:
+  * without text: per chunk, ASR then alignment of that chunk's transcript (the official path);
+  * with text (or words): the words are split among the chunks (qwen3align.textsplit) — by
+    edit-distance alignment to per-chunk ASR output when an ASR model is loaded, else with the
+    aligner on windows around each cut — then each chunk is aligned with its own words.
+  Item times are offset by the chunk's start (rounded to 1 ms like the reference). The result's
+  `.chunks` lists (start_s, end_s, first_word, last_word) per chunk; a chunk without words has
+  first_word = last_word + 1.
+Transcription of long audio joins the chunk texts (with a space between two chunks when neither
+side is CJK or already a space — the reference joins with "", which glues words of space-delimited
+languages) and the languages as a comma list without repeats in a row ("Chinese,English").
+
+progress(stage, done, total) is called before the first and after each chunk of a stage
+("transcribe", "split", "align", "batch"). A KeyboardInterrupt (Ctrl-C, or raised by the callback)
+stops between chunks; each request leaves the models in a usable state, so the next call works.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import _pipeline
+from . import _qwen3align as _C
+from .audio import SAMPLE_RATE, load_audio
+from .errors import InputError
+from .frontend import ALIGNER_LANGUAGES, normalize_language, split_words
+from .results import AlignItem, Alignment, Transcription
+from .textsplit import split_by_aligner, split_by_asr
+
+__all__ = ["align", "transcribe", "align_batch", "transcribe_batch", "chunk_bounds", "chunk_limits",
+           "ALIGN_TARGET_SECONDS", "ASR_TARGET_SECONDS", "SEARCH_SECONDS"]
+
+ALIGN_TARGET_SECONDS = 180.0  # qwen_asr MAX_FORCE_ALIGN_INPUT_SECONDS
+ASR_TARGET_SECONDS = 1200.0   # qwen_asr MAX_ASR_INPUT_SECONDS
+SEARCH_SECONDS = 5.0          # ± range of the quiet-point search
+WINDOW_SECONDS = 0.1          # the quiet window (1600 samples)
+SPLIT_WINDOW_SECONDS = 20.0   # aligner-window text split: seconds on each side of a cut
+
+
+def chunk_bounds(x, target_seconds, search_seconds=SEARCH_SECONDS):
+    """Sample boundaries (0, ..., len(x)) of the chunks of 16 kHz samples x (int64 array)."""
+    max_len = max(1, int(target_seconds * SAMPLE_RATE))
+    return _C._chunk_bounds(x, max_len, int(search_seconds * SAMPLE_RATE), int(WINDOW_SECONDS * SAMPLE_RATE))
+
+
+def _limit(models, kind):
+    limit = float(models._plan()["limits"]["max_audio_seconds"][kind])
+    return min(limit, _pipeline.ALIGNER_MAX_SECONDS) if kind == "aligner" else limit
+
+
+def chunk_limits(models, kind, target_seconds=None):
+    """(single, target, search) seconds for `kind` ('aligner' or 'asr'): audio up to `single` goes
+    in one forward; longer audio is cut near `target` with a ±`search` quiet-point search, so that
+    no chunk exceeds `single`."""
+    single = _limit(models, kind)
+    search = min(SEARCH_SECONDS, single / 4)
+    default = ALIGN_TARGET_SECONDS if kind == "aligner" else ASR_TARGET_SECONDS
+    target = min(default if target_seconds is None else float(target_seconds), single - search)
+    if not target > 0:
+        raise InputError(f"chunk target must be positive, got {target_seconds!r}")
+    return single, target, search
+
+
+def _samples(audio, sample_rate):
+    """16 kHz float32 samples; an array that already is (1-D float32 at 16 kHz within [-1, 1]) is
+    used as is, which saves a copy of a long recording (load_audio would return the same values;
+    max/min instead of abs().max() avoid a temporary as large as the recording; NaN fails both)."""
+    if (isinstance(audio, np.ndarray) and audio.ndim == 1 and audio.dtype == np.float32
+            and sample_rate == SAMPLE_RATE and audio.size and audio.max() <= 1.0 and audio.min() >= -1.0):
+        return np.ascontiguousarray(audio)
+    return load_audio(audio, sample_rate=sample_rate)
+
+
+def _tick(progress, stage, done, total):
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def _need(models, kind, why):
+    if models.folders.get(kind) is None:
+        raise InputError(f"{why} needs the {'ASR' if kind == 'asr' else 'aligner'} model: load_models({kind}=...)")
+
+
+def _merge_languages(langs):
+    out = []
+    for lang in langs:
+        for part in (lang or "").split(","):
+            if part and (not out or out[-1] != part):
+                out.append(part)
+    return ",".join(out) or None
+
+
+def _is_cjk(ch):
+    cp = ord(ch)
+    return (0x2E80 <= cp <= 0x9FFF or 0xAC00 <= cp <= 0xD7AF or 0xF900 <= cp <= 0xFAFF
+            or 0xFF00 <= cp <= 0xFFEF or 0x20000 <= cp <= 0x3FFFF)
+
+
+def _join_texts(texts):
+    out = ""
+    for t in texts:
+        if not t:
+            continue
+        if out and not out[-1].isspace() and not t[0].isspace() and not (_is_cjk(out[-1]) or _is_cjk(t[0])):
+            out += " "
+        out += t
+    return out
+
+
+# -- transcription --------------------------------------------------------------------------------
+
+def transcribe(models, audio, language=None, *, context="", sample_rate=None, max_new_tokens=None,
+               progress=None, target_seconds=None):
+    """Transcription of audio of any length (chunks of about 1200 s, or less to fit the plan)."""
+    _need(models, "asr", "transcribe()")
+    x = _samples(audio, sample_rate)
+    _, target, search = chunk_limits(models, "asr", target_seconds)
+    b = chunk_bounds(x, target, search)
+    if len(b) == 2:
+        return _pipeline.transcribe(models, None, language, context=context, max_new_tokens=max_new_tokens,
+                                    _samples16k=x)
+    parts = _transcribe_chunks(models, x, b, language, context, max_new_tokens, progress)
+    notes = [_chunk_note(b, k, w) for k, p in enumerate(parts) for w in p.warnings]
+    return Transcription(text=_join_texts(p.text for p in parts), language=_merge_languages(p.language for p in parts),
+                         tokens=tuple(t for p in parts for t in p.tokens), warnings=tuple(notes))
+
+
+def _transcribe_chunks(models, x, b, language, context, max_new_tokens, progress):
+    K = len(b) - 1
+    _tick(progress, "transcribe", 0, K)
+    out = []
+    for k in range(K):
+        out.append(_pipeline.transcribe(models, None, language, context=context, max_new_tokens=max_new_tokens,
+                                        _samples16k=x[b[k]:b[k + 1]]))
+        _tick(progress, "transcribe", k + 1, K)
+    return out
+
+
+# -- alignment ------------------------------------------------------------------------------------
+
+def align(models, audio, text=None, language=None, *, words=None, sample_rate=None, context="",
+          split="auto", progress=None, target_seconds=None):
+    """Word timestamps of audio of any length (module docstring). split: how a given transcript is
+    divided among chunks — "auto" (ASR when loaded, else aligner windows), "asr" or "aligner"."""
+    _need(models, "aligner", "align()")
+    if text is not None and words is not None:
+        raise InputError("give text= or words=, not both")
+    if split not in ("auto", "asr", "aligner"):
+        raise InputError(f"split must be 'auto', 'asr' or 'aligner', got {split!r}")
+    x = _samples(audio, sample_rate)
+    uses_asr = (text is None and words is None) or split == "asr" or (
+        split == "auto" and models.folders.get("asr") is not None)
+    _, target, search = chunk_limits(models, "aligner", target_seconds)
+    if uses_asr and models.folders.get("asr") is not None:  # chunks must fit the ASR's limit too
+        _, t_asr, s_asr = chunk_limits(models, "asr", target)
+        target, search = min(target, t_asr), min(search, s_asr)
+    b = chunk_bounds(x, target, search)
+    if len(b) == 2:  # one forward, as the reference does up to the target length
+        return _pipeline.align(models, x, text, language, words=words, sample_rate=SAMPLE_RATE, context=context)
+    if text is None and words is None:
+        return _align_transcribing(models, x, b, language, context, progress)
+    lang = normalize_language(language, aligner=True)
+    if words is not None:
+        words = _pipeline._check_words(words)
+        text = " ".join(words)
+    elif not isinstance(text, str):
+        raise InputError(f"text must be a str, not {type(text).__name__}")
+    else:
+        words = split_words(text, lang)
+    if uses_asr:
+        _need(models, "asr", "split='asr'")
+        wb = _split_with_asr(models, x, b, words, lang, context, progress)
+    else:
+        wb = _split_with_aligner(models, x, b, words, lang, progress)
+    return _align_pieces(models, x, b, words, wb, text, lang, progress)
+
+
+def _offset_items(res, offset):
+    return [AlignItem(it.text, round(it.start + offset, 3), round(it.end + offset, 3), it.confidence)
+            for it in res]
+
+
+def _chunk_note(b, k, w):
+    return f"chunk {k} ({b[k] / SAMPLE_RATE:.1f}-{b[k + 1] / SAMPLE_RATE:.1f} s): {w}"
+
+
+def _align_pieces(models, x, b, words, wb, text, lang, progress):
+    """Align chunk k with words[wb[k]:wb[k+1]] and put the pieces together."""
+    K = len(b) - 1
+    items, chunks, notes = [], [], []
+    _tick(progress, "align", 0, K)
+    for k in range(K):
+        lo, hi = b[k], b[k + 1]
+        piece = words[wb[k]:wb[k + 1]]
+        if piece:
+            res = _pipeline.align(models, x[lo:hi], words=piece, language=lang, sample_rate=SAMPLE_RATE)
+            items += _offset_items(res, lo / SAMPLE_RATE)
+            notes += [_chunk_note(b, k, w) for w in res.warnings]
+        chunks.append((lo / SAMPLE_RATE, hi / SAMPLE_RATE, wb[k], wb[k + 1] - 1))
+        _tick(progress, "align", k + 1, K)
+    return Alignment(items, text=text, language=lang, warnings=notes, duration=len(x) / SAMPLE_RATE, chunks=chunks)
+
+
+def _align_transcribing(models, x, b, language, context, progress):
+    """No transcript: per chunk ASR then alignment of the chunk's text (MODEL_FACTS §9)."""
+    _need(models, "asr", "align() without text=")
+    K = len(b) - 1
+    items, chunks, notes, texts, langs = [], [], [], [], []
+    _tick(progress, "align", 0, K)
+    for k in range(K):
+        lo, hi = b[k], b[k + 1]
+        res = _pipeline.align(models, x[lo:hi], None, language, sample_rate=SAMPLE_RATE, context=context)
+        first = len(items)
+        items += _offset_items(res, lo / SAMPLE_RATE)
+        chunks.append((lo / SAMPLE_RATE, hi / SAMPLE_RATE, first, len(items) - 1))
+        notes += [_chunk_note(b, k, w) for w in res.warnings]
+        texts.append(res.text)
+        langs.append(res.language)
+        _tick(progress, "align", k + 1, K)
+    return Alignment(items, text=_join_texts(texts), language=_merge_languages(langs), warnings=notes,
+                     duration=len(x) / SAMPLE_RATE, chunks=chunks)
+
+
+def _split_with_asr(models, x, b, words, lang, context, progress):
+    """Word boundaries from per-chunk ASR output (textsplit.split_by_asr)."""
+    parts = _transcribe_chunks(models, x, b, lang, context, None, progress)
+    asr_words = []
+    for p in parts:
+        split_lang = lang or (p.language if p.language in ALIGNER_LANGUAGES else None)
+        try:
+            asr_words.append(split_words(p.text, split_lang) if p.text else [])
+        except InputError:  # no letters or digits in this chunk's output
+            asr_words.append([])
+    durations = np.diff(b) / SAMPLE_RATE
+    return split_by_asr(words, asr_words, durations)
+
+
+def _split_with_aligner(models, x, b, words, lang, progress):
+    """Word boundaries from the aligner on windows around each cut (textsplit.split_by_aligner)."""
+    cuts = [c / SAMPLE_RATE for c in b[1:-1]]
+    single = _limit(models, "aligner")
+    window = min(SPLIT_WINDOW_SECONDS, single / 2)
+    _tick(progress, "split", 0, len(cuts))
+
+    def align_window(w0, w1, span):
+        lo, hi = int(round(w0 * SAMPLE_RATE)), int(round(w1 * SAMPLE_RATE))
+        res = _pipeline.align(models, x[lo:hi], words=span, language=lang, sample_rate=SAMPLE_RATE)
+        return [(it.start, it.end) for it in res]
+
+    def on_cut(k):
+        _tick(progress, "split", k, len(cuts))
+
+    return split_by_aligner(words, cuts, len(x) / SAMPLE_RATE, align_window, window=window, max_words=_max_words(models),
+                            on_cut=on_cut)
+
+
+def _max_words(models):
+    """Words one aligner request may carry: each takes >= 3 text positions (a token and 2 stamps)."""
+    lim = models._plan()["limits"].get("max_text_tokens")
+    if isinstance(lim, Mapping):
+        lim = lim.get("aligner")
+    return max(2, int(lim) // 3) if lim else None
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+_ALIGN_KEYS = {"audio", "text", "words", "language", "sample_rate", "context"}
+
+
+def align_batch(models, items, *, progress=None, split="auto"):
+    """align() for each dict in items (keys: audio, and text or words, language, sample_rate,
+    context); a list of Alignment in the same order. Long items are chunked. Every item is checked
+    before the first one runs."""
+    items = list(items)
+    for i, it in enumerate(items):
+        if not isinstance(it, Mapping):
+            raise InputError(f"align_batch: item {i} must be a dict with 'audio', got {type(it).__name__}")
+        extra = set(it) - _ALIGN_KEYS
+        if "audio" not in it or extra:
+            raise InputError(f"align_batch: item {i} needs key 'audio' and only {sorted(_ALIGN_KEYS)}"
+                             + (f"; unknown {sorted(extra)}" if extra else ""))
+    out = []
+    _tick(progress, "batch", 0, len(items))
+    for i, it in enumerate(items):
+        out.append(align(models, it["audio"], it.get("text"), it.get("language"), words=it.get("words"),
+                         sample_rate=it.get("sample_rate"), context=it.get("context", ""), split=split))
+        _tick(progress, "batch", i + 1, len(items))
+    return out
+
+
+def transcribe_batch(models, audios, language=None, *, context="", sample_rate=None, max_new_tokens=None,
+                     progress=None):
+    """transcribe() for each audio source; a list of Transcription in the same order. `language`
+    and `sample_rate` are one value for all or a list with one per audio."""
+    audios = list(audios)
+    langs = _per_item(language, len(audios), "language")
+    rates = _per_item(sample_rate, len(audios), "sample_rate")
+    out = []
+    _tick(progress, "batch", 0, len(audios))
+    for i, a in enumerate(audios):
+        out.append(transcribe(models, a, langs[i], context=context, sample_rate=rates[i],
+                              max_new_tokens=max_new_tokens))
+        _tick(progress, "batch", i + 1, len(audios))
+    return out
+
+
+def _per_item(value, n, what):
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise InputError(f"transcribe_batch: {what} has {len(value)} entries for {n} audios")
+        return list(value)
+    return [value] * n
+
