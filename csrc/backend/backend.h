@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/cancel.h"
 #include "../core/status.h"
 #include "../model/weights.h"
 
@@ -68,6 +69,7 @@ struct qa_backend {
     void *ctx;             /* backend-private state (CUDA stream, cuBLAS handle, ...) */
     void *scratch;         /* backend memory given by the engine (arena view), see scratch_need */
     size_t scratch_bytes;
+    qa_cancel cancel;      /* per request, set by the engine: polled between layers (core/cancel.h) */
 
     /* ---- lifetime and memory -------------------------------------------------------------- */
 

@@ -21,16 +21,24 @@ static qa_status need_model(qa_models *ms, qa_model_kind k, const qa_model **m, 
     return QA_OK;
 }
 
-/* Empty workspace + backend scratch at its start. */
-static qa_status begin(qa_models *ms, qa_region **ws, qa_err *e)
+/* Empty workspace + backend scratch at its start; the request's cancellation hook on the backend. */
+static qa_status begin(qa_models *ms, const qa_inputs *in, qa_region **ws, qa_err *e)
 {
     *ws = qa_models_workspace(ms);
     if (!*ws)
         return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no workspace region");
     qa_region_reset(*ws);
+    ms->be.cancel = in->cancel;
     ms->be.scratch_bytes = ms->plan.scratch_bytes;
     ms->be.scratch = qa_arena_take(*ws, ms->plan.scratch_bytes, e);
     return ms->be.scratch ? QA_OK : e->code;
+}
+
+/* End of a request: the hook's context belongs to the caller's call, so it must not outlive it. */
+static qa_status finish(qa_models *ms, qa_status s)
+{
+    ms->be.cancel = (qa_cancel){0};
+    return s;
 }
 
 qa_status qa_engine_audio(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
@@ -42,8 +50,8 @@ qa_status qa_engine_audio(qa_models *ms, qa_model_kind kind, const qa_inputs *in
     audio.ids = NULL;
     audio.T = 0;
     QA_TRY(qa_inputs_check(m, &audio, ms->plan.model[kind].mel_frames, 0, e));
-    QA_TRY(begin(ms, &ws, e));
-    return qa_inputs_audio(&ms->be, m, ws, &audio, out_host, e);
+    QA_TRY(begin(ms, &audio, &ws, e));
+    return finish(ms, qa_inputs_audio(&ms->be, m, ws, &audio, out_host, e));
 }
 
 qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
@@ -66,8 +74,8 @@ qa_status qa_engine_align(qa_models *ms, const qa_inputs *in, float *logits, int
     int64_t n;
     QA_TRY(qa_engine_align_count(ms, in, &n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
-    QA_TRY(begin(ms, &ws, e));
-    return qa_align_forward(&ms->be, m, ws, in, logits, classes, probs, e);
+    QA_TRY(begin(ms, in, &ws, e));
+    return finish(ms, qa_align_forward(&ms->be, m, ws, in, logits, classes, probs, e));
 }
 
 static qa_kv_cache kv_view(qa_models *ms, const qa_model *m)
@@ -101,6 +109,6 @@ qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int
     QA_TRY(qa_engine_asr_check(ms, in, max_new, min_new, e));
     QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
     qa_kv_cache kv = kv_view(ms, m);
-    QA_TRY(begin(ms, &ws, e));
-    return qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e);
+    QA_TRY(begin(ms, in, &ws, e));
+    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e));
 }

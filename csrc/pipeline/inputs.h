@@ -22,6 +22,7 @@ typedef struct qa_inputs {
     int64_t frames;     /* valid mel frames */
     const int32_t *ids; /* host [T] prompt ids (NULL for audio-only requests) */
     int64_t T;
+    qa_cancel cancel;   /* polled between layers; {0} = never cancelled (core/cancel.h) */
 } qa_inputs;
 
 /* QA_ERR_INPUT naming the argument / limit when: mel_bins != the model's, frames not in (0, ld],
