@@ -32,7 +32,16 @@ static void request_clear(request *r)
 /* features: 2-D float array [mel_bins, frames] -> float32 C-contiguous. */
 static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, request *r)
 {
-    r->feat = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(obj, 0);
+    if (!a)
+        return -1;
+    if (!PyArray_ISFLOAT(a) && !PyArray_ISINTEGER(a)) { /* a forced cast would drop imaginary parts */
+        qa_py_input_error(st, "features must be a real-valued (float) array, got %s", PyArray_DESCR(a)->typeobj->tp_name);
+        Py_DECREF(a);
+        return -1;
+    }
+    r->feat = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)a, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_DECREF(a);
     if (!r->feat)
         return -1;
     if (PyArray_NDIM(r->feat) != 2) {
