@@ -6,7 +6,9 @@
 Writes the checkpoint once (tools/make_random_checkpoint.py) into bench/out/, then for each dtype in
 a fresh process: load_models (timed), one align() of `--seconds` of audio with a 150-words-per-minute
 transcript (timed; the weights are random, so only the time and memory mean anything), the
-process's peak RSS next to the plan's arena size. Results go to bench/RESULTS.md by hand.
+process's peak RSS next to the plan's arena size. The CPU seconds of the align (user + sys of
+the process) are printed too: on a shared machine they are closer to the idle-machine time than the
+wall clock (with OPENBLAS_NUM_THREADS=1 the engine uses one core). Results go to bench/RESULTS.md by hand.
 """
 import argparse
 import json
@@ -43,16 +45,21 @@ def one_run(dtype, seconds):
     audio = (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
     n_words = max(1, int(seconds * 150 / 60))
     text = " ".join(("hello", "world", "alignment", "of", "speech")[i % 5] for i in range(n_words))
-    t0 = time.perf_counter()
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu()
     res = m.align(audio, text=text, sample_rate=16000)
-    align_s = time.perf_counter() - t0
+    align_s, align_cpu = time.perf_counter() - t0, cpu() - c0
     t0 = time.perf_counter()
     m.align(audio, text=text, sample_rate=16000)
     align2_s = time.perf_counter() - t0
     rep = m.memory_report()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"dtype": dtype, "seconds": seconds, "words": len(res), "load_s": load_s, "align_s": align_s,
-                      "align_again_s": align2_s, "arena_bytes": rep["arena_bytes"],
+                      "align_again_s": align2_s, "align_cpu_s": align_cpu,
+                      "load_avg": os.getloadavg()[0], "arena_bytes": rep["arena_bytes"],
                       "workspace_bytes": rep["regions"]["workspace"], "workspace_peak": rep["regions_peak"]["workspace"],
                       "peak_rss_bytes": peak_rss, "allocations_after_load": rep["allocations_after_load"],
                       "blas_core": os.environ.get("OPENBLAS_CORETYPE"), "threads": os.environ.get("OPENBLAS_NUM_THREADS")}))
@@ -78,7 +85,8 @@ def main():
         r = json.loads(out.strip().splitlines()[-1])
         gib = 2 ** 30
         print(f"{dtype:9s} load {r['load_s']:5.1f} s | align {r['seconds']:.0f} s audio ({r['words']} words): "
-              f"{r['align_s']:5.1f} s, again {r['align_again_s']:5.1f} s | peak RSS {r['peak_rss_bytes'] / gib:.2f} GiB "
+              f"{r['align_s']:5.1f} s (CPU {r['align_cpu_s']:5.1f} s), again {r['align_again_s']:5.1f} s "
+              f"[load avg {r['load_avg']:.1f}] | peak RSS {r['peak_rss_bytes'] / gib:.2f} GiB "
               f"vs arena {r['arena_bytes'] / gib:.2f} GiB (workspace {r['workspace_bytes'] / 2**20:.0f} MiB, "
               f"peak {r['workspace_peak'] / 2**20:.0f} MiB) | BLAS {r['blas_core']} threads {r['threads'] or 'default'}")
 

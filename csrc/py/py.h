@@ -55,8 +55,6 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw);
-PyObject *qa_py_mark_loaded(PyObject *self, PyObject *unused);
-
 /* Ctrl-C while the engine runs without the GIL (py_cancel.c): a qa_cancel hook whose check briefly
  * takes the GIL and runs PyErr_CheckSignals (throttled to one look per QA_PY_CANCEL_PERIOD_S),
  * leaving the handler's exception (KeyboardInterrupt) pending when it says stop. ctx: caller
@@ -75,9 +73,7 @@ struct qa_cancel qa_py_cancel_hook(qa_py_cancel_ctx *ctx);
      "_align_forward(features, valid_frames, input_ids) -> (classes int32 [n], probs float32 [n])"},  \
     {"asr_generate", (PyCFunction)(void (*)(void))qa_py_asr_generate, METH_VARARGS | METH_KEYWORDS,         \
      "asr_generate(features, valid_frames, prompt_ids, max_new_tokens, min_new_tokens=0) -> "         \
-     "(ids int32 [n], first_logits float32 [vocab])"},                                               \
-    {"_mark_loaded", qa_py_mark_loaded, METH_NOARGS,                                                  \
-     "Restart allocations_after_load (after the Python side loaded the tokenizers)."},
+     "(ids int32 [n], first_logits float32 [vocab])"},
 
 /* Area hooks, each defined in its py_<area>.c: add functions/types to the module. 0 ok, -1 error. */
 int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel */
