@@ -151,6 +151,34 @@ def test_close_waits_for_a_running_call(cases):
         call_transcribe(m, c)
 
 
+def test_reinit_waits_for_a_running_call(cases):
+    """__init__ again on a live Models (a reload) waits for the call in flight instead of freeing the
+    arena under it (this crashed the interpreter); a failed reload leaves it closed, a good one works."""
+    m = qa.load_models(asr=f"{FIXTURES}/asr", device="cpu")
+    c = cases["en_short"]
+    out, started = {}, threading.Event()
+
+    def long_call():
+        started.set()
+        out["ids"] = m.asr_generate(c.feat, c.frames, npy("en_short", "asr_prompt_ids.npy"), 300, 300)[0]
+
+    t = threading.Thread(target=long_call)
+    t.start()
+    started.wait()
+    time.sleep(0.2)
+    try:
+        with pytest.raises(qa.ModelLoadError):
+            m.__init__(aligner=f"{FIXTURES}/asr")  # wrong kind: fails after the running call ended
+        t.join()
+        assert len(out["ids"]) == 300 and out["ids"][:12].tolist() == c.greedy
+        assert m.closed
+        m.__init__(asr=f"{FIXTURES}/asr")
+        call_transcribe(m, cases["tiny"])
+    finally:
+        t.join()
+        m.close()
+
+
 def test_gil_is_released_during_compute(models, cases):
     """A pure-Python counter thread keeps running while the main thread is inside a long engine call."""
     c = cases["en_short"]

@@ -238,6 +238,16 @@ static void release(qa_py_models *self)
     qa_models_free(ms);
 }
 
+/* Take the lock, waiting without the GIL (not interruptible: init and close must not half-happen). */
+static void lock_wait(qa_py_models *self)
+{
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK))
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+}
+
 static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
 {
     qa_py_state *st = state_of((PyObject *)self);
@@ -248,6 +258,7 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         return -1;
     }
+    lock_wait(self); /* __init__ on a live object: a call in flight on another thread finishes first */
     release(self);
     qa_err e = {0};
     qa_models *ms = NULL;
@@ -255,11 +266,12 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     s = qa_models_load(&ms, a.dirs, a.device, &a.lim, &e);
     Py_END_ALLOW_THREADS
+    self->ms = s == QA_OK ? ms : NULL;
+    PyThread_release_lock(self->lock);
     if (s != QA_OK) {
         qa_py_raise(st, &e);
         return -1;
     }
-    self->ms = ms;
     return 0;
 }
 
@@ -278,11 +290,7 @@ static PyObject *Models_close(qa_py_models *self, PyObject *unused)
 {
     if (!self->lock || !self->ms)
         Py_RETURN_NONE; /* closing twice is harmless */
-    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(self->lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
-    }
+    lock_wait(self);
     release(self);
     PyThread_release_lock(self->lock);
     Py_RETURN_NONE;
