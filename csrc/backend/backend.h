@@ -40,7 +40,7 @@
 #include "../core/status.h"
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 1
+#define QA_BACKEND_API_VERSION 2 /* 2: qa_backend.cancel (layout change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
