@@ -1,4 +1,4 @@
-"""Bad inputs, table-driven: each row is one hostile or wrong input to loading, audio, text or the API,
+"""Bad inputs, table-driven (114 rows): each row is one hostile or wrong input to loading, audio, text or the API,
 the typed exception it must raise and a fragment its message must contain. After every row the same
 shared Models must still give the reference results of transformers 5.17 (aligner logits of en_short
 within 1e-4 relative, align() of en_short's words giving expected.json's items). Edge inputs that
@@ -299,6 +299,8 @@ ROWS = [
     ("text-only-punctuation", align(words=None, text="!!! ... ,,, ??? — «»"), InputError, "no words to align"),
     ("text-whitespace", align(words=None, text=" \n\t "), InputError, "no words to align"),
     ("text-1MB", align(words=None, text="word " * 200000), InputError, "the plan allows"),
+    ("text-1MB-one-word", align(words=None, text="a" * 1000000), InputError, "the plan allows"),
+    ("text-1M-cjk-chars", align(words=None, text="中" * 1000000, language="Chinese"), InputError, "the plan allows"),
     ("text-bytes-not-utf8", align(words=None, text=b"\xff\xfe\x80"), InputError, "text must be a str"),
     ("text-lone-surrogate", align(words=None, text="hello \ud800 world"), InputError, "lone surrogate U+D800"),
     ("words-lone-surrogate", align(words=["hello", "\udc80"]), InputError, "words[1] contains a lone surrogate"),

@@ -116,3 +116,38 @@ def test_interrupt_long_audio_chunks():
         t = m.transcribe(npy("tiny", "audio16k.npy"), sample_rate=16000, language=exp["asr_language"],
                          context=exp["asr_context"], max_new_tokens=12)
         assert list(t.tokens) == npy("tiny", "asr_greedy_ids.npy").tolist()[: len(t.tokens)]
+
+
+def test_other_signal_handlers_run_during_a_call(models):
+    """Python signal handlers run while the engine computes: one that raises (a timeout via SIGALRM)
+    stops the call with its own exception; one that returns lets the call finish with the reference."""
+    feat, frames = npy("en_short", "input_features.npy"), load_case("en_short")["mel_frames"]
+    prompt = npy("en_short", "asr_prompt_ids.npy")
+
+    def timeout(signum, frame):
+        raise TimeoutError("request took too long")
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    try:
+        t0 = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, DELAY)
+        with pytest.raises(TimeoutError, match="too long"):
+            models.asr_generate(feat, frames, prompt, 1024, 1024)
+        assert time.monotonic() - t0 < DELAY + BOUND
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+    seen = []
+    old = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(time.monotonic()))
+    try:
+        timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        timer.start()
+        ids, _ = models.asr_generate(feat, frames, prompt, 300, 300)
+        done = time.monotonic()
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert seen and seen[0] < done, "the handler should run inside the call, not after it"
+    assert len(ids) == 300 and ids[:12].tolist() == npy("en_short", "asr_greedy_ids.npy").tolist()
+    check_reference(models)
