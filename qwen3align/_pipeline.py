@@ -79,7 +79,12 @@ def transcribe(models, audio, language=None, *, context="", sample_rate=None, ma
     tok = _tokenizer(models, "asr")
     prompt = np.asarray(asr_prompt_ids(tok, audio_token_count(frames), forced, context), np.int32)
     limit = models._plan()["limits"]["max_new_tokens"]
+    if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or
+                                       not isinstance(max_new_tokens, (int, np.integer))):
+        raise InputError(f"max_new_tokens must be an integer or None, not {type(max_new_tokens).__name__}")
     max_new = limit if max_new_tokens is None else int(max_new_tokens)
+    if max_new > limit:  # also keeps huge Python ints away from the C call's Py_ssize_t
+        raise InputError(f"max_new_tokens {max_new} exceeds the plan's max_new_tokens {limit} (load_models)")
     ids, _ = models.asr_generate(feats, frames, prompt, max_new)
     notes = []
     if len(ids) == max_new:

@@ -73,7 +73,14 @@ def _model_arg(x, what):
     if x is None:
         return None
     if isinstance(x, (str, os.PathLike)):
-        return os.fspath(x)
+        path = os.fsdecode(os.fspath(x))
+        if not path.isascii():
+            try:
+                path.encode("utf-8")  # the C loader takes UTF-8 paths; lone surrogates cannot be
+            except UnicodeEncodeError as err:
+                raise InputError(f"{what} path {path!r} is not valid Unicode ({err.reason} at index "
+                                 f"{err.start}); rename the folder") from None
+        return path
     raise InputError(f"{what} must be a folder path or a preset name, got {type(x).__name__}")
 
 
@@ -100,6 +107,8 @@ def _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tok
             continue
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise InputError(f"{name} must be a positive integer, got {v!r}")
+        if v > 2**31 - 1:  # the C layer takes an int; its own (lower) caps name the real limit
+            raise InputError(f"{name} {v} is absurd (at most {2**31 - 1})")
     return dict(aligner=_model_arg(aligner, "aligner"), asr=_model_arg(asr, "asr"),
                 max_audio_seconds_aligner=sa, max_audio_seconds_asr=sr, max_new_tokens=max_new_tokens,
                 max_text_tokens=max_text_tokens or 0,

@@ -155,6 +155,12 @@ class Models(_qwen3align.Models):
         """The parsed config of the loaded 'aligner' or 'asr' model (dict)."""
         return self._config(kind)
 
+    def close(self):
+        """Free the arena now, and the tokenizers (host memory) with it; closing twice is harmless."""
+        super().close()
+        self.tokenizers = {}
+        self.__dict__.pop("_qa_tokenizers", None)
+
     def __enter__(self):
         if self.closed:
             raise InputError("Models is closed (call load_models() again)")

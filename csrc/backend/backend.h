@@ -36,10 +36,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/cancel.h"
 #include "../core/status.h"
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 1
+#define QA_BACKEND_API_VERSION 2 /* 2: qa_backend.cancel (layout change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -68,6 +69,7 @@ struct qa_backend {
     void *ctx;             /* backend-private state (CUDA stream, cuBLAS handle, ...) */
     void *scratch;         /* backend memory given by the engine (arena view), see scratch_need */
     size_t scratch_bytes;
+    qa_cancel cancel;      /* per request, set by the engine: polled between layers (core/cancel.h) */
 
     /* ---- lifetime and memory -------------------------------------------------------------- */
 

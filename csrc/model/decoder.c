@@ -91,6 +91,7 @@ qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, f
     float *h;
     TAKE(h, T * t->hidden);
     for (int i = 0; i < t->layers; i++) {
+        QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
         QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, kv, i, e));
         QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, T, e));
     }

@@ -58,6 +58,7 @@ static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const q
     TAKE(fl, G * W3 * C * H3);
     for (int64_t c = 0; c < n_chunks; c += G) {
         int64_t g = min64(G, n_chunks - c);
+        QA_TRY(qa_cancel_poll(&be->cancel, "the encoder's conv stage", e));
         QA_TRY(be->mel_chunks(be, c0, feat, M, ld, c * L, frames, g, L, e));
         QA_TRY(be->conv2d(be, c1, c0, &w->conv1_w, &w->conv1_b, g, 1, M, L, C, QA_ACT_GELU, e));
         QA_TRY(be->conv2d(be, c2, c1, &w->conv2_w, &w->conv2_b, g, C, H1, W1, C, QA_ACT_GELU, e));
@@ -116,8 +117,10 @@ qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, c
     QA_TRY(conv_front(be, w, a, ws, feat, ld, frames, x, e));
     /* positions restart every chunk; the valid tokens are the first T rows (only the last chunk is short) */
     QA_TRY(be->add_sinusoid(be, x, T, E, Tc, e));
-    for (int i = 0; i < a->layers; i++)
+    for (int i = 0; i < a->layers; i++) {
+        QA_TRY(qa_cancel_poll(&be->cancel, "an encoder layer", e));
         QA_TRY(enc_layer(be, &w->layers[i], a, ws, x, T, window, e));
+    }
     TAKE(h, T * E);
     TAKE(p, T * E);
     QA_TRY(be->layernorm(be, h, x, &w->ln_post_w, &w->ln_post_b, T, E, ENC_LN_EPS, e));

@@ -22,8 +22,8 @@ static qa_status need_model(qa_models *ms, qa_model_kind k, const qa_model **m, 
     return QA_OK;
 }
 
-/* Empty workspace + backend scratch at its start. */
-static qa_status begin(qa_models *ms, qa_region **ws, qa_err *e)
+/* Empty workspace + backend scratch at its start; the request's cancellation hook on the backend. */
+static qa_status begin(qa_models *ms, const qa_inputs *in, qa_region **ws, qa_err *e)
 {
     *ws = qa_models_workspace(ms);
     if (!*ws)
@@ -35,7 +35,17 @@ static qa_status begin(qa_models *ms, qa_region **ws, qa_err *e)
                        ms->be.name, need, ms->plan.scratch_bytes);
     ms->be.scratch_bytes = ms->plan.scratch_bytes;
     ms->be.scratch = qa_arena_take(*ws, ms->plan.scratch_bytes, e);
-    return ms->be.scratch ? QA_OK : e->code;
+    if (!ms->be.scratch)
+        return e->code;
+    ms->be.cancel = in->cancel; /* cleared again by finish() */
+    return QA_OK;
+}
+
+/* End of a request: the hook's context belongs to the caller's call, so it must not outlive it. */
+static qa_status finish(qa_models *ms, qa_status s)
+{
+    ms->be.cancel = (qa_cancel){0};
+    return s;
 }
 
 static qa_status audio_run(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
@@ -47,8 +57,8 @@ static qa_status audio_run(qa_models *ms, qa_model_kind kind, const qa_inputs *i
     audio.ids = NULL;
     audio.T = 0;
     QA_TRY(qa_inputs_check(m, &audio, ms->plan.model[kind].mel_frames, 0, e));
-    QA_TRY(begin(ms, &ws, e));
-    return qa_inputs_audio(&ms->be, m, ws, &audio, out_host, e);
+    QA_TRY(begin(ms, &audio, &ws, e));
+    return finish(ms, qa_inputs_audio(&ms->be, m, ws, &audio, out_host, e));
 }
 
 qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
@@ -71,8 +81,8 @@ static qa_status align_run(qa_models *ms, const qa_inputs *in, float *logits, in
     int64_t n;
     QA_TRY(qa_engine_align_count(ms, in, &n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
-    QA_TRY(begin(ms, &ws, e));
-    return qa_align_forward(&ms->be, m, ws, in, logits, classes, probs, e);
+    QA_TRY(begin(ms, in, &ws, e));
+    return finish(ms, qa_align_forward(&ms->be, m, ws, in, logits, classes, probs, e));
 }
 
 static qa_kv_cache kv_view(qa_models *ms, const qa_model *m)
@@ -106,8 +116,8 @@ static qa_status asr_run(qa_models *ms, const qa_inputs *in, int64_t max_new, in
     QA_TRY(qa_engine_asr_check(ms, in, max_new, min_new, e));
     QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
     qa_kv_cache kv = kv_view(ms, m);
-    QA_TRY(begin(ms, &ws, e));
-    return qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e);
+    QA_TRY(begin(ms, in, &ws, e));
+    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e));
 }
 
 /* The public entry points run the request inside an allocation scope (core/alloc.h): anything the

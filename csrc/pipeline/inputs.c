@@ -9,6 +9,8 @@
  */
 #include "inputs.h"
 
+#include <math.h>
+
 #include "../model/encoder.h"
 
 qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
@@ -25,6 +27,11 @@ qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_fr
         return QA_FAIL(e, QA_ERR_INPUT, "%lld mel frames (%.2f s) exceed the plan's limit of %lld frames "
                        "(max_audio_seconds %.2f); load the models with a larger max_audio_seconds",
                        (long long)in->frames, in->frames / 100.0, (long long)max_frames, max_frames / 100.0);
+    for (int64_t mrow = 0; mrow < in->mel_bins; mrow++) /* NaN/inf would spread to every logit silently */
+        for (int64_t f = 0; f < in->frames; f++)
+            if (!isfinite(in->feat[mrow * in->ld + f]))
+                return QA_FAIL(e, QA_ERR_INPUT, "features[%lld, %lld] = %g: log-mel features must be finite",
+                               (long long)mrow, (long long)f, (double)in->feat[mrow * in->ld + f]);
     if (!in->ids)
         return QA_OK;
     if (in->T <= 0 || in->T > max_tokens)

@@ -22,9 +22,11 @@ typedef struct qa_inputs {
     int64_t frames;     /* valid mel frames */
     const int32_t *ids; /* host [T] prompt ids (NULL for audio-only requests) */
     int64_t T;
+    qa_cancel cancel;   /* polled between layers; {0} = never cancelled (core/cancel.h) */
 } qa_inputs;
 
-/* QA_ERR_INPUT naming the argument / limit when: mel_bins != the model's, frames not in (0, ld],
+/* QA_ERR_INPUT naming the argument / limit when: mel_bins != the model's, frames not in (0, ld], a
+ * valid feature is NaN or infinite,
  * frames > max_frames (the plan's max_audio_seconds), T > max_tokens, an id outside [0, vocab),
  * or the number of <|audio_pad|> ids != the audio tokens of `frames`. */
 qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,

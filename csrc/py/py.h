@@ -17,6 +17,7 @@
 #endif
 #include <numpy/arrayobject.h>
 
+#include "../core/cancel.h"
 #include "../core/status.h"
 
 /* Per-module state (multi-phase init): the exception classes and the heap types. */
@@ -54,6 +55,15 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw);
+/* Ctrl-C while the engine runs without the GIL (py_cancel.c): a qa_cancel hook whose check briefly
+ * takes the GIL and runs PyErr_CheckSignals (throttled to one look per QA_PY_CANCEL_PERIOD_S),
+ * leaving the handler's exception (KeyboardInterrupt) pending when it says stop. ctx: caller
+ * storage that lives for the engine call. Call with the GIL held. */
+#define QA_PY_CANCEL_PERIOD_S 0.05
+typedef struct qa_py_cancel_ctx {
+    double next_check; /* monotonic seconds */
+} qa_py_cancel_ctx;
+struct qa_cancel qa_py_cancel_hook(qa_py_cancel_ctx *ctx);
 #define QA_PY_ENGINE_METHODS                                                                          \
     {"audio_embeddings", (PyCFunction)(void (*)(void))qa_py_audio_embeddings, METH_VARARGS | METH_KEYWORDS, \
      "audio_embeddings(features, valid_frames, model='aligner') -> float32 [N_audio, hidden]"},       \

@@ -6,7 +6,8 @@
  * (qa_py_models_enter, waiting without the GIL), validates through the engine (InputError naming
  * the argument or the plan's limit), allocates the NumPy outputs with the sizes the validation
  * returned, then runs the engine with the GIL released. Outputs are fresh NumPy arrays; the engine
- * itself takes nothing outside the arena (pipeline/engine.c).
+ * itself takes nothing outside the arena (pipeline/engine.c). Each request carries a cancellation
+ * hook (py_cancel.c), so Ctrl-C stops it between layers with KeyboardInterrupt.
  */
 #include "py.h"
 
@@ -16,6 +17,7 @@ typedef struct request {
     PyArrayObject *feat; /* owned */
     PyArrayObject *ids;  /* owned, may be NULL */
     qa_inputs in;
+    qa_py_cancel_ctx cancel; /* in.cancel's context: Ctrl-C stops the engine between layers */
 } request;
 
 static qa_py_state *state_of(PyObject *self) { return qa_py_state_of_type(Py_TYPE(self)); }
@@ -29,7 +31,16 @@ static void request_clear(request *r)
 /* features: 2-D float array [mel_bins, frames] -> float32 C-contiguous. */
 static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, request *r)
 {
-    r->feat = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(obj, 0);
+    if (!a)
+        return -1;
+    if (!PyArray_ISFLOAT(a) && !PyArray_ISINTEGER(a)) { /* a forced cast would drop imaginary parts */
+        qa_py_input_error(st, "features must be a real-valued (float) array, got %s", PyArray_DESCR(a)->typeobj->tp_name);
+        Py_DECREF(a);
+        return -1;
+    }
+    r->feat = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)a, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_DECREF(a);
     if (!r->feat)
         return -1;
     if (PyArray_NDIM(r->feat) != 2) {
@@ -41,6 +52,7 @@ static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, reque
     r->in.mel_bins = PyArray_DIM(r->feat, 0);
     r->in.ld = PyArray_DIM(r->feat, 1);
     r->in.frames = valid;
+    r->in.cancel = qa_py_cancel_hook(&r->cancel);
     return 0;
 }
 
@@ -119,7 +131,8 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw)
     qa_py_models_leave(self);
     if (out && s != QA_OK) {
         Py_CLEAR(out);
-        qa_py_raise(st, &e);
+        if (!PyErr_Occurred()) /* an interrupt leaves the signal handler's exception pending */
+            qa_py_raise(st, &e);
     }
 error:
     request_clear(&r);

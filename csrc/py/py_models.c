@@ -34,6 +34,24 @@ typedef struct qa_py_models {
 
 static qa_py_state *state_of(PyObject *self) { return qa_py_state_of_type(Py_TYPE(self)); }
 
+/* Wait for the lock without the GIL, looking for Ctrl-C every 50 ms (with the GIL): a thread queued
+ * behind another thread's long call stays interruptible, whichever thread the signal reached
+ * (CPython's lock.acquire relies on EINTR, which only the thread that took the signal sees).
+ * 0 = acquired, -1 = the signal handler's exception is set. */
+static int wait_lock_interruptibly(qa_py_models *self)
+{
+    for (;;) {
+        PyLockStatus r;
+        Py_BEGIN_ALLOW_THREADS
+        r = PyThread_acquire_lock_timed(self->lock, 50000 /* us */, 0);
+        Py_END_ALLOW_THREADS
+        if (r == PY_LOCK_ACQUIRED)
+            return 0;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
 /* Take the object's lock (without holding the GIL while waiting) and return its qa_models, or NULL
  * with InputError set when the object is closed. Pair every non-NULL return with models_leave(). */
 static qa_models *models_enter(qa_py_models *self)
@@ -42,11 +60,8 @@ static qa_models *models_enter(qa_py_models *self)
         qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
         return NULL;
     }
-    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(self->lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
-    }
+    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK) && wait_lock_interruptibly(self) < 0)
+        return NULL;
     if (!self->ms) { /* closed while we waited */
         PyThread_release_lock(self->lock);
         qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
@@ -224,6 +239,16 @@ static void release(qa_py_models *self)
     qa_models_free(ms);
 }
 
+/* Take the lock, waiting without the GIL (not interruptible: init and close must not half-happen). */
+static void lock_wait(qa_py_models *self)
+{
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK))
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+}
+
 static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
 {
     qa_py_state *st = state_of((PyObject *)self);
@@ -234,6 +259,7 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         return -1;
     }
+    lock_wait(self); /* __init__ on a live object: a call in flight on another thread finishes first */
     release(self);
     qa_err e = {0};
     qa_models *ms = NULL;
@@ -241,11 +267,12 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     s = qa_models_load(&ms, a.dirs, a.device, &a.lim, &e);
     Py_END_ALLOW_THREADS
+    self->ms = s == QA_OK ? ms : NULL;
+    PyThread_release_lock(self->lock);
     if (s != QA_OK) {
         qa_py_raise(st, &e);
         return -1;
     }
-    self->ms = ms;
     return 0;
 }
 
@@ -264,11 +291,7 @@ static PyObject *Models_close(qa_py_models *self, PyObject *unused)
 {
     if (!self->lock || !self->ms)
         Py_RETURN_NONE; /* closing twice is harmless */
-    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(self->lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
-    }
+    lock_wait(self);
     release(self);
     PyThread_release_lock(self->lock);
     Py_RETURN_NONE;
