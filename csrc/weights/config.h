@@ -64,6 +64,15 @@ typedef struct qa_model_config {
 /* Read <dir>/config.json. Fills *cfg on success. */
 qa_status qa_config_load(const char *dir, qa_model_config *cfg, qa_err *e);
 
+/* A folder if `name_or_dir` is a directory, else a preset name; QA_ERR_MODEL naming both otherwise. */
+qa_status qa_config_resolve(const char *name_or_dir, qa_model_config *cfg, qa_err *e);
+
+/* "aligner" / "asr". */
+const char *qa_model_kind_name(qa_model_kind k);
+
+/* Rows of the conv_out input: down_hidden x mel bins after the three stride-2 convs (480 x 16). */
+int qa_config_conv_out_in(const qa_audio_config *a);
+
 /* Fill *cfg for a released model ("Qwen3-ForcedAligner-0.6B", "Qwen3-ASR-1.7B", "Qwen3-ASR-0.6B").
  * QA_ERR_INPUT if the name is unknown. */
 qa_status qa_config_preset(const char *name, qa_model_config *cfg, qa_err *e);

@@ -1,0 +1,77 @@
+/* plan.h — every byte of the arena, computed from the configs and the limits before allocating.
+ *
+ *     const qa_model_config *cfgs[2] = {&aligner_cfg, &asr_cfg};      // either may be NULL
+ *     qa_limits lim = qa_limits_default();  lim.max_audio_seconds[QA_MODEL_ASR] = 600;
+ *     qa_plan p;
+ *     QA_TRY(qa_plan_compute(cfgs, &lim, &p, e));                       // pure: no files, no memory
+ *     QA_TRY(qa_arena_create(&arena, &dev, p.regions, p.n_regions, e)); // p.arena_bytes in one block
+ *
+ * Regions, in order: `weights/aligner`, `weights/asr` (bytes of names.c's tensor table at the compute
+ * dtype, each tensor rounded to 256 B — equal to what checkpoint.c loads), `kv/asr`
+ * (layers x 2 x Hk x Dh x (max prompt + max_new_tokens) x dtype bytes), `workspace` (the peak of one
+ * request at the limits: max of qa_plan_workspace_aligner / _asr, reset per request).
+ */
+#ifndef QA_PLAN_H
+#define QA_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../model/weights.h"
+#include "arena.h"
+
+/* ASR prompt allowances (MODEL_FACTS.md §8.1): 9 tokens before the audio pads, 6 after, a forced
+ * `language X<asr_text>` (generous), and the system context when max_text_tokens is not given. */
+#define QA_ASR_PROMPT_FIXED 15
+#define QA_ASR_LANGUAGE_TOKENS 16
+#define QA_ASR_DEFAULT_CONTEXT_TOKENS 256
+/* Aligner text cap when max_positions allows more (fixture configs say 65536): 20 tokens per second
+ * of audio (5 CJK characters/s x (1 BPE + 2 <timestamp>) with margin) + 64. */
+#define QA_ALIGNER_TEXT_TOKENS_PER_SECOND 20
+#define QA_MAX_AUDIO_SECONDS_CAP 14400.0
+
+typedef struct qa_limits {
+    double max_audio_seconds[2]; /* [QA_MODEL_ALIGNER], [QA_MODEL_ASR] */
+    int max_new_tokens;          /* ASR greedy tokens per request */
+    int max_text_tokens;         /* aligner words + timestamps (and ASR context); <= 0: derived */
+    size_t max_device_bytes;     /* cap on the arena; 0: none */
+    qa_dtype dtype;              /* compute dtype of matrices: QA_F32 or QA_BF16 */
+} qa_limits;
+
+typedef struct qa_plan_model {
+    int present;
+    size_t weight_bytes;
+    size_t kv_bytes;         /* ASR only */
+    size_t workspace_bytes;  /* this model's request peak */
+    int mel_frames;          /* T at max_audio_seconds */
+    int audio_tokens;        /* N at max_audio_seconds */
+    int text_tokens;         /* aligner: words + timestamps; ASR: context allowance */
+    int seq_tokens;          /* aligner: 2 + N + text; ASR: prompt (without new tokens) */
+} qa_plan_model;
+
+typedef struct qa_plan {
+    qa_limits limits;        /* as resolved (max_text_tokens is the aligner's derived value) */
+    qa_plan_model model[2];  /* [QA_MODEL_ALIGNER], [QA_MODEL_ASR] */
+    qa_region_spec regions[QA_MAX_REGIONS];
+    int n_regions;
+    size_t arena_bytes;      /* sum of the aligned regions */
+} qa_plan;
+
+qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text, no cap, F32 */
+
+/* Compute the plan. cfgs[k] may be NULL (model not loaded; at least one must be given).
+ * QA_ERR_INPUT for limits a model cannot serve (audio beyond max_position_embeddings or the
+ * aligner's classify_num x timestamp_segment_time, non-positive values). */
+qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits *lim, qa_plan *out, qa_err *e);
+
+/* Mel frames and audio tokens of a clip of n samples at 16 kHz (MODEL_FACTS.md §4):
+ * T = floor(max(n, 8000) / 160), N = 13 * floor(T / 100) + ceil((T % 100) / 8). */
+int64_t qa_mel_frames(int64_t samples);
+int64_t qa_audio_tokens(int64_t samples);
+
+/* Peak workspace of one request (see plan.c for the buffer-by-buffer formula). */
+size_t qa_plan_workspace_encoder(const qa_model_config *c, int mel_frames);
+size_t qa_plan_workspace_aligner(const qa_model_config *c, int mel_frames, int seq_tokens, int text_tokens);
+size_t qa_plan_workspace_asr(const qa_model_config *c, int mel_frames, int prompt_tokens, int max_new_tokens);
+
+#endif

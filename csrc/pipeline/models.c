@@ -1,0 +1,149 @@
+/* models.c — load a model set: configs, plan, OOM check, tensor validation, one arena, weights.
+ *
+ * Contract (models.h): the order is the point. (1) read both configs and check their kinds, (2) compute
+ * the plan (pure), (3) compare it with the device's free memory and max_device_bytes and refuse with
+ * QA_ERR_OOM and the numbers before anything big exists, (4) open and validate every tensor of every
+ * checkpoint (mmap only), (5) allocate the arena once, (6) convert the weights into their regions and
+ * check the bytes against the plan, (7) record the allocation counter. Any failure unwinds all of it.
+ * qa_models_free is the single place the arena is released (DESIGN.md §5, STYLE.md §2.7).
+ */
+#include "models.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/alloc.h"
+#include "../weights/checkpoint.h"
+
+static const char *const WEIGHT_REGION[2] = {"weights/aligner", "weights/asr"};
+
+#define GIB(x) ((double)(x) / (1024.0 * 1024.0 * 1024.0))
+
+qa_status qa_models_check_fit(const qa_plan *p, const char *device_name, size_t free_bytes, qa_err *e)
+{
+    size_t cap = p->limits.max_device_bytes;
+    size_t avail = cap && cap < free_bytes ? cap : free_bytes;
+    if (p->arena_bytes <= avail)
+        return QA_OK;
+    char regions[512] = "";
+    size_t k = 0;
+    for (int i = 0; i < p->n_regions && k < sizeof regions; i++)
+        k += (size_t)snprintf(regions + k, sizeof regions - k, "%s%s %.2f GiB", i ? ", " : "", p->regions[i].name,
+                              GIB(p->regions[i].bytes));
+    QA_FAIL(e, QA_ERR_OOM,
+            "the memory plan needs %zu bytes (%.2f GiB: %s) but %s has %zu bytes (%.2f GiB) available%s; "
+            "lower max_audio_seconds (now %.0f s aligner / %.0f s asr) or max_new_tokens (now %d), load one "
+            "model only, or use dtype='bfloat16'",
+            p->arena_bytes, GIB(p->arena_bytes), regions, device_name, avail, GIB(avail),
+            cap && cap < free_bytes ? " under max_device_bytes" : "", p->limits.max_audio_seconds[0],
+            p->limits.max_audio_seconds[1], p->limits.max_new_tokens);
+    if (e) {
+        e->needed = p->arena_bytes;
+        e->available = avail;
+    }
+    return QA_ERR_OOM;
+}
+
+static qa_status load_configs(const char *const dirs[2], qa_model_config cfg[2], qa_err *e)
+{
+    for (int k = 0; k < 2; k++) {
+        if (!dirs[k])
+            continue;
+        QA_TRY(qa_config_load(dirs[k], &cfg[k], e));
+        if ((int)cfg[k].kind != k)
+            return QA_FAIL(e, QA_ERR_MODEL, "%s holds a %s model (by its config.json) but was passed as %s=", dirs[k],
+                           qa_model_kind_name(cfg[k].kind), qa_model_kind_name((qa_model_kind)k));
+    }
+    if (!dirs[0] && !dirs[1])
+        return QA_FAIL(e, QA_ERR_INPUT, "give at least one of aligner= and asr=");
+    return QA_OK;
+}
+
+/* Steps 1-4: everything that can fail without the arena. ck[k] are opened checkpoints. */
+static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *device, const qa_limits *lim,
+                         qa_model_config cfg[2], qa_checkpoint *ck[2], qa_err *e)
+{
+    QA_TRY(qa_device_open(device, &ms->dev, e));
+    QA_TRY(load_configs(dirs, cfg, e));
+    const qa_model_config *cp[2] = {dirs[0] ? &cfg[0] : NULL, dirs[1] ? &cfg[1] : NULL};
+    QA_TRY(qa_plan_compute(cp, lim, &ms->plan, e));
+    size_t free_b = 0, total_b = 0;
+    QA_TRY(ms->dev.mem_info(ms->dev.ctx, &free_b, &total_b, e));
+    QA_TRY(qa_models_check_fit(&ms->plan, ms->dev.name, free_b, e));
+    for (int k = 0; k < 2; k++) {
+        if (!cp[k])
+            continue;
+        QA_TRY(qa_checkpoint_open(dirs[k], &cfg[k], lim->dtype, &ck[k], e));
+        if (qa_checkpoint_bytes(ck[k]) != ms->plan.model[k].weight_bytes)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "%s: tensors need %zu bytes, the plan says %zu", dirs[k],
+                           qa_checkpoint_bytes(ck[k]), ms->plan.model[k].weight_bytes);
+    }
+    return QA_OK;
+}
+
+/* Steps 5-6. */
+static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
+{
+    QA_TRY(qa_arena_create(&ms->arena, &ms->dev, ms->plan.regions, ms->plan.n_regions, e));
+    for (int k = 0; k < 2; k++) {
+        if (!ck[k])
+            continue;
+        QA_TRY(qa_checkpoint_load(ck[k], qa_arena_region(&ms->arena, WEIGHT_REGION[k]), &ms->dev, &ms->model[k], e));
+        ms->present[k] = 1;
+    }
+    return QA_OK;
+}
+
+qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char *device, const qa_limits *lim,
+                         qa_err *e)
+{
+    *out = NULL;
+    qa_models *ms = qa_calloc_n(1, sizeof *ms, e);
+    if (!ms)
+        return QA_ERR_OOM;
+    qa_model_config *cfg = qa_calloc_n(2, sizeof *cfg, e); /* ~5 KB each: keep off the stack */
+    qa_checkpoint *ck[2] = {NULL, NULL};
+    qa_status s = cfg ? prepare(ms, dirs, device, lim, cfg, ck, e) : QA_ERR_OOM;
+    if (s == QA_OK)
+        s = place(ms, ck, e);
+    for (int k = 0; k < 2; k++)
+        qa_checkpoint_close(ck[k]);
+    qa_free(cfg);
+    if (s != QA_OK) {
+        qa_models_free(ms);
+        return s;
+    }
+    ms->allocs_at_load = qa_alloc_count();
+    *out = ms;
+    return QA_OK;
+}
+
+void qa_models_free(qa_models *ms)
+{
+    if (!ms)
+        return;
+    for (int k = 0; k < 2; k++)
+        qa_model_free(&ms->model[k]);
+    qa_arena_free(&ms->arena);
+    qa_free(ms);
+}
+
+qa_model *qa_models_model(qa_models *ms, qa_model_kind kind)
+{
+    return ms && (kind == QA_MODEL_ALIGNER || kind == QA_MODEL_ASR) && ms->present[kind] ? &ms->model[kind] : NULL;
+}
+
+qa_region *qa_models_workspace(qa_models *ms) { return qa_arena_region(&ms->arena, "workspace"); }
+qa_region *qa_models_kv(qa_models *ms) { return qa_arena_region(&ms->arena, "kv/asr"); }
+
+qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
+{
+    memset(r, 0, sizeof *r);
+    r->arena_bytes = ms->arena.bytes;
+    r->used_bytes = qa_arena_used(&ms->arena);
+    r->peak_bytes = qa_arena_peak(&ms->arena);
+    r->n_regions = ms->arena.n_regions;
+    memcpy(r->regions, ms->arena.regions, sizeof r->regions);
+    r->allocations_after_load = (int64_t)(qa_alloc_count() - ms->allocs_at_load);
+    return ms->dev.mem_info(ms->dev.ctx, &r->device_free_bytes, &r->device_total_bytes, e);
+}
