@@ -8,7 +8,7 @@ DEB_PKGS := build-essential pkg-config libopenblas-dev libsndfile1-dev libsoxr-d
 PIP_PKGS := numpy pytest setuptools wheel
 PIP_TEST_PKGS := pandas matplotlib
 
-.PHONY: all demo test build deps debs venv bench clean test-asan fuzz
+.PHONY: all demo test build deps debs venv bench clean test-asan valgrind
 
 all: build
 
@@ -50,3 +50,5 @@ test-asan: deps
 
 clean:
 	rm -rf build qwen3align/*.so *.egg-info
+
+include tests/fuzz/fuzz.mk
