@@ -30,9 +30,9 @@ def read_raw(path):
     return header, meta, blob[8 + n:]
 
 
-def tensor_f32(path, name):
+def tensor_f32(path, name, _raw=None):
     """The stored values of one tensor as float64 (exactly representable from BF16/F16/F32)."""
-    header, _, data = read_raw(path)
+    header, _, data = _raw or read_raw(path)
     info = header[name]
     b, e = info["data_offsets"]
     raw = data[b:e]
@@ -42,6 +42,12 @@ def tensor_f32(path, name):
     else:
         vals = np.frombuffer(raw, dtype=NP[info["dtype"]])
     return vals.astype(np.float64).reshape(info["shape"])
+
+
+def all_f64(path):
+    """{name: float64 array} of every tensor in a file."""
+    raw = read_raw(path)
+    return {k: tensor_f32(path, k, raw) for k in raw[0]}
 
 
 def write_raw(path, header, data, meta=None, header_bytes=None):

@@ -1,12 +1,22 @@
 """Checkpoint loading: every fixture folder (both layouts, single + sharded) loads, and loaded tensors
 equal the file's values (independent NumPy reader), tied head = embedding, aligner head its own."""
+import functools
 import os
 
 import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from safetensors_util import read_header, tensor_f32
+from safetensors_util import all_f64, read_header
+
+
+@functools.lru_cache(maxsize=None)
+def _file_values(path):
+    return all_f64(path)
+
+
+def tensor_f32(path, name):
+    return _file_values(path)[name]
 
 FOLDERS = {"aligner": "aligner", "aligner-hf": "aligner", "asr": "asr", "asr-hf": "asr", "asr-sharded": "asr"}
 

@@ -188,14 +188,14 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         double sec = lim->max_audio_seconds[k];
         int64_t samples = (int64_t)ceil(sec * 16000.0);
         pm->present = 1;
+        memcpy(pm->name, c->name, sizeof pm->name);
         pm->mel_frames = (int)qa_mel_frames(samples);
         pm->audio_tokens = (int)tokens_of_frames(&c->audio, pm->mel_frames);
         pm->weight_bytes = qa_names_weight_bytes(c, lim->dtype);
         QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, e) : plan_asr(c, lim, sec, pm, e));
         ws = max2(ws, pm->workspace_bytes);
     }
-    if (out->model[QA_MODEL_ALIGNER].present)
-        out->limits.max_text_tokens = out->model[QA_MODEL_ALIGNER].text_tokens;
+    out->limits.max_text_tokens = out->model[cfgs[QA_MODEL_ALIGNER] ? QA_MODEL_ALIGNER : QA_MODEL_ASR].text_tokens;
     if (cfgs[QA_MODEL_ALIGNER])
         add_region(out, "weights/aligner", out->model[QA_MODEL_ALIGNER].weight_bytes);
     if (cfgs[QA_MODEL_ASR]) {

@@ -40,6 +40,7 @@ typedef struct qa_limits {
 
 typedef struct qa_plan_model {
     int present;
+    char name[128];          /* preset name or folder basename (config name) */
     size_t weight_bytes;
     size_t kv_bytes;         /* ASR only */
     size_t workspace_bytes;  /* this model's request peak */
@@ -50,7 +51,7 @@ typedef struct qa_plan_model {
 } qa_plan_model;
 
 typedef struct qa_plan {
-    qa_limits limits;        /* as resolved (max_text_tokens is the aligner's derived value) */
+    qa_limits limits;        /* as resolved (max_text_tokens: the aligner's derived value, else the ASR's) */
     qa_plan_model model[2];  /* [QA_MODEL_ALIGNER], [QA_MODEL_ASR] */
     qa_region_spec regions[QA_MAX_REGIONS];
     int n_regions;

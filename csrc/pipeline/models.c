@@ -19,24 +19,37 @@ static const char *const WEIGHT_REGION[2] = {"weights/aligner", "weights/asr"};
 
 #define GIB(x) ((double)(x) / (1024.0 * 1024.0 * 1024.0))
 
+/* "1.23 GiB" / "45.6 MiB" into buf. */
+static const char *human(char *buf, size_t n, size_t bytes)
+{
+    if (bytes >= (size_t)1 << 30)
+        snprintf(buf, n, "%.2f GiB", GIB(bytes));
+    else
+        snprintf(buf, n, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
+    return buf;
+}
+
 qa_status qa_models_check_fit(const qa_plan *p, const char *device_name, size_t free_bytes, qa_err *e)
 {
     size_t cap = p->limits.max_device_bytes;
     size_t avail = cap && cap < free_bytes ? cap : free_bytes;
     if (p->arena_bytes <= avail)
         return QA_OK;
-    char regions[512] = "";
-    size_t k = 0;
+    char regions[512] = "", secs[128] = "", h1[32], h2[32], h3[32];
+    size_t k = 0, j = 0;
     for (int i = 0; i < p->n_regions && k < sizeof regions; i++)
-        k += (size_t)snprintf(regions + k, sizeof regions - k, "%s%s %.2f GiB", i ? ", " : "", p->regions[i].name,
-                              GIB(p->regions[i].bytes));
+        k += (size_t)snprintf(regions + k, sizeof regions - k, "%s%s %s", i ? ", " : "", p->regions[i].name,
+                              human(h1, sizeof h1, p->regions[i].bytes));
+    for (int m = 0; m < 2 && j < sizeof secs; m++)
+        if (p->model[m].present)
+            j += (size_t)snprintf(secs + j, sizeof secs - j, "%s%.0f s %s", j ? ", " : "",
+                                  p->limits.max_audio_seconds[m], qa_model_kind_name((qa_model_kind)m));
     QA_FAIL(e, QA_ERR_OOM,
-            "the memory plan needs %zu bytes (%.2f GiB: %s) but %s has %zu bytes (%.2f GiB) available%s; "
-            "lower max_audio_seconds (now %.0f s aligner / %.0f s asr) or max_new_tokens (now %d), load one "
-            "model only, or use dtype='bfloat16'",
-            p->arena_bytes, GIB(p->arena_bytes), regions, device_name, avail, GIB(avail),
-            cap && cap < free_bytes ? " under max_device_bytes" : "", p->limits.max_audio_seconds[0],
-            p->limits.max_audio_seconds[1], p->limits.max_new_tokens);
+            "the memory plan needs %zu bytes (%s: %s) but %s has %zu bytes (%s) available%s; lower "
+            "max_audio_seconds (now %s) or max_new_tokens (now %d), load one model only, or use dtype='bfloat16'",
+            p->arena_bytes, human(h2, sizeof h2, p->arena_bytes), regions, device_name, avail,
+            human(h3, sizeof h3, avail), cap && cap < free_bytes ? " under max_device_bytes" : "", secs,
+            p->limits.max_new_tokens);
     if (e) {
         e->needed = p->arena_bytes;
         e->available = avail;

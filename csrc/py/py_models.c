@@ -23,6 +23,7 @@
 #include "../weights/config.h"
 #include "../weights/convert.h"
 #include "../weights/json.h"
+#include "../weights/safetensors.h"
 
 typedef struct qa_py_models {
     PyObject_HEAD
@@ -117,7 +118,7 @@ error:
 
 static PyObject *plan_model_dict(const qa_plan_model *m)
 {
-    return Py_BuildValue("{s:n,s:n,s:n,s:i,s:i,s:i,s:i}", "weight_bytes", (Py_ssize_t)m->weight_bytes, "kv_bytes",
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:i,s:i,s:i,s:i}", "name", m->name, "weight_bytes", (Py_ssize_t)m->weight_bytes, "kv_bytes",
                          (Py_ssize_t)m->kv_bytes, "workspace_bytes", (Py_ssize_t)m->workspace_bytes, "mel_frames",
                          m->mel_frames, "audio_tokens", m->audio_tokens, "text_tokens", m->text_tokens, "seq_tokens",
                          m->seq_tokens);
@@ -394,6 +395,32 @@ static PyObject *Models_tensor(qa_py_models *self, PyObject *args)
     return out;
 }
 
+/* Debug: take `bytes` from a region (offset in the region returned) or reset it (bytes < 0). */
+static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
+{
+    const char *name;
+    Py_ssize_t bytes;
+    if (!PyArg_ParseTuple(args, "sn:_region_take", &name, &bytes))
+        return NULL;
+    qa_models *ms = models_enter(self);
+    if (!ms)
+        return NULL;
+    PyObject *out = NULL;
+    qa_err e = {0};
+    qa_region *r = qa_arena_region(&ms->arena, name);
+    if (!r) {
+        qa_py_input_error(state_of((PyObject *)self), "no region named '%s' in the arena", name);
+    } else if (bytes < 0) {
+        qa_region_reset(r);
+        out = Py_NewRef(Py_None);
+    } else {
+        void *p = qa_arena_take(r, (size_t)bytes, &e);
+        out = p ? PyLong_FromSize_t((size_t)((uint8_t *)p - r->base)) : qa_py_raise(state_of((PyObject *)self), &e);
+    }
+    models_leave(self);
+    return out;
+}
+
 static PyMethodDef Models_methods[] = {
     {"close", (PyCFunction)Models_close, METH_NOARGS, "Free the arena now. Closing twice is harmless."},
     {"_memory_report", (PyCFunction)Models_memory_report, METH_NOARGS, "Arena, regions and device memory (dict)."},
@@ -401,6 +428,8 @@ static PyMethodDef Models_methods[] = {
     {"_config", (PyCFunction)Models_config, METH_VARARGS, "_config(kind) -> dict of the loaded model's config."},
     {"_tensor", (PyCFunction)Models_tensor, METH_VARARGS,
      "_tensor(kind, name) -> float32 NumPy copy of a loaded tensor (original-layout name)."},
+    {"_region_take", (PyCFunction)Models_region_take, METH_VARARGS,
+     "_region_take(region, nbytes) -> offset (debug); nbytes < 0 resets the region."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -452,13 +481,7 @@ static PyObject *py_plan(PyObject *module, PyObject *args, PyObject *kw)
     qa_plan p;
     if (qa_plan_compute(cp, &a.lim, &p, &e) != QA_OK)
         return qa_py_raise(st, &e);
-    PyObject *d = plan_dict(&p);
-    for (int k = 0; d && k < 2; k++) {
-        PyObject *md = cp[k] ? PyDict_GetItemString(PyDict_GetItemString(d, "models"), qa_model_kind_name((qa_model_kind)k)) : NULL;
-        if (md && set_item(md, "name", PyUnicode_FromString(cfg[k].name)) < 0)
-            Py_CLEAR(d);
-    }
-    return d;
+    return plan_dict(&p);
 }
 
 static PyObject *py_device_info(PyObject *module, PyObject *args)
@@ -536,6 +559,37 @@ static PyObject *py_json_parse(PyObject *module, PyObject *args)
     return out;
 }
 
+/* {name: (dtype, shape tuple, (begin, end))} of a safetensors image, or ModelLoadError. */
+static PyObject *st_to_py(const qa_safetensors *st)
+{
+    PyObject *d = PyDict_New();
+    for (size_t i = 0; d && i < st->n; i++) {
+        const qa_st_tensor *t = &st->tensors[i];
+        PyObject *shape = PyTuple_New(t->ndim);
+        for (int k = 0; shape && k < t->ndim; k++)
+            PyTuple_SET_ITEM(shape, k, PyLong_FromLongLong(t->shape[k]));
+        PyObject *v = shape ? Py_BuildValue("(sN(nn))", qa_st_dtype_name(t->dtype), shape, (Py_ssize_t)t->begin,
+                                            (Py_ssize_t)t->end) : NULL;
+        if (set_item(d, t->name, v) < 0)
+            Py_CLEAR(d);
+    }
+    return d;
+}
+
+static PyObject *py_safetensors_parse(PyObject *module, PyObject *args)
+{
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*:_safetensors_parse", &buf))
+        return NULL;
+    qa_safetensors *st = NULL;
+    qa_err e = {0};
+    qa_status s = qa_safetensors_parse(buf.buf, (size_t)buf.len, "<bytes>", &st, &e);
+    PyObject *out = s == QA_OK ? st_to_py(st) : qa_py_raise(qa_py_state_of_module(module), &e);
+    qa_safetensors_close(st);
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyObject *py_alloc_count(PyObject *module, PyObject *unused)
 {
     return PyLong_FromUnsignedLongLong((unsigned long long)qa_alloc_count());
@@ -547,6 +601,8 @@ static PyMethodDef methods[] = {
     {"_device_info", py_device_info, METH_VARARGS, "_device_info(device) -> {name, free_bytes, total_bytes}."},
     {"_config", py_config, METH_VARARGS, "_config(folder_or_preset) -> dict of the parsed config."},
     {"_json_parse", py_json_parse, METH_VARARGS, "_json_parse(bytes) -> Python object (debug / fuzzing)."},
+    {"_safetensors_parse", py_safetensors_parse, METH_VARARGS,
+     "_safetensors_parse(bytes) -> {name: (dtype, shape, (begin, end))} (debug / fuzzing)."},
     {"_alloc_count", py_alloc_count, METH_NOARGS, "Host allocations made by the engine so far."},
     {NULL, NULL, 0, NULL},
 };

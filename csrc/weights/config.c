@@ -200,10 +200,11 @@ static qa_status detect(reader *r, scope root, qa_model_config *cfg, scope *thin
         const char *tmt = qa_json_string(qa_json_get(thinker->obj, "model_type"));
         if (!tmt)
             return missing(r, *thinker, "model_type", "is missing");
-        if (strstr(tmt, "forced_aligner") || qa_json_get(thinker->obj, "classify_num"))
+        /* qwen3_forced_aligner, or qwen3_asr with classify_num (how the -hf converter tells them) */
+        if (strstr(tmt, "forced_aligner"))
             cfg->kind = QA_MODEL_ALIGNER;
         else if (strcmp(tmt, "qwen3_asr") == 0)
-            cfg->kind = QA_MODEL_ASR;
+            cfg->kind = qa_json_get(thinker->obj, "classify_num") ? QA_MODEL_ALIGNER : QA_MODEL_ASR;
         else
             return QA_FAIL(r->e, QA_ERR_MODEL, "%s: unknown model_type '%s' in thinker_config", r->path, tmt);
         if (cfg->kind == QA_MODEL_ALIGNER)

@@ -1,0 +1,131 @@
+"""load_models() and Models: one arena holding the aligner and/or the ASR model.
+
+    import qwen3align as qa
+    with qa.load_models(aligner="…/Qwen3-ForcedAligner-0.6B", asr="…/Qwen3-ASR-1.7B") as models:
+        print(models.memory_report())
+
+The plan is checked against the device's free memory before anything is allocated
+(OutOfMemoryError says how much is needed, how much is free, and what to lower); then the whole
+plan is taken in ONE allocation. A Models object is safe to share between threads (calls are
+serialised by a per-object lock and release the GIL); close() frees the arena at once.
+"""
+import os
+
+from . import _qwen3align
+from .errors import InputError
+from .memory import MemoryPlan, MemoryReport, _limits_kwargs, _resolve_dtype
+
+__all__ = ["load_models", "Models"]
+
+_CUDA_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libqa_cuda.so")
+
+
+def _cuda_device_count():
+    """CUDA devices this build can use (0 without the CUDA backend library). The CUDA backend
+    replaces this with a real query; until then the library's presence is not enough to claim one."""
+    return 0
+
+
+def _resolve_device(device, require=True):
+    """'auto' -> 'cuda:0' if the CUDA backend is built and a GPU is visible, else 'cpu'.
+    'cuda' / 'cuda:N' without a usable GPU -> InputError saying why (never a silent CPU fallback),
+    unless require is False (plan() may plan for a GPU this machine does not have)."""
+    if device is None or device == "auto":
+        return "cuda:0" if _cuda_device_count() > 0 else "cpu"
+    if not isinstance(device, str):
+        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        dev = "cuda:0" if device == "cuda" else device
+        if require:
+            n = _cuda_device_count()
+            if n == 0:
+                why = ("qwen3align was built without the CUDA backend (no qwen3align/libqa_cuda.so)"
+                       if not os.path.exists(_CUDA_LIB) else "no CUDA GPU is visible")
+                raise InputError(f"device={device!r} requested but {why}; use device='cpu'")
+            if int(dev[5:]) >= n:
+                raise InputError(f"device={device!r} requested but only {n} CUDA device(s) are visible")
+        return dev
+    raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def _load_tokenizer(folder):
+    """Hook: load and validate the tokenizer of a checkpoint folder eagerly (wired at integration to
+    qwen3align.Tokenizer). Returns None while no tokenizer exists in this build."""
+    return None
+
+
+class Models(_qwen3align.Models):
+    """The loaded models and their arena. Create with load_models(); use as a context manager."""
+
+    def __init__(self, aligner=None, asr=None, *, device="cpu", **limits):
+        # limits use the C layer's names (max_audio_seconds_aligner, ...): prefer load_models()
+        device = _resolve_device(device)
+        super().__init__(aligner, asr, device=device, **limits)
+        self.device = device
+        self.folders = {"aligner": aligner, "asr": asr}
+        self.tokenizers = {}
+        for kind, folder in self.folders.items():
+            if folder is not None:
+                self.tokenizers[kind] = _load_tokenizer(folder)
+
+    @property
+    def loaded(self):
+        """The kinds loaded ('aligner', 'asr')."""
+        return tuple(k for k, f in self.folders.items() if f is not None)
+
+    def memory_report(self):
+        """Arena total/used/peak, each region, device free/total, allocations since load, limits."""
+        return MemoryReport(self._memory_report())
+
+    def plan(self):
+        """The memory plan this object was loaded with (same numbers as qwen3align.plan())."""
+        d = self._plan()
+        d["device"] = self.device
+        return MemoryPlan(d)
+
+    def config(self, kind):
+        """The parsed config of the loaded 'aligner' or 'asr' model (dict)."""
+        return self._config(kind)
+
+    def __enter__(self):
+        if self.closed:
+            raise InputError("Models is closed (call load_models() again)")
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle 'Models': it owns device memory; call load_models() in each worker "
+                        "(e.g. once per Dask worker or with st.cache_resource)")
+
+    def __repr__(self):
+        if self.closed:
+            return "<qwen3align.Models closed>"
+        parts = ", ".join(f"{k}={os.path.basename(os.path.normpath(f))!r}" for k, f in self.folders.items() if f)
+        return f"<qwen3align.Models {parts} on {self.device}>"
+
+
+def load_models(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.0, max_new_tokens=1024,
+                max_text_tokens=None, max_device_bytes=None, dtype="auto"):
+    """Load Qwen3-ForcedAligner (aligner=) and/or Qwen3-ASR (asr=) checkpoint folders into one arena.
+
+    device: "auto" (CUDA when built and visible, else CPU) | "cpu" | "cuda" | "cuda:N".
+    max_audio_seconds: the longest clip a request may have (a number, or {"aligner": s, "asr": s});
+    max_new_tokens: ASR output tokens; max_text_tokens: aligner words+timestamps (default: what the
+    aligner's positions allow, capped at 20 per audio second + 64) and ASR context tokens (default 256);
+    max_device_bytes: cap on the arena (bytes or "8GiB"); dtype: "auto" (float32 on CPU, bfloat16 on
+    CUDA) | "float32" | "bfloat16".
+    Raises ModelLoadError (folder/config/tensors), OutOfMemoryError (plan does not fit; needed_bytes,
+    available_bytes), InputError (arguments, device).
+    """
+    if aligner is None and asr is None:
+        raise InputError("give at least one of aligner= and asr=")
+    dev = _resolve_device(device)
+    kw = _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tokens, max_device_bytes,
+                        _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"))
+    folders = {k: kw.pop(k) for k in ("aligner", "asr")}
+    return Models(folders["aligner"], folders["asr"], device=dev, **kw)
