@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../frontend/mel.h"
 #include "../weights/names.h"
 
 #define ACT 4              /* activations are float32 on every backend (weights may be bf16) */
@@ -27,14 +28,6 @@ qa_limits qa_limits_default(void)
 
 static int64_t conv_len(int64_t n) { return n > 0 ? (n - 1) / 2 + 1 : 0; } /* Conv2d k3 s2 p1 */
 static int64_t conv3_len(int64_t n) { return conv_len(conv_len(conv_len(n))); }
-
-int64_t qa_mel_frames(int64_t samples) { return (samples < 8000 ? 8000 : samples) / 160; }
-
-int64_t qa_audio_tokens(int64_t samples)
-{
-    int64_t t = qa_mel_frames(samples);
-    return 13 * (t / 100) + (t % 100 + 7) / 8;
-}
 
 /* Tokens of T mel frames for a config's chunk size (13 per full 100-frame chunk, ceil(r/8) after). */
 static int64_t tokens_of_frames(const qa_audio_config *a, int64_t t)
@@ -189,7 +182,7 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         int64_t samples = (int64_t)ceil(sec * 16000.0);
         pm->present = 1;
         memcpy(pm->name, c->name, sizeof pm->name);
-        pm->mel_frames = (int)qa_mel_frames(samples);
+        pm->mel_frames = (int)qa_mel_frames((size_t)samples);
         pm->audio_tokens = (int)tokens_of_frames(&c->audio, pm->mel_frames);
         pm->weight_bytes = qa_names_weight_bytes(c, lim->dtype);
         QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, e) : plan_asr(c, lim, sec, pm, e));

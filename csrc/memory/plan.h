@@ -67,8 +67,6 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
 
 /* Mel frames and audio tokens of a clip of n samples at 16 kHz (MODEL_FACTS.md §4):
  * T = floor(max(n, 8000) / 160), N = 13 * floor(T / 100) + ceil((T % 100) / 8). */
-int64_t qa_mel_frames(int64_t samples);
-int64_t qa_audio_tokens(int64_t samples);
 
 /* Peak workspace of one request (see plan.c for the buffer-by-buffer formula). */
 size_t qa_plan_workspace_encoder(const qa_model_config *c, int mel_frames);
