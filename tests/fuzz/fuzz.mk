@@ -30,7 +30,9 @@ FUZZ_SRC_json := $(FUZZ_CORE) csrc/weights/json.c csrc/weights/config.c
 FUZZ_LIBS_json := -lm
 FUZZ_SRC_safetensors := $(FUZZ_CORE) csrc/weights/json.c csrc/weights/safetensors.c
 FUZZ_LIBS_safetensors := -lm
-FUZZ_SRC_tokenizer := $(FUZZ_CORE) csrc/weights/json.c $(wildcard csrc/frontend/tokenizer*.c)
+FUZZ_SRC_tokenizer := $(FUZZ_CORE) csrc/weights/json.c csrc/frontend/tokenizer.c csrc/frontend/tokenizer_files.c \
+  csrc/frontend/bpe.c csrc/frontend/pretokenize.c csrc/frontend/utf8.c csrc/frontend/words.c csrc/frontend/prompts.c \
+  csrc/frontend/timestamps.c
 FUZZ_LIBS_tokenizer := -lutf8proc -lm
 
 .PHONY: fuzz fuzz-build fuzz-replay-build fuzz-debs

@@ -201,6 +201,63 @@ def safetensors_seeds():
         put("safetensors", f"hostile_{name}.safetensors", blob)
 
 
+# ---- tokenizer -------------------------------------------------------------------------------------
+# byte 0 picks the mode (fuzz_tokenizer.c): 0-3 text (word mode = byte % 3), 4 ids, 5 timestamps, 6 files
+
+def tokenizer_seeds():
+    cases = json.loads(fixture("text_cases.json"))
+    for i, c in enumerate(cases):
+        put("tokenizer", f"text_case{i:02d}.txt", bytes([i % 4 if i % 4 != 3 else 0]) + c["text"].encode())
+        put("tokenizer", f"ids_case{i:02d}.bin", bytes([4]) + np.array(c["ids"], "<i4").tobytes()) if i < 8 else None
+    texts = {
+        "cjk": "我们今天去公园。中文测试，标点！",
+        "japanese": "日本語のテキストです。カタカナとひらがな",
+        "korean": "안녕하세요 세계 한국어 테스트",
+        "emoji": "Hi 👋🏽 family 👨‍👩‍👧 flags 🇫🇷 ok",
+        "added_tokens": "<|im_start|>system\n<|im_end|><timestamp><asr_text><|audio_pad|>x<|audio_start|>",
+        "partial_added": "<|im_sta <timestam <|audio_pad| <|",
+        "whitespace": "a  \t\t b\n\n\n   c \u3000 d\u00a0e   ",
+        "contractions": "I'm you'RE he's they'll we'VE don't 'S",
+        "numbers": "1234567 3.14159 1,000,000 ١٢٣ ½ ²",
+        "combining": "e\u0301 a\u0308 \u1100\u1161 n\u0303",
+        "rtl": "مرحبا بالعالم שלום",
+        "nul": "a\u0000b",
+    }
+    for i, (name, t) in enumerate(texts.items()):
+        put("tokenizer", f"text_{name}.txt", bytes([i % 4 if i % 4 != 3 else 1]) + t.encode())
+    put("tokenizer", "text_invalid_utf8.txt", b"\x00ok \xff\xfe \xc0\x80 \xed\xa0\x80 \xf4\x90\x80\x80 end")
+    put("tokenizer", "text_truncated_utf8.txt", b"\x02\xe4\xb8")
+    put("tokenizer", "text_korean_mode.txt", b"\x02" + texts["korean"].encode())
+    put("tokenizer", "text_japanese_mode.txt", b"\x01" + texts["japanese"].encode())
+    put("tokenizer", "ids_special_and_bad.bin", bytes([4]) + np.array(
+        [151643, 151644, 151645, 151669, 151676, 151670, 151705, 151704, 151706, 152063, 2 ** 31 - 1, -1, 0, 220],
+        "<i4").tobytes())
+    put("tokenizer", "ids_partial_utf8.bin", bytes([4]) + np.array([94, 242, 243, 100], "<i4").tobytes())
+    put("tokenizer", "ts_simple.bin", bytes([5]) + np.array([0, 80, 160, 80, 320, 0, 400, 480], "<f8").tobytes())
+    put("tokenizer", "ts_bad.bin", bytes([5]) + np.array([0, np.nan, np.inf, -80, 2.0 ** 60], "<f8").tobytes())
+    put("tokenizer", "ts_long_runs.bin", bytes([5]) + np.array([800, 10, 20, 30, 40, 900, 5, 1000, 2, 1], "<f8").tobytes())
+    vocab = {"H": 0, "e": 1, "l": 2, "o": 3, "Ġ": 4, "w": 5, "r": 6, "d": 7, "He": 8, "ll": 9, "llo": 10,
+             "Hello": 11, "Ġw": 12}
+    merges = "#version: 0.2\nH e\nl l\nll o\nHe llo\nĠ w\n"
+    config = {"added_tokens_decoder": {"20": {"content": "<|endoftext|>", "special": True},
+                                       "21": {"content": "<timestamp>", "special": False}}}
+    files = [json.dumps(vocab).encode(), merges.encode(), json.dumps(config).encode()]
+    put("tokenizer", "files_tiny.bin", bytes([6]) + b"\0".join(files))
+    bad = {
+        "files_dup_id": [b'{"a": 0, "b": 0}', files[1], files[2]],
+        "files_merge_unknown": [files[0], b"#version: 0.2\nx y\n", files[2]],
+        "files_merge_three": [files[0], b"H e l\n", files[2]],
+        "files_no_added": [files[0], files[1], b"{}"],
+        "files_negative_id": [b'{"a": -1}', files[1], files[2]],
+        "files_huge_id": [b'{"a": 99999999999}', files[1], files[2]],
+        "files_empty": [b"", b"", b""],
+        "files_not_object": [b"[1]", files[1], b"[2]"],
+        "files_added_bad": [files[0], files[1], b'{"added_tokens_decoder": {"x": 1, "22": {"content": ""}}}'],
+    }
+    for name, parts in bad.items():
+        put("tokenizer", f"{name}.bin", bytes([6]) + b"\0".join(parts))
+
+
 def main():
     targets = sys.argv[1:] or ["audio", "json", "safetensors", "tokenizer"]
     for t in targets:
