@@ -42,11 +42,9 @@ demo: build
 bench: build
 	$(VPY) bench/bench_cpu.py
 
-test-asan: deps
-	QA_SANITIZE=1 QA_NO_CUDA=1 $(VPY) setup.py -q build_ext --inplace --force
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  $(VPY) -m pytest -q -x tests
-	$(VPY) setup.py -q build_ext --inplace --force
+# The test suite against an ASan+UBSan build of the extension (normal build restored afterwards).
+test-asan: build
+	VPY=$(VPY) tests/tools/test_asan.sh
 
 clean:
 	rm -rf build qwen3align/*.so *.egg-info
