@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_asan.sh [pytest args] — the test suite against an ASan + UBSan build of the extension (make test-asan).
 #
-# The extension is rebuilt with gcc -fsanitize=address,undefined (setup.py QA_SANITIZE=1) into its own
-# build-temp folder; the normal extension is saved first and put back afterwards, whatever happens,
-# so `make test` keeps working without a full rebuild. The Python interpreter is not built with ASan,
+# The extension is rebuilt with gcc -fsanitize=address,undefined (setup.py QA_SANITIZE=1) in its own
+# build-temp and build-lib folders (setuptools copies build-lib's .so into the package on every
+# later `build_ext --inplace`, so sharing build/lib would leak the ASan build into `make test`);
+# the normal extension is saved first and put back afterwards, whatever happens, so `make test`
+# keeps working without a full rebuild. The Python interpreter is not built with ASan,
 # so the ASan runtime must be the first library loaded: LD_PRELOAD=libasan (+ libubsan).
 # ASAN_OPTIONS: detect_leaks=0 (CPython and NumPy keep memory until exit by design; our leaks are
 # covered by tests/test_leaks.py, valgrind and the fuzz targets' LeakSanitizer), verify_asan_link_order=0
@@ -28,7 +30,7 @@ restore() {
 }
 trap restore EXIT
 
-QA_SANITIZE=1 QA_NO_CUDA=1 "$VPY" setup.py -q build_ext --inplace --force --build-temp build/temp-asan \
+QA_SANITIZE=1 QA_NO_CUDA=1 "$VPY" setup.py -q build_ext --inplace --force --build-temp build/temp-asan --build-lib build/lib-asan \
     >build/asan-build.log 2>&1 || { tail -30 build/asan-build.log; exit 1; }
 SO_ASAN=$(ls qwen3align/_qwen3align*.so | head -1)
 if ! nm -D "$SO_ASAN" | grep -q __asan_report_load; then
