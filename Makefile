@@ -46,6 +46,13 @@ bench: build
 test-asan: build
 	VPY=$(VPY) tests/tools/test_asan.sh
 
+# valgrind memcheck of a small CPU run (audio, log-mel, tokenizer, parsers); Python's own noise is
+# suppressed by tests/valgrind-python.supp. Fails on invalid accesses and definite leaks.
+valgrind: build
+	@command -v valgrind >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq valgrind >/dev/null; }
+	VPY=$(VPY) tests/tools/valgrind.sh
+
 clean:
 	rm -rf build qwen3align/*.so *.egg-info
 
