@@ -20,7 +20,9 @@ CC = os.environ.get("REPLAY_CC", "cc")
 def sanitizer_env():
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)  # under `make test-asan` the Python process preloads libasan; the replay binaries link it
-    env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=1"
+    # max_allocation_size_mb: a hostile header must not make the engine ask for gigabytes (libFuzzer
+    # reports such inputs as out-of-memory; the replay must fail on them too).
+    env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=1:max_allocation_size_mb=2048"
     env["LSAN_OPTIONS"] = f"suppressions={os.path.join(FUZZ, 'lsan.supp')}:print_suppressions=0"
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     return env
