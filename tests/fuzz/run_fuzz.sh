@@ -4,6 +4,8 @@
 # Each target OUT_DIR/fuzz_<t> runs FUZZ_SECONDS (default 600) with FUZZ_JOBS targets at a time
 # (default 2): new inputs go to OUT_DIR/work/<t>, seeds are read from tests/fuzz/corpus/<t>, crash /
 # timeout / OOM reproducers land in OUT_DIR/crashes/<t>/, the log in OUT_DIR/<t>.log.
+# One malloc above 512 MB counts as a crash (-malloc_limit_mb): no input of a few KB may make the
+# engine trust a length it read and ask for that much.
 # FUZZ_MERGE=1 merges the inputs that add coverage back into tests/fuzz/corpus/<t> (-merge=1).
 # Copy a reproducer to tests/fuzz/regressions/<t>/ once fixed: `make test` replays it for ever.
 set -u
@@ -18,7 +20,7 @@ run_one() {
     mkdir -p "$work" "$crashes" "$seeds"
     local dict=()
     [ -f "$HERE/$t.dict" ] && dict=(-dict="$HERE/$t.dict")
-    "$bin" "$work" "$seeds" "${dict[@]}" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+    "$bin" "$work" "$seeds" "${dict[@]}" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
         -print_final_stats=1 -artifact_prefix="$crashes/" >"$OUT/$t.log" 2>&1
     echo $? >"$OUT/$t.rc"
     if [ "${FUZZ_MERGE:-0}" = 1 ]; then
