@@ -51,9 +51,11 @@ def _resolve_device(device, require=True):
 
 
 def _load_tokenizer(folder):
-    """Hook: load and validate the tokenizer of a checkpoint folder eagerly (wired at integration to
-    qwen3align.Tokenizer). Returns None while no tokenizer exists in this build."""
-    return None
+    """Load and validate the tokenizer of a checkpoint folder eagerly (qwen3align.Tokenizer);
+    None in a build without the Tokenizer type."""
+    if not hasattr(_qwen3align, "Tokenizer") or not os.path.isdir(folder):
+        return None  # a missing folder is reported by the C loader with its own message
+    return _qwen3align.Tokenizer(folder)
 
 
 class Models(_qwen3align.Models):
@@ -62,13 +64,16 @@ class Models(_qwen3align.Models):
     def __init__(self, aligner=None, asr=None, *, device="cpu", **limits):
         # limits use the C layer's names (max_audio_seconds_aligner, ...): prefer load_models()
         device = _resolve_device(device)
-        super().__init__(aligner, asr, device=device, **limits)
         self.device = device
         self.folders = {"aligner": aligner, "asr": asr}
         self.tokenizers = {}
-        for kind, folder in self.folders.items():
-            if folder is not None:
-                self.tokenizers[kind] = _load_tokenizer(folder)
+        super().__init__(aligner, asr, device=device, **limits)  # configs, plan, OOM check, weights
+        try:
+            self.tokenizers = {k: _load_tokenizer(f) for k, f in self.folders.items() if f is not None}
+        except BaseException:
+            self.close()
+            raise
+        self._mark_loaded()  # the tokenizers' host allocations belong to the load, not to requests
 
     @property
     def loaded(self):

@@ -65,9 +65,6 @@ qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text,
  * aligner's classify_num x timestamp_segment_time, non-positive values). */
 qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits *lim, qa_plan *out, qa_err *e);
 
-/* Mel frames and audio tokens of a clip of n samples at 16 kHz (MODEL_FACTS.md §4):
- * T = floor(max(n, 8000) / 160), N = 13 * floor(T / 100) + ceil((T % 100) / 8). */
-
 /* Peak workspace of one request (see plan.c for the buffer-by-buffer formula). */
 size_t qa_plan_workspace_encoder(const qa_model_config *c, int mel_frames);
 size_t qa_plan_workspace_aligner(const qa_model_config *c, int mel_frames, int seq_tokens, int text_tokens);

@@ -269,6 +269,17 @@ static PyObject *Models_close(qa_py_models *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* End of load as seen from Python (after the tokenizers): allocations_after_load counts from here. */
+static PyObject *Models_mark_loaded(qa_py_models *self, PyObject *unused)
+{
+    qa_models *ms = models_enter(self);
+    if (!ms)
+        return NULL;
+    ms->allocs_at_load = qa_alloc_count();
+    models_leave(self);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Models_closed(qa_py_models *self, void *unused) { return PyBool_FromLong(self->ms == NULL); }
 
 static PyObject *regions_dict(const qa_memory_report *r, int what)
@@ -428,6 +439,8 @@ static PyMethodDef Models_methods[] = {
     {"_config", (PyCFunction)Models_config, METH_VARARGS, "_config(kind) -> dict of the loaded model's config."},
     {"_tensor", (PyCFunction)Models_tensor, METH_VARARGS,
      "_tensor(kind, name) -> float32 NumPy copy of a loaded tensor (original-layout name)."},
+    {"_mark_loaded", (PyCFunction)Models_mark_loaded, METH_NOARGS,
+     "Restart the allocations_after_load count (called by load_models after the tokenizers)."},
     {"_region_take", (PyCFunction)Models_region_take, METH_VARARGS,
      "_region_take(region, nbytes) -> offset (debug); nbytes < 0 resets the region."},
     {NULL, NULL, 0, NULL},
