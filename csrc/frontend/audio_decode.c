@@ -19,6 +19,10 @@
 #include "../core/alloc.h"
 
 #define CHUNK_FRAMES 65536
+/* The header's frame count sizes the first buffer only up to this many frames (~95 s at 44.1 kHz);
+ * longer files grow by doubling. A header can lie: a 443-byte FLAC whose STREAMINFO claims 2^31
+ * samples must not make us ask for 17 GB (found by tests/fuzz/fuzz_audio.c). */
+#define MAX_TRUSTED_FRAMES ((sf_count_t)1 << 22)
 
 /* In-memory file for sf_open_virtual: a read-only cursor over the caller's bytes. */
 typedef struct mem_file {
@@ -61,8 +65,10 @@ static sf_count_t mem_write(const void *ptr, sf_count_t count, void *user)
 static qa_status read_all(SNDFILE *f, const SF_INFO *info, const char *name, qa_pcm *out, qa_err *e)
 {
     size_t ch = (size_t)info->channels, cap = CHUNK_FRAMES, n = 0;
-    if (info->frames > 0 && info->frames < ((sf_count_t)1 << 31))
+    if (info->frames > 0 && info->frames < MAX_TRUSTED_FRAMES)
         cap = (size_t)info->frames + 1; /* +1: a correct count needs no second pass */
+    else if (info->frames >= MAX_TRUSTED_FRAMES)
+        cap = (size_t)MAX_TRUSTED_FRAMES;
     float *buf = qa_malloc_n(cap, ch * sizeof(float), e);
     if (!buf)
         return QA_ERR_OOM;
