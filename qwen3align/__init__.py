@@ -10,36 +10,9 @@ name below is first used.
 """
 __version__ = "0.1.0"
 
+from ._blas import configure as _configure_blas  # noqa: E402 (must run before the extension loads)
 
-def _choose_openblas_core():
-    """Pick OpenBLAS's kernel family when its CPU detection would not.
-
-    Debian's OpenBLAS 0.3.21 does not know recent Xeons (e.g. Sapphire/Emerald Rapids) and falls
-    back to its generic PRESCOTT kernels, 3x slower for sgemm. OpenBLAS reads OPENBLAS_CORETYPE when
-    the extension loads it, so it is set here, before anything loads the extension, and only when
-    the user has not set it. Reading /proc/cpuinfo costs well under a millisecond.
-    """
-    import os
-
-    if "OPENBLAS_CORETYPE" in os.environ or not os.path.exists("/proc/cpuinfo"):
-        return
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-            else:
-                return
-    except OSError:
-        return
-    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
-        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-    elif {"avx2", "fma"} <= flags:
-        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
-
-
-_choose_openblas_core()
+_configure_blas()
 
 # public name -> submodule that defines it (PEP 562 lazy attributes)
 _EXPORTS = {

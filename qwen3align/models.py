@@ -51,11 +51,11 @@ def _resolve_device(device, require=True):
 
 
 def _load_tokenizer(folder):
-    """Load and validate the tokenizer of a checkpoint folder eagerly (qwen3align.Tokenizer);
-    None in a build without the Tokenizer type."""
-    if not hasattr(_qwen3align, "Tokenizer") or not os.path.isdir(folder):
-        return None  # a missing folder is reported by the C loader with its own message
-    return _qwen3align.Tokenizer(folder)
+    """Load and validate the tokenizer of a checkpoint folder eagerly (ModelLoadError at load time,
+    not at the first request)."""
+    from .frontend import Tokenizer
+
+    return Tokenizer(folder)
 
 
 class Models(_qwen3align.Models):
@@ -79,6 +79,33 @@ class Models(_qwen3align.Models):
     def loaded(self):
         """The kinds loaded ('aligner', 'asr')."""
         return tuple(k for k, f in self.folders.items() if f is not None)
+
+    def align(self, audio, text=None, language=None, *, words=None, sample_rate=None, context=""):
+        """Word (or CJK character) timestamps of `audio` -> Alignment of AlignItem(text, start, end,
+        confidence), times in seconds.
+
+        audio: a path, file bytes, an array with sample_rate=, or (array, rate). text: the transcript
+        (split with split_words(text, language)), or words=[...] already split; with neither, the ASR
+        model transcribes first (context= biases it) and the detected language picks the splitter.
+        language: one of the aligner's 11 languages (name or code) or None (default splitter).
+        Raises InputError (arguments, limits: audio beyond max_audio_seconds or 300 s, too many
+        words for the plan), AudioError.
+        """
+        from ._pipeline import align
+
+        return align(self, audio, text, language, words=words, sample_rate=sample_rate, context=context)
+
+    def transcribe(self, audio, language=None, *, context="", sample_rate=None, max_new_tokens=None):
+        """Speech to text with the ASR model -> Transcription(text, language, tokens, warnings).
+
+        language: force one of the 30 ASR languages (name or code), or None to detect it.
+        context: system-prompt text (hotwords, names) that biases the transcript.
+        max_new_tokens: at most the value load_models was given (the default).
+        """
+        from ._pipeline import transcribe
+
+        return transcribe(self, audio, language, context=context, sample_rate=sample_rate,
+                          max_new_tokens=max_new_tokens)
 
     def memory_report(self):
         """Arena total/used/peak, each region, device free/total, allocations since load, limits."""

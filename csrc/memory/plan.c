@@ -4,21 +4,21 @@
  * allocated), in the spirit of llm.c's fill_in_parameter_sizes and ggml-alloc's reserve on the
  * worst-case graph. Weight bytes come from the same tensor table the loader uses (weights/names.c),
  * so plan and load cannot disagree (tests/test_plan.py checks it against loaded checkpoints).
- * The workspace formulas are an upper bound written buffer by buffer, one function per model, so
- * the engine (model/encoder.c, decoder.c) can keep them in step with what it actually takes:
- * every workspace buffer the engine takes must be listed here, or qa_arena_take fails loudly.
+ * The workspace formulas list, buffer by buffer, what the engine takes (model/encoder.c, decoder.c,
+ * heads.c, pipeline/inputs.c, align.c, asr.c): every workspace buffer the engine takes must be listed
+ * here, or qa_arena_take fails loudly; a request at the limits reaches the planned peak exactly.
  */
 #include "plan.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../frontend/mel.h"
 #include "../weights/names.h"
 
-#define ACT 4              /* activations are float32 on every backend (weights may be bf16) */
-#define CONV_TILE_CHUNKS 8 /* encoder conv stage runs on up to 8 chunks of 100 frames at once */
-#define ATT_QUERY_TILE 64  /* decoder attention: scores of 64 queries x S keys per head at a time */
+static int64_t conv_len(int64_t n) { return n > 0 ? (n - 1) / 2 + 1 : 0; } /* Conv2d k3 s2 p1 */
+static int64_t conv3_len(int64_t n) { return conv_len(conv_len(conv_len(n))); }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 qa_limits qa_limits_default(void)
 {
@@ -26,78 +26,106 @@ qa_limits qa_limits_default(void)
     return l;
 }
 
-static int64_t conv_len(int64_t n) { return n > 0 ? (n - 1) / 2 + 1 : 0; } /* Conv2d k3 s2 p1 */
-static int64_t conv3_len(int64_t n) { return conv_len(conv_len(conv_len(n))); }
+/* Mel frames of n samples at 16 kHz (frontend/mel.c's count; the memory layer cannot call up). */
+static int64_t plan_mel_frames(int64_t samples) { return (samples < 8000 ? 8000 : samples) / 160; }
 
-/* Tokens of T mel frames for a config's chunk size (13 per full 100-frame chunk, ceil(r/8) after). */
-static int64_t tokens_of_frames(const qa_audio_config *a, int64_t t)
+int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames)
 {
-    int64_t chunk = 2 * a->n_window;
-    return (t / chunk) * conv3_len(chunk) + conv3_len(t % chunk);
+    int64_t chunk = 2 * (int64_t)a->n_window;
+    return (frames / chunk) * conv3_len(chunk) + conv3_len(frames % chunk);
 }
 
-/* Workspace accumulator: each buffer rounded up to the arena alignment, as qa_arena_take does. */
-static size_t buf(int64_t elems, size_t elem_bytes) { return qa_align_up((size_t)elems * elem_bytes); }
+/* One workspace buffer of n float32 (or int32) values, rounded up as qa_arena_take does. */
+static size_t fb(int64_t n) { return qa_align_up((size_t)n * 4); }
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
 static size_t max3(size_t a, size_t b, size_t c) { return max2(a, max2(b, c)); }
 
-/* Encoder (audio tower + projector) at T mel frames, excluding its output [N, O] (callers keep that):
- *   persistent:   mel [M, K*chunk] (zero-padded chunks), x [N, E] (residual stream)
- *   conv stage:   per tile of CONV_TILE_CHUNKS chunks: im2col + output of conv1..3
- *                 (9 x f1*t1, C x f1*t1, 9C x f2*t2, C x f2*t2, 9C x f3*t3, C x f3*t3)
- *   layer stage:  h [N, E] (LayerNorm out), q/k/v [N, E] x 3, attn [N, E], ffn [N, F],
- *                 scores [H, W, W] for one window of W = 13 x n_window_infer/100 tokens
- *   post stage:   ln_post [N, E], proj1 [N, E] (proj2 writes the output) */
-size_t qa_plan_workspace_encoder(const qa_model_config *c, int mel_frames)
+/* Encoder temporaries (model/encoder.c), above its caller's feat and emb:
+ *   x [chunks·13, E] residual stream, then the largest of
+ *   conv front: per tile of g = min(QA_ENC_CHUNK_TILE, chunks) chunks: mel [g,1,M,100],
+ *               conv1..3 outputs [g,C,64,50] [g,C,32,25] [g,C,16,13], flattened [g·13, C·16];
+ *   layer:      h [N,E], then q,k,v [N,E] (attention output reuses h), or the fc1 tile [min(N,512), F];
+ *   post:       ln_post [N,E], proj1 [N,E]. */
+size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames)
 {
     const qa_audio_config *a = &c->audio;
-    const int64_t M = a->num_mel_bins, C = a->down_hidden, E = a->d_model, F = a->ffn, H = a->heads;
-    const int64_t chunk = 2 * a->n_window, T = mel_frames, K = (T + chunk - 1) / chunk;
-    const int64_t N = tokens_of_frames(a, T), W = conv3_len(chunk) * (a->n_window_infer / chunk);
-    const int64_t f1 = conv_len(M), t1 = conv_len(chunk), f2 = conv_len(f1), t2 = conv_len(t1);
-    const int64_t f3 = conv_len(f2), t3 = conv_len(t2), tile = K < CONV_TILE_CHUNKS ? K : CONV_TILE_CHUNKS;
-    size_t persistent = buf(M * K * chunk, ACT) + buf(N * E, ACT);
-    size_t conv = buf(tile * 9 * f1 * t1, ACT) + buf(tile * C * f1 * t1, ACT) + buf(tile * 9 * C * f2 * t2, ACT) +
-                  buf(tile * C * f2 * t2, ACT) + buf(tile * 9 * C * f3 * t3, ACT) + buf(tile * C * f3 * t3, ACT);
-    size_t layer = buf(N * E, ACT) * 5 + buf(N * F, ACT) + buf(H * W * W, ACT);
-    size_t post = buf(N * E, ACT) * 2;
-    return persistent + max3(conv, layer, post);
+    const int64_t M = a->num_mel_bins, L = 2 * (int64_t)a->n_window, C = a->down_hidden, E = a->d_model;
+    const int64_t K = (mel_frames + L - 1) / L, N = qa_audio_tokens_of_frames(a, mel_frames), Tc = conv3_len(L);
+    const int64_t f1 = conv_len(M), t1 = conv_len(L), f2 = conv_len(f1), t2 = conv_len(t1), f3 = conv_len(f2);
+    const int64_t g = min64(QA_ENC_CHUNK_TILE, K);
+    size_t front = fb(g * M * L) + fb(g * C * f1 * t1) + fb(g * C * f2 * t2) + fb(g * C * f3 * Tc) + fb(g * Tc * C * f3);
+    size_t layer = fb(N * E) + max2(3 * fb(N * E), fb(min64(N, QA_MLP_TILE) * a->ffn));
+    size_t post = 2 * fb(N * E);
+    return fb(K * Tc * E) + max3(front, layer, post);
 }
 
-/* Text decoder over S positions at once (prefill / the aligner's single forward):
- *   x, h [S, D]; q [S, H*Dh]; k, v [S, Hk*Dh]; attn [S, H*Dh]; gate, up [S, F];
- *   scores [H, ATT_QUERY_TILE, S]; RoPE cos/sin [S, Dh]. */
-static size_t workspace_decoder(const qa_text_config *t, int64_t S)
+/* Prompt embedding (pipeline/inputs.c): ids int32 [T], features [M, frames], audio embeddings [N, D],
+ * then the encoder's temporaries. T = 0 for an audio-only request. */
+size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, int64_t T)
 {
-    const int64_t D = t->hidden, Q = (int64_t)t->heads * t->head_dim, KV = (int64_t)t->kv_heads * t->head_dim;
-    return buf(S * D, ACT) * 2 + buf(S * Q, ACT) * 2 + buf(S * KV, ACT) * 2 + buf(S * t->inter, ACT) * 2 +
-           buf((int64_t)t->heads * ATT_QUERY_TILE * S, ACT) + buf(S * t->head_dim, ACT);
+    int64_t N = qa_audio_tokens_of_frames(&c->audio, mel_frames);
+    return fb(T) + fb(c->audio.num_mel_bins * mel_frames) + fb(N * c->text.hidden) +
+           qa_plan_workspace_encoder(c, mel_frames);
 }
 
-/* Aligner request: audio embeddings [N, D] and ids [S] live across both stages; then the encoder, or
- * the decoder over S = 2 + N + text tokens plus the head at <timestamp> rows only (R <= text):
- * hidden rows [R, D] and logits [R, classify_num]. */
-size_t qa_plan_workspace_aligner(const qa_model_config *c, int mel_frames, int seq_tokens, int text_tokens)
+/* Text layers over T rows (model/decoder.c): h [T, D]; then q, attn [T, H·Dh] (+ k, v [T, Hk·Dh]
+ * without a cache: with one they are written into the kv region), or gate, up [min(T,512), F]. */
+size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache)
 {
-    const int64_t N = tokens_of_frames(&c->audio, mel_frames), D = c->text.hidden, R = text_tokens;
-    size_t shared = buf(N * D, ACT) + buf(seq_tokens, 4);
-    size_t dec = workspace_decoder(&c->text, seq_tokens) + buf(R * D, ACT) + buf(R * c->classify_num, ACT);
-    return shared + max2(qa_plan_workspace_encoder(c, mel_frames), dec);
+    const qa_text_config *t = &c->text;
+    int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
+    size_t attn = 2 * fb(T * QD) + (with_cache ? 0 : 2 * fb(T * KD));
+    size_t mlp = 2 * fb(min64(T, QA_MLP_TILE) * t->inter);
+    return fb(T * t->hidden) + max2(attn, mlp);
 }
 
-/* ASR request: audio embeddings [N, D] and ids [prompt + new] live throughout; then the encoder, or
- * the prefill over the prompt (decode steps are the same buffers at S = 1) plus the last position's
- * hidden [D] and vocabulary logits [V]. K/V go to the kv/asr region, not here. */
-size_t qa_plan_workspace_asr(const qa_model_config *c, int mel_frames, int prompt_tokens, int max_new_tokens)
+/* Aligner head stage (pipeline/align.c + model/heads.c): rows int32 [n], logits [n, classes],
+ * classes int32 [n], probs [n], then the gathered hidden rows [n, D]. */
+size_t qa_plan_workspace_head(const qa_model_config *c, int64_t n)
 {
-    const int64_t N = tokens_of_frames(&c->audio, mel_frames), D = c->text.hidden;
-    size_t shared = buf(N * D, ACT) + buf((int64_t)prompt_tokens + max_new_tokens, 4);
-    size_t dec = workspace_decoder(&c->text, prompt_tokens) + buf(D, ACT) + buf(c->text.vocab, ACT);
-    return shared + max2(qa_plan_workspace_encoder(c, mel_frames), dec);
+    return fb(n) + fb(n * c->classify_num) + fb(n) + fb(n) + fb(n * c->text.hidden);
+}
+
+/* Aligner request: x [T, D] throughout, then the inputs, decoder or head stage. */
+size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n)
+{
+    return fb(T * c->text.hidden) + max3(qa_plan_workspace_inputs(c, mel_frames, T),
+                                         qa_plan_workspace_decoder(c, T, 0), qa_plan_workspace_head(c, n));
+}
+
+/* ASR request: x [T, D] throughout, then the inputs, the prefill, or the decode loop's buffers
+ * (logits [V], token int32, norm row [D], token row [D]) + one decode step. */
+size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T)
+{
+    size_t step = fb(c->text.vocab) + fb(1) + 2 * fb(c->text.hidden) + qa_plan_workspace_decoder(c, 1, 1);
+    return fb(T * c->text.hidden) + max3(qa_plan_workspace_inputs(c, mel_frames, T),
+                                         qa_plan_workspace_decoder(c, T, 1), step);
+}
+
+void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_kv,
+                          qa_scratch_dims *d)
+{
+    const qa_audio_config *a = &c->audio;
+    const qa_text_config *t = &c->text;
+    int64_t M = a->num_mel_bins, L = 2 * (int64_t)a->n_window, C = a->down_hidden;
+    int64_t f1 = conv_len(M), t1 = conv_len(L), f2 = conv_len(f1), t2 = conv_len(t1);
+    int64_t N = qa_audio_tokens_of_frames(a, mel_frames);
+    int64_t window = conv3_len(L) * (a->n_window_infer / L); /* encoder keys per query: one window */
+    d->max_kv = max64(d->max_kv, max64(max_kv, min64(window, N)));
+    d->max_q = max64(d->max_q, max64(T, N));
+    d->max_heads = max64(d->max_heads, max64(a->heads, t->heads));
+    d->max_gemm_k = max64(d->max_gemm_k, max64(max64(C * conv3_len(M), a->ffn), t->inter));
+    d->max_gemm_n = max64(d->max_gemm_n, max64(max64(a->ffn, t->inter), max64(t->vocab, c->classify_num)));
+    d->max_im2col = max64(d->max_im2col, max64(9 * f1 * t1, 9 * C * f2 * t2)); /* conv1, conv2 (largest) */
+}
+
+size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx)
+{
+    return (size_t)t->layers * 2 * (size_t)max_ctx * (size_t)t->kv_heads * (size_t)t->head_dim * sizeof(float);
 }
 
 static qa_status plan_aligner(const qa_model_config *c, const qa_limits *lim, double sec, qa_plan_model *pm,
-                              qa_err *e)
+                              qa_scratch_dims *dims, qa_err *e)
 {
     double ceiling = (double)c->classify_num * c->timestamp_segment_ms / 1000.0;
     if (sec > ceiling)
@@ -119,10 +147,12 @@ static qa_status plan_aligner(const qa_model_config *c, const qa_limits *lim, do
     pm->text_tokens = (int)text;
     pm->seq_tokens = 2 + pm->audio_tokens + (int)text;
     pm->workspace_bytes = qa_plan_workspace_aligner(c, pm->mel_frames, pm->seq_tokens, pm->text_tokens);
+    qa_plan_scratch_dims(c, pm->mel_frames, pm->seq_tokens, pm->seq_tokens, dims);
     return QA_OK;
 }
 
-static qa_status plan_asr(const qa_model_config *c, const qa_limits *lim, double sec, qa_plan_model *pm, qa_err *e)
+static qa_status plan_asr(const qa_model_config *c, const qa_limits *lim, double sec, qa_plan_model *pm,
+                          qa_scratch_dims *dims, qa_err *e)
 {
     const qa_text_config *t = &c->text;
     int ctx = lim->max_text_tokens > 0 ? lim->max_text_tokens : QA_ASR_DEFAULT_CONTEXT_TOKENS;
@@ -135,9 +165,9 @@ static qa_status plan_asr(const qa_model_config *c, const qa_limits *lim, double
                        t->max_positions);
     pm->text_tokens = ctx;
     pm->seq_tokens = (int)prompt;
-    pm->kv_bytes = qa_align_up((size_t)t->layers * 2 * (size_t)t->kv_heads * (size_t)t->head_dim * (size_t)total *
-                               qa_dtype_size(lim->dtype));
-    pm->workspace_bytes = qa_plan_workspace_asr(c, pm->mel_frames, (int)prompt, lim->max_new_tokens);
+    pm->kv_bytes = qa_align_up(qa_plan_kv_bytes(t, total));
+    pm->workspace_bytes = qa_plan_workspace_asr(c, pm->mel_frames, prompt);
+    qa_plan_scratch_dims(c, pm->mel_frames, prompt, total, dims);
     return QA_OK;
 }
 
@@ -182,12 +212,20 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         int64_t samples = (int64_t)ceil(sec * 16000.0);
         pm->present = 1;
         memcpy(pm->name, c->name, sizeof pm->name);
-        pm->mel_frames = (int)qa_mel_frames((size_t)samples);
-        pm->audio_tokens = (int)tokens_of_frames(&c->audio, pm->mel_frames);
+        pm->mel_frames = (int)plan_mel_frames(samples);
+        pm->audio_tokens = (int)qa_audio_tokens_of_frames(&c->audio, pm->mel_frames);
         pm->weight_bytes = qa_names_weight_bytes(c, lim->dtype);
-        QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, e) : plan_asr(c, lim, sec, pm, e));
-        ws = max2(ws, pm->workspace_bytes);
+        QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, &out->scratch_dims, e)
+                                     : plan_asr(c, lim, sec, pm, &out->scratch_dims, e));
     }
+    /* Every request first takes the backend scratch (sized with the CPU backend's formula for the
+     * largest op dimensions of either model) from the workspace; each model's peak includes it. */
+    out->scratch_bytes = qa_align_up(qa_backend_cpu_scratch_need(&out->scratch_dims));
+    for (int k = 0; k < 2; k++)
+        if (out->model[k].present) {
+            out->model[k].workspace_bytes += out->scratch_bytes;
+            ws = max2(ws, out->model[k].workspace_bytes);
+        }
     out->limits.max_text_tokens = out->model[cfgs[QA_MODEL_ALIGNER] ? QA_MODEL_ALIGNER : QA_MODEL_ASR].text_tokens;
     if (cfgs[QA_MODEL_ALIGNER])
         add_region(out, "weights/aligner", out->model[QA_MODEL_ALIGNER].weight_bytes);

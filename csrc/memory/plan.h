@@ -8,8 +8,12 @@
  *
  * Regions, in order: `weights/aligner`, `weights/asr` (bytes of names.c's tensor table at the compute
  * dtype, each tensor rounded to 256 B — equal to what checkpoint.c loads), `kv/asr`
- * (layers x 2 x Hk x Dh x (max prompt + max_new_tokens) x dtype bytes), `workspace` (the peak of one
- * request at the limits: max of qa_plan_workspace_aligner / _asr, reset per request).
+ * (layers x 2 x Hk x Dh x (max prompt + max_new_tokens) x 4 bytes: the cache is float32 on every
+ * backend), `workspace` (the peak of one request at the limits: the backend scratch + the max of
+ * qa_plan_workspace_aligner / _asr, reset per request).
+ * The workspace formulas mirror, buffer by buffer and in the same order, the qa_arena_take calls of
+ * the engine (model/encoder.c, decoder.c, heads.c, pipeline/inputs.c, align.c, asr.c); a request at
+ * the limits reaches exactly the planned peak (tests/test_no_alloc.py).
  */
 #ifndef QA_PLAN_H
 #define QA_PLAN_H
@@ -17,8 +21,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../backend/backend.h"
 #include "../model/weights.h"
 #include "arena.h"
+
+/* Engine tiling that the workspace formulas depend on. */
+#define QA_ENC_CHUNK_TILE 4 /* mel chunks per conv tile (4 × 13 = 52 tokens per conv_out GEMM) */
+#define QA_MLP_TILE 512     /* token rows per MLP tile (encoder fc1, decoder gate/up) */
 
 /* ASR prompt allowances (MODEL_FACTS.md §8.1): 9 tokens before the audio pads, 6 after, a forced
  * `language X<asr_text>` (generous), and the system context when max_text_tokens is not given. */
@@ -56,6 +65,8 @@ typedef struct qa_plan {
     qa_region_spec regions[QA_MAX_REGIONS];
     int n_regions;
     size_t arena_bytes;      /* sum of the aligned regions */
+    qa_scratch_dims scratch_dims; /* largest op dimensions of any request at the limits */
+    size_t scratch_bytes;    /* backend scratch (CPU formula), taken first from the workspace per request */
 } qa_plan;
 
 qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text, no cap, F32 */
@@ -65,9 +76,25 @@ qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text,
  * aligner's classify_num x timestamp_segment_time, non-positive values). */
 qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits *lim, qa_plan *out, qa_err *e);
 
-/* Peak workspace of one request (see plan.c for the buffer-by-buffer formula). */
-size_t qa_plan_workspace_encoder(const qa_model_config *c, int mel_frames);
-size_t qa_plan_workspace_aligner(const qa_model_config *c, int mel_frames, int seq_tokens, int text_tokens);
-size_t qa_plan_workspace_asr(const qa_model_config *c, int mel_frames, int prompt_tokens, int max_new_tokens);
+
+/* Audio tokens of `frames` valid mel frames for a config's chunk size (13 per full 100-frame chunk,
+ * then the partial chunk's three stride-2 lengths). */
+int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames);
+
+/* Workspace bytes of the pieces of a request, excluding the backend scratch (see plan.c for the
+ * buffer-by-buffer layout). T = prompt tokens, n = <timestamp> rows. */
+size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames); /* tower temporaries */
+size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, int64_t T);
+size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache);
+size_t qa_plan_workspace_head(const qa_model_config *c, int64_t n);
+size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n);
+size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T);
+
+/* Grow *d to cover the op dimensions of an aligner / ASR request at these sizes. */
+void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_kv,
+                          qa_scratch_dims *d);
+
+/* Float32 KV cache bytes for max_ctx positions. */
+size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx);
 
 #endif

@@ -98,6 +98,8 @@ static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *d
 static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
 {
     QA_TRY(qa_arena_create(&ms->arena, &ms->dev, ms->plan.regions, ms->plan.n_regions, e));
+    if (ms->dev.kind == QA_DEVICE_CPU)
+        QA_TRY(qa_backend_cpu_init(&ms->be, 0, e));
     for (int k = 0; k < 2; k++) {
         if (!ck[k])
             continue;
@@ -137,6 +139,8 @@ void qa_models_free(qa_models *ms)
         return;
     for (int k = 0; k < 2; k++)
         qa_model_free(&ms->model[k]);
+    if (ms->be.destroy)
+        ms->be.destroy(&ms->be);
     qa_arena_free(&ms->arena);
     qa_free(ms);
 }

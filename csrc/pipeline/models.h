@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "../backend/backend.h"
 #include "../memory/arena.h"
 #include "../memory/device.h"
 #include "../memory/plan.h"
@@ -30,6 +31,7 @@ typedef struct qa_models {
     qa_model model[2];     /* [QA_MODEL_ALIGNER], [QA_MODEL_ASR]; valid where present[k] */
     int present[2];
     uint64_t allocs_at_load; /* qa_alloc_count() at the end of load */
+    qa_backend be;         /* the op table of dev (CPU today); scratch set per request (pipeline/engine.c) */
 } qa_models;
 
 typedef struct qa_memory_report {

@@ -45,6 +45,29 @@ PyObject *qa_py_input_error(qa_py_state *st, const char *fmt, ...);
  * state. Returns the type (borrowed from the state) or NULL with an exception set. */
 PyTypeObject *qa_py_add_type(PyObject *module, PyType_Spec *spec);
 
+/* Models compute methods (py_engine.c), listed in the Models type's method table (py_models.c).
+ * qa_py_models_enter/leave take and release the object's lock (NULL + InputError when closed). */
+struct qa_models;
+struct qa_models *qa_py_models_enter(PyObject *self);
+void qa_py_models_leave(PyObject *self);
+PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_mark_loaded(PyObject *self, PyObject *unused);
+#define QA_PY_ENGINE_METHODS                                                                          \
+    {"audio_embeddings", (PyCFunction)(void (*)(void))qa_py_audio_embeddings, METH_VARARGS | METH_KEYWORDS, \
+     "audio_embeddings(features, valid_frames, model='aligner') -> float32 [N_audio, hidden]"},       \
+    {"aligner_logits", (PyCFunction)(void (*)(void))qa_py_aligner_logits, METH_VARARGS | METH_KEYWORDS,     \
+     "aligner_logits(features, valid_frames, input_ids) -> float32 [n_timestamps, classify_num]"},    \
+    {"_align_forward", (PyCFunction)(void (*)(void))qa_py_align_forward, METH_VARARGS | METH_KEYWORDS,     \
+     "_align_forward(features, valid_frames, input_ids) -> (classes int32 [n], probs float32 [n])"},  \
+    {"asr_generate", (PyCFunction)(void (*)(void))qa_py_asr_generate, METH_VARARGS | METH_KEYWORDS,         \
+     "asr_generate(features, valid_frames, prompt_ids, max_new_tokens, min_new_tokens=0) -> "         \
+     "(ids int32 [n], first_logits float32 [vocab])"},                                               \
+    {"_mark_loaded", qa_py_mark_loaded, METH_NOARGS,                                                  \
+     "Restart allocations_after_load (after the Python side loaded the tokenizers)."},
+
 /* Area hooks, each defined in its py_<area>.c: add functions/types to the module. 0 ok, -1 error. */
 int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel */
 int qa_py_text_init(PyObject *module);     /* py_text.c: Tokenizer, split_words, prompts, repair */

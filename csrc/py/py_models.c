@@ -56,6 +56,10 @@ static qa_models *models_enter(qa_py_models *self)
 
 static void models_leave(qa_py_models *self) { PyThread_release_lock(self->lock); }
 
+/* For the compute methods in py_engine.c (declared in py.h). */
+qa_models *qa_py_models_enter(PyObject *self) { return models_enter((qa_py_models *)self); }
+void qa_py_models_leave(PyObject *self) { models_leave((qa_py_models *)self); }
+
 static int parse_kind(qa_py_state *st, const char *s, qa_model_kind *k)
 {
     if (strcmp(s, "aligner") == 0) *k = QA_MODEL_ALIGNER;
@@ -443,6 +447,7 @@ static PyMethodDef Models_methods[] = {
      "Restart the allocations_after_load count (called by load_models after the tokenizers)."},
     {"_region_take", (PyCFunction)Models_region_take, METH_VARARGS,
      "_region_take(region, nbytes) -> offset (debug); nbytes < 0 resets the region."},
+    QA_PY_ENGINE_METHODS
     {NULL, NULL, 0, NULL},
 };
 

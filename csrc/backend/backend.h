@@ -1,0 +1,202 @@
+/* backend.h — the op table every model forward runs on, and the dimension vocabulary.
+ *
+ * The model code (csrc/model/, csrc/pipeline/) never touches numbers itself: it calls the ops of one
+ * qa_backend, a struct of function pointers filled by qa_backend_cpu_init() (backend/cpu/ files,
+ * C11 + OpenBLAS) or by qa_backend_cuda_init() exported from libqa_cuda.so (backend/cuda/ files,
+ * dlopen()ed by the engine only when a CUDA device is asked for). Both implement the same contract.
+ *
+ * Basic usage (what csrc/model/ does):
+ *     qa_backend be;  QA_TRY(qa_backend_cpu_init(&be, 0, &err));
+ *     be.scratch = <view into the arena workspace>;  be.scratch_bytes = be.scratch_need(&be, &dims);
+ *     QA_TRY(be.gemm(&be, y, x, &W, &bias, T, K, N, QA_ACT_NONE, 0, &err));   // y = x·Wᵀ + b
+ *     ...
+ *     be.destroy(&be);
+ *
+ * Conventions (ggml / llm.c style: output first, shapes in the prototype):
+ * - Dimension letters, fixed for the whole code base:
+ *     T tokens (rows), D text hidden, H query heads, Hk kv heads, Dh head dim, F ffn width,
+ *     M mel bins, V vocab / classes, E encoder width (d_model), C conv channels (480),
+ *     K / N the in / out width of a GEMM, R rows of a table.
+ * - Activations are float32, row-major, contiguous, in BACKEND memory (device pointers on CUDA).
+ *   A backend may compute internally in another precision (bf16 tensor cores) but reads and writes
+ *   float32 here.
+ * - Weights are qa_tensor (model/weights.h) in backend memory: dtype QA_F32 or QA_BF16 for ndim >= 2,
+ *   always QA_F32 for 1-D tensors (biases, norm weights). Linear weights are PyTorch's (out, in).
+ * - Integer arrays (token ids, argmax results) are int32 in backend memory unless a parameter says
+ *   "host".
+ * - Every op returns a qa_status and fills the caller's qa_err on failure (CUDA errors propagate,
+ *   they never abort). Ops may run asynchronously (CUDA stream); copy() to the host and sync() wait.
+ * - In-place use is allowed only where a prototype says so (y may == x).
+ * - Ops allocate nothing: temporary memory comes from be->scratch, which the engine carves out of the
+ *   arena workspace with the size be->scratch_need() reports for the model's largest dimensions.
+ */
+#ifndef QA_BACKEND_H
+#define QA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/status.h"
+#include "../model/weights.h"
+
+#define QA_BACKEND_API_VERSION 1
+
+/* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
+typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
+
+typedef enum qa_copy_kind {
+    QA_COPY_H2D = 0, /* host -> backend */
+    QA_COPY_D2H = 1, /* backend -> host (synchronous: the data is on the host when it returns) */
+    QA_COPY_D2D = 2  /* backend -> backend */
+} qa_copy_kind;
+
+/* The largest dimensions a backend's scratch must serve (filled by the engine from the plan). */
+typedef struct qa_scratch_dims {
+    int64_t max_kv;        /* longest key sequence of one attention call (Tkv) */
+    int64_t max_q;         /* most query rows of one attention call (Tq) */
+    int64_t max_heads;     /* H */
+    int64_t max_gemm_k;    /* widest GEMM input K (conv: Cin*9) */
+    int64_t max_gemm_n;    /* widest GEMM output N */
+    int64_t max_im2col;    /* most elements of one conv2d im2col matrix: Cin*9*Ho*Wo of one chunk */
+} qa_scratch_dims;
+
+typedef struct qa_backend qa_backend;
+
+struct qa_backend {
+    int api_version;       /* QA_BACKEND_API_VERSION of the implementation */
+    const char *name;      /* "cpu" or "cuda" (static string) */
+    void *ctx;             /* backend-private state (CUDA stream, cuBLAS handle, ...) */
+    void *scratch;         /* backend memory given by the engine (arena view), see scratch_need */
+    size_t scratch_bytes;
+
+    /* ---- lifetime and memory -------------------------------------------------------------- */
+
+    /* Release ctx (not the arena, not scratch). Safe to call twice. */
+    void (*destroy)(qa_backend *be);
+
+    /* One allocation of backend memory (used ONLY by memory/arena.c for the arena block);
+     * 256-byte aligned. Free with mem_free. */
+    qa_status (*mem_alloc)(qa_backend *be, void **out, size_t bytes, qa_err *e);
+    void (*mem_free)(qa_backend *be, void *p);
+
+    /* Free and total bytes of the device (CPU: available and total physical RAM). */
+    qa_status (*mem_info)(qa_backend *be, size_t *free_bytes, size_t *total_bytes, qa_err *e);
+
+    /* Bytes of scratch the ops need for these largest dimensions (pure function of d). */
+    size_t (*scratch_need)(const qa_backend *be, const qa_scratch_dims *d);
+
+    qa_status (*copy)(qa_backend *be, void *dst, const void *src, size_t bytes, qa_copy_kind kind,
+                      qa_err *e);
+    qa_status (*memset0)(qa_backend *be, void *dst, size_t bytes, qa_err *e);
+    qa_status (*sync)(qa_backend *be, qa_err *e);
+
+    /* ---- linear algebra ------------------------------------------------------------------- */
+
+    /* y[T,N] = act(x[T,K] · W[N,K]ᵀ + b[N]).  b may be NULL.
+     * accumulate != 0: y[T,N] += x·Wᵀ + b (residual add; act must be QA_ACT_NONE).
+     * W: QA_F32 or QA_BF16 with shape (N, K) — or 4-D (N, K/9, 3, 3) conv weights seen as (N, K).
+     * Reference: torch.nn.Linear; accumulation in float32. */
+    qa_status (*gemm)(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
+                      int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e);
+
+    /* ---- normalisation -------------------------------------------------------------------- */
+
+    /* y[T,D] = (x − mean) / sqrt(var + eps) · w + b, per row, biased variance (nn.LayerNorm).
+     * y may == x. */
+    qa_status (*layernorm)(qa_backend *be, float *y, const float *x, const qa_tensor *w,
+                           const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
+
+    /* y[T,D] = x · rsqrt(mean(x²) + eps) · w, per row (Qwen3RMSNorm, float32 math). y may == x.
+     * The per-head q/k norm is the same op on a [T·H, Dh] view with w of shape (Dh). */
+    qa_status (*rmsnorm)(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,
+                         int64_t D, float eps, qa_err *e);
+
+    /* ---- position --------------------------------------------------------------------------- */
+
+    /* In place on x[T, H·Dh]: NeoX split-half RoPE (transformers rotate_half). Row t has position
+     * pos0 + t; inv_freq[i] = 1 / theta^(2i/Dh) (float32), angle = (float)pos · inv_freq[i] rounded to
+     * float32, out = x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x[Dh/2:], x[:Dh/2]). */
+    qa_status (*rope)(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
+                      float theta, qa_err *e);
+
+    /* In place x[T,E] += sinusoid(t mod period) (Whisper/Qwen3-ASR SinusoidsPositionEmbedding):
+     * half = E/2, inc = ln(10000)/(half−1), inv[i] = exp(−inc·i), row p = [sin(p·inv), cos(p·inv)]
+     * (concatenated, float32). period = tokens per 100-frame chunk (13): positions restart per chunk. */
+    qa_status (*add_sinusoid)(qa_backend *be, float *x, int64_t T, int64_t E, int64_t period,
+                              qa_err *e);
+
+    /* ---- attention ------------------------------------------------------------------------ */
+
+    /* out[Tq, H·Dh] = softmax(q·kᵀ / sqrt(Dh) + mask) · v, per head, GQA: query head h reads kv head
+     * h / (H/Hk) (repeat_kv). q[Tq, H·Dh]; k, v[Tkv, Hk·Dh] (a KV cache's first Tkv rows work as is).
+     * Query row i has absolute position q_pos0 + i; key row j has position j.
+     * causal != 0: key j visible iff j <= q_pos0 + i.
+     * window > 0: key j visible iff j / window == (q_pos0 + i) / window (the encoder's cu_seqlens:
+     *   bidirectional inside consecutive windows of `window` tokens, last one shorter, none across).
+     * Both may be combined; every query row must see at least one key. Never materialises a Tq×Tkv
+     * matrix for the whole sequence (tiles of at most scratch_need's size). */
+    qa_status (*attention)(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                           int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
+                           int causal, int64_t window, qa_err *e);
+
+    /* ---- elementwise ---------------------------------------------------------------------- */
+
+    /* y[n] = gelu_erf(x[n]) = 0.5·x·(1 + erf(x/√2)).  y may == x. */
+    qa_status (*gelu)(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
+
+    /* y[n] = silu(gate[n]) · up[n] (Qwen3MLP act_fn(gate_proj(x)) * up_proj(x)). y may == gate. */
+    qa_status (*silu_mul)(qa_backend *be, float *y, const float *gate, const float *up, int64_t n,
+                          qa_err *e);
+
+    /* y[n] = a[n] + b[n].  y may == a or b. */
+    qa_status (*add)(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);
+
+    /* ---- audio front of the encoder -------------------------------------------------------- */
+
+    /* Cut mel features into zero-padded chunks: y[N, 1, M, L] with
+     * y[n,0,m,t] = feat[m·ld + f] if f = frame0 + n·L + t < valid_frames, else 0.
+     * feat is [M, ld] (ld >= valid_frames) in backend memory. (HF pads the last chunk with zeros.) */
+    qa_status (*mel_chunks)(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,
+                            int64_t frame0, int64_t valid_frames, int64_t N, int64_t L, qa_err *e);
+
+    /* Conv2d 3×3, stride 2, padding 1, NCHW, as im2col + GEMM, N chunks at once:
+     * y[N, Cout, Ho, Wo] = act(conv(x[N, Cin, Hi, Wi], w (Cout, Cin, 3, 3)) + b[Cout]),
+     * Ho = (Hi − 1)/2 + 1, Wo = (Wi − 1)/2 + 1 (integer division). */
+    qa_status (*conv2d)(qa_backend *be, float *y, const float *x, const qa_tensor *w,
+                        const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi,
+                        int64_t Cout, qa_act act, qa_err *e);
+
+    /* Conv output to tokens: y[N·Tc, C·Fq] with y[n·Tc + t, c·Fq + f] = x[n, c, f, t]
+     * (x is [N, C, Fq, Tc]; HF: permute(0, 3, 1, 2).view(b, t, c·f) — feature index channel·16+freq). */
+    qa_status (*chunk_flatten)(qa_backend *be, float *y, const float *x, int64_t N, int64_t C,
+                               int64_t Fq, int64_t Tc, qa_err *e);
+
+    /* ---- tokens ------------------------------------------------------------------------------- */
+
+    /* y[T, D] = table[ids[t], :] (embedding lookup; also gathers rows of an activation buffer wrapped
+     * as a QA_F32 qa_tensor). table: (R, D), QA_F32 or QA_BF16. ids: int32 [T], backend memory,
+     * each in [0, R) (the engine validates on the host before the call). */
+    qa_status (*embed)(qa_backend *be, float *y, const qa_tensor *table, const int32_t *ids, int64_t T,
+                       qa_err *e);
+
+    /* Per row r of x[R, V]: idx[r] = first index of the maximum (torch.argmax), prob[r] =
+     * softmax(x[r])[idx[r]]. suppress (HOST array of n_suppress ids) are treated as −inf
+     * (MinNewTokensLengthLogitsProcessor for EOS). idx: int32 [R], prob: float [R], both backend
+     * memory; prob may be NULL. */
+    qa_status (*argmax)(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R,
+                        int64_t V, const int32_t *suppress, int n_suppress, qa_err *e);
+};
+
+/* The CPU backend's scratch_need as a plain function (memory/plan.c sizes the workspace with it). */
+size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d);
+
+/* Fill *be with the CPU backend (backend/cpu/). n_threads <= 0: OpenBLAS / OpenMP defaults.
+ * be->scratch stays NULL until the engine sets it. Release with be->destroy(be). */
+qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e);
+
+/* Exported by libqa_cuda.so (backend/cuda/), looked up with dlsym("qa_backend_cuda_init"):
+ * fill *be for CUDA device `device`. */
+typedef qa_status (*qa_backend_cuda_init_fn)(qa_backend *be, int device, qa_err *e);
+#define QA_BACKEND_CUDA_INIT_SYMBOL "qa_backend_cuda_init"
+
+#endif

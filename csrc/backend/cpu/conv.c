@@ -1,0 +1,96 @@
+/* conv.c — the audio encoder's convolutional front on the CPU: mel chunks, Conv2d 3×3/s2/p1, flatten.
+ *
+ * Contract (backend.h `mel_chunks`, `conv2d`, `chunk_flatten`), all NCHW float32:
+ * - mel_chunks cuts the [M, frames] log-mel into zero-padded chunks of L frames (HF
+ *   Qwen3ASREncoder.forward: split by chunk lengths, pad_sequence with 0.0).
+ * - conv2d is nn.Conv2d(k=3, stride=2, padding=1) done as im2col + GEMM per chunk: the im2col matrix
+ *   col[Cin·9, Ho·Wo] (row index ci·9 + kh·3 + kw, the order of the (Cout, Cin, 3, 3) weight) lives in
+ *   the backend scratch, then y[Cout, Ho·Wo] = W[Cout, Cin·9] · col (+ bias, + GELU).
+ * - chunk_flatten is HF's `padded_embed.permute(0, 3, 1, 2).contiguous().view(b, t, c * f)`:
+ *   feature index channel·Fq + freq.
+ */
+#include <string.h>
+
+#include "cpu.h"
+
+qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,
+                            int64_t frame0, int64_t valid_frames, int64_t N, int64_t L, qa_err *e)
+{
+    if (valid_frames > ld)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "mel_chunks: %lld valid frames > row length %lld",
+                       (long long)valid_frames, (long long)ld);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t f0 = frame0 + n * L, cnt = valid_frames - f0;
+        cnt = cnt < 0 ? 0 : (cnt > L ? L : cnt);
+        for (int64_t m = 0; m < M; m++) {
+            float *row = y + (n * M + m) * L;
+            if (cnt > 0)
+                memcpy(row, feat + m * ld + f0, (size_t)cnt * sizeof *row);
+            memset(row + cnt, 0, (size_t)(L - cnt) * sizeof *row);
+        }
+    }
+    return QA_OK;
+}
+
+/* col[(ci·9 + kh·3 + kw), (oh·Wo + ow)] = x[ci, 2·oh + kh − 1, 2·ow + kw − 1] (0 outside). */
+static void im2col(float *col, const float *x, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Ho, int64_t Wo)
+{
+    for (int64_t ci = 0; ci < Cin; ci++)
+        for (int64_t kh = 0; kh < 3; kh++)
+            for (int64_t kw = 0; kw < 3; kw++) {
+                float *dst = col + ((ci * 3 + kh) * 3 + kw) * Ho * Wo;
+                for (int64_t oh = 0; oh < Ho; oh++) {
+                    int64_t ih = 2 * oh + kh - 1;
+                    float *d = dst + oh * Wo;
+                    if (ih < 0 || ih >= Hi) {
+                        memset(d, 0, (size_t)Wo * sizeof *d);
+                        continue;
+                    }
+                    const float *src = x + (ci * Hi + ih) * Wi;
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        int64_t iw = 2 * ow + kw - 1;
+                        d[ow] = (iw >= 0 && iw < Wi) ? src[iw] : 0.0f;
+                    }
+                }
+            }
+}
+
+qa_status qa_cpu_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
+                        int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
+                        qa_err *e)
+{
+    const float *bias;
+    int64_t K = Cin * 9, Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, P = Ho * Wo;
+    QA_TRY(qa_cpu_check_weight(w, Cout, K, "conv2d", e));
+    QA_TRY(qa_cpu_vec(b, Cout, "conv2d bias", &bias, e));
+    float *col = qa_cpu_scratch(be, 0, K * P, "conv2d im2col", e);
+    if (!col)
+        return e->code;
+    float *tile = NULL;
+    if (w->dtype != QA_F32 && !(tile = qa_cpu_scratch(be, K * P, QA_CPU_TILE_FLOATS, "conv2d bf16 tile", e)))
+        return e->code;
+    for (int64_t n = 0; n < N; n++) {
+        float *yn = y + n * Cout * P;
+        im2col(col, x + n * Cin * Hi * Wi, Cin, Hi, Wi, Ho, Wo);
+        for (int64_t c = 0; c < Cout; c++) /* bias first, the sgemm adds onto it */
+            for (int64_t p = 0; p < P; p++)
+                yn[c * P + p] = bias ? bias[c] : 0.0f;
+        qa_cpu_matmul(yn, P, col, w, P, K, Cout, 1.0f, 1, tile);
+    }
+    if (act == QA_ACT_GELU)
+        qa_cpu_gelu_inplace(y, N * Cout * P);
+    return QA_OK;
+}
+
+qa_status qa_cpu_chunk_flatten(qa_backend *be, float *y, const float *x, int64_t N, int64_t C,
+                               int64_t Fq, int64_t Tc, qa_err *e)
+{
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t f = 0; f < Fq; f++) {
+                const float *src = x + ((n * C + c) * Fq + f) * Tc;
+                for (int64_t t = 0; t < Tc; t++)
+                    y[(n * Tc + t) * C * Fq + c * Fq + f] = src[t];
+            }
+    return QA_OK;
+}

@@ -1,0 +1,76 @@
+/* cpu.h — private declarations shared by the CPU backend files (backend/cpu/), not an engine API.
+ *
+ * Each op family lives in its own file (gemm.c, norm.c, rope.c, attention.c, act.c, conv.c, embed.c);
+ * backend_cpu.c fills the qa_backend table with them. The signatures are exactly the function
+ * pointer types of backend.h. Scratch (be->scratch, float32) is used per call from offset 0:
+ *   attention: scores QA_CPU_ATTN_BQ × Tkv;  gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
+ *   conv2d: im2col of one chunk, then the weight tile after it.
+ * scratch_need() is the maximum of these for the dims the engine passes.
+ */
+#ifndef QA_BACKEND_CPU_H
+#define QA_BACKEND_CPU_H
+
+#include "../backend.h"
+
+/* Query rows per attention tile: the score tile is QA_CPU_ATTN_BQ × Tkv floats, never Tq × Tkv. */
+#define QA_CPU_ATTN_BQ 128
+/* Floats of one BF16 -> F32 weight tile (4 MiB): rows = QA_CPU_TILE_FLOATS / K, at least 1. */
+#define QA_CPU_TILE_FLOATS ((int64_t)1 << 20)
+
+/* Scratch (be->scratch) as float32, checked: returns the first `floats` floats after `offset` floats, or
+ * NULL with QA_ERR_INTERNAL naming `what` when the engine gave less than scratch_need promised. */
+float *qa_cpu_scratch(qa_backend *be, int64_t offset, int64_t floats, const char *what, qa_err *e);
+
+/* Rows [r0, r0+rows) of W viewed as (N, K), as float32: F32 -> a pointer into W, BF16 -> converted
+ * into `tile` (rows*K floats). */
+const float *qa_cpu_weight_rows(const qa_tensor *W, int64_t K, int64_t r0, int64_t rows, float *tile);
+
+/* 1-D F32 tensor data checked for length n (NULL tensor or NULL data -> NULL without error). */
+qa_status qa_cpu_vec(const qa_tensor *t, int64_t n, const char *what, const float **out, qa_err *e);
+
+/* Check W is 2-D (N, K) (or 4-D conv (N, K/9, 3, 3)) and F32/BF16. */
+qa_status qa_cpu_check_weight(const qa_tensor *W, int64_t N, int64_t K, const char *op, qa_err *e);
+
+/* The GEMM core, tiling BF16 weights through `tile` (QA_CPU_TILE_FLOATS floats), P = free dimension:
+ *   w_left == 0: y[P, N] (row stride ldy) = x[P, K] · W[N, K]ᵀ + beta·y     (nn.Linear)
+ *   w_left != 0: y[N, P] (row stride ldy) = W[N, K] · x[K, P] + beta·y      (conv on im2col)   */
+void qa_cpu_matmul(float *y, int64_t ldy, const float *x, const qa_tensor *W, int64_t P, int64_t K,
+                   int64_t N, float beta, int w_left, float *tile);
+
+/* Number of rows of W (N×K) converted per tile. */
+int64_t qa_cpu_tile_rows(const qa_tensor *W, int64_t K);
+
+/* Apply GELU(erf) in place. */
+void qa_cpu_gelu_inplace(float *x, int64_t n);
+
+size_t qa_cpu_scratch_need(const qa_backend *be, const qa_scratch_dims *d);
+
+qa_status qa_cpu_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
+                      int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e);
+qa_status qa_cpu_layernorm(qa_backend *be, float *y, const float *x, const qa_tensor *w,
+                           const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
+qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,
+                         int64_t D, float eps, qa_err *e);
+qa_status qa_cpu_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
+                      float theta, qa_err *e);
+qa_status qa_cpu_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E, int64_t period, qa_err *e);
+qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                           int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
+                           int causal, int64_t window, qa_err *e);
+qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
+qa_status qa_cpu_silu_mul(qa_backend *be, float *y, const float *gate, const float *up, int64_t n,
+                          qa_err *e);
+qa_status qa_cpu_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);
+qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,
+                            int64_t frame0, int64_t valid_frames, int64_t N, int64_t L, qa_err *e);
+qa_status qa_cpu_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
+                        int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
+                        qa_err *e);
+qa_status qa_cpu_chunk_flatten(qa_backend *be, float *y, const float *x, int64_t N, int64_t C,
+                               int64_t Fq, int64_t Tc, qa_err *e);
+qa_status qa_cpu_embed(qa_backend *be, float *y, const qa_tensor *table, const int32_t *ids, int64_t T,
+                       qa_err *e);
+qa_status qa_cpu_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
+                        const int32_t *suppress, int n_suppress, qa_err *e);
+
+#endif

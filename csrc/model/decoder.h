@@ -1,0 +1,32 @@
+/* decoder.h — the Qwen3 text model: embedded tokens -> final hidden states (before the final norm).
+ *
+ *     qa_kv_cache kv = qa_kv_view(arena_kv_region_base, &cfg->text, max_ctx);   // ASR only
+ *     QA_TRY(qa_decoder_forward(be, model, ws, x, T, 0, &kv, e));               // prefill
+ *     QA_TRY(qa_decoder_forward(be, model, ws, x1, 1, T, &kv, e));              // one decode step
+ *     QA_TRY(qa_decoder_forward(be, model, ws, x, T, 0, NULL, e));              // aligner: no cache
+ *
+ * x [T, D] float32 in backend memory is updated in place (the residual stream). Temporaries come from
+ * the workspace region and are released before returning; peak qa_plan_workspace_decoder().
+ */
+#ifndef QA_DECODER_H
+#define QA_DECODER_H
+
+#include "../backend/backend.h"
+#include "../memory/plan.h" /* QA_MLP_TILE */
+#include "weights.h"
+
+/* A KV cache view (float32, backend memory): layer l's keys at base + (2l)·max_ctx·KD, values at
+ * base + (2l+1)·max_ctx·KD, KD = Hk·Dh, rows = positions. Borrowed from the arena's kv region. */
+typedef struct qa_kv_cache {
+    float *base;
+    int64_t max_ctx;
+    int64_t kd;     /* Hk·Dh */
+} qa_kv_cache;
+
+/* Run the text layers on x[T, D] (rows at positions pos0 .. pos0+T−1). kv: NULL (whole sequence at
+ * once, pos0 must be 0) or a cache whose rows [0, pos0) hold the earlier positions; rows
+ * [pos0, pos0+T) are written. Borrowed: everything. */
+qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
+                             const qa_kv_cache *kv, qa_err *e);
+
+#endif

@@ -1,0 +1,128 @@
+/* encoder.c — the Qwen3-ASR audio tower (shared by the aligner and the ASR models) over backend ops.
+ *
+ * Contract (encoder.h): log-mel features [M, ld] (valid frames first) -> embeddings [N_audio, D].
+ * Reference: transformers 5.17 Qwen3ASREncoder.forward + Qwen3ASRMultiModalProjector (MODEL_FACTS §4):
+ *   1. cut the valid frames into chunks of 2·n_window = 100 frames, last one zero-padded;
+ *   2. per chunk conv2d1/2/3 (3×3, s2, p1) + GELU -> [C=480, 16, 13] -> flatten (c·16 + f) ->
+ *      conv_out (no bias) -> + sinusoid rows 0..12 (restart per chunk);
+ *   3. keep the valid tokens — 13 per full chunk and the partial chunk's length, i.e. a prefix of the
+ *      concatenated chunk rows, since only the last chunk is partial;
+ *   4. pre-LN transformer layers, bidirectional attention inside windows of 104 tokens (cu_seqlens);
+ *   5. ln_post -> proj1 (linear_1) -> GELU -> proj2 (linear_2).
+ * Memory: chunks go through the convs QA_ENC_CHUNK_TILE at a time and the MLP QA_MLP_TILE rows at a
+ * time, so the workspace grows with the token count, not with chunks × conv maps. The takes below
+ * are mirrored by qa_plan_workspace_encoder() (memory/plan.c) — change both together.
+ */
+#include "encoder.h"
+
+#define ENC_LN_EPS 1e-5f /* nn.LayerNorm default (self_attn_layer_norm, final_layer_norm, ln_post) */
+
+static int64_t conv_len(int64_t n) { return (n - 1) / 2 + 1; } /* k3 s2 p1, n >= 1 */
+
+static int64_t conv3_len(int64_t n) { return conv_len(conv_len(conv_len(n))); }
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static int64_t chunk_tokens(const qa_audio_config *a) { return conv3_len(2 * (int64_t)a->n_window); }
+
+int64_t qa_encoder_window(const qa_audio_config *a, int64_t frames)
+{
+    int64_t L = 2 * (int64_t)a->n_window;
+    /* HF: window_aftercnn = tokens of the longest chunk × (n_window_infer / (2·n_window)); with no full
+     * chunk that is >= the whole clip, i.e. one window. */
+    if (frames < L)
+        return 0;
+    return chunk_tokens(a) * (a->n_window_infer / L);
+}
+
+#define TAKE(ptr, n)                                                   \
+    do {                                                               \
+        if (!((ptr) = qa_arena_take(ws, (size_t)(n) * sizeof(float), e))) \
+            return e->code;                                            \
+    } while (0)
+
+/* Steps 1–2: features -> x[n_chunks·Tc, E] (conv_out output, before the position embedding). */
+static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const qa_audio_config *a,
+                            qa_region *ws, const float *feat, int64_t ld, int64_t frames, float *x, qa_err *e)
+{
+    int64_t M = a->num_mel_bins, L = 2 * (int64_t)a->n_window, C = a->down_hidden, E = a->d_model;
+    int64_t H1 = conv_len(M), W1 = conv_len(L), H2 = conv_len(H1), W2 = conv_len(W1);
+    int64_t H3 = conv_len(H2), W3 = conv_len(W2), n_chunks = (frames + L - 1) / L;
+    int64_t G = min64(QA_ENC_CHUNK_TILE, n_chunks);
+    size_t mark = qa_region_mark(ws);
+    float *c0, *c1, *c2, *c3, *fl;
+    TAKE(c0, G * M * L);
+    TAKE(c1, G * C * H1 * W1);
+    TAKE(c2, G * C * H2 * W2);
+    TAKE(c3, G * C * H3 * W3);
+    TAKE(fl, G * W3 * C * H3);
+    for (int64_t c = 0; c < n_chunks; c += G) {
+        int64_t g = min64(G, n_chunks - c);
+        QA_TRY(be->mel_chunks(be, c0, feat, M, ld, c * L, frames, g, L, e));
+        QA_TRY(be->conv2d(be, c1, c0, &w->conv1_w, &w->conv1_b, g, 1, M, L, C, QA_ACT_GELU, e));
+        QA_TRY(be->conv2d(be, c2, c1, &w->conv2_w, &w->conv2_b, g, C, H1, W1, C, QA_ACT_GELU, e));
+        QA_TRY(be->conv2d(be, c3, c2, &w->conv3_w, &w->conv3_b, g, C, H2, W2, C, QA_ACT_GELU, e));
+        QA_TRY(be->chunk_flatten(be, fl, c3, g, C, H3, W3, e));
+        QA_TRY(be->gemm(be, x + c * W3 * E, fl, &w->conv_out_w, NULL, g * W3, C * H3, E, QA_ACT_NONE, 0, e));
+    }
+    qa_region_release(ws, mark);
+    return QA_OK;
+}
+
+/* Step 4, one layer in place on x[T, E] (Qwen3ASREncoderLayer: pre-LN, residual adds). */
+static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_audio_config *a, qa_region *ws,
+                           float *x, int64_t T, int64_t window, qa_err *e)
+{
+    int64_t E = a->d_model, H = a->heads, F = a->ffn;
+    size_t mark = qa_region_mark(ws);
+    float *h, *q, *k, *v, *f;
+    TAKE(h, T * E);
+    size_t mark_h = qa_region_mark(ws);
+    TAKE(q, T * E);
+    TAKE(k, T * E);
+    TAKE(v, T * E);
+    QA_TRY(be->layernorm(be, h, x, &l->ln1_w, &l->ln1_b, T, E, ENC_LN_EPS, e));
+    QA_TRY(be->gemm(be, q, h, &l->q_w, &l->q_b, T, E, E, QA_ACT_NONE, 0, e));
+    QA_TRY(be->gemm(be, k, h, &l->k_w, &l->k_b, T, E, E, QA_ACT_NONE, 0, e));
+    QA_TRY(be->gemm(be, v, h, &l->v_w, &l->v_b, T, E, E, QA_ACT_NONE, 0, e));
+    QA_TRY(be->attention(be, h, q, k, v, T, T, H, H, E / H, 0, 0, window, e));
+    QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
+    qa_region_release(ws, mark_h);
+    QA_TRY(be->layernorm(be, h, x, &l->ln2_w, &l->ln2_b, T, E, ENC_LN_EPS, e));
+    int64_t tile = min64(T, QA_MLP_TILE);
+    TAKE(f, tile * F);
+    for (int64_t r0 = 0; r0 < T; r0 += tile) {
+        int64_t rows = min64(tile, T - r0);
+        QA_TRY(be->gemm(be, f, h + r0 * E, &l->fc1_w, &l->fc1_b, rows, E, F, QA_ACT_GELU, 0, e));
+        QA_TRY(be->gemm(be, x + r0 * E, f, &l->fc2_w, &l->fc2_b, rows, F, E, QA_ACT_NONE, 1, e));
+    }
+    qa_region_release(ws, mark);
+    return QA_OK;
+}
+
+qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, const float *feat, int64_t ld,
+                             int64_t frames, float *emb, qa_err *e)
+{
+    const qa_audio_config *a = &m->cfg.audio;
+    const qa_encoder_weights *w = &m->enc;
+    if (frames <= 0)
+        return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: no valid mel frames");
+    int64_t L = 2 * (int64_t)a->n_window, n_chunks = (frames + L - 1) / L, Tc = chunk_tokens(a);
+    int64_t T = qa_audio_tokens_of_frames(a, frames), E = a->d_model, D = a->output_dim;
+    int64_t window = qa_encoder_window(a, frames);
+    size_t mark = qa_region_mark(ws);
+    float *x, *h, *p;
+    TAKE(x, n_chunks * Tc * E);
+    QA_TRY(conv_front(be, w, a, ws, feat, ld, frames, x, e));
+    /* positions restart every chunk; the valid tokens are the first T rows (only the last chunk is short) */
+    QA_TRY(be->add_sinusoid(be, x, T, E, Tc, e));
+    for (int i = 0; i < a->layers; i++)
+        QA_TRY(enc_layer(be, &w->layers[i], a, ws, x, T, window, e));
+    TAKE(h, T * E);
+    TAKE(p, T * E);
+    QA_TRY(be->layernorm(be, h, x, &w->ln_post_w, &w->ln_post_b, T, E, ENC_LN_EPS, e));
+    QA_TRY(be->gemm(be, p, h, &w->proj1_w, &w->proj1_b, T, E, E, QA_ACT_GELU, 0, e));
+    QA_TRY(be->gemm(be, emb, p, &w->proj2_w, &w->proj2_b, T, E, D, QA_ACT_NONE, 0, e));
+    qa_region_release(ws, mark);
+    return QA_OK;
+}

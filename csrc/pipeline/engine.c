@@ -1,0 +1,106 @@
+/* engine.c — per-request glue between a loaded qa_models and the pipelines: limits, workspace, scratch.
+ *
+ * Contract (engine.h). The plan (memory/plan.c) fixed, at load, the largest request each model
+ * serves: mel frames for max_audio_seconds, prompt tokens, new tokens (ASR) and the KV positions.
+ * A request beyond them is refused here with the limit's name, before any compute. Every request
+ * starts from an empty workspace region whose first bytes become the backend scratch (the size the
+ * plan computed with the backend's scratch formula); the rest is the pipelines' stack of buffers.
+ */
+#include "engine.h"
+
+#include "align.h"
+#include "asr.h"
+
+static qa_status need_model(qa_models *ms, qa_model_kind k, const qa_model **m, qa_err *e)
+{
+    *m = qa_models_model(ms, k);
+    if (!*m)
+        return QA_FAIL(e, QA_ERR_INPUT, "no %s model is loaded", qa_model_kind_name(k));
+    if (!ms->be.gemm)
+        return QA_FAIL(e, QA_ERR_INPUT, "no compute backend for device %s", ms->dev.name);
+    return QA_OK;
+}
+
+/* Empty workspace + backend scratch at its start. */
+static qa_status begin(qa_models *ms, qa_region **ws, qa_err *e)
+{
+    *ws = qa_models_workspace(ms);
+    if (!*ws)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no workspace region");
+    qa_region_reset(*ws);
+    ms->be.scratch_bytes = ms->plan.scratch_bytes;
+    ms->be.scratch = qa_arena_take(*ws, ms->plan.scratch_bytes, e);
+    return ms->be.scratch ? QA_OK : e->code;
+}
+
+qa_status qa_engine_audio(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
+{
+    const qa_model *m;
+    qa_region *ws;
+    QA_TRY(need_model(ms, kind, &m, e));
+    qa_inputs audio = *in;
+    audio.ids = NULL;
+    audio.T = 0;
+    QA_TRY(qa_inputs_check(m, &audio, ms->plan.model[kind].mel_frames, 0, e));
+    QA_TRY(begin(ms, &ws, e));
+    return qa_inputs_audio(&ms->be, m, ws, &audio, out_host, e);
+}
+
+qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
+{
+    const qa_model *m;
+    const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ALIGNER];
+    QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
+    QA_TRY(qa_align_count(m, in, pm->mel_frames, pm->seq_tokens, n, e));
+    if (*n > pm->text_tokens)
+        return QA_FAIL(e, QA_ERR_INPUT, "%lld <timestamp> ids exceed the plan's max_text_tokens %d",
+                       (long long)*n, pm->text_tokens);
+    return QA_OK;
+}
+
+qa_status qa_engine_align(qa_models *ms, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
+                          qa_err *e)
+{
+    const qa_model *m;
+    qa_region *ws;
+    int64_t n;
+    QA_TRY(qa_engine_align_count(ms, in, &n, e));
+    QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
+    QA_TRY(begin(ms, &ws, e));
+    return qa_align_forward(&ms->be, m, ws, in, logits, classes, probs, e);
+}
+
+static qa_kv_cache kv_view(qa_models *ms, const qa_model *m)
+{
+    qa_region *r = qa_models_kv(ms);
+    const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ASR];
+    qa_kv_cache kv = {r ? (float *)r->base : NULL, (int64_t)pm->seq_tokens + ms->plan.limits.max_new_tokens,
+                      (int64_t)m->cfg.text.kv_heads * m->cfg.text.head_dim};
+    return kv;
+}
+
+qa_status qa_engine_asr_check(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, qa_err *e)
+{
+    const qa_model *m;
+    QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
+    if (max_new > ms->plan.limits.max_new_tokens)
+        return QA_FAIL(e, QA_ERR_INPUT, "max_new_tokens %lld exceeds the plan's max_new_tokens %d (load_models)",
+                       (long long)max_new, ms->plan.limits.max_new_tokens);
+    qa_kv_cache kv = kv_view(ms, m);
+    if (!kv.base)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no kv/asr region");
+    const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ASR];
+    return qa_asr_check(m, in, pm->mel_frames, pm->seq_tokens, max_new, min_new, &kv, e);
+}
+
+qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
+                        int64_t *n, float *first_logits, qa_err *e)
+{
+    const qa_model *m;
+    qa_region *ws;
+    QA_TRY(qa_engine_asr_check(ms, in, max_new, min_new, e));
+    QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
+    qa_kv_cache kv = kv_view(ms, m);
+    QA_TRY(begin(ms, &ws, e));
+    return qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e);
+}

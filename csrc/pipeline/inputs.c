@@ -1,0 +1,113 @@
+/* inputs.c — validate a request, upload its features, run the audio tower, build the input embeddings.
+ *
+ * Contract (inputs.h). Reference: HF Qwen3ASRForConditionalGeneration / Qwen3ASRModel.forward:
+ * inputs_embeds = embed_tokens(input_ids); audio features -> audio tower -> masked_scatter into the
+ * positions where input_ids == audio_token_id, in order; the counts must match ("Audio features and
+ * audio tokens do not match" in HF — an InputError here, before any compute).
+ * The audio pads of a prompt form one run in practice; any number of runs is handled with one
+ * device-to-device row copy per run (no index array needed on the device).
+ */
+#include "inputs.h"
+
+#include "../model/encoder.h"
+
+qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
+                          qa_err *e)
+{
+    const qa_model_config *c = &m->cfg;
+    if (in->mel_bins != c->audio.num_mel_bins)
+        return QA_FAIL(e, QA_ERR_INPUT, "features have %lld mel bins, the model expects %d", (long long)in->mel_bins,
+                       c->audio.num_mel_bins);
+    if (in->frames <= 0 || in->frames > in->ld)
+        return QA_FAIL(e, QA_ERR_INPUT, "valid_frames %lld must be in [1, %lld] (the features' frame count)",
+                       (long long)in->frames, (long long)in->ld);
+    if (in->frames > max_frames)
+        return QA_FAIL(e, QA_ERR_INPUT, "%lld mel frames (%.2f s) exceed the plan's limit of %lld frames "
+                       "(max_audio_seconds %.2f); load the models with a larger max_audio_seconds",
+                       (long long)in->frames, in->frames / 100.0, (long long)max_frames, max_frames / 100.0);
+    if (!in->ids)
+        return QA_OK;
+    if (in->T <= 0 || in->T > max_tokens)
+        return QA_FAIL(e, QA_ERR_INPUT, "%lld input ids, the plan allows 1 to %lld (max_text_tokens / "
+                       "max_audio_seconds)", (long long)in->T, (long long)max_tokens);
+    int64_t pads = 0;
+    for (int64_t t = 0; t < in->T; t++) {
+        if (in->ids[t] < 0 || in->ids[t] >= c->text.vocab)
+            return QA_FAIL(e, QA_ERR_INPUT, "input id %d at position %lld is outside the vocabulary [0, %d)",
+                           (int)in->ids[t], (long long)t, c->text.vocab);
+        pads += in->ids[t] == c->audio_token_id;
+    }
+    int64_t want = qa_audio_tokens_of_frames(&c->audio, in->frames);
+    if (pads != want)
+        return QA_FAIL(e, QA_ERR_INPUT, "the prompt has %lld <|audio_pad|> ids (%d) but %lld valid frames give "
+                       "%lld audio tokens", (long long)pads, c->audio_token_id, (long long)in->frames,
+                       (long long)want);
+    return QA_OK;
+}
+
+/* Features host [M, ld] -> backend [M, frames] (only the valid frames travel). */
+static qa_status upload_features(qa_backend *be, const qa_inputs *in, float *dst, qa_err *e)
+{
+    if (in->ld == in->frames)
+        return be->copy(be, dst, in->feat, (size_t)(in->mel_bins * in->frames) * sizeof(float), QA_COPY_H2D, e);
+    for (int64_t mrow = 0; mrow < in->mel_bins; mrow++)
+        QA_TRY(be->copy(be, dst + mrow * in->frames, in->feat + mrow * in->ld, (size_t)in->frames * sizeof(float),
+                        QA_COPY_H2D, e));
+    return QA_OK;
+}
+
+/* Takes feat + emb from ws (in that order) and runs the tower into emb. */
+static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float **emb,
+                           qa_err *e)
+{
+    int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
+    float *feat = qa_arena_take(ws, (size_t)(in->mel_bins * in->frames) * sizeof(float), e);
+    if (!feat)
+        return e->code;
+    QA_TRY(upload_features(be, in, feat, e));
+    if (!(*emb = qa_arena_take(ws, (size_t)(N * D) * sizeof(float), e)))
+        return e->code;
+    return qa_encoder_forward(be, m, ws, feat, in->frames, in->frames, *emb, e);
+}
+
+qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *x,
+                          qa_err *e)
+{
+    const qa_model_config *c = &m->cfg;
+    int64_t D = c->text.hidden;
+    size_t mark = qa_region_mark(ws);
+    int32_t *ids = qa_arena_take(ws, (size_t)in->T * sizeof(int32_t), e);
+    float *emb;
+    if (!ids)
+        return e->code;
+    QA_TRY(run_tower(be, m, ws, in, &emb, e));
+    QA_TRY(be->copy(be, ids, in->ids, (size_t)in->T * sizeof(int32_t), QA_COPY_H2D, e));
+    QA_TRY(be->embed(be, x, &m->dec.embed, ids, in->T, e));
+    int64_t used = 0; /* audio rows consumed so far */
+    for (int64_t t = 0; t < in->T;) {
+        if (in->ids[t] != c->audio_token_id) {
+            t++;
+            continue;
+        }
+        int64_t run = 1;
+        while (t + run < in->T && in->ids[t + run] == c->audio_token_id)
+            run++;
+        QA_TRY(be->copy(be, x + t * D, emb + used * D, (size_t)(run * D) * sizeof(float), QA_COPY_D2D, e));
+        used += run;
+        t += run;
+    }
+    qa_region_release(ws, mark);
+    return QA_OK;
+}
+
+qa_status qa_inputs_audio(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *out_host,
+                          qa_err *e)
+{
+    int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
+    size_t mark = qa_region_mark(ws);
+    float *emb;
+    QA_TRY(run_tower(be, m, ws, in, &emb, e));
+    QA_TRY(be->copy(be, out_host, emb, (size_t)(N * D) * sizeof(float), QA_COPY_D2H, e));
+    qa_region_release(ws, mark);
+    return QA_OK;
+}

@@ -1,0 +1,42 @@
+/* inputs.h — a request's model inputs: validation, feature upload, prompt embedding with the audio.
+ *
+ *     qa_inputs in = {feat, 128, ld, frames, ids, T};                 // host arrays, borrowed
+ *     QA_TRY(qa_inputs_check(model, &in, max_frames, max_tokens, e)); // before touching the device
+ *     float *x = qa_arena_take(ws, T * D * 4, e);
+ *     QA_TRY(qa_inputs_embed(be, model, ws, &in, x, e));              // x = embed(ids) with audio rows
+ *
+ * Shared by pipeline/align.c and pipeline/asr.c. Temporaries come from the workspace and are
+ * released before returning (peak qa_plan_workspace_inputs()).
+ */
+#ifndef QA_INPUTS_H
+#define QA_INPUTS_H
+
+#include "../backend/backend.h"
+#include "../memory/plan.h"
+#include "../model/weights.h"
+
+typedef struct qa_inputs {
+    const float *feat;  /* host [mel_bins, ld] log-mel, valid frames first */
+    int64_t mel_bins;
+    int64_t ld;
+    int64_t frames;     /* valid mel frames */
+    const int32_t *ids; /* host [T] prompt ids (NULL for audio-only requests) */
+    int64_t T;
+} qa_inputs;
+
+/* QA_ERR_INPUT naming the argument / limit when: mel_bins != the model's, frames not in (0, ld],
+ * frames > max_frames (the plan's max_audio_seconds), T > max_tokens, an id outside [0, vocab),
+ * or the number of <|audio_pad|> ids != the audio tokens of `frames`. */
+qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
+                          qa_err *e);
+
+/* x[T, D] (backend memory) = embeddings of ids with the audio tower's rows at the <|audio_pad|>
+ * positions, in order (HF masked_scatter). */
+qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *x,
+                          qa_err *e);
+
+/* Audio tower only: out_host [N_audio, D] (host memory, caller's) = encoder + projector output. */
+qa_status qa_inputs_audio(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *out_host,
+                          qa_err *e);
+
+#endif

@@ -1,0 +1,144 @@
+"""Models.align / Models.transcribe: the request policy around the C engine.
+
+    res = models.align("talk.wav", text="...", language="English")   # -> Alignment
+    res = models.align("talk.wav")                                     # ASR first, then align
+    txt = models.transcribe("talk.wav")                                # -> Transcription
+
+align: load_audio -> log_mel -> split_words (or the given words) -> aligner_prompt_ids -> aligner
+forward (classes + softmax probabilities at every <timestamp>, C engine) -> repair_timestamps
+(classes × 80 ms, LIS repair) -> word i gets stamps 2i, 2i+1, seconds = round(ms / 1000, 3),
+confidence = the smaller of its two probabilities (MODEL_FACTS §7).
+transcribe: load_audio -> log_mel -> asr_prompt_ids (context, optional forced language) -> greedy
+generation with the KV cache (C engine) -> decode -> parse_asr_output (§8).
+Limits are checked here with messages naming them (max_audio_seconds of load_models, the aligner's
+300 s); the engine checks the plan again (frames, tokens) before computing.
+"""
+import warnings as _warnings
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, load_audio, log_mel
+from .errors import InputError
+from .frontend import (ALIGNER_LANGUAGES, Tokenizer, aligner_prompt_ids, asr_prompt_ids, audio_token_count,
+                       normalize_language, parse_asr_output, repair_timestamps, split_words)
+from .results import AlignItem, Alignment, Transcription
+
+# Qwen3-ForcedAligner's documented maximum speech length (model card, paper Table 1).
+ALIGNER_MAX_SECONDS = 300.0
+
+
+def _tokenizer(models, kind):
+    """The checkpoint's tokenizer, loaded once per Models (kept on the object)."""
+    cache = models.__dict__.setdefault("_qa_tokenizers", {})
+    tok = cache.get(kind) or (getattr(models, "tokenizers", {}) or {}).get(kind)
+    if tok is None:
+        tok = Tokenizer(models.folders[kind])
+    cache[kind] = tok
+    return tok
+
+
+def _require(models, kind, why):
+    if models.folders.get(kind) is None:
+        raise InputError(f"{why} needs the {'ASR' if kind == 'asr' else 'aligner'} model: "
+                         f"load_models({kind}=...)")
+
+
+def _samples(audio, sample_rate, models, kind):
+    """16 kHz mono samples, refused (InputError naming the limit) when longer than the plan allows."""
+    x = load_audio(audio, sample_rate=sample_rate)
+    seconds = len(x) / SAMPLE_RATE
+    limit = models._plan()["limits"]["max_audio_seconds"][kind]
+    if seconds > limit:
+        raise InputError(f"the audio is {seconds:.2f} s long, more than max_audio_seconds={limit:g} the models "
+                         f"were loaded with for the {kind}; load_models(max_audio_seconds=...) higher or cut "
+                         "the audio")
+    if kind == "aligner" and seconds > ALIGNER_MAX_SECONDS:
+        raise InputError(f"the audio is {seconds:.2f} s long; the forced aligner handles at most "
+                         f"{ALIGNER_MAX_SECONDS:g} s (cut it into chunks)")
+    return x
+
+
+def _check_words(words):
+    if isinstance(words, str) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise InputError("words must be a list of non-empty strings")
+    words = [w.strip() for w in words]
+    if not words:
+        raise InputError("no words to align: words=[] is empty")
+    return words
+
+
+def transcribe(models, audio, language=None, *, context="", sample_rate=None, max_new_tokens=None,
+               _samples16k=None):
+    """Speech to text with the ASR model: a Transcription (text, language, tokens, warnings)."""
+    _require(models, "asr", "transcribe()")
+    if not isinstance(context, str):
+        raise InputError(f"context must be a str, not {type(context).__name__}")
+    forced = normalize_language(language)
+    x = _samples16k if _samples16k is not None else _samples(audio, sample_rate, models, "asr")
+    feats, frames = log_mel(x)
+    tok = _tokenizer(models, "asr")
+    prompt = np.asarray(asr_prompt_ids(tok, audio_token_count(frames), forced, context), np.int32)
+    limit = models._plan()["limits"]["max_new_tokens"]
+    max_new = limit if max_new_tokens is None else int(max_new_tokens)
+    ids, _ = models.asr_generate(feats, frames, prompt, max_new)
+    notes = []
+    if len(ids) == max_new:
+        notes.append(f"the transcript stopped at max_new_tokens={max_new} (it may be cut)")
+    lang, text = parse_asr_output(tok.decode(ids.tolist(), skip_special_tokens=True), forced_language=forced)
+    return Transcription(text=text, language=lang, tokens=tuple(ids.tolist()), warnings=tuple(notes))
+
+
+def _aligner_language(language, detected, notes):
+    """The language that picks the word splitter: an explicit one must be an aligner language
+    (InputError otherwise); a detected one that is not falls back to the default splitter."""
+    if language is not None:
+        return normalize_language(language, aligner=True)
+    if detected is None or detected in ALIGNER_LANGUAGES:
+        return detected
+    msg = (f"the detected language {detected!r} is not one of the aligner's languages; "
+           "words were split with the default whitespace/CJK rules")
+    notes.append(msg)
+    _warnings.warn(msg, stacklevel=3)
+    return None
+
+
+def align(models, audio, text=None, language=None, *, words=None, sample_rate=None, context=""):
+    """Word timestamps of `audio`: an Alignment of AlignItem(text, start, end, confidence)."""
+    _require(models, "aligner", "align()")
+    if text is not None and words is not None:
+        raise InputError("give text= or words=, not both")
+    if text is not None and not isinstance(text, str):
+        raise InputError(f"text must be a str, not {type(text).__name__}")
+    x = _samples(audio, sample_rate, models, "aligner")
+    notes, detected, transcribed = [], None, False
+    if text is None and words is None:
+        _require(models, "asr", "align() without text=")
+        tr = transcribe(models, None, language, context=context, _samples16k=x)
+        notes += list(tr.warnings)
+        text, detected, transcribed = tr.text, tr.language, True
+    lang = _aligner_language(language, detected, notes)
+    if words is not None:
+        words = _check_words(words)
+        text = " ".join(words)
+    else:
+        try:
+            words = split_words(text, lang)
+        except InputError:
+            if not transcribed:
+                raise
+            notes.append("the transcript has no words to align (silence?)")
+            return Alignment([], text=text, language=lang or detected, warnings=notes,
+                             duration=len(x) / SAMPLE_RATE)
+    return _align_words(models, x, words, text, lang or detected, notes)
+
+
+def _align_words(models, x, words, text, language, notes):
+    feats, frames = log_mel(x)
+    ids = np.asarray(aligner_prompt_ids(_tokenizer(models, "aligner"), words, audio_token_count(frames)), np.int32)
+    classes, probs = models._align_forward(feats, frames, ids)
+    segment_ms = models._config("aligner")["timestamp_segment_ms"]
+    ms = repair_timestamps([float(c) * segment_ms for c in classes.tolist()])
+    items = [AlignItem(w, round(ms[2 * i] / 1000.0, 3), round(ms[2 * i + 1] / 1000.0, 3),
+                       float(min(probs[2 * i], probs[2 * i + 1])))
+             for i, w in enumerate(words)]
+    return Alignment(items, text=text, language=language, warnings=notes, duration=len(x) / SAMPLE_RATE)

@@ -1,0 +1,42 @@
+"""After load, requests take memory only from the arena: the host allocation counter does not move, and
+the workspace peak of a request at the plan's limits is exactly what the plan computed."""
+import numpy as np
+
+from conftest import FIXTURES, npy
+from engine_util import features
+
+
+def test_requests_allocate_nothing_after_load():
+    from qwen3align._qwen3align import Models
+
+    m = Models(aligner=f"{FIXTURES}/aligner", asr=f"{FIXTURES}/asr")
+    for case in ("en_short", "tiny", "zh_mixed"):
+        feat, frames = features(case)
+        m.audio_embeddings(feat, frames)
+        m.aligner_logits(feat, frames, npy(case, "aligner_input_ids.npy"))
+        m._align_forward(feat, frames, npy(case, "aligner_input_ids.npy"))
+        m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), 12, 12)
+    rep = m._memory_report()
+    assert rep["allocations_after_load"] == 0, rep
+    assert rep["regions_peak"]["workspace"] <= rep["regions"]["workspace"]
+
+
+def _audio_prompt(cfg, frames, extra):
+    """An aligner-style prompt for `frames` valid frames with `extra` text ids (half timestamps)."""
+    n13 = 13 * (frames // 100) + ((frames % 100) + 7) // 8
+    text = [151705 if i % 2 else 9707 for i in range(extra)]
+    return np.array([151669] + [151676] * n13 + [151670] + text, np.int32)
+
+
+def test_workspace_peak_equals_plan_at_the_limits():
+    from qwen3align._qwen3align import Models
+
+    m = Models(aligner=f"{FIXTURES}/aligner", max_audio_seconds_aligner=4.0, max_text_tokens=40)
+    plan = m._plan()["models"]["aligner"]
+    frames = plan["mel_frames"]
+    ids = _audio_prompt(None, frames, plan["text_tokens"])
+    assert len(ids) == plan["seq_tokens"]
+    feat = np.random.default_rng(0).standard_normal((128, frames)).astype(np.float32)
+    m._align_forward(feat, frames, ids)
+    rep = m._memory_report()
+    assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
