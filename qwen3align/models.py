@@ -51,11 +51,11 @@ def _resolve_device(device, require=True):
 
 
 def _load_tokenizer(folder):
-    """Load and validate the tokenizer of a checkpoint folder eagerly (ModelLoadError at load time,
-    not at the first request)."""
-    from .frontend import Tokenizer
-
-    return Tokenizer(folder)
+    """Load and validate the tokenizer of a checkpoint folder eagerly (qwen3align.Tokenizer);
+    None in a build without the Tokenizer type."""
+    if not hasattr(_qwen3align, "Tokenizer") or not os.path.isdir(folder):
+        return None  # a missing folder is reported by the C loader with its own message
+    return _qwen3align.Tokenizer(folder)
 
 
 class Models(_qwen3align.Models):

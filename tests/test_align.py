@@ -105,3 +105,14 @@ def test_audio_longer_than_the_limit():
     with qa.load_models(aligner=f"{FIXTURES}/aligner", device="cpu", max_audio_seconds=3) as m:
         with pytest.raises(InputError, match="max_audio_seconds"):
             m.align(f"{exp['_dir']}/input.wav", text=exp["text"])
+
+
+def test_more_text_than_the_plan_allows():
+    import qwen3align as qa
+    from qwen3align import InputError
+    from conftest import FIXTURES, load_case
+
+    exp = load_case("en_short")  # 11 words -> 22 timestamps + word tokens
+    with qa.load_models(aligner=f"{FIXTURES}/aligner", device="cpu", max_text_tokens=10) as m:
+        with pytest.raises(InputError, match="max_text_tokens"):
+            m.align(f"{exp['_dir']}/input.wav", text=exp["text"])

@@ -40,3 +40,19 @@ def test_workspace_peak_equals_plan_at_the_limits():
     m._align_forward(feat, frames, ids)
     rep = m._memory_report()
     assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
+
+
+def test_asr_workspace_peak_equals_plan_at_the_limits():
+    from qwen3align._qwen3align import Models
+
+    m = Models(asr=f"{FIXTURES}/asr", max_audio_seconds_asr=3.0, max_new_tokens=4, max_text_tokens=20)
+    plan = m._plan()["models"]["asr"]
+    frames = plan["mel_frames"]
+    n_audio = plan["audio_tokens"]
+    ids = np.array([151644, 8948, 198] + [151676] * n_audio + [198] * (plan["seq_tokens"] - n_audio - 3), np.int32)
+    feat = np.random.default_rng(1).standard_normal((128, frames)).astype(np.float32)
+    out, first = m.asr_generate(feat, frames, ids, 4, 4)
+    assert len(out) == 4 and first.shape == (152064,)
+    rep = m._memory_report()
+    assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
+    assert rep["allocations_after_load"] == 0

@@ -28,6 +28,10 @@ static qa_status begin(qa_models *ms, qa_region **ws, qa_err *e)
     if (!*ws)
         return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no workspace region");
     qa_region_reset(*ws);
+    size_t need = ms->be.scratch_need(&ms->be, &ms->plan.scratch_dims);
+    if (need > ms->plan.scratch_bytes) /* the plan sized it with the CPU formula */
+        return QA_FAIL(e, QA_ERR_INTERNAL, "the %s backend needs %zu bytes of scratch, the plan has %zu",
+                       ms->be.name, need, ms->plan.scratch_bytes);
     ms->be.scratch_bytes = ms->plan.scratch_bytes;
     ms->be.scratch = qa_arena_take(*ws, ms->plan.scratch_bytes, e);
     return ms->be.scratch ? QA_OK : e->code;

@@ -54,7 +54,6 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw);
-PyObject *qa_py_mark_loaded(PyObject *self, PyObject *unused);
 #define QA_PY_ENGINE_METHODS                                                                          \
     {"audio_embeddings", (PyCFunction)(void (*)(void))qa_py_audio_embeddings, METH_VARARGS | METH_KEYWORDS, \
      "audio_embeddings(features, valid_frames, model='aligner') -> float32 [N_audio, hidden]"},       \
@@ -64,9 +63,7 @@ PyObject *qa_py_mark_loaded(PyObject *self, PyObject *unused);
      "_align_forward(features, valid_frames, input_ids) -> (classes int32 [n], probs float32 [n])"},  \
     {"asr_generate", (PyCFunction)(void (*)(void))qa_py_asr_generate, METH_VARARGS | METH_KEYWORDS,         \
      "asr_generate(features, valid_frames, prompt_ids, max_new_tokens, min_new_tokens=0) -> "         \
-     "(ids int32 [n], first_logits float32 [vocab])"},                                               \
-    {"_mark_loaded", qa_py_mark_loaded, METH_NOARGS,                                                  \
-     "Restart allocations_after_load (after the Python side loaded the tokenizers)."},
+     "(ids int32 [n], first_logits float32 [vocab])"},
 
 /* Area hooks, each defined in its py_<area>.c: add functions/types to the module. 0 ok, -1 error. */
 int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel */

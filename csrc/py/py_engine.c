@@ -10,7 +10,6 @@
  */
 #include "py.h"
 
-#include "../core/alloc.h"
 #include "../pipeline/engine.h"
 
 typedef struct request {
@@ -232,12 +231,3 @@ error:
     return out;
 }
 
-PyObject *qa_py_mark_loaded(PyObject *self, PyObject *unused)
-{
-    qa_models *ms = qa_py_models_enter(self);
-    if (!ms)
-        return NULL;
-    ms->allocs_at_load = qa_alloc_count();
-    qa_py_models_leave(self);
-    Py_RETURN_NONE;
-}
