@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 DEB_PKGS := build-essential pkg-config libopenblas-dev libsndfile1-dev libsoxr-dev libutf8proc-dev espeak-ng
 PIP_PKGS := numpy pytest setuptools wheel
-PIP_TEST_PKGS := pandas matplotlib srt webvtt-py textgrid "dask[distributed]"
+PIP_TEST_PKGS := pandas matplotlib srt webvtt-py textgrid "dask[distributed]" streamlit nbclient nbformat ipykernel
 
 .PHONY: all demo test build deps debs venv bench clean test-asan valgrind
 
@@ -33,7 +33,7 @@ build: deps
 	  $(VPY) -m pip install -q --no-build-isolation --no-deps -e .
 
 test: build
-	@$(VPY) -c "import pandas, matplotlib, srt, webvtt, textgrid, distributed" 2>/dev/null || $(VPY) -m pip install -q $(PIP_TEST_PKGS)
+	@$(VPY) -c "import pandas, matplotlib, srt, webvtt, textgrid, distributed, streamlit, nbclient, nbformat, ipykernel" 2>/dev/null || $(VPY) -m pip install -q $(PIP_TEST_PKGS)
 	$(VPY) -m pytest -q tests
 
 demo: build

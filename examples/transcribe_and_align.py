@@ -21,6 +21,7 @@ def main():
     ap.add_argument("--language", default=None, help="force the language (default: detect)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-audio-seconds", type=float, default=300)
+    ap.add_argument("--max-new-tokens", type=int, default=1024, help="the longest transcript, in tokens")
     a = ap.parse_args()
     if a.aligner is None or a.asr is None:
         from qwen3align.demo import demo_models
@@ -28,8 +29,9 @@ def main():
         fa, asr, _ = demo_models()
         a.aligner, a.asr = a.aligner or fa, a.asr or asr
         print("using tiny RANDOM-weight models where none was given: outputs are meaningless")
-    print(qa.plan(aligner=a.aligner, asr=a.asr, max_audio_seconds=a.max_audio_seconds))
-    with qa.load_models(aligner=a.aligner, asr=a.asr, device=a.device, max_audio_seconds=a.max_audio_seconds) as m:
+    limits = dict(max_audio_seconds=a.max_audio_seconds, max_new_tokens=a.max_new_tokens)
+    print(qa.plan(aligner=a.aligner, asr=a.asr, **limits))
+    with qa.load_models(aligner=a.aligner, asr=a.asr, device=a.device, **limits) as m:
         transcript = m.transcribe(a.audio, language=a.language)
         print(f"[{transcript.language}] {transcript}")
         result = m.align(a.audio, text=str(transcript), language=a.language or transcript.language)

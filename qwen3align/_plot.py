@@ -59,7 +59,8 @@ def plot_alignment(result, audio, sample_rate=16000, ax=None):
     ax_w.set_xlim(0, max(duration or 0.0, 1e-3))
     if ax_s is not None:
         if len(x) >= 512:
-            ax_s.specgram(x, NFFT=400, Fs=sr, noverlap=240, cmap="magma")
+            with np.errstate(divide="ignore"):  # digital silence: log10(0) is drawn as the floor colour
+                ax_s.specgram(x, NFFT=400, Fs=sr, noverlap=240, cmap="magma")
         for s, e in spans:
             ax_s.axvline(s / 1000.0, color="white", lw=0.5, alpha=0.6)
         ax_s.set_ylabel("Hz")

@@ -241,4 +241,9 @@ class MemoryReport(_Table):
         return f"<MemoryReport arena {format_bytes(self._d['arena_bytes'])} on {self._d['device']}>"
 
     def _repr_html_(self):
-        return self._html("qwen3align memory report", ("region", "planned", "used", "peak"), self._rows())
+        d = self._d
+        device = (f"<small>device {d['device']}: free {format_bytes(d['device_free_bytes'])} of "
+                  f"{format_bytes(d['device_total_bytes'])}; host allocations since load: "
+                  f"{d['allocations_after_load']}</small><br>")
+        table = self._html("qwen3align memory report", ("region", "planned", "used", "peak"), self._rows())
+        return table.replace("<small>", device + "<small>", 1)
