@@ -167,11 +167,13 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
     x = _samples(audio, sample_rate)
     uses_asr = (text is None and words is None) or split == "asr" or (
         split == "auto" and models.folders.get("asr") is not None)
-    _, target, search = chunk_limits(models, "aligner", target_seconds)
+    single, target, search = chunk_limits(models, "aligner", target_seconds)
     if uses_asr and models.folders.get("asr") is not None:  # chunks must fit the ASR's limit too
-        _, t_asr, s_asr = chunk_limits(models, "asr", target)
-        target, search = min(target, t_asr), min(search, s_asr)
-    b = chunk_bounds(x, target, search)
+        s_single, t_asr, s_asr = chunk_limits(models, "asr", target)
+        single, target, search = min(single, s_single), min(target, t_asr), min(search, s_asr)
+    # a clip no longer than the requested target (and one forward) is never cut
+    wanted = ALIGN_TARGET_SECONDS if target_seconds is None else float(target_seconds)
+    b = [0, len(x)] if len(x) <= round(min(wanted, single) * SAMPLE_RATE) else chunk_bounds(x, target, search)
     if len(b) == 2:  # one forward, as the reference does up to the target length
         return _pipeline.align(models, x, text, language, words=words, sample_rate=SAMPLE_RATE, context=context)
     if text is None and words is None:

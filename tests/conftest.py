@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# ../shared next to the worktree; or shared/ inside the repository (how the GPU box receives it); or $QA_SHARED
+# $QA_SHARED; or ../shared next to the checkout (developers, CI); or shared/ inside the repository
+# (the trimmed copy bench/pack_gpu.sh makes for the GPU box)
 SHARED = os.environ.get("QA_SHARED") or next(
-    (d for d in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")) if os.path.isdir(os.path.join(d, "fixtures"))),
+    (d for d in (os.path.join(REPO, "..", "shared"), os.path.join(REPO, "shared")) if os.path.isdir(os.path.join(d, "fixtures"))),
     os.path.join(REPO, "..", "shared"))
 SHARED = os.path.abspath(SHARED)
 FIXTURES = os.path.join(SHARED, "fixtures")

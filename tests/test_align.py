@@ -126,3 +126,21 @@ def test_more_text_than_the_plan_allows():
     with qa.load_models(aligner=f"{FIXTURES}/aligner", device="cpu", max_text_tokens=10) as m:
         with pytest.raises(InputError, match="max_text_tokens"):
             m.align(f"{exp['_dir']}/input.wav", text=exp["text"])
+
+
+def test_target_seconds_decides_one_forward_or_chunks():
+    """A clip no longer than target_seconds (and the plan) goes in one forward; a shorter target cuts it."""
+    import numpy as np
+
+    import qwen3align as qa
+    from conftest import FIXTURES, load_case, npy
+
+    exp = load_case("en_long")  # 16.4 s
+    audio = npy("en_long", "audio16k.npy")
+    with qa.load_models(aligner=f"{FIXTURES}/aligner", device="cpu", max_audio_seconds=30) as m:
+        one = m.align((audio, 16000), words=exp["words"], target_seconds=len(audio) / 16000)
+        assert one.chunks is None
+        assert [(it.text, it.start, it.end) for it in one] == [(i["text"], i["start"], i["end"]) for i in exp["items"]]
+        cut = m.align((audio, 16000), words=exp["words"], target_seconds=8)
+        assert cut.chunks is not None and len(cut.chunks) >= 2
+        assert np.all(np.diff([c[0] for c in cut.chunks]) > 0)

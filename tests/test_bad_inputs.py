@@ -292,8 +292,9 @@ ROWS = [
     ("audio-directory", align(audio="/tmp", sample_rate=None), AudioError, "is a directory"),
     ("audio-wav-header-only", lambda m, tmp: m.align(write_wav_header_only(tmp), words=WORDS), AudioError,
      "header_only.wav"),
-    ("audio-longer-than-plan", align(audio=np.zeros(16000 * 301, np.float32)), InputError,
-     "more than max_audio_seconds=300"),
+    ("features-longer-than-plan",  # one forward never exceeds the plan (align() chunks long audio)
+     aligner_only(lambda o: o.aligner_logits(np.zeros((128, 1200), np.float32), 1200, IDS)), InputError,
+     "max_audio_seconds"),
     # -- text
     ("text-empty", align(words=None, text=""), InputError, "no words to align"),
     ("text-only-punctuation", align(words=None, text="!!! ... ,,, ??? — «»"), InputError, "no words to align"),

@@ -39,7 +39,21 @@ def app():
 def test_cache_one_instance_per_arguments_and_close_on_clear():
     import builtins
 
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
+
+    import qwen3align as qa
+
+    real_load_models = qa.load_models  # the app swaps in a stub: put the real one back afterwards
+    try:
+        _run_app(AppTest)
+    finally:
+        vars(qa)["load_models"] = real_load_models
+        st.cache_resource.clear()
+
+
+def _run_app(AppTest):
+    import builtins
 
     builtins._qa_streamlit_log = []
     at = AppTest.from_function(app).run()
