@@ -23,7 +23,7 @@ summary=()
 note() { summary+=("$*"); echo "$*"; }
 
 echo "== machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader 2>&1 | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader 2>&1
 nvcc --version | tail -1
 $PY -c "import sys, numpy; print('python', sys.version.split()[0], 'numpy', numpy.__version__)"
 INC=$($PY -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -102,6 +102,14 @@ if [ "${QA_BENCH:-1}" = 1 ]; then
   timeout $(( ${QA_BENCH_BUDGET:-300} + 30 )) $PY bench/gpu_bench.py --budget ${QA_BENCH_BUDGET:-300} ${QA_BENCH_ARGS:-} >"$OUT/bench.log" 2>&1; rc_b=$?
   note "benchmark: exit $rc_b in $(( $(date +%s) - t0 )) s (log in $OUT/bench.log)"
   summary+=("$(tail -40 "$OUT/bench.log")")
+fi
+
+if [ "${QA_LONG:-1}" = 1 ] && [ -d /tmp/qa_bench/models/Qwen3-ASR-1.7B ]; then
+  echo "== long audio under max_device_bytes=8 GiB (bench/gpu_longaudio.py; QA_LONG=0 skips)"
+  t0=$(date +%s)
+  timeout 300 $PY bench/gpu_longaudio.py >"$OUT/longaudio.log" 2>&1; rc_l=$?
+  note "long audio: exit $rc_l in $(( $(date +%s) - t0 )) s"
+  summary+=("$(sed -n '/^### Long audio/,$p' "$OUT/longaudio.log")")
 fi
 
 echo

@@ -81,10 +81,29 @@ class Models(_qwen3align.Models):
         super().__init__(aligner, asr, device=device, **limits)  # configs, plan, OOM check, weights
         try:
             self.tokenizers = {k: _load_tokenizer(f) for k, f in self.folders.items() if f is not None}
+            if device.startswith("cuda"):
+                self._warm_up()
         except BaseException:
             self.close()
             raise
         self._mark_loaded()  # the tokenizers' host allocations belong to the load, not to requests
+
+    def _warm_up(self):
+        """One tiny request per model during load. CUDA loads kernels and cuBLAS picks its
+        algorithms on first use, each taking a few MiB of device memory outside the arena; doing it
+        here makes the process's GPU memory after load the same as after any amount of work."""
+        import numpy as np
+
+        feats = np.zeros((128, 100), np.float32)  # 1 s: 13 audio tokens
+        for kind in self.loaded:
+            c = self.config(kind)
+            audio = [c["audio_start_token_id"]] + [c["audio_token_id"]] * 13 + [c["audio_end_token_id"]]
+            if kind == "aligner":
+                ts = c["timestamp_token_id"]
+                self._align_forward(feats, 100, np.array(audio + [9707, ts, ts], np.int32))
+            else:
+                ids = [151644, 8948, 198, 151645, 198, 151644, 872, 198] + audio + [151645, 198, 151644, 77091, 198]
+                self.asr_generate(feats, 100, np.array(ids, np.int32), 2, 2)
 
     @property
     def loaded(self):
