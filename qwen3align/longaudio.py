@@ -75,7 +75,9 @@ def chunk_limits(models, kind, target_seconds=None):
     target = min(default if target_seconds is None else float(target_seconds), single - search)
     if not target > 0:
         raise InputError(f"chunk target must be positive, got {target_seconds!r}")
-    return single, target, search
+    # a search range wider than the chunk would let the quietest window sit at the chunk's start
+    # (1-sample chunks); at most half the target keeps every chunk >= half of it
+    return single, target, min(search, target / 2)
 
 
 def _samples(audio, sample_rate):

@@ -163,7 +163,8 @@ def test_interrupt_between_chunks_leaves_models_usable(aligner_only):
 
 def test_chunk_limits_follow_the_plan(aligner_only, both):
     assert longaudio.chunk_limits(aligner_only, "aligner") == (20.0, 15.0, 5.0)
-    assert longaudio.chunk_limits(both, "asr", target_seconds=8) == (20.0, 8.0, 5.0)
+    # the ±5 s search shrinks to half a short target (a wider one allows 1-sample chunks)
+    assert longaudio.chunk_limits(both, "asr", target_seconds=8) == (20.0, 8.0, 4.0)
     with pytest.raises(qa.InputError):
         longaudio.chunk_limits(both, "asr", target_seconds=0)
 
@@ -257,3 +258,18 @@ def test_chunks_fit_the_smaller_asr_limit():
         res = longaudio.align(m, x, text, sample_rate=SR, split="aligner")  # aligner only: up to 40 s
         assert max(c[1] - c[0] for c in res.chunks) > 12.0
         assert [it.text for it in res] == words
+
+
+def test_a_small_target_still_gives_chunks_of_about_the_target():
+    """target_seconds below the 5 s search range must not give tiny chunks (the search shrinks)."""
+    import numpy as np
+
+    import qwen3align as qa
+    from conftest import FIXTURES
+
+    x = np.random.default_rng(3).standard_normal(16000 * 6).astype(np.float32) * 0.1
+    with qa.load_models(aligner=f"{FIXTURES}/aligner", device="cpu", max_audio_seconds=10) as m:
+        res = m.align((x, 16000), words=["a", "b", "c"], target_seconds=1.0)
+    lengths = [e - s for s, e, _, _ in res.chunks]
+    assert 4 <= len(lengths) <= 12, lengths
+    assert min(lengths[:-1]) >= 0.5 - 1e-9 and max(lengths) <= 1.5 + 1e-9, lengths

@@ -5,7 +5,9 @@ libsoxr resample, channel mix), log-mel of the result; text: the real Qwen3 toke
 the fixtures, encode/decode of mixed-script text, word splitting, prompt ids, timestamp repair;
 parsers: the JSON and safetensors debug entry points on the committed fuzz seeds (valid and hostile).
 Rejections are expected for the hostile seeds; anything else that raises fails the run.
-The lead extends this with models.align() once the engine lands.
+engine: the fixture aligner and ASR loaded once, one align() of a short clip from its transcript,
+one align() through the long-audio path (two chunks), one transcribe() and a rejected call, then
+close(): every engine file runs under memcheck, and the arena's lifetime is checked for leaks.
 Run: valgrind ... .venv/bin/python tests/tools/valgrind_run.py  (see tests/tools/valgrind.sh)
 """
 import glob
@@ -74,8 +76,31 @@ def parsers():
     print(f"parsers: {n_ok} accepted, {n_err} rejected")
 
 
+def engine():
+    import json
+
+    case = os.path.join(FIXTURES, "cases", "tiny")
+    with open(os.path.join(case, "expected.json"), encoding="utf-8") as f:
+        exp = json.load(f)
+    x = np.load(os.path.join(case, "audio16k.npy"))
+    with qa.load_models(aligner=os.path.join(FIXTURES, "aligner"), asr=os.path.join(FIXTURES, "asr"),
+                        device="cpu", max_audio_seconds=2, max_new_tokens=4) as m:
+        res = m.align((x, 16000), text=exp["text"], language=exp["language"])
+        assert [(i.text, i.start, i.end) for i in res] == [(i["text"], i["start"], i["end"]) for i in exp["items"]]
+        long = m.align((np.concatenate([x, np.zeros(8000, np.float32), x]), 16000), words=["ok", "ok"],
+                       target_seconds=0.5)
+        tr = m.transcribe((x, 16000), max_new_tokens=4)
+        try:
+            m.align((x, 16000), words=[""])
+        except qa.InputError:
+            pass
+        assert m.memory_report()["allocations_after_load"] == 0
+    print(f"engine: {len(res)} items, long audio {len(long.chunks or [])} chunks, transcript {len(tr.tokens)} tokens")
+
+
 if __name__ == "__main__":
     audio()
     text()
     parsers()
+    engine()
     print("valgrind_run: done")
