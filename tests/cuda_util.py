@@ -84,7 +84,8 @@ class Cancel(C.Structure):  # core/cancel.h qa_cancel
 
 class Backend(C.Structure):
     _fields_ = [("api_version", C.c_int), ("name", C.c_char_p), ("ctx", C.c_void_p), ("scratch", C.c_void_p),
-                ("scratch_bytes", C.c_size_t), ("cancel", Cancel)] + [(n, C.CFUNCTYPE(r, BEP, *a)) for n, r, a in _OPS]
+                ("scratch_bytes", C.c_size_t), ("cancel", Cancel),
+                ("dtype", C.c_int)] + [(n, C.CFUNCTYPE(r, BEP, *a)) for n, r, a in _OPS]
 
 
 class Api(C.Structure):

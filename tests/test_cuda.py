@@ -199,6 +199,55 @@ def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5, f"attention Tq={Tq} Tk={Tk} c={causal} w={window}")
 
 
+@pytest.fixture
+def bf16_backend(g):
+    """The backend with dtype=bfloat16 (backend.h qa_backend.dtype): attention on BF16 tensor cores."""
+    g.be.dtype = BF16
+    yield g
+    g.be.dtype = F32
+
+
+@pytest.mark.parametrize("Tq,Tk,H,Hk,Dh,q0,causal,window", [
+    (300, 300, 4, 4, 64, 0, 0, 104),      # encoder windows; 64-row blocks straddle windows
+    (200, 200, 4, 2, 128, 0, 1, 0),       # decoder prefill, GQA 2:1, partial last block
+    (40, 1000, 2, 1, 128, 960, 1, 0),     # prefill continuing a KV cache (q_pos0 offset)
+    (130, 130, 2, 2, 64, 0, 1, 40),       # causal inside windows
+    (16, 16, 2, 1, 128, 0, 1, 0),         # the smallest Tq on tensor cores
+])
+def test_attention_bf16_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
+    g = bf16_backend
+    if SHIM:
+        pytest.skip("the CPU shim keeps FP32 attention for dtype=bfloat16; the BF16 bound is the GPU kernel's")
+    q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)
+    k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
+    v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
+    qp, kp, vp = g.put(q), g.put(k), g.put(v)
+    out = g.empty((Tq, H * Dh))  # NaN-poisoned: an unwritten row fails the bound
+    g.call("attention", out, qp, kp, vp, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    got = g.get(out, (Tq, H * Dh))
+    # against float64 on the same BF16-rounded operands (P is rounded to BF16 for P V, hence 1e-2)
+    ref = attention_ref(bf16_round(q), bf16_round(k), bf16_round(v), H, Hk, Dh, q0, causal, window)
+    assert_close_rel(got, ref, 1e-2, f"tc attention Tq={Tq} Tk={Tk} c={causal} w={window}")
+    # and against the FP32 kernel on the unrounded operands
+    g.be.dtype = F32
+    out32 = g.empty((Tq, H * Dh))
+    g.call("attention", out32, qp, kp, vp, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 2e-2, "tc vs fp32 attention")
+
+
+def test_attention_bf16_few_rows_stay_fp32(bf16_backend, rng):
+    """Decode steps (Tq < 16) and head dims other than 64 / 128 keep the exact FP32 kernel."""
+    g = bf16_backend
+    for Tq, Tk, H, Hk, Dh, q0 in [(3, 200, 4, 2, 128, 197), (50, 50, 4, 2, 16, 0)]:
+        q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)
+        k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
+        v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
+        out = g.empty((Tq, H * Dh))
+        g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, 1, 0)
+        ref = attention_ref(q, k, v, H, Hk, Dh, q0, 1, 0)
+        assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5, f"bf16-mode attention Tq={Tq} Dh={Dh}")
+
+
 # ---- audio front ---------------------------------------------------------------------------------
 
 

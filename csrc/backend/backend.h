@@ -40,7 +40,7 @@
 #include "../core/status.h"
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 2 /* 2: qa_backend.cancel (layout change) */
+#define QA_BACKEND_API_VERSION 3 /* 2: qa_backend.cancel; 3: qa_backend.dtype (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -70,6 +70,10 @@ struct qa_backend {
     void *scratch;         /* backend memory given by the engine (arena view), see scratch_need */
     size_t scratch_bytes;
     qa_cancel cancel;      /* per request, set by the engine: polled between layers (core/cancel.h) */
+    qa_dtype dtype;        /* compute dtype of the loaded models, set by the engine after init (init
+                            * leaves QA_F32). QA_BF16 lets a backend run attention with BF16 operands
+                            * (CUDA: tensor cores, FP32 softmax), as a bf16 engine does; QA_F32 keeps
+                            * every op in exact FP32 (the parity tests). */
 
     /* ---- lifetime and memory -------------------------------------------------------------- */
 

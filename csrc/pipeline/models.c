@@ -107,6 +107,7 @@ static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
     QA_TRY(qa_arena_create(&ms->arena, &ms->dev, ms->plan.regions, ms->plan.n_regions, e));
     if (ms->dev.kind == QA_DEVICE_CPU)
         QA_TRY(qa_backend_cpu_init(&ms->be, 0, e));
+    ms->be.dtype = ms->plan.limits.dtype; /* backend.h: lets CUDA pick BF16 tensor-core attention */
     for (int k = 0; k < 2; k++) {
         if (!ck[k])
             continue;

@@ -29,17 +29,9 @@ struct attn_args {
 };
 
 /* Visible keys [lo, hi) of the query at absolute position p. */
-__device__ __forceinline__ void key_range(const attn_args &a, int p, int *lo, int *hi)
+template <typename A> __device__ __forceinline__ void key_range(const A &a, int p, int *lo, int *hi)
 {
-    int l = 0, h = a.Tk;
-    if (a.window > 0) {
-        l = (p / a.window) * a.window;
-        h = min(h, l + a.window);
-    }
-    if (a.causal)
-        h = min(h, p + 1);
-    *lo = l;
-    *hi = h;
+    qa_attn_key_range(p, a.Tk, a.window, a.causal, lo, hi);
 }
 
 template <int DH> __global__ void __launch_bounds__(WARPS * 32) attention_kernel(attn_args a)

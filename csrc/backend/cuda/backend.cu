@@ -232,15 +232,25 @@ static qa_status be_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E,
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
-static qa_status attention_impl(qa_cuda_ctx *c, float *out, const float *q, const float *k, const float *v,
+/* BF16 tensor-core attention for dtype="bfloat16" (attention_tc.cu), unless QA_CUDA_ATTN=fp32 asks for
+ * the FP32 CUDA-core kernel (attention.cu) everywhere. Few query rows (decode steps) stay on the FP32
+ * kernel: its 16-row blocks waste less than the 64-row tensor-core blocks there. */
+#define QA_TC_MIN_ROWS 16
+
+static qa_status attention_impl(const qa_backend *be, float *out, const float *q, const float *k, const float *v,
                                 int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
                                 int causal, int64_t window, qa_err *e)
 {
+    qa_cuda_ctx *c = ctx_of(be);
     INT_DIMS(e, "attention", Tq, Tkv, H, Hk, Dh, H * Dh, Hk * Dh, q_pos0, q_pos0 + Tq, window);
     if (!causal && window <= 0 && Tkv <= 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention: no keys");
     int ldq = (int)(H * Dh), ldk = (int)(Hk * Dh);
     float scale = (float)(1.0 / sqrt((double)Dh)); /* head_dim ** -0.5 */
+    if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&
+        qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldq, out, 0))
+        return qa_cu_attention_tc(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, 0, (int)Tq, (int)Tkv, (int)H,
+                                  (int)Hk, (int)Dh, (int)q_pos0, causal, (int)window, scale, e);
     return qa_cu_attention(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, (int)Tq, (int)Tkv, (int)H, (int)Hk, (int)Dh,
                            (int)q_pos0, causal, (int)window, scale, e);
 }
@@ -249,7 +259,7 @@ static qa_status be_attention(qa_backend *be, float *out, const float *q, const 
                               int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0, int causal,
                               int64_t window, qa_err *e)
 {
-    RUN(be, e, attention_impl(ctx_of(be), out, q, k, v, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
+    RUN(be, e, attention_impl(be, out, q, k, v, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
 }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */

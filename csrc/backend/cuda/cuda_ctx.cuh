@@ -42,6 +42,7 @@ typedef struct qa_cuda_ctx {
     unsigned long long n_dev_allocs, n_host_allocs; /* counted cudaMalloc / cudaMallocHost of this context */
     char name[256];             /* device name, for reports */
     int cc_major, cc_minor;
+    int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
 } qa_cuda_ctx;
 
 /* QA_CUDA_BLAS_WS_BYTES, QA_CUDA_STAGE_ROWS and the scratch formula: ../cuda_scratch.h */

@@ -131,6 +131,8 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     snprintf(c->name, sizeof c->name, "%s", pr.name);
     c->cc_major = pr.cc_major;
     c->cc_minor = pr.cc_minor;
+    const char *attn = getenv("QA_CUDA_ATTN"); /* "fp32": fall back to the FP32 attention kernel */
+    c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
     qa_status s = open_handles(c, e);
     if (s != QA_OK) {
         ctx_close(c);

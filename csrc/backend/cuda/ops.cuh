@@ -37,6 +37,21 @@ __device__ __forceinline__ float qa_warp_sum(float v)
     return v;
 }
 
+/* Attention masks (backend.h attention): the visible keys [lo, hi) of the query at absolute position p
+ * among Tk keys: inside its window of `window` positions when window > 0, keys <= p when causal. */
+__device__ __forceinline__ void qa_attn_key_range(int p, int Tk, int window, int causal, int *lo, int *hi)
+{
+    int l = 0, h = Tk;
+    if (window > 0) {
+        l = (p / window) * window;
+        h = min(h, l + window);
+    }
+    if (causal)
+        h = min(h, p + 1);
+    *lo = l;
+    *hi = h;
+}
+
 /* Reject a weight dtype the kernels were not built for. */
 qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e);
 
@@ -114,5 +129,15 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, 
 qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
                           int window, float scale, qa_err *e);
+
+/* ---- attention_tc.cu -------------------------------------------------------------------------- */
+/* The same attention on BF16 tensor cores (dtype="bfloat16"): q, k, v rounded to BF16 when staged,
+ * FP32 scores / softmax / accumulation. k, v are FP32 (kv_bf16 = 0) or BF16 (a BF16 KV cache).
+ * Dh 64 or 128 only, 16-byte aligned q / out with row strides a multiple of 4 (see _supported). */
+int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k, int ldk, const void *v, int ldv,
+                                 int out_ld, const float *out, int kv_bf16);
+qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
+                             const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
+                             int causal, int window, float scale, qa_err *e);
 
 #endif
