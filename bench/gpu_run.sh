@@ -104,9 +104,12 @@ if [ "${QA_BENCH:-1}" = 1 ]; then
   summary+=("$(tail -40 "$OUT/bench.log")")
 fi
 
-if [ "${QA_LONG:-1}" = 1 ] && [ -d /tmp/qa_bench/models/Qwen3-ASR-1.7B ]; then
+if [ "${QA_LONG:-1}" = 1 ]; then
   echo "== long audio under max_device_bytes=8 GiB (bench/gpu_longaudio.py; QA_LONG=0 skips)"
   t0=$(date +%s)
+  for p in Qwen3-ForcedAligner-0.6B Qwen3-ASR-1.7B; do  # gpu_bench's checkpoints, or our generator's
+    [ -d /tmp/qa_bench/models/$p ] || $PY tools/make_random_checkpoint.py --preset $p --out /tmp/qa_bench/models/$p >>"$OUT/longaudio.log" 2>&1
+  done
   timeout 300 $PY bench/gpu_longaudio.py >"$OUT/longaudio.log" 2>&1; rc_l=$?
   note "long audio: exit $rc_l in $(( $(date +%s) - t0 )) s"
   summary+=("$(sed -n '/^### Long audio/,$p' "$OUT/longaudio.log")")
