@@ -120,7 +120,7 @@ def plan(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.0, max_
     """The memory plan of load_models() with the same arguments, computed from configs alone.
 
     aligner / asr: a checkpoint folder, a folder with only config.json, or a preset name.
-    device: "auto" | "cpu" | "cuda" | "cuda:N" — only decides dtype="auto" (float32 on the CPU,
+    device: "auto" | "cpu" | "cuda" | "cuda:N" — decides dtype="auto" (float32 on the CPU,
     bfloat16 on CUDA); planning for a GPU works on a machine without one.
     """
     from . import _qwen3align
@@ -132,7 +132,7 @@ def plan(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.0, max_
     dev = _resolve_device(device, require=False)
     kw = _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tokens, max_device_bytes,
                         _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"))
-    d = _qwen3align._plan(**kw)
+    d = _qwen3align._plan(**kw, device=dev)
     d["device"] = dev
     return MemoryPlan(d)
 

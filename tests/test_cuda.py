@@ -468,3 +468,16 @@ def test_bf16_model_runs_and_is_close():
     out = m.aligner_logits(feat, frames, npy("en_short", "aligner_input_ids.npy"))
     assert np.isfinite(out).all()
     assert_close_rel(out, npy("en_short", "aligner_logits_at_timestamps.npy"), 1e-1, "gpu bf16 logits")
+
+
+@gpu_only
+def test_gpu_memory_report_equals_plan():
+    """memory_report() after load_models on the GPU has the arena and regions plan(device=...) gave."""
+    import qwen3align as qa
+
+    kw = dict(aligner=os.path.join(FIXTURES, "aligner"), device="cuda:0", dtype="bfloat16", max_audio_seconds=30)
+    with qa.load_models(**kw) as m:
+        rep = m.memory_report()
+    p = qa.plan(**kw)
+    assert rep["arena_bytes"] == p["arena_bytes"]
+    assert rep["regions"] == p["regions"]

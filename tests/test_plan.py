@@ -143,3 +143,16 @@ def test_parse_bytes():
     assert parse_bytes("8GiB") == 8 * 2**30 and parse_bytes("512 MB") == 512 * 10**6 and parse_bytes(1e9) == 10**9
     with pytest.raises(qa.InputError):
         parse_bytes("8 parsecs")
+
+
+def test_plan_for_cuda_uses_the_cuda_backend_scratch():
+    """plan(device='cuda') is the plan load_models makes there: the CUDA scratch (cuBLAS workspace,
+    BF16 staging) replaces the CPU backend's, so the workspace region and the arena differ."""
+    import qwen3align as qa
+
+    kw = dict(aligner="Qwen3-ForcedAligner-0.6B", asr="Qwen3-ASR-1.7B", dtype="bfloat16")
+    cpu, cuda = qa.plan(device="cpu", **kw), qa.plan(device="cuda", **kw)
+    assert cpu["regions"]["weights/aligner"] == cuda["regions"]["weights/aligner"]
+    assert cpu["regions"]["kv/asr"] == cuda["regions"]["kv/asr"]
+    assert cuda["regions"]["workspace"] != cpu["regions"]["workspace"]
+    assert cuda["arena_bytes"] - cpu["arena_bytes"] == cuda["regions"]["workspace"] - cpu["regions"]["workspace"]

@@ -75,6 +75,15 @@ static qa_status load_configs(const char *const dirs[2], qa_model_config cfg[2],
 }
 
 /* Steps 1-4: everything that can fail without the arena. ck[k] are opened checkpoints. */
+qa_status qa_models_plan(const qa_model_config *const cfgs[2], const qa_limits *lim, const char *device,
+                         qa_plan *p, qa_err *e)
+{
+    QA_TRY(qa_plan_compute(cfgs, lim, p, e));
+    if (strncmp(device, "cuda", 4) == 0) /* the CUDA backend's scratch (cuBLAS workspace, staging) */
+        qa_plan_set_scratch(p, qa_backend_cuda_scratch_need(&p->scratch_dims));
+    return QA_OK;
+}
+
 static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *device, const qa_limits *lim,
                          qa_model_config cfg[2], qa_checkpoint *ck[2], qa_err *e)
 {
@@ -84,9 +93,7 @@ static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *d
         QA_TRY(qa_device_open(device, &ms->dev, e));
     QA_TRY(load_configs(dirs, cfg, e));
     const qa_model_config *cp[2] = {dirs[0] ? &cfg[0] : NULL, dirs[1] ? &cfg[1] : NULL};
-    QA_TRY(qa_plan_compute(cp, lim, &ms->plan, e));
-    if (ms->dev.kind == QA_DEVICE_CUDA)
-        qa_plan_set_scratch(&ms->plan, qa_backend_cuda_scratch_need(&ms->plan.scratch_dims));
+    QA_TRY(qa_models_plan(cp, lim, device, &ms->plan, e));
     size_t free_b = 0, total_b = 0;
     QA_TRY(ms->dev.mem_info(ms->dev.ctx, &free_b, &total_b, e));
     QA_TRY(qa_models_check_fit(&ms->plan, ms->dev.name, free_b, e));

@@ -55,6 +55,11 @@ typedef struct qa_memory_report {
  * ("cpu", "cuda:N"). *out is a new qa_models (caller frees with qa_models_free) or NULL on failure, in
  * which case nothing stays allocated. Errors: QA_ERR_MODEL (folder/config/tensors), QA_ERR_OOM (plan
  * does not fit free memory or max_device_bytes; needed/available set), QA_ERR_INPUT (limits, device). */
+/* The plan load_models makes for these configs, limits and device ("cpu", "cuda[:N]"): the CPU
+ * formulas, with the CUDA backend's scratch on CUDA devices. plan() and memory_report() agree. */
+qa_status qa_models_plan(const qa_model_config *const cfgs[2], const qa_limits *lim, const char *device,
+                         qa_plan *p, qa_err *e);
+
 qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char *device, const qa_limits *lim,
                          qa_err *e);
 

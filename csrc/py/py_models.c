@@ -547,7 +547,7 @@ static PyObject *py_plan(PyObject *module, PyObject *args, PyObject *kw)
         cp[k] = &cfg[k];
     }
     qa_plan p;
-    if (qa_plan_compute(cp, &a.lim, &p, &e) != QA_OK)
+    if (qa_models_plan(cp, &a.lim, a.device, &p, &e) != QA_OK)
         return qa_py_raise(st, &e);
     return plan_dict(&p);
 }
