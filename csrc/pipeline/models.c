@@ -121,6 +121,11 @@ static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
         QA_TRY(qa_checkpoint_load(ck[k], qa_arena_region(&ms->arena, WEIGHT_REGION[k]), &ms->dev, &ms->model[k], e));
         ms->present[k] = 1;
     }
+    /* The KV cache is one block for the ASR's whole context, owned from load on (engine.c views it
+     * from the region's base): take it now so the report shows it in use. */
+    qa_region *kv = qa_models_kv(ms);
+    if (kv && kv->size && !qa_arena_take(kv, kv->size, e))
+        return e->code;
     return QA_OK;
 }
 
