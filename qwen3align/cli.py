@@ -155,7 +155,7 @@ def _emit(text: str, output):
 def cmd_align(a) -> int:
     import qwen3align as qa
 
-    from .progress import progress
+    from .progress import ChunkProgress, progress
 
     text = words = None
     if a.text is not None:
@@ -182,7 +182,7 @@ def cmd_align(a) -> int:
         elif a.context:
             kw["context"] = a.context
         with progress(f"aligning {name}" if (text or words) else f"transcribing and aligning {name}", quiet=a.quiet):
-            res = models.align(a.audio, **kw)
+            res = models.align(a.audio, progress=ChunkProgress(quiet=a.quiet), **kw)
     for w in getattr(res, "warnings", ()):
         print(f"qwen3align: warning: {w}", file=sys.stderr)
     _emit(format_alignment(res, fmt), a.output)
@@ -192,14 +192,15 @@ def cmd_align(a) -> int:
 def cmd_transcribe(a) -> int:
     import qwen3align as qa
 
-    from .progress import progress
+    from .progress import ChunkProgress, progress
 
     check_device(a.device)
     with progress("loading the ASR model", quiet=a.quiet):
         models = qa.load_models(**_load_kwargs(a, asr=a.asr))
     with models:
         with progress(f"transcribing {os.path.basename(a.audio)}", quiet=a.quiet):
-            res = models.transcribe(a.audio, language=a.language, context=a.context)
+            res = models.transcribe(a.audio, language=a.language, context=a.context,
+                                    progress=ChunkProgress(quiet=a.quiet))
     out = res.to_json(indent=2) + "\n" if a.format == "json" else str(res) + "\n"
     _emit(out, a.output)
     return EXIT_OK

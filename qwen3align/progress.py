@@ -99,3 +99,30 @@ class ProgressBar:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class ChunkProgress:
+    """A `progress(stage, done, total)` callback for Models.align/transcribe/align_batch that draws
+    one ProgressBar per stage with more than one step (chunks of long audio, items of a batch)."""
+
+    def __init__(self, *, quiet: bool = False, stream=None):
+        self.quiet, self.stream = quiet, stream
+        self.stage, self.bar, self.done = None, None, 0
+
+    def __call__(self, stage: str, done: int, total: int):
+        if total <= 1:
+            return
+        if stage != self.stage or self.bar is None:
+            self.close()
+            self.stage, self.done = stage, 0
+            self.bar = ProgressBar(total, stage, quiet=self.quiet, stream=self.stream)
+        if done > self.done:
+            self.bar.update(f"{done} of {total}", n=done - self.done)
+            self.done = done
+        if done >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

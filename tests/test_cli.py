@@ -36,6 +36,7 @@ class StubModels:
         return False
 
     def align(self, audio, **kw):
+        assert callable(kw.pop("progress"))  # the CLI's per-chunk bar (ChunkProgress)
         StubModels.calls.append(("align", audio, kw))
         exp = load_case("en_short")
         n = len(np.load(os.path.join(case_dir("en_short"), "audio16k.npy")))
@@ -43,6 +44,7 @@ class StubModels:
                             warnings=["stub warning"])
 
     def transcribe(self, audio, **kw):
+        assert callable(kw.pop("progress"))
         StubModels.calls.append(("transcribe", audio, kw))
         return qa.Transcription("hello there", "English", [1, 2])
 
@@ -279,3 +281,49 @@ def test_demo_runs(monkeypatch, tmp_path):
         assert all(a < b for a, b in zip(starts, starts[1:])) and starts[-1] - starts[0] > 1.0, starts
     else:
         assert "memory" in text and "plan" in text
+
+
+def test_chunk_progress_draws_one_bar_per_multi_step_stage():
+    import io
+
+    from qwen3align.progress import ChunkProgress
+
+    out = io.StringIO()
+    cb = ChunkProgress(stream=out)
+    cb("align", 0, 1)  # one step: no bar
+    for k in range(4):
+        cb("transcribe", k, 3)
+    for k in range(3):
+        cb("align", k, 2)
+    lines = out.getvalue().splitlines()
+    assert lines == ["[########----------------] 1/3 transcribe: 1 of 3",
+                     "[################--------] 2/3 transcribe: 2 of 3",
+                     "[########################] 3/3 transcribe: 3 of 3",
+                     "[############------------] 1/2 align: 1 of 2",
+                     "[########################] 2/2 align: 2 of 2"]
+    quiet = io.StringIO()
+    q = ChunkProgress(quiet=True, stream=quiet)
+    q("align", 1, 2)
+    assert quiet.getvalue() == ""
+
+
+def test_cli_align_long_audio_shows_a_chunk_bar(tmp_path):
+    """A clip longer than the chunk target: the CLI prints a bar line per chunk on stderr."""
+    import subprocess
+    import sys
+    import wave
+
+    import numpy as np
+
+    from conftest import FIXTURES, REPO, npy
+
+    x = npy("en_long", "audio16k.npy")
+    pcm = (np.concatenate([x] * 13) * 32767).astype("<i2")  # 213 s > the 180 s target
+    wav = tmp_path / "long.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(pcm.tobytes())
+    r = subprocess.run([sys.executable, "-m", "qwen3align", "align", str(wav), "--text", "hello world again",
+                        "--aligner", f"{FIXTURES}/aligner", "--format", "json"],
+                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "2/2 align: 2 of 2" in r.stderr, r.stderr
