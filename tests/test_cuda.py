@@ -481,3 +481,20 @@ def test_gpu_memory_report_equals_plan():
     p = qa.plan(**kw)
     assert rep["arena_bytes"] == p["arena_bytes"]
     assert rep["regions"] == p["regions"]
+
+
+@gpu_only
+def test_gpu_load_close_100_times_returns_device_memory():
+    """load_models/close 100 times on the GPU: the device's free memory comes back every time."""
+    import qwen3align as qa
+    from qwen3align import _qwen3align as C
+
+    kw = dict(aligner=os.path.join(FIXTURES, "aligner"), device="cuda:0", dtype="bfloat16", max_audio_seconds=30)
+    qa.load_models(**kw).close()  # the CUDA context and cuBLAS exist from here on
+    base = C._device_info("cuda:0")["free_bytes"]
+    for _ in range(100):
+        m = qa.load_models(**kw)
+        assert C._device_info("cuda:0")["free_bytes"] < base  # the arena is taken...
+        m.close()
+    after = C._device_info("cuda:0")["free_bytes"]
+    assert abs(after - base) <= 2 << 20, (base, after)  # ...and given back each time
