@@ -20,14 +20,20 @@
 static qa_cuda_ctx *ctx_of(const qa_backend *be) { return (qa_cuda_ctx *)be->ctx; }
 
 /* Run an op implementation on a usable context and note a CUDA failure as the breaking one. */
-#define RUN(be, e, expr)                                                                         \
+#define RUN_AS(be, e, name, expr)                                                                \
     do {                                                                                         \
         qa_cuda_ctx *run_c_ = ctx_of(be);                                                        \
         if (!run_c_)                                                                             \
             return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend used after destroy");               \
         QA_TRY(qa_cuda_ctx_enter(run_c_, e));                                                    \
-        return qa_cuda_ctx_note(run_c_, (expr), e);                                              \
+        if (!run_c_->prof)                                                                       \
+            return qa_cuda_ctx_note(run_c_, (expr), e);                                          \
+        qa_cuda_prof_begin(run_c_->prof, run_c_->stream);                                        \
+        qa_status run_s_ = (expr);                                                               \
+        qa_cuda_prof_end(run_c_->prof, run_c_->stream, (name));                                  \
+        return qa_cuda_ctx_note(run_c_, run_s_, e);                                              \
     } while (0)
+#define RUN(be, e, expr) RUN_AS(be, e, __func__, expr)
 
 /* Dimensions passed to cuBLAS / grids as int. */
 static qa_status int_dims(qa_err *e, const char *op, int n, const int64_t *v)
@@ -172,7 +178,8 @@ static qa_status gemm_impl(qa_backend *be, float *y, const float *x, const qa_te
 static qa_status be_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b, int64_t T,
                          int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e)
 {
-    RUN(be, e, gemm_impl(be, y, x, W, b, T, K, N, act, accumulate, e));
+    RUN_AS(be, e, T == 1 ? "gemm T=1" : W->ndim == 4 ? "gemm conv" : "gemm",
+           gemm_impl(be, y, x, W, b, T, K, N, act, accumulate, e));
 }
 
 /* ---- normalisation and positions ----------------------------------------------------------- */
@@ -259,7 +266,8 @@ static qa_status be_attention(qa_backend *be, float *out, const float *q, const 
                               int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0, int causal,
                               int64_t window, qa_err *e)
 {
-    RUN(be, e, attention_impl(be, out, q, k, v, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
+    RUN_AS(be, e, Tq == 1 ? "attention Tq=1" : window ? "attention window" : "attention causal",
+           attention_impl(be, out, q, k, v, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
 }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */

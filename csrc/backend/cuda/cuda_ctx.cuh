@@ -24,6 +24,8 @@ extern "C" {
 #include "../cuda_scratch.h"
 }
 
+typedef struct qa_cuda_prof qa_cuda_prof; /* profile.cu */
+
 typedef struct qa_cuda_ctx {
     int device;
     cudaStream_t stream;
@@ -42,6 +44,7 @@ typedef struct qa_cuda_ctx {
     unsigned long long n_dev_allocs, n_host_allocs; /* counted cudaMalloc / cudaMallocHost of this context */
     char name[256];             /* device name, for reports */
     int cc_major, cc_minor;
+    qa_cuda_prof *prof;         /* QA_CUDA_PROFILE=1 at open: per-op timing table (profile.cu), else NULL */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
 } qa_cuda_ctx;
 
@@ -65,6 +68,12 @@ qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t byte
 qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e);
 void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out);
 qa_status qa_cuda_mem_query(int device, size_t *free_bytes, size_t *total_bytes, qa_err *e);
+
+/* profile.cu: NULL unless QA_CUDA_PROFILE is set; begin/end bracket one op on stream s. */
+qa_cuda_prof *qa_cuda_prof_open(void);
+void qa_cuda_prof_begin(qa_cuda_prof *p, cudaStream_t s);
+void qa_cuda_prof_end(qa_cuda_prof *p, cudaStream_t s, const char *name);
+void qa_cuda_prof_close(qa_cuda_prof *p);
 
 /* gemm.cu */
 /* y[T, N] (row stride ldy) = x[T, K] (row stride ldx) @ W[N, K]^T + beta * y. W is BF16 (x is

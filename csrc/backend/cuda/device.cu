@@ -106,6 +106,7 @@ static void ctx_close(qa_cuda_ctx *c)
     cudaSetDevice(c->device);
     if (c->stream)
         cudaStreamSynchronize(c->stream);
+    qa_cuda_prof_close(c->prof);
     for (int i = 0; i < 2; i++) {
         if (c->pin[i])
             cudaFreeHost(c->pin[i]);
@@ -134,6 +135,8 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     const char *attn = getenv("QA_CUDA_ATTN"); /* "fp32": fall back to the FP32 attention kernel */
     c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
     qa_status s = open_handles(c, e);
+    if (s == QA_OK)
+        c->prof = qa_cuda_prof_open();
     if (s != QA_OK) {
         ctx_close(c);
         return s;
