@@ -54,7 +54,9 @@ def gelu(x):
 # ---- GEMM --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("T,K,N", [(37, 200, 96), (1, 64, 5000), (1100, 64, 40)])  # 1100 > staged rows
+# (1..4, K % 8 == 0): gemv.cu's decode path; (1, 36, ...): K not a multiple of 8 stays on cuBLAS
+@pytest.mark.parametrize("T,K,N", [(37, 200, 96), (1, 64, 5000), (1100, 64, 40), (2, 2048, 300), (3, 6144, 70),
+                                   (4, 8, 33), (1, 36, 50)])
 @pytest.mark.parametrize("wdt", [F32, BF16])
 def test_gemm_bias_gelu_accumulate(g, rng, T, K, N, wdt):
     skip_bf16_on_shim(wdt)
@@ -106,7 +108,8 @@ def test_layernorm(g, rng):
     assert_close_rel(g.get(y, (T, D)), ref, 1e-5, "layernorm")
 
 
-@pytest.mark.parametrize("T,D", [(33, 2048), (33 * 16, 128)])  # rows, and the per-head q/k norm view
+# rows, the per-head q/k norm view, one decode row, and D % 4 != 0 (the warp-per-row kernel)
+@pytest.mark.parametrize("T,D", [(33, 2048), (33 * 16, 128), (1, 2048), (5, 18)])
 def test_rmsnorm_in_place(g, rng, T, D):
     x = rng.standard_normal((T, D)).astype(np.float32)
     w = rng.standard_normal(D).astype(np.float32)
@@ -329,6 +332,28 @@ def test_argmax_ties_suppress_prob(g, rng):
     assert_close_rel(g.get(prob, R), ref_p, 1e-5, "argmax prob")
     g.call("argmax", idx, None, g.put(x), R, V, None, 0)
     assert g.get(idx, R, np.int32)[2] == 151 % V
+
+
+def test_argmax_split_rows_of_the_asr_vocabulary(g, rng):
+    """Few rows of 151,936 logits take the split path (partials per 4096-slice, then a fold)."""
+    import ctypes
+
+    R, V = 3, 151936
+    x = rng.standard_normal((R, V)).astype(np.float32)
+    x[0, [5000, 140000]] = 40.0      # tie across slices: the first index wins
+    x[1, 151645] = 70.0              # the EOS id, suppressed: the runner-up wins
+    x[1, 77] = 30.0
+    x[2, V - 1] = 25.0               # the last slice (shorter than 4096)
+    idx, prob = g.empty(R, np.int32), g.empty(R)
+    sup = (ctypes.c_int32 * 2)(151643, 151645)
+    g.call("argmax", idx, prob, g.put(x), R, V, sup, 2)
+    xs = x.astype(np.float64).copy()
+    xs[:, [151643, 151645]] = -np.inf
+    ref_idx = xs.argmax(1)
+    e = np.exp(xs - xs.max(1, keepdims=True))
+    np.testing.assert_array_equal(g.get(idx, R, np.int32), ref_idx)
+    assert list(ref_idx) == [5000, 77, V - 1]
+    assert_close_rel(g.get(prob, R), e[np.arange(R), ref_idx] / e.sum(1), 1e-5, "split argmax prob")
 
 
 # ---- memory discipline and errors -----------------------------------------------------------------

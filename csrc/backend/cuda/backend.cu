@@ -365,10 +365,13 @@ static qa_status be_embed(qa_backend *be, float *y, const qa_tensor *table, cons
     RUN(be, e, embed_impl(ctx_of(be), y, table, ids, T, e));
 }
 
-static qa_status argmax_impl(qa_cuda_ctx *c, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
+static qa_status argmax_impl(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
                              const int32_t *suppress, int n_suppress, qa_err *e)
 {
+    qa_cuda_ctx *c = ctx_of(be);
     INT_DIMS(e, "argmax", R, V);
+    if (be->scratch) /* the split path's partials; without scratch, one block per row */
+        QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
     if (n_suppress < 0 || n_suppress > QA_CU_MAX_SUPPRESS)
         return QA_FAIL(e, QA_ERR_INTERNAL, "argmax: %d suppressed ids, at most %d", n_suppress, QA_CU_MAX_SUPPRESS);
     qa_cu_suppress sup;
@@ -376,13 +379,14 @@ static qa_status argmax_impl(qa_cuda_ctx *c, int32_t *idx, float *prob, const fl
     sup.n = n_suppress;
     for (int i = 0; i < n_suppress; i++)
         sup.ids[i] = suppress[i];
-    return qa_cu_argmax(c->stream, idx, prob, x, (int)R, (int)V, &sup, e);
+    return qa_cu_argmax(c->stream, idx, prob, x, (int)R, (int)V, &sup, be->scratch ? c->work : NULL,
+                        be->scratch ? c->work_bytes : 0, e);
 }
 
 static qa_status be_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
                            const int32_t *suppress, int n_suppress, qa_err *e)
 {
-    RUN(be, e, argmax_impl(ctx_of(be), idx, prob, x, R, V, suppress, n_suppress, e));
+    RUN(be, e, argmax_impl(be, idx, prob, x, R, V, suppress, n_suppress, e));
 }
 
 /* ---- the table -------------------------------------------------------------------------------- */

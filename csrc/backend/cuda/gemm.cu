@@ -4,7 +4,8 @@
  * y^T = W x^T: GemmEx(OP_T, OP_N, m = N, n = T, k = K, A = W (ld K), B = x (ld ldx), C = y (ld ldy)).
  * BF16 weights: the FP32 activation rows are rounded to BF16 into the scratch work area (in row
  * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
- * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32.
+ * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32. One to four
+ * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth.
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
  * cuBLAS runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
@@ -40,6 +41,8 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
                                         CUBLAS_GEMM_DEFAULT));
         return QA_OK;
     }
+    if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) /* decode rows: a bandwidth-bound pass over W */
+        return qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e);
     int rows = 0;
     QA_TRY(stage_rows(c, K, T, &rows, e));
     for (int t0 = 0; t0 < T; t0 += rows) {

@@ -96,16 +96,32 @@ qa_status qa_cu_convert(cudaStream_t s, void *dst, qa_dtype dt, const void *src,
 qa_status qa_cu_embed(cudaStream_t s, float *out, const void *table, qa_dtype wt, const int32_t *ids, int T,
                       int D, int V, int *bad, qa_err *e);
 
+/* ---- gemv.cu ---------------------------------------------------------------------------------- */
+#define QA_CU_GEMV_MAX_ROWS 4
+/* Whether qa_cu_gemv_bf16 takes these operands: 1..4 rows, K % 8 == 0, 16-byte aligned x rows and W. */
+int qa_cu_gemv_bf16_fits(const float *x, int ldx, const void *W, int T, int K);
+/* y[T, N] (stride ldy) = bf16(x[T, K]) (stride ldx) W[N, K]^T + beta y, W BF16 row-major, FP32 sums. */
+qa_status qa_cu_gemv_bf16(cudaStream_t s, float *y, int ldy, const float *x, int ldx, const void *W, int T, int N,
+                          int K, float beta, qa_err *e);
+
 /* ---- argmax.cu -------------------------------------------------------------------------------- */
 #define QA_CU_MAX_SUPPRESS 16
 typedef struct qa_cu_suppress { /* ids treated as -inf, passed by value to the kernel */
     int n;
     int ids[QA_CU_MAX_SUPPRESS];
 } qa_cu_suppress;
+typedef struct qa_cu_argmax_part { /* one block's slice of a row: max, its first index, sum exp(x - max) */
+    float m;
+    int i;
+    float s;
+} qa_cu_argmax_part;
+#define QA_CU_ARGMAX_SLICE 4096 /* logits per block when a long row is split */
+/* Bytes of work area the split path needs for R rows of N (0: one block per row). */
+size_t qa_cu_argmax_split_bytes(int R, int N);
 /* Per row r < R of x [R, N]: idx[r] = first argmax (torch semantics), prob[r] = softmax(x[r])[idx]
- * (prob may be NULL). */
+ * (prob may be NULL). work: device scratch for the split path (used when work_bytes suffices). */
 qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
-                       const qa_cu_suppress *sup, qa_err *e);
+                       const qa_cu_suppress *sup, void *work, size_t work_bytes, qa_err *e);
 
 /* ---- conv.cu ---------------------------------------------------------------------------------- */
 /* y[n, 0, m, t] = feat[m*ld + f] if f = frame0 + n*L + t < valid, else 0 (backend.h mel_chunks). */
