@@ -61,12 +61,42 @@ def _resolve_device(device, require=True):
     raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
 
-def _load_tokenizer(folder):
-    """Load and validate the tokenizer of a checkpoint folder eagerly (qwen3align.Tokenizer);
-    None in a build without the Tokenizer type."""
-    if not hasattr(_qwen3align, "Tokenizer") or not os.path.isdir(folder):
-        return None  # a missing folder is reported by the C loader with its own message
-    return _qwen3align.Tokenizer(folder)
+_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json")  # what Tokenizer(folder) reads
+
+
+def _tokenizer_key(folder):
+    """The tokenizer files' contents, hashed: equal keys load equal tokenizers."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name in _TOKENIZER_FILES:
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                h.update(hashlib.sha1(f.read()).digest())
+        except OSError:
+            return None  # the loader reports the missing or unreadable file
+    return h.hexdigest()
+
+
+def _load_tokenizers(folders):
+    """Load and validate each checkpoint folder's tokenizer eagerly (qwen3align.Tokenizer; None in a
+    build without the type). The Qwen3 aligner and ASR checkpoints ship the same files, so one
+    instance (~40 MB of tables) serves both when the contents are equal."""
+    out, by_key = {}, {}
+    for kind, folder in folders.items():
+        if folder is None:
+            continue
+        if not hasattr(_qwen3align, "Tokenizer") or not os.path.isdir(folder):
+            out[kind] = None  # a missing folder is reported by the C loader with its own message
+            continue
+        key = _tokenizer_key(folder)
+        tok = by_key.get(key) if key is not None else None
+        if tok is None:
+            tok = _qwen3align.Tokenizer(folder)
+            if key is not None:
+                by_key[key] = tok
+        out[kind] = tok
+    return out
 
 
 class Models(_qwen3align.Models):
@@ -80,7 +110,7 @@ class Models(_qwen3align.Models):
         self.tokenizers = {}
         super().__init__(aligner, asr, device=device, **limits)  # configs, plan, OOM check, weights
         try:
-            self.tokenizers = {k: _load_tokenizer(f) for k, f in self.folders.items() if f is not None}
+            self.tokenizers = _load_tokenizers(self.folders)
             if device.startswith("cuda"):
                 self._warm_up()
         except BaseException:

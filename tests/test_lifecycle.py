@@ -134,3 +134,10 @@ def test_failed_loads_between_good_ones():
         with qa.load_models(aligner=ALIGNER, device="cpu", max_audio_seconds=30) as again:
             check(again)
         check(live)
+
+
+def test_identical_tokenizer_files_load_one_tokenizer():
+    """The aligner and ASR checkpoints ship the same tokenizer files: one instance serves both."""
+    with qa.load_models(aligner=ALIGNER, asr=ASR, device="cpu") as m:
+        assert m.tokenizers["aligner"] is m.tokenizers["asr"]
+        assert m.tokenizers["asr"].encode("hello world") == m.tokenizers["aligner"].encode("hello world")
