@@ -12,6 +12,9 @@ transcribe: load_audio -> log_mel -> asr_prompt_ids (context, optional forced la
 generation with the KV cache (C engine) -> decode -> parse_asr_output (§8).
 Limits are checked here with messages naming them (max_audio_seconds of load_models, the aligner's
 300 s); the engine checks the plan again (frames, tokens) before computing.
+On CUDA the engine takes the samples and computes log_mel on the device (the *_from_audio entries:
+upload, mel, encoder, decoder without a host round trip); on the CPU the host log_mel (the same
+frontend/mel.c code) feeds the feature entries, as before.
 """
 import warnings as _warnings
 
@@ -58,6 +61,17 @@ def _samples(audio, sample_rate, models, kind):
     return x
 
 
+def _mel_frames(n_samples):
+    """Valid mel frames of a clip (frontend/mel.c qa_mel_frames: zero-padded to 8000 samples, hop 160)."""
+    return max(n_samples, 8000) // 160
+
+
+def _device_mel(models):
+    """True when the engine should compute the features itself (CUDA: the request stays on the device).
+    models._host_mel = True forces the host log_mel path (tests compare the two)."""
+    return str(getattr(models, "device", "cpu")).startswith("cuda") and not getattr(models, "_host_mel", False)
+
+
 def _check_words(words):
     if isinstance(words, str) or not all(isinstance(w, str) and w.strip() for w in words):
         raise InputError("words must be a list of non-empty strings")
@@ -75,7 +89,8 @@ def transcribe(models, audio, language=None, *, context="", sample_rate=None, ma
         raise InputError(f"context must be a str, not {type(context).__name__}")
     forced = normalize_language(language)
     x = _samples16k if _samples16k is not None else _samples(audio, sample_rate, models, "asr")
-    feats, frames = log_mel(x)
+    device_mel = _device_mel(models)
+    feats, frames = (None, _mel_frames(len(x))) if device_mel else log_mel(x)
     tok = _tokenizer(models, "asr")
     prompt = np.asarray(asr_prompt_ids(tok, audio_token_count(frames), forced, context), np.int32)
     limit = models._plan()["limits"]["max_new_tokens"]
@@ -85,7 +100,10 @@ def transcribe(models, audio, language=None, *, context="", sample_rate=None, ma
     max_new = limit if max_new_tokens is None else int(max_new_tokens)
     if max_new > limit:  # also keeps huge Python ints away from the C call's Py_ssize_t
         raise InputError(f"max_new_tokens {max_new} exceeds the plan's max_new_tokens {limit} (load_models)")
-    ids, _ = models.asr_generate(feats, frames, prompt, max_new)
+    if device_mel:
+        ids, _ = models.asr_generate_from_audio(x, prompt, max_new)
+    else:
+        ids, _ = models.asr_generate(feats, frames, prompt, max_new)
     notes = []
     if len(ids) == max_new:
         notes.append(f"the transcript stopped at max_new_tokens={max_new} (it may be cut)")
@@ -138,9 +156,13 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
 
 
 def _align_words(models, x, words, text, language, notes):
-    feats, frames = log_mel(x)
+    device_mel = _device_mel(models)
+    feats, frames = (None, _mel_frames(len(x))) if device_mel else log_mel(x)
     ids = np.asarray(aligner_prompt_ids(_tokenizer(models, "aligner"), words, audio_token_count(frames)), np.int32)
-    classes, probs = models._align_forward(feats, frames, ids)
+    if device_mel:
+        classes, probs = models._align_forward_audio(x, ids)
+    else:
+        classes, probs = models._align_forward(feats, frames, ids)
     segment_ms = models._config("aligner")["timestamp_segment_ms"]
     ms = repair_timestamps([float(c) * segment_ms for c in classes.tolist()])
     items = [AlignItem(w, round(ms[2 * i] / 1000.0, 3), round(ms[2 * i + 1] / 1000.0, 3),

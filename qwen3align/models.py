@@ -127,12 +127,19 @@ class Models(_qwen3align.Models):
         from .frontend import aligner_prompt_ids, asr_prompt_ids
 
         feats = np.zeros((128, 100), np.float32)  # 1 s: 13 audio tokens
+        audio = np.zeros(16000, np.float32)
         for kind in self.loaded:
             tok = self.tokenizers[kind]
             if kind == "aligner":
                 self._align_forward(feats, 100, np.array(aligner_prompt_ids(tok, ["a"], 13), np.int32))
+                self._align_forward_audio(audio, np.array(aligner_prompt_ids(tok, ["a"], 13), np.int32))
             else:
                 self.asr_generate(feats, 100, np.array(asr_prompt_ids(tok, 13), np.int32), 2, 2)
+                self.asr_generate_from_audio(audio, np.array(asr_prompt_ids(tok, 13), np.int32), 2, 2)
+        # the device log-mel at its full tile size (backend.h QA_MEL_TILE_FRAMES, 2048 frames) or the
+        # plan's longest clip, so that its GEMMs' kernels are loaded now too
+        frames = min(2048, max(m["mel_frames"] for m in self._plan()["models"].values()))
+        self.mel_features(np.zeros(frames * 160, np.float32))
 
     @property
     def loaded(self):

@@ -75,6 +75,8 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("chunk_flatten", S, [P, P, I64, I64, I64, I64, EP]),
     ("embed", S, [P, TP, P, I64, EP]),
     ("argmax", S, [P, P, P, I64, I64, C.POINTER(C.c_int32), C.c_int, EP]),
+    ("mel_tables", S, [P, P, EP]),
+    ("log_mel", S, [P, P, I64, P, P, C.c_size_t, EP]),
 ]
 
 

@@ -414,6 +414,131 @@ def test_sticky_error_marks_backend_unusable():
     assert "SECOND" in out.stdout and "unusable" in out.stdout, out.stdout + out.stderr
 
 
+# ---- log-mel (backend.h mel_tables / log_mel; mel.cu) ---------------------------------------------
+
+
+def slaney_filters():
+    """frontend/mel.c's filters [128, 201] rebuilt in float64 and rounded (equal to within float rounding)."""
+    def hz_to_mel(hz):
+        return np.where(hz < 1000, 3 * hz / 200, 15 + np.log(np.maximum(hz, 1e-9) / 1000) * 27 / np.log(6.4))
+
+    def mel_to_hz(m):
+        return np.where(m < 15, 200 * m / 3, 1000 * np.exp(np.log(6.4) / 27 * (m - 15)))
+
+    hi = float(hz_to_mel(np.array(8000.0)))
+    pts = np.arange(130) * (hi / 129)
+    pts[-1] = hi
+    e = mel_to_hz(pts)
+    hz = np.arange(201) * 8000 / 200
+    w = np.zeros((128, 201))
+    for m in range(128):
+        down, up = (hz - e[m]) / (e[m + 1] - e[m]), (e[m + 2] - hz) / (e[m + 2] - e[m + 1])
+        w[m] = np.maximum(0, np.minimum(down, up)) * 2 / (e[m + 2] - e[m])
+    return np.ascontiguousarray(w, np.float32)
+
+
+def mel_work_bytes(n):
+    """backend.h qa_mel_work_bytes."""
+    a = lambda x: (x + 255) & ~255  # noqa: E731
+    t = max(n, 8000) // 160
+    f = min(t, 2048)
+    return max(a((f + 2) * 160 * 8) + a(f * 402 * 8) + a(f * 201 * 4) + 256, 256 << 10)
+
+
+MEL_TABLE_BYTES = 402 * 400 * 8 + 128 * 201 * 4  # backend.h QA_MEL_TABLE_BYTES
+
+
+def mel_audio(name):
+    """Fixture audio by case name, or random audio 'random_<seconds>' (speech-like level 0.1)."""
+    if name.startswith("random_"):
+        secs = float(name.split("_")[1])
+        return (0.1 * np.random.default_rng(int(secs)).standard_normal(int(secs * 16000))).astype(np.float32)
+    return npy(name, "audio16k.npy")
+
+
+MEL_AUDIO = list(CASES) + ["random_1", "random_60", "random_300"]
+
+
+@pytest.mark.parametrize("name", list(CASES) + ["random_1", "random_13.3"])
+def test_log_mel_op_matches_frontend(g, name):
+    """The op alone (ctypes): tables at load, then samples in device memory -> features [128, T]."""
+    import qwen3align as qa
+
+    x = mel_audio(name)
+    ref, T = qa.log_mel(x)
+    tables = g.take(MEL_TABLE_BYTES)
+    filters = slaney_filters()
+    g.call("mel_tables", tables, filters.ctypes.data)
+    xs, feat, work = g.put(x), g.empty((128, T)), g.take(mel_work_bytes(len(x)))
+    g.call("log_mel", feat, xs, len(x), tables, work, mel_work_bytes(len(x)))
+    out = g.get(feat, (128, T))
+    err = np.abs(out - ref[:, :T])
+    print(f"log_mel op {name}: {T} frames, max abs diff vs frontend {err.max():.2e}")
+    assert err.max() <= 1e-5, f"max abs diff {err.max():.2e} at {np.unravel_index(err.argmax(), err.shape)}"
+
+
+@pytest.fixture(scope="module")
+def mel_models():
+    import qwen3align as qa
+
+    if not os.path.isdir(os.path.join(FIXTURES, "aligner")):
+        pytest.skip("fixture checkpoint aligner/ not present")
+    with qa.load_models(aligner=os.path.join(FIXTURES, "aligner"), device="cuda:0", dtype="float32",
+                        max_audio_seconds=300) as m:
+        yield m
+
+
+@gpu_only
+@pytest.mark.parametrize("name", MEL_AUDIO)
+def test_cuda_mel_matches_cpu_mel(mel_models, name):
+    """Models.mel_features on the GPU (FP64 DFT GEMM, FP32 filterbank, device max) vs the CPU log_mel."""
+    import qwen3align as qa
+
+    x = mel_audio(name)
+    ref, T = qa.log_mel(x)
+    out = mel_models.mel_features(x)
+    err = np.abs(out - ref[:, :T])
+    print(f"cuda mel {name}: {len(x)} samples, {T} frames, max abs diff vs CPU {err.max():.2e}")
+    assert out.shape == (128, T)
+    assert err.max() <= 1e-5, f"max abs diff {err.max():.2e} at {np.unravel_index(err.argmax(), err.shape)}"
+    assert mel_models.memory_report()["allocations_after_load"] == 0
+
+
+@gpu_only
+def test_cuda_mel_of_silence_and_short_clips(mel_models):
+    import qwen3align as qa
+
+    assert np.all(mel_models.mel_features(np.zeros(12345, np.float32)) == -1.5)
+    x = mel_audio("random_1")[:3000]
+    np.testing.assert_allclose(mel_models.mel_features(x), qa.log_mel(x)[0][:, :50], atol=1e-5, rtol=0)
+
+
+@gpu_only
+def test_cuda_align_and_transcribe_same_with_device_mel():
+    """align()/transcribe() on CUDA (float32): features computed on the device give the results of the
+    host-features path (Models._host_mel = True), item by item and token by token."""
+    import qwen3align as qa
+    from conftest import load_case
+
+    if not os.path.isdir(os.path.join(FIXTURES, "asr")):
+        pytest.skip("fixture checkpoints not present")
+    with qa.load_models(aligner=os.path.join(FIXTURES, "aligner"), asr=os.path.join(FIXTURES, "asr"),
+                        device="cuda:0", dtype="float32", max_audio_seconds=30, max_new_tokens=16) as m:
+        for case in CASES:
+            exp, x = load_case(case), npy(case, "audio16k.npy")
+            runs = []
+            for host in (True, False):
+                m._host_mel = host
+                a = m.align((x, 16000), words=exp["words"], language=exp["language"])
+                t = m.transcribe((x, 16000), max_new_tokens=16)
+                runs.append(([(i.text, i.start, i.end) for i in a], [i.confidence for i in a], t.tokens, t.text))
+            (ha, hc, ht, htx), (da, dc, dt, dtx) = runs
+            assert da == ha, case
+            np.testing.assert_allclose(dc, hc, rtol=1e-4, atol=1e-6)
+            assert (dt, dtx) == (ht, htx), case
+        assert m.memory_report()["allocations_after_load"] == 0
+
+
 # ---- whole model, float32 on the GPU ---------------------------------------------------------------
 
 
@@ -476,6 +601,7 @@ def test_gpu_requests_allocate_nothing_after_load():
     for case in ("en_short", "tiny"):
         feat, frames = features(case)
         m.aligner_logits(feat, frames, npy(case, "aligner_input_ids.npy"))
+        m.aligner_logits_from_audio(npy(case, "audio16k.npy"), npy(case, "aligner_input_ids.npy"))
     rep = m._memory_report()
     assert rep["allocations_after_load"] == 0, rep
     assert rep["device"] == "cuda:0"

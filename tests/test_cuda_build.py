@@ -148,6 +148,7 @@ def test_op_tests_dry_run_on_the_cpu_shim(tmp_path):
     lib = tmp_path / "libqa_cuda_shim.so"
     cpu = sorted(glob.glob(os.path.join(REPO, "csrc", "backend", "cpu", "*.c")))
     core = [os.path.join(REPO, "csrc", "core", f) for f in ("status.c", "alloc.c")]
+    core += [os.path.join(REPO, "csrc", "frontend", f) for f in ("mel.c", "fft.c")]  # the CPU log_mel op
     deps = []  # the GPU box's OpenBLAS lives in the QA_DEPS_PREFIX folder (bench/gpu_run.sh)
     if os.environ.get("QA_DEPS_PREFIX"):
         usr = os.path.join(os.environ["QA_DEPS_PREFIX"], "usr")

@@ -25,8 +25,10 @@ def test_report_equals_plan_and_tensor_sizes(dtype):
         assert r["regions"]["weights/asr"] == header_weight_bytes("asr-sharded", dtype)
         assert r["regions_used"] == {"weights/aligner": r["regions"]["weights/aligner"],
                                      "weights/asr": r["regions"]["weights/asr"],
-                                     "kv/asr": r["regions"]["kv/asr"], "workspace": 0}  # the KV cache is held from load on
-        assert r["used_bytes"] == r["regions"]["weights/aligner"] + r["regions"]["weights/asr"] + r["regions"]["kv/asr"]
+                                     "kv/asr": r["regions"]["kv/asr"], "mel/tables": r["regions"]["mel/tables"],
+                                     "workspace": 0}  # the KV cache and the log-mel tables are held from load on
+        assert r["used_bytes"] == (r["regions"]["weights/aligner"] + r["regions"]["weights/asr"] + r["regions"]["kv/asr"]
+                                   + r["regions"]["mel/tables"])
         assert r["allocations_after_load"] == 0
         assert r["device"] == "cpu" and 0 < r["device_free_bytes"] <= r["device_total_bytes"]
         assert m.plan()["regions"] == p["regions"]

@@ -28,6 +28,11 @@ def _audio_prompt(cfg, frames, extra):
     return np.array([151669] + [151676] * n13 + [151670] + text, np.int32)
 
 
+def _limit_samples(frames):
+    """Random audio of frames * 160 + 159 samples: the longest clip with `frames` mel frames."""
+    return (0.1 * np.random.default_rng(2).standard_normal(frames * 160 + 159)).astype(np.float32)
+
+
 def test_workspace_peak_equals_plan_at_the_limits():
     from qwen3align._qwen3align import Models
 
@@ -38,6 +43,9 @@ def test_workspace_peak_equals_plan_at_the_limits():
     assert len(ids) == plan["seq_tokens"]
     feat = np.random.default_rng(0).standard_normal((128, frames)).astype(np.float32)
     m._align_forward(feat, frames, ids)
+    # from samples: the most samples that still give `frames` (the plan's qa_plan_workspace_mel); with
+    # these tiny models the samples + log_mel work outweigh the audio tower, so this request is the peak
+    m._align_forward_audio(_limit_samples(frames), ids)
     rep = m._memory_report()
     assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
 
@@ -52,6 +60,8 @@ def test_asr_workspace_peak_equals_plan_at_the_limits():
     ids = np.array([151644, 8948, 198] + [151676] * n_audio + [198] * (plan["seq_tokens"] - n_audio - 3), np.int32)
     feat = np.random.default_rng(1).standard_normal((128, frames)).astype(np.float32)
     out, first = m.asr_generate(feat, frames, ids, 4, 4)
+    assert len(out) == 4 and first.shape == (152064,)
+    out, first = m.asr_generate_from_audio(_limit_samples(frames), ids, 4, 4)
     assert len(out) == 4 and first.shape == (152064,)
     rep = m._memory_report()
     assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep

@@ -49,7 +49,9 @@ def test_preset_weight_bytes_match_parameter_counts(name):
 
 def test_both_presets_with_no_files():
     p = qa.plan(aligner="Qwen3-ForcedAligner-0.6B", asr="Qwen3-ASR-1.7B")
-    assert list(p["regions"]) == ["weights/aligner", "weights/asr", "kv/asr", "workspace"]
+    assert list(p["regions"]) == ["weights/aligner", "weights/asr", "kv/asr", "mel/tables", "workspace"]
+    # the log-mel DFT matrix (FP64 402 x 400) and Slaney filters (FP32 128 x 201), backend.h
+    assert p["regions"]["mel/tables"] == aligned(402 * 400 * 8 + 128 * 201 * 4)
     assert p["arena_bytes"] == sum(p["regions"].values())
     assert all(v % ALIGN == 0 for v in p["regions"].values())
     assert p["regions"]["workspace"] == max(m["workspace_bytes"] for m in p["models"].values())

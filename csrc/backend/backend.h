@@ -38,9 +38,11 @@
 
 #include "../core/cancel.h"
 #include "../core/status.h"
+#include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 3 /* 2: qa_backend.cancel; 3: qa_backend.dtype (layout changes) */
+#define QA_BACKEND_API_VERSION 4 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel
+                                  * (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -60,6 +62,40 @@ typedef struct qa_scratch_dims {
     int64_t max_gemm_n;    /* widest GEMM output N */
     int64_t max_im2col;    /* most elements of one conv2d im2col matrix: Cin*9*Ho*Wo of one chunk */
 } qa_scratch_dims;
+
+/* ---- log-mel on the backend: constant tables and per-request work (memory/plan.c sizes with these) ----
+ * Tables (the arena's fixed "mel/tables" region, filled once at load by mel_tables): the
+ * window-premultiplied DFT matrix, FP64 [2·F, n_fft] (rows k: w·cos, rows F + k: −w·sin, F = 201
+ * onesided bins), then the Slaney filters FP32 [M, F]. Only CUDA reads them (the CPU backend runs
+ * frontend/mel.c, which rebuilds its small tables per call in the work area), but the region is
+ * planned on every device so that the plan differs between devices by the scratch only.
+ * Work (workspace, per request): CUDA processes QA_MEL_TILE_FRAMES frames at a time: padded samples
+ * FP64 [(F_t + 2)·hop], spectrum FP64 [F_t, 2·F], power FP32 [F_t, F], and one int for the max;
+ * the CPU needs frontend/mel.c's workspace (qa_mel_workspace_bytes(), ~150 KB, checked at run time
+ * against QA_MEL_CPU_WORK_BYTES). */
+#define QA_MEL_FREQS (QA_MEL_N_FFT / 2 + 1)
+#define QA_MEL_TILE_FRAMES 2048
+#define QA_MEL_DFT_BYTES ((size_t)2 * QA_MEL_FREQS * QA_MEL_N_FFT * sizeof(double))
+#define QA_MEL_TABLE_BYTES (QA_MEL_DFT_BYTES + (size_t)QA_MEL_BINS * QA_MEL_FREQS * sizeof(float))
+#define QA_MEL_CPU_WORK_BYTES ((size_t)256 << 10)
+
+/* Valid frames of n samples (frontend/mel.c qa_mel_frames, for code that cannot link mel.c). */
+static inline int64_t qa_backend_mel_frames(int64_t n)
+{
+    return (n < QA_MEL_MIN_SAMPLES ? QA_MEL_MIN_SAMPLES : n) / QA_MEL_HOP;
+}
+
+static inline size_t qa_mel_align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+/* Bytes of log_mel's work area for n samples (the larger of the two backends' needs). */
+static inline size_t qa_mel_work_bytes(int64_t n)
+{
+    int64_t T = qa_backend_mel_frames(n), F = T < QA_MEL_TILE_FRAMES ? T : QA_MEL_TILE_FRAMES;
+    size_t cuda = qa_mel_align256((size_t)(F + 2) * QA_MEL_HOP * sizeof(double)) +
+                  qa_mel_align256((size_t)F * 2 * QA_MEL_FREQS * sizeof(double)) +
+                  qa_mel_align256((size_t)F * QA_MEL_FREQS * sizeof(float)) + 256;
+    return cuda > QA_MEL_CPU_WORK_BYTES ? cuda : QA_MEL_CPU_WORK_BYTES;
+}
 
 typedef struct qa_backend qa_backend;
 
@@ -191,6 +227,23 @@ struct qa_backend {
      * memory; prob may be NULL. */
     qa_status (*argmax)(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R,
                         int64_t V, const int32_t *suppress, int n_suppress, qa_err *e);
+
+    /* ---- log-mel features (API 4) ------------------------------------------------------------- */
+
+    /* Once at load: fill tables (QA_MEL_TABLE_BYTES of backend memory, see above) from
+     * filters_host (HOST [M, 201], frontend/mel.c qa_mel_filters). CUDA builds the DFT matrix on the
+     * device from its formula and uploads the filters; the CPU has nothing to do. */
+    qa_status (*mel_tables)(qa_backend *be, void *tables, const float *filters_host, qa_err *e);
+
+    /* feat[M, T] (row stride T = qa_backend_mel_frames(n)) = frontend/mel.c's log-mel of samples[n]
+     * (16 kHz, backend memory, finite: the engine checks them on the host): reflect-padded STFT
+     * (n_fft 400, hop 160, periodic Hann), power, Slaney filters, log10(max(x, 1e-10)), floor at
+     * (max over the whole clip − 8), (x + 4) / 4; clips under 8000 samples count as zero-padded.
+     * tables: as filled by mel_tables; work: work_bytes >= qa_mel_work_bytes(n) of backend memory.
+     * CPU: exactly frontend/mel.c. CUDA: FP64 DFT GEMM, FP32 filterbank GEMM, the max reduced on the
+     * device (no host sync); within ~1e-6 of the CPU. */
+    qa_status (*log_mel)(qa_backend *be, float *feat, const float *samples, int64_t n, const void *tables,
+                         void *work, size_t work_bytes, qa_err *e);
 };
 
 /* The CPU backend's scratch_need as a plain function (memory/plan.c sizes the workspace with it). */

@@ -150,8 +150,20 @@ static float frame_log_mel(const mel_work *w, const mel_filters *f, float *out, 
     return mx;
 }
 
+void qa_mel_filters(float *w)
+{
+    mel_filters f;
+    build_filters(w, &f);
+}
+
 qa_status qa_log_mel(const float *audio, size_t n, float *out, void *workspace, size_t workspace_bytes,
                      qa_err *e)
+{
+    return qa_log_mel_ld(audio, n, out, qa_mel_frames_padded(n), workspace, workspace_bytes, e);
+}
+
+qa_status qa_log_mel_ld(const float *audio, size_t n, float *out, size_t ld, void *workspace,
+                        size_t workspace_bytes, qa_err *e)
 {
     if (workspace_bytes < qa_mel_workspace_bytes() || (uintptr_t)workspace % sizeof(double) != 0)
         return QA_FAIL(e, QA_ERR_INPUT, "log_mel: workspace of %zu bytes at %p, needs %zu bytes, 8-byte aligned",
@@ -166,21 +178,23 @@ qa_status qa_log_mel(const float *audio, size_t n, float *out, void *workspace, 
     build_window(w->window);
     build_filters((float *)((char *)workspace + WS_FILTERS), &f);
     size_t n_pad = n < QA_MEL_MIN_SAMPLES ? QA_MEL_MIN_SAMPLES : n;
-    size_t T = qa_mel_frames(n), Tp = qa_mel_frames_padded(n);
+    size_t T = qa_mel_frames(n);
+    if (ld < T)
+        return QA_FAIL(e, QA_ERR_INPUT, "log_mel: row stride %zu is shorter than the %zu frames", ld, T);
     float mx = -INFINITY;
     for (size_t t = 0; t < T; t++) {
         fill_frame(audio, n, n_pad, t, w->window, w->frame);
         qa_fft_real(&w->plan, w->frame, w->spec_re, w->spec_im, w->scratch);
-        float v = frame_log_mel(w, &f, out, Tp, t);
+        float v = frame_log_mel(w, &f, out, ld, t);
         mx = v > mx ? v : mx;
     }
     /* Whisper's dynamic-range floor over the whole clip, then the (x + 4) / 4 scaling. */
     float floor_v = mx - 8.0f;
     for (size_t m = 0; m < QA_MEL_BINS; m++) {
-        float *row = out + m * Tp;
+        float *row = out + m * ld;
         for (size_t t = 0; t < T; t++)
             row[t] = ((row[t] > floor_v ? row[t] : floor_v) + 4.0f) / 4.0f;
-        for (size_t t = T; t < Tp; t++)
+        for (size_t t = T; t < ld; t++)
             row[t] = 0.0f;
     }
     return QA_OK;

@@ -31,4 +31,14 @@ size_t qa_mel_workspace_bytes(void);
 qa_status qa_log_mel(const float *audio, size_t n, float *out, void *workspace, size_t workspace_bytes,
                      qa_err *e);
 
+/* qa_log_mel with an explicit row stride: out [QA_MEL_BINS, ld], ld >= qa_mel_frames(n); columns
+ * [qa_mel_frames(n), ld) are set to 0.0 (ld == qa_mel_frames(n): the valid frames only, as the
+ * engine's feature buffer holds them). Same numbers as qa_log_mel, bit for bit. */
+qa_status qa_log_mel_ld(const float *audio, size_t n, float *out, size_t ld, void *workspace,
+                        size_t workspace_bytes, qa_err *e);
+
+/* The Slaney mel filters qa_log_mel uses: w [QA_MEL_BINS, QA_MEL_N_FFT / 2 + 1] float32 (caller's
+ * buffer), computed in float64 and rounded once (what the CUDA backend uploads at load). */
+void qa_mel_filters(float *w);
+
 #endif

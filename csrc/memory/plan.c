@@ -59,13 +59,23 @@ size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames)
     return fb(K * Tc * E) + max3(front, layer, post);
 }
 
-/* Prompt embedding (pipeline/inputs.c): ids int32 [T], features [M, frames], audio embeddings [N, D],
- * then the encoder's temporaries. T = 0 for an audio-only request. */
+/* Features from samples on the backend (pipeline/inputs.c, above the features): the samples float32
+ * [n] and the log_mel op's work area (backend.h qa_mel_work_bytes), both released before the tower
+ * runs. n = the most samples that still give mel_frames frames (mel_frames·160 + 159). */
+size_t qa_plan_workspace_mel(int64_t mel_frames)
+{
+    int64_t n = mel_frames * QA_MEL_HOP + QA_MEL_HOP - 1;
+    return fb(n) + qa_align_up(qa_mel_work_bytes(n));
+}
+
+/* Prompt embedding (pipeline/inputs.c): ids int32 [T], features [M, frames], then either the
+ * features' computation from samples or audio embeddings [N, D] + the encoder's temporaries.
+ * T = 0 for an audio-only request. */
 size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, int64_t T)
 {
     int64_t N = qa_audio_tokens_of_frames(&c->audio, mel_frames);
-    return fb(T) + fb(c->audio.num_mel_bins * mel_frames) + fb(N * c->text.hidden) +
-           qa_plan_workspace_encoder(c, mel_frames);
+    return fb(T) + fb(c->audio.num_mel_bins * mel_frames) +
+           max2(qa_plan_workspace_mel(mel_frames), fb(N * c->text.hidden) + qa_plan_workspace_encoder(c, mel_frames));
 }
 
 /* Text layers over T rows (model/decoder.c): h [T, D]; then q, attn [T, H·Dh] (+ k, v [T, Hk·Dh]
@@ -233,6 +243,8 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         add_region(out, "weights/asr", out->model[QA_MODEL_ASR].weight_bytes);
         add_region(out, "kv/asr", out->model[QA_MODEL_ASR].kv_bytes);
     }
+    /* The log-mel constants (DFT matrix, filters) the backend's log_mel reads; filled at load. */
+    add_region(out, QA_MEL_REGION, QA_MEL_TABLE_BYTES);
     add_region(out, "workspace", ws);
     return QA_OK;
 }

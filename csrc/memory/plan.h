@@ -9,7 +9,8 @@
  * Regions, in order: `weights/aligner`, `weights/asr` (bytes of names.c's tensor table at the compute
  * dtype, each tensor rounded to 256 B — equal to what checkpoint.c loads), `kv/asr`
  * (layers x 2 x Hk x Dh x (max prompt + max_new_tokens) x 4 bytes: the cache is float32 on every
- * backend), `workspace` (the peak of one request at the limits: the backend scratch + the max of
+ * backend), `mel/tables` (backend.h QA_MEL_TABLE_BYTES: the log-mel DFT matrix and filters, filled at
+ * load), `workspace` (the peak of one request at the limits: the backend scratch + the max of
  * qa_plan_workspace_aligner / _asr, reset per request).
  * The workspace formulas mirror, buffer by buffer and in the same order, the qa_arena_take calls of
  * the engine (model/encoder.c, decoder.c, heads.c, pipeline/inputs.c, align.c, asr.c); a request at
@@ -83,7 +84,10 @@ int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames);
 
 /* Workspace bytes of the pieces of a request, excluding the backend scratch (see plan.c for the
  * buffer-by-buffer layout). T = prompt tokens, n = <timestamp> rows. */
+#define QA_MEL_REGION "mel/tables"
+
 size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames); /* tower temporaries */
+size_t qa_plan_workspace_mel(int64_t mel_frames); /* samples + log_mel work, above the features */
 size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, int64_t T);
 size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache);
 size_t qa_plan_workspace_head(const qa_model_config *c, int64_t n);

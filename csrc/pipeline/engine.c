@@ -48,12 +48,22 @@ static qa_status finish(qa_models *ms, qa_status s)
     return s;
 }
 
+/* The request with the engine's parts for a request from samples: the upload hook and the tables. */
+static qa_inputs with_engine(qa_models *ms, const qa_inputs *in)
+{
+    qa_inputs r = *in;
+    r.dev = &ms->dev;
+    qa_region *t = qa_models_mel_tables(ms);
+    r.mel_tables = t ? t->base : NULL;
+    return r;
+}
+
 static qa_status audio_run(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
 {
     const qa_model *m;
     qa_region *ws;
     QA_TRY(need_model(ms, kind, &m, e));
-    qa_inputs audio = *in;
+    qa_inputs audio = with_engine(ms, in);
     audio.ids = NULL;
     audio.T = 0;
     QA_TRY(qa_inputs_check(m, &audio, ms->plan.model[kind].mel_frames, 0, e));
@@ -82,7 +92,8 @@ static qa_status align_run(qa_models *ms, const qa_inputs *in, float *logits, in
     QA_TRY(qa_engine_align_count(ms, in, &n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
     QA_TRY(begin(ms, in, &ws, e));
-    return finish(ms, qa_align_forward(&ms->be, m, ws, in, logits, classes, probs, e));
+    qa_inputs req = with_engine(ms, in);
+    return finish(ms, qa_align_forward(&ms->be, m, ws, &req, logits, classes, probs, e));
 }
 
 static qa_kv_cache kv_view(qa_models *ms, const qa_model *m)
@@ -117,7 +128,39 @@ static qa_status asr_run(qa_models *ms, const qa_inputs *in, int64_t max_new, in
     QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
     qa_kv_cache kv = kv_view(ms, m);
     QA_TRY(begin(ms, in, &ws, e));
-    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e));
+    qa_inputs req = with_engine(ms, in);
+    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, &req, max_new, min_new, ids, n, first_logits, e));
+}
+
+/* Features of samples on the backend into out_host [mel_bins, frames]; the limit is the larger
+ * max_audio_seconds of the loaded models (whose workspace plan holds features + samples + work). */
+static qa_status mel_run(qa_models *ms, const qa_inputs *in, float *out_host, qa_err *e)
+{
+    const qa_model *m = NULL;
+    qa_region *ws;
+    int64_t max_frames = 0;
+    for (int k = 0; k < 2; k++)
+        if (ms->present[k] && ms->plan.model[k].mel_frames > max_frames) {
+            max_frames = ms->plan.model[k].mel_frames;
+            m = &ms->model[k];
+        }
+    if (!m || !ms->be.log_mel)
+        return QA_FAIL(e, QA_ERR_INPUT, "no model or no compute backend for device %s", ms->dev.name);
+    if (!in->samples || in->feat)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "mel_features: a request from samples expected");
+    qa_inputs req = with_engine(ms, in);
+    req.ids = NULL;
+    req.T = 0;
+    QA_TRY(qa_inputs_check(m, &req, max_frames, 0, e)); /* the limit, finite samples */
+    size_t bytes = (size_t)(req.mel_bins * req.frames) * sizeof(float);
+    QA_TRY(begin(ms, &req, &ws, e));
+    float *feat = qa_arena_take(ws, bytes, e);
+    if (!feat)
+        return finish(ms, e->code);
+    qa_status s = qa_inputs_features(&ms->be, ws, &req, feat, e);
+    if (s == QA_OK)
+        s = ms->be.copy(&ms->be, out_host, feat, bytes, QA_COPY_D2H, e);
+    return finish(ms, s);
 }
 
 /* The public entry points run the request inside an allocation scope (core/alloc.h): anything the
@@ -144,6 +187,14 @@ qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int
 {
     qa_alloc_scope_enter();
     qa_status s = asr_run(ms, in, max_new, min_new, ids, n, first_logits, e);
+    qa_alloc_scope_leave();
+    return s;
+}
+
+qa_status qa_engine_mel(qa_models *ms, const qa_inputs *in, float *out_host, qa_err *e)
+{
+    qa_alloc_scope_enter();
+    qa_status s = mel_run(ms, in, out_host, e);
     qa_alloc_scope_leave();
     return s;
 }

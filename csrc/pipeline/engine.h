@@ -3,6 +3,8 @@
  *     qa_inputs in = {feat, 128, ld, frames, ids, T};          // host arrays, borrowed
  *     int64_t n;  QA_TRY(qa_engine_align_count(ms, &in, &n, e));
  *     QA_TRY(qa_engine_align(ms, &in, NULL, classes, probs, e)); // classes/probs: n host values
+ * Every entry also takes a request from samples (qa_inputs_set_samples): the samples are uploaded and
+ * the features computed on the backend (be->log_mel), so a CUDA request runs wholly on the device.
  *
  * Each call validates against the plan's limits (frames, tokens, new tokens) with an InputError
  * naming the limit, resets the workspace region, takes the backend scratch from it, and runs.
@@ -31,5 +33,10 @@ qa_status qa_engine_asr_check(qa_models *ms, const qa_inputs *in, int64_t max_ne
 /* Greedy ASR: ids [*n] (host, room for max_new), first_logits [vocab] (host, may be NULL). */
 qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
                         int64_t *n, float *first_logits, qa_err *e);
+
+/* Log-mel features of a request from samples (qa_inputs_set_samples), computed by the backend's
+ * log_mel: out_host [128, frames] (host, caller's). The same features every entry above computes on
+ * the backend when `in` carries samples instead of features. */
+qa_status qa_engine_mel(qa_models *ms, const qa_inputs *in, float *out_host, qa_err *e);
 
 #endif

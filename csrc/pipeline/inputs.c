@@ -11,7 +11,37 @@
 
 #include <math.h>
 
+#include "../frontend/mel.h"
 #include "../model/encoder.h"
+
+void qa_inputs_set_samples(qa_inputs *in, const float *samples, int64_t n)
+{
+    in->feat = NULL;
+    in->samples = samples;
+    in->n_samples = n;
+    in->mel_bins = QA_MEL_BINS;
+    in->frames = in->ld = (int64_t)qa_mel_frames(n > 0 ? (size_t)n : 0);
+}
+
+/* NaN/inf would spread to every logit silently: the features (or the samples they come from). */
+static qa_status check_finite(const qa_inputs *in, qa_err *e)
+{
+    if (!in->feat) { /* frontend/mel.c's message, so both paths say the same */
+        if (!in->samples || in->n_samples < 0)
+            return QA_FAIL(e, QA_ERR_INPUT, "a request needs features or samples");
+        for (int64_t i = 0; i < in->n_samples; i++)
+            if (!isfinite(in->samples[i]))
+                return QA_FAIL(e, QA_ERR_AUDIO, "log_mel: sample %lld is %s; audio must be finite", (long long)i,
+                               isnan(in->samples[i]) ? "NaN" : "infinite");
+        return QA_OK;
+    }
+    for (int64_t mrow = 0; mrow < in->mel_bins; mrow++)
+        for (int64_t f = 0; f < in->frames; f++)
+            if (!isfinite(in->feat[mrow * in->ld + f]))
+                return QA_FAIL(e, QA_ERR_INPUT, "features[%lld, %lld] = %g: log-mel features must be finite",
+                               (long long)mrow, (long long)f, (double)in->feat[mrow * in->ld + f]);
+    return QA_OK;
+}
 
 qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                           qa_err *e)
@@ -27,11 +57,7 @@ qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_fr
         return QA_FAIL(e, QA_ERR_INPUT, "%lld mel frames (%.2f s) exceed the plan's limit of %lld frames "
                        "(max_audio_seconds %.2f); load the models with a larger max_audio_seconds",
                        (long long)in->frames, in->frames / 100.0, (long long)max_frames, max_frames / 100.0);
-    for (int64_t mrow = 0; mrow < in->mel_bins; mrow++) /* NaN/inf would spread to every logit silently */
-        for (int64_t f = 0; f < in->frames; f++)
-            if (!isfinite(in->feat[mrow * in->ld + f]))
-                return QA_FAIL(e, QA_ERR_INPUT, "features[%lld, %lld] = %g: log-mel features must be finite",
-                               (long long)mrow, (long long)f, (double)in->feat[mrow * in->ld + f]);
+    QA_TRY(check_finite(in, e));
     if (!in->ids)
         return QA_OK;
     if (in->T <= 0 || in->T > max_tokens)
@@ -63,6 +89,33 @@ static qa_status upload_features(qa_backend *be, const qa_inputs *in, float *dst
     return QA_OK;
 }
 
+/* Samples host -> backend: through the device's upload hook (CUDA: pinned double-buffered staging,
+ * asynchronous on the stream the ops run on) when the engine gave one, else be->copy. */
+static qa_status upload_samples(qa_backend *be, const qa_inputs *in, float *dst, qa_err *e)
+{
+    size_t bytes = (size_t)in->n_samples * sizeof(float);
+    if (in->dev && in->dev->copy_h2d)
+        return in->dev->copy_h2d(in->dev->ctx, dst, in->samples, bytes, e);
+    return be->copy(be, dst, in->samples, bytes, QA_COPY_H2D, e);
+}
+
+qa_status qa_inputs_features(qa_backend *be, qa_region *ws, const qa_inputs *in, float *feat_dev, qa_err *e)
+{
+    if (in->feat)
+        return upload_features(be, in, feat_dev, e);
+    if (!in->mel_tables)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "log_mel: the engine set no mel tables");
+    size_t mark = qa_region_mark(ws), work_bytes = qa_mel_work_bytes(in->n_samples);
+    float *x = qa_arena_take(ws, (size_t)in->n_samples * sizeof(float), e);
+    void *work = x ? qa_arena_take(ws, work_bytes, e) : NULL;
+    if (!work)
+        return e->code;
+    QA_TRY(upload_samples(be, in, x, e));
+    QA_TRY(be->log_mel(be, feat_dev, x, in->n_samples, in->mel_tables, work, work_bytes, e));
+    qa_region_release(ws, mark);
+    return QA_OK;
+}
+
 /* Takes feat + emb from ws (in that order) and runs the tower into emb. */
 static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float **emb,
                            qa_err *e)
@@ -71,7 +124,7 @@ static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, con
     float *feat = qa_arena_take(ws, (size_t)(in->mel_bins * in->frames) * sizeof(float), e);
     if (!feat)
         return e->code;
-    QA_TRY(upload_features(be, in, feat, e));
+    QA_TRY(qa_inputs_features(be, ws, in, feat, e));
     if (!(*emb = qa_arena_take(ws, (size_t)(N * D) * sizeof(float), e)))
         return e->code;
     return qa_encoder_forward(be, m, ws, feat, in->frames, in->frames, *emb, e);
@@ -84,7 +137,7 @@ qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, cons
     int64_t D = c->text.hidden;
     size_t mark = qa_region_mark(ws);
     int32_t *ids = qa_arena_take(ws, (size_t)in->T * sizeof(int32_t), e);
-    float *emb;
+    float *emb = NULL;
     if (!ids)
         return e->code;
     QA_TRY(run_tower(be, m, ws, in, &emb, e));
@@ -112,7 +165,7 @@ qa_status qa_inputs_audio(qa_backend *be, const qa_model *m, qa_region *ws, cons
 {
     int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
     size_t mark = qa_region_mark(ws);
-    float *emb;
+    float *emb = NULL;
     QA_TRY(run_tower(be, m, ws, in, &emb, e));
     QA_TRY(be->copy(be, out_host, emb, (size_t)(N * D) * sizeof(float), QA_COPY_D2H, e));
     qa_region_release(ws, mark);

@@ -4,7 +4,8 @@
  * the plan (pure), (3) compare it with the device's free memory and max_device_bytes and refuse with
  * QA_ERR_OOM and the numbers before anything big exists, (4) open and validate every tensor of every
  * checkpoint (mmap only), (5) allocate the arena once, (6) convert the weights into their regions and
- * check the bytes against the plan, (7) record the allocation counter. Any failure unwinds all of it.
+ * check the bytes against the plan, fill the log-mel tables, (7) record the allocation counter. Any
+ * failure unwinds all of it.
  * qa_models_free is the single place the arena is released (DESIGN.md §5, STYLE.md §2.7).
  */
 #include "models.h"
@@ -15,6 +16,7 @@
 #include "../backend/cuda_api.h"
 #include "../backend/cuda_scratch.h"
 #include "../core/alloc.h"
+#include "../frontend/mel.h"
 #include "../weights/checkpoint.h"
 
 static const char *const WEIGHT_REGION[2] = {"weights/aligner", "weights/asr"};
@@ -108,6 +110,24 @@ static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *d
     return QA_OK;
 }
 
+/* The log-mel constants (backend.h): the region taken whole from load on (the report shows it used)
+ * and filled by the backend from frontend/mel.c's filters. */
+static qa_status mel_tables(qa_models *ms, qa_err *e)
+{
+    qa_region *r = qa_models_mel_tables(ms);
+    if (!r || r->size < QA_MEL_TABLE_BYTES)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no %s region of %zu bytes", QA_MEL_REGION,
+                       (size_t)QA_MEL_TABLE_BYTES);
+    void *tables = qa_arena_take(r, r->size, e);
+    float *filters = tables ? qa_calloc_n((size_t)QA_MEL_BINS * QA_MEL_FREQS, sizeof(float), e) : NULL;
+    if (!filters)
+        return e->code;
+    qa_mel_filters(filters);
+    qa_status s = ms->be.mel_tables(&ms->be, tables, filters, e);
+    qa_free(filters);
+    return s;
+}
+
 /* Steps 5-6. */
 static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
 {
@@ -126,7 +146,7 @@ static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
     qa_region *kv = qa_models_kv(ms);
     if (kv && kv->size && !qa_arena_take(kv, kv->size, e))
         return e->code;
-    return QA_OK;
+    return mel_tables(ms, e);
 }
 
 qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char *device, const qa_limits *lim,
@@ -177,6 +197,7 @@ qa_model *qa_models_model(qa_models *ms, qa_model_kind kind)
 
 qa_region *qa_models_workspace(qa_models *ms) { return qa_arena_region(&ms->arena, "workspace"); }
 qa_region *qa_models_kv(qa_models *ms) { return qa_arena_region(&ms->arena, "kv/asr"); }
+qa_region *qa_models_mel_tables(qa_models *ms) { return qa_arena_region(&ms->arena, QA_MEL_REGION); }
 
 qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
 {

@@ -72,6 +72,7 @@ qa_model *qa_models_model(qa_models *ms, qa_model_kind kind);
 /* Borrowed regions of the arena (NULL if the plan has none: kv/asr without an ASR model). */
 qa_region *qa_models_workspace(qa_models *ms);
 qa_region *qa_models_kv(qa_models *ms);
+qa_region *qa_models_mel_tables(qa_models *ms); /* backend.h's log-mel tables, filled at load */
 
 /* Fill *r with the arena's state now and the device's free/total memory. */
 qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e);

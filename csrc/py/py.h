@@ -55,6 +55,12 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw);
+/* The same from 16 kHz samples: the features are computed by the engine's backend (CUDA: on the device). */
+PyObject *qa_py_mel_features(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_audio_embeddings_from_audio(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_aligner_logits_from_audio(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_align_forward_audio(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_asr_generate_from_audio(PyObject *self, PyObject *args, PyObject *kw);
 /* Ctrl-C while the engine runs without the GIL (py_cancel.c): a qa_cancel hook whose check briefly
  * takes the GIL and runs PyErr_CheckSignals (throttled to one look per QA_PY_CANCEL_PERIOD_S),
  * leaving the handler's exception (KeyboardInterrupt) pending when it says stop. ctx: caller
@@ -73,6 +79,22 @@ struct qa_cancel qa_py_cancel_hook(qa_py_cancel_ctx *ctx);
      "_align_forward(features, valid_frames, input_ids) -> (classes int32 [n], probs float32 [n])"},  \
     {"asr_generate", (PyCFunction)(void (*)(void))qa_py_asr_generate, METH_VARARGS | METH_KEYWORDS,         \
      "asr_generate(features, valid_frames, prompt_ids, max_new_tokens, min_new_tokens=0) -> "         \
+     "(ids int32 [n], first_logits float32 [vocab])"},                                                \
+    {"mel_features", (PyCFunction)(void (*)(void))qa_py_mel_features, METH_VARARGS | METH_KEYWORDS,         \
+     "mel_features(samples) -> float32 [128, valid_frames]: log_mel(samples) computed by the model "  \
+     "set's backend (CUDA: on the device)"},                                                          \
+    {"audio_embeddings_from_audio", (PyCFunction)(void (*)(void))qa_py_audio_embeddings_from_audio,         \
+     METH_VARARGS | METH_KEYWORDS,                                                                    \
+     "audio_embeddings_from_audio(samples, model='aligner') -> float32 [N_audio, hidden]"},           \
+    {"aligner_logits_from_audio", (PyCFunction)(void (*)(void))qa_py_aligner_logits_from_audio,             \
+     METH_VARARGS | METH_KEYWORDS,                                                                    \
+     "aligner_logits_from_audio(samples, input_ids) -> float32 [n_timestamps, classify_num]"},        \
+    {"_align_forward_audio", (PyCFunction)(void (*)(void))qa_py_align_forward_audio,                        \
+     METH_VARARGS | METH_KEYWORDS,                                                                    \
+     "_align_forward_audio(samples, input_ids) -> (classes int32 [n], probs float32 [n])"},           \
+    {"asr_generate_from_audio", (PyCFunction)(void (*)(void))qa_py_asr_generate_from_audio,                 \
+     METH_VARARGS | METH_KEYWORDS,                                                                    \
+     "asr_generate_from_audio(samples, prompt_ids, max_new_tokens, min_new_tokens=0) -> "             \
      "(ids int32 [n], first_logits float32 [vocab])"},
 
 /* Area hooks, each defined in its py_<area>.c: add functions/types to the module. 0 ok, -1 error. */

@@ -14,7 +14,7 @@
 #include "../pipeline/engine.h"
 
 typedef struct request {
-    PyArrayObject *feat; /* owned */
+    PyArrayObject *feat; /* owned (features, or the samples of a *_from_audio call) */
     PyArrayObject *ids;  /* owned, may be NULL */
     qa_inputs in;
     qa_py_cancel_ctx cancel; /* in.cancel's context: Ctrl-C stops the engine between layers */
@@ -52,6 +52,32 @@ static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, reque
     r->in.mel_bins = PyArray_DIM(r->feat, 0);
     r->in.ld = PyArray_DIM(r->feat, 1);
     r->in.frames = valid;
+    r->in.cancel = qa_py_cancel_hook(&r->cancel);
+    return 0;
+}
+
+/* samples: 1-D real array (16 kHz mono) -> float32 C-contiguous; the engine computes the features
+ * on its backend (frontend/mel.c's numbers; on CUDA the whole request then runs on the device). */
+static int take_samples(qa_py_state *st, PyObject *obj, request *r)
+{
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(obj, 0);
+    if (!a)
+        return -1;
+    if (!PyArray_ISFLOAT(a) && !PyArray_ISINTEGER(a)) {
+        qa_py_input_error(st, "samples must be a real-valued (float) array, got %s", PyArray_DESCR(a)->typeobj->tp_name);
+        Py_DECREF(a);
+        return -1;
+    }
+    r->feat = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)a, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_DECREF(a);
+    if (!r->feat)
+        return -1;
+    if (PyArray_NDIM(r->feat) != 1) {
+        qa_py_input_error(st, "samples must be a 1-D array of 16 kHz mono audio, got %d dimensions",
+                          PyArray_NDIM(r->feat));
+        return -1;
+    }
+    qa_inputs_set_samples(&r->in, (const float *)PyArray_DATA(r->feat), PyArray_DIM(r->feat, 0));
     r->in.cancel = qa_py_cancel_hook(&r->cancel);
     return 0;
 }
@@ -94,21 +120,52 @@ static int take_ids(qa_py_state *st, PyObject *obj, const char *name, request *r
     return 0;
 }
 
+static PyObject *audio_run(PyObject *self, qa_py_state *st, request *r, const char *model);
+
 PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"features", "valid_frames", "model", NULL};
     qa_py_state *st = state_of(self);
-    PyObject *fobj, *out = NULL;
+    PyObject *fobj;
     Py_ssize_t valid;
     const char *model = "aligner";
     request r = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "On|s:audio_embeddings", kwlist, &fobj, &valid, &model))
         return NULL;
+    if (take_features(st, fobj, valid, &r) < 0) {
+        request_clear(&r);
+        return NULL;
+    }
+    return audio_run(self, st, &r, model);
+}
+
+PyObject *qa_py_audio_embeddings_from_audio(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"samples", "model", NULL};
+    qa_py_state *st = state_of(self);
+    PyObject *sobj;
+    const char *model = "aligner";
+    request r = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|s:audio_embeddings_from_audio", kwlist, &sobj, &model))
+        return NULL;
+    if (take_samples(st, sobj, &r) < 0) {
+        request_clear(&r);
+        return NULL;
+    }
+    return audio_run(self, st, &r, model);
+}
+
+/* Runs r (features or samples; cleared here) through the audio tower of `model`. */
+static PyObject *audio_run(PyObject *self, qa_py_state *st, request *rq, const char *model)
+{
+    PyObject *out = NULL;
+    request r = *rq;
+    Py_ssize_t valid = (Py_ssize_t)r.in.frames;
     qa_model_kind kind = strcmp(model, "asr") == 0 ? QA_MODEL_ASR : QA_MODEL_ALIGNER;
-    if (strcmp(model, "asr") != 0 && strcmp(model, "aligner") != 0)
-        return qa_py_input_error(st, "model must be 'aligner' or 'asr', got '%s'", model);
-    if (take_features(st, fobj, valid, &r) < 0)
+    if (strcmp(model, "asr") != 0 && strcmp(model, "aligner") != 0) {
+        qa_py_input_error(st, "model must be 'aligner' or 'asr', got '%s'", model);
         goto error;
+    }
     qa_models *ms = qa_py_models_enter(self);
     if (!ms)
         goto error;
@@ -139,18 +196,46 @@ error:
     return out;
 }
 
+static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int want_logits);
+
 /* Shared by aligner_logits and _align_forward: want_logits selects the output. */
 static PyObject *align_call(PyObject *self, PyObject *args, PyObject *kw, const char *fmt, int want_logits)
 {
     static char *kwlist[] = {"features", "valid_frames", "input_ids", NULL};
     qa_py_state *st = state_of(self);
-    PyObject *fobj, *iobj, *out = NULL, *a = NULL, *b = NULL;
+    PyObject *fobj, *iobj;
     Py_ssize_t valid;
     request r = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &fobj, &valid, &iobj))
         return NULL;
-    if (take_features(st, fobj, valid, &r) < 0 || take_ids(st, iobj, "input_ids", &r) < 0)
-        goto error;
+    if (take_features(st, fobj, valid, &r) < 0 || take_ids(st, iobj, "input_ids", &r) < 0) {
+        request_clear(&r);
+        return NULL;
+    }
+    return align_run(self, st, &r, want_logits);
+}
+
+/* The same from 16 kHz samples (aligner_logits_from_audio, _align_forward_audio). */
+static PyObject *align_audio_call(PyObject *self, PyObject *args, PyObject *kw, const char *fmt, int want_logits)
+{
+    static char *kwlist[] = {"samples", "input_ids", NULL};
+    qa_py_state *st = state_of(self);
+    PyObject *sobj, *iobj;
+    request r = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &sobj, &iobj))
+        return NULL;
+    if (take_samples(st, sobj, &r) < 0 || take_ids(st, iobj, "input_ids", &r) < 0) {
+        request_clear(&r);
+        return NULL;
+    }
+    return align_run(self, st, &r, want_logits);
+}
+
+/* Runs r (cleared here) through the aligner. */
+static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int want_logits)
+{
+    PyObject *out = NULL, *a = NULL, *b = NULL;
+    request r = *rq;
     qa_models *ms = qa_py_models_enter(self);
     if (!ms)
         goto error;
@@ -195,18 +280,57 @@ PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw)
     return align_call(self, args, kw, "OnO:_align_forward", 0);
 }
 
+PyObject *qa_py_aligner_logits_from_audio(PyObject *self, PyObject *args, PyObject *kw)
+{
+    return align_audio_call(self, args, kw, "OO:aligner_logits_from_audio", 1);
+}
+
+PyObject *qa_py_align_forward_audio(PyObject *self, PyObject *args, PyObject *kw)
+{
+    return align_audio_call(self, args, kw, "OO:_align_forward_audio", 0);
+}
+
+static PyObject *asr_run(PyObject *self, qa_py_state *st, request *rq, Py_ssize_t max_new, Py_ssize_t min_new);
+
 PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"features", "valid_frames", "prompt_ids", "max_new_tokens", "min_new_tokens", NULL};
     qa_py_state *st = state_of(self);
-    PyObject *fobj, *iobj, *out = NULL, *ids = NULL, *logits = NULL;
+    PyObject *fobj, *iobj;
     Py_ssize_t valid, max_new, min_new = 0;
     request r = {0};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OnOn|n:asr_generate", kwlist, &fobj, &valid, &iobj, &max_new,
                                      &min_new))
         return NULL;
-    if (take_features(st, fobj, valid, &r) < 0 || take_ids(st, iobj, "prompt_ids", &r) < 0)
-        goto error;
+    if (take_features(st, fobj, valid, &r) < 0 || take_ids(st, iobj, "prompt_ids", &r) < 0) {
+        request_clear(&r);
+        return NULL;
+    }
+    return asr_run(self, st, &r, max_new, min_new);
+}
+
+PyObject *qa_py_asr_generate_from_audio(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"samples", "prompt_ids", "max_new_tokens", "min_new_tokens", NULL};
+    qa_py_state *st = state_of(self);
+    PyObject *sobj, *iobj;
+    Py_ssize_t max_new, min_new = 0;
+    request r = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOn|n:asr_generate_from_audio", kwlist, &sobj, &iobj, &max_new,
+                                     &min_new))
+        return NULL;
+    if (take_samples(st, sobj, &r) < 0 || take_ids(st, iobj, "prompt_ids", &r) < 0) {
+        request_clear(&r);
+        return NULL;
+    }
+    return asr_run(self, st, &r, max_new, min_new);
+}
+
+/* Runs r (cleared here) through greedy ASR. */
+static PyObject *asr_run(PyObject *self, qa_py_state *st, request *rq, Py_ssize_t max_new, Py_ssize_t min_new)
+{
+    PyObject *out = NULL, *ids = NULL, *logits = NULL;
+    request r = *rq;
     qa_models *ms = qa_py_models_enter(self);
     if (!ms)
         goto error;
@@ -244,3 +368,38 @@ error:
     return out;
 }
 
+
+PyObject *qa_py_mel_features(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"samples", NULL};
+    qa_py_state *st = state_of(self);
+    PyObject *sobj, *out = NULL;
+    request r = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:mel_features", kwlist, &sobj))
+        return NULL;
+    if (take_samples(st, sobj, &r) < 0)
+        goto error;
+    npy_intp dims[2] = {(npy_intp)r.in.mel_bins, (npy_intp)r.in.frames};
+    if (!(out = PyArray_SimpleNew(2, dims, NPY_FLOAT32)))
+        goto error;
+    qa_models *ms = qa_py_models_enter(self);
+    if (!ms) {
+        Py_CLEAR(out);
+        goto error;
+    }
+    qa_err e = {0};
+    qa_status s;
+    float *dst = (float *)PyArray_DATA((PyArrayObject *)out);
+    Py_BEGIN_ALLOW_THREADS
+    s = qa_engine_mel(ms, &r.in, dst, &e);
+    Py_END_ALLOW_THREADS
+    qa_py_models_leave(self);
+    if (s != QA_OK) {
+        Py_CLEAR(out);
+        if (!PyErr_Occurred())
+            qa_py_raise(st, &e);
+    }
+error:
+    request_clear(&r);
+    return out;
+}

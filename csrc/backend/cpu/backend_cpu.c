@@ -111,5 +111,7 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->chunk_flatten = qa_cpu_chunk_flatten;
     be->embed = qa_cpu_embed;
     be->argmax = qa_cpu_argmax;
+    be->mel_tables = qa_cpu_mel_tables;
+    be->log_mel = qa_cpu_log_mel;
     return QA_OK;
 }

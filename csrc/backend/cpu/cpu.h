@@ -1,6 +1,7 @@
 /* cpu.h — private declarations shared by the CPU backend files (backend/cpu/), not an engine API.
  *
- * Each op family lives in its own file (gemm.c, norm.c, rope.c, attention.c, act.c, conv.c, embed.c);
+ * Each op family lives in its own file (gemm.c, norm.c, rope.c, attention.c, act.c, conv.c, embed.c,
+ * logmel.c);
  * backend_cpu.c fills the qa_backend table with them. The signatures are exactly the function
  * pointer types of backend.h. Scratch (be->scratch, float32) is used per call from offset 0:
  *   attention: scores QA_CPU_ATTN_BQ × Tkv;  gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
@@ -72,5 +73,8 @@ qa_status qa_cpu_embed(qa_backend *be, float *y, const qa_tensor *table, const i
                        qa_err *e);
 qa_status qa_cpu_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
                         const int32_t *suppress, int n_suppress, qa_err *e);
+qa_status qa_cpu_mel_tables(qa_backend *be, void *tables, const float *filters_host, qa_err *e);
+qa_status qa_cpu_log_mel(qa_backend *be, float *feat, const float *samples, int64_t n, const void *tables,
+                         void *work, size_t work_bytes, qa_err *e);
 
 #endif

@@ -389,6 +389,27 @@ static qa_status be_argmax(qa_backend *be, int32_t *idx, float *prob, const floa
     RUN(be, e, argmax_impl(be, idx, prob, x, R, V, suppress, n_suppress, e));
 }
 
+/* ---- log-mel (mel.cu) ------------------------------------------------------------------------ */
+
+static qa_status be_mel_tables(qa_backend *be, void *tables, const float *filters_host, qa_err *e)
+{
+    RUN(be, e, qa_cuda_mel_tables(ctx_of(be), tables, filters_host, e));
+}
+
+static qa_status log_mel_impl(qa_backend *be, float *feat, const float *x, int64_t n, const void *tables, void *work,
+                              size_t work_bytes, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e)); /* cuBLAS' workspace */
+    return qa_cuda_log_mel(c, feat, x, n, tables, work, work_bytes, e);
+}
+
+static qa_status be_log_mel(qa_backend *be, float *feat, const float *x, int64_t n, const void *tables, void *work,
+                            size_t work_bytes, qa_err *e)
+{
+    RUN(be, e, log_mel_impl(be, feat, x, n, tables, work, work_bytes, e));
+}
+
 /* ---- the table -------------------------------------------------------------------------------- */
 
 extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init(qa_backend *be, int device,
@@ -422,6 +443,8 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->chunk_flatten = be_chunk_flatten;
     be->embed = be_embed;
     be->argmax = be_argmax;
+    be->mel_tables = be_mel_tables;
+    be->log_mel = be_log_mel;
     return QA_OK;
 }
 

@@ -86,4 +86,9 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
 qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
                                   int N, int K, int batch, qa_err *e);
 
+/* mel.cu (backend.h mel_tables / log_mel; the cuBLAS workspace must be bound first) */
+qa_status qa_cuda_mel_tables(qa_cuda_ctx *c, void *tables, const float *filters_host, qa_err *e);
+qa_status qa_cuda_log_mel(qa_cuda_ctx *c, float *feat, const float *x, int64_t n, const void *tables, void *work,
+                          size_t work_bytes, qa_err *e);
+
 #endif
