@@ -8,7 +8,9 @@
 A model may be a checkpoint folder, a folder holding only config.json, or a preset name
 ("Qwen3-ForcedAligner-0.6B", "Qwen3-ASR-1.7B", "Qwen3-ASR-0.6B"). The numbers are exactly what
 load_models() with the same arguments allocates (one arena; regions weights/<model>, kv/asr,
-workspace).
+workspace). On CUDA the aligner's embedding table (only gathered, a few thousand rows per request)
+lives in pinned host memory instead of the arena: `host_regions` ({"host/aligner": bytes}) and
+`host_bytes` list it, outside `arena_bytes`.
 """
 import os
 import re
@@ -182,8 +184,15 @@ class _Table(Mapping):
                 f"<small>{self._limits_line()}</small></div>")
 
 
+    def _host_lines(self):
+        """Printable lines of the pinned host weights (not part of the arena), if any."""
+        return [f"  {n:<20}{b:>16,}{'':>4}{format_bytes(b):>12}  (pinned host memory, not in the arena)"
+                for n, b in self._d.get("host_regions", {}).items()]
+
+
 class MemoryPlan(_Table):
-    """Keys: arena_bytes, regions (name -> bytes), limits, models (per-model details), device."""
+    """Keys: arena_bytes, regions (name -> bytes), host_bytes, host_regions (pinned host memory outside the
+    arena, name -> bytes), limits, models (per-model details), device."""
 
     def fits(self, budget_bytes=None):
         """[(device_name, free_bytes, fits)] for a budget (bytes or "8GiB"), else each visible device."""
@@ -202,6 +211,7 @@ class MemoryPlan(_Table):
         lines = [f"qwen3align memory plan (device {self._d.get('device', '?')})",
                  f"  {'region':<20}{'bytes':>16}{'':>4}{'size':>12}"]
         lines += [f"  {n:<20}{b:>16,}{'':>4}{h:>12}" for n, b, h in self._rows()]
+        lines += self._host_lines()
         for kind, m in self._d.get("models", {}).items():
             lines.append(f"  {kind}: {m.get('name', '')} {m['audio_tokens']} audio tokens, "
                          f"{m['seq_tokens']} positions per request")
@@ -212,13 +222,16 @@ class MemoryPlan(_Table):
         return f"<MemoryPlan {format_bytes(self._d['arena_bytes'])} on {self._d.get('device', '?')}>"
 
     def _repr_html_(self):
+        host = [(f"{n} (pinned host, not in the arena)", f"{b:,}", format_bytes(b))
+                for n, b in self._d.get("host_regions", {}).items()]
         return self._html("qwen3align memory plan", ("region", "bytes", "size"),
-                          [(n, f"{b:,}", h) for n, b, h in self._rows()])
+                          [(n, f"{b:,}", h) for n, b, h in self._rows()] + host)
 
 
 class MemoryReport(_Table):
     """Keys: arena_bytes, used_bytes, peak_bytes, regions (name -> bytes), regions_used, regions_peak,
-    device, device_total_bytes, device_free_bytes, allocations_after_load, limits."""
+    host_bytes, host_regions (pinned host weights outside the arena), device, device_total_bytes,
+    device_free_bytes, allocations_after_load, limits, cuda."""
 
     def _rows(self):
         used, peak = self._d["regions_used"], self._d["regions_peak"]
@@ -232,6 +245,8 @@ class MemoryReport(_Table):
         lines = [f"qwen3align memory report (device {d['device']})",
                  f"  {'region':<20}{'planned':>14}{'used':>14}{'peak':>14}"]
         lines += [f"  {a:<20}{b:>14}{c:>14}{e:>14}" for a, b, c, e in self._rows()]
+        lines += [f"  {n:<20}{format_bytes(b):>14}{format_bytes(b):>14}{'':>14}  (pinned host memory, not in the arena)"
+                  for n, b in d.get("host_regions", {}).items()]
         lines.append(f"  device free {format_bytes(d['device_free_bytes'])} of {format_bytes(d['device_total_bytes'])}; "
                      f"host allocations since load: {d['allocations_after_load']}")
         lines.append(self._limits_line())

@@ -95,7 +95,11 @@ class Api(C.Structure):
                 ("probe", C.CFUNCTYPE(S, C.c_int, C.POINTER(Probe), EP)),
                 ("mem_stats", C.CFUNCTYPE(None, BEP, C.POINTER(MemStats))),
                 ("upload", C.CFUNCTYPE(S, BEP, P, P, C.c_size_t, EP)),
-                ("mem_query", C.CFUNCTYPE(S, C.c_int, C.POINTER(C.c_size_t), C.POINTER(C.c_size_t), EP))]
+                ("mem_query", C.CFUNCTYPE(S, C.c_int, C.POINTER(C.c_size_t), C.POINTER(C.c_size_t), EP)),
+                ("host_alloc", C.CFUNCTYPE(S, BEP, C.POINTER(C.c_void_p), C.c_size_t, EP)),
+                ("host_free", C.CFUNCTYPE(None, BEP, P)),
+                ("upload_rows", C.CFUNCTYPE(S, BEP, P, P, C.c_int, I64, I64, P, I64, EP)),
+                ("upload_convert", C.CFUNCTYPE(S, BEP, P, C.c_int, P, C.c_int, C.c_size_t, P, C.c_size_t, EP))]
 
 
 def load_api():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy
-from cuda_util import BF16, F32, Cuda, bf16_round, gpu_reason
+from cuda_util import BF16, F32, Cuda, bf16_round, gpu_reason, to_bf16_bits
 
 WHY = gpu_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
@@ -310,6 +310,114 @@ def test_embed(g, rng, wdt):
     g.call("embed", y, g.tensor(table, wdt), g.put(ids), T)
     ref = (bf16_round(table) if wdt == BF16 else table)[ids]
     np.testing.assert_array_equal(g.get(y, (T, D)), ref)
+
+
+# ---- weight upload (issue #5) and host-resident embedding rows (issue #6): api table entries ----------
+
+
+def ref_bf16_bits_of_f32(u):
+    """weights/convert.c qa_f32_to_bf16 on uint32 bits: RNE; NaN keeps sign and payload, quiet bit set."""
+    u = np.asarray(u, np.uint64)
+    nan = ((u & 0x7F800000) == 0x7F800000) & ((u & 0x007FFFFF) != 0)
+    rne = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF
+    return np.where(nan, (u >> 16) | 0x40, rne).astype(np.uint16)
+
+
+def ref_f32_bits_of_f16(h):
+    """weights/convert.c qa_f16_to_f32 on uint16 bits (exact: subnormals, inf, NaN payloads)."""
+    h = np.asarray(h, np.uint32)
+    sign, exp, man = (h & 0x8000) << 16, (h >> 10) & 0x1F, h & 0x3FF
+    sub = (man.astype(np.float32) * np.float32(2.0**-24)).view(np.uint32) | sign
+    out = np.where(exp == 0x1F, sign | 0x7F800000 | (man << 13), sign | ((exp + 112) << 23) | (man << 13))
+    return np.where(exp == 0, sub, out).astype(np.uint32)
+
+
+def special_f32_bits(rng):
+    """Random floats of every magnitude plus the cases rounding gets wrong: ties, NaN payloads, overflow."""
+    specials = [0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00001, 0x7F800001, 0xFF800001,
+                0x7FBFFFFF, 0x3F808000, 0x3F818000, 0xBF808000, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0x00000001,
+                0x00018000, 0x80008000, 0x0000FFFF, 0x3F7FFFFF]
+    rand = rng.integers(0, 2**32, 20000, dtype=np.uint64).astype(np.uint32)
+    ties = (rng.integers(0, 2**16, 5000, dtype=np.uint64).astype(np.uint32) << 16) | 0x8000  # exactly halfway
+    return np.concatenate([np.array(specials, np.uint32), rand, ties])
+
+
+# (file dtype, compute dtype, source bits as numpy, reference output bits)
+def convert_case(name, rng):
+    every16 = np.arange(65536, dtype=np.uint32).astype(np.uint16)  # exhaustive for 16-bit sources
+    if name == "f32->bf16":
+        src = special_f32_bits(rng)
+        return F32_ST, BF16, src, ref_bf16_bits_of_f32(src)
+    if name == "f16->bf16":
+        return F16_ST, BF16, every16, ref_bf16_bits_of_f32(ref_f32_bits_of_f16(every16))
+    if name == "f16->f32":
+        return F16_ST, F32, every16, ref_f32_bits_of_f16(every16)
+    if name == "bf16->f32":
+        return BF16, F32, every16, every16.astype(np.uint32) << 16
+    if name == "bf16->bf16":
+        return BF16, BF16, every16, every16
+    src = special_f32_bits(rng)
+    return F32_ST, F32, src, src
+
+
+F32_ST, F16_ST = 0, 2  # qa_dtype values of the file dtypes (F32 = 0, BF16 = 1, F16 = 2)
+
+
+@pytest.mark.parametrize("scratch_bytes", [1000, 8 << 20])  # many odd-sized chunks, or the load chunk
+@pytest.mark.parametrize("case", ["f32->bf16", "f16->bf16", "f16->f32", "bf16->f32", "bf16->bf16", "f32->f32"])
+def test_upload_convert_is_bit_equal_to_the_host_conversion(g, rng, case, scratch_bytes):
+    """Issue #5: raw F32/F16 bytes through the pinned staging, converted by a kernel, bit for bit what
+    weights/convert.c gives (the shim runs convert.c itself, so the dry run checks these references)."""
+    import ctypes
+
+    st, dt, src, ref = convert_case(case, rng)
+    src = np.ascontiguousarray(src)
+    n = src.size
+    dst = g.take(n * (2 if dt == BF16 else 4))
+    scratch = g.take(scratch_bytes)
+    rc = g.api.upload_convert(g.addr, dst, dt, src.ctypes.data, st, n, scratch, scratch_bytes, ctypes.byref(g.err))
+    g.check(rc, "upload_convert")
+    got = g.get(dst, n, np.uint16 if dt == BF16 else np.uint32)
+    bad = np.flatnonzero(got != ref)
+    assert bad.size == 0, f"{case}: {bad.size} mismatches, first at {bad[:5]}: src {src[bad[:5]]}, " \
+                          f"got {got[bad[:5]]}, want {ref[bad[:5]]}"
+
+
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_upload_rows_from_a_host_table_equals_embed(g, rng, wdt):
+    """Issue #6: rows of a HOST table gathered by the CPU and uploaded through the pinned staging equal the
+    device embed op bit for bit; T spans more than one 8 MiB staging buffer."""
+    import ctypes
+
+    R, D, T = 300, 40, 60000  # 60000 rows x 160 B = 9.6 MB: two staging chunks
+    table = rng.standard_normal((R, D)).astype(np.float32)
+    host = np.ascontiguousarray(to_bf16_bits(table) if wdt == BF16 else table)
+    ids = rng.integers(0, R, T).astype(np.int32)
+    ids[:3] = [0, R - 1, 0]
+    y = g.empty((T, D))
+    rc = g.api.upload_rows(g.addr, y, host.ctypes.data, wdt, R, D, ids.ctypes.data, T, ctypes.byref(g.err))
+    g.check(rc, "upload_rows")
+    ref = (bf16_round(table) if wdt == BF16 else table)[ids]
+    np.testing.assert_array_equal(g.get(y, (T, D)), ref)
+    y2 = g.empty((T, D))
+    g.call("embed", y2, g.tensor(table, wdt), g.put(ids), T)
+    np.testing.assert_array_equal(g.get(y2, (T, D)), g.get(y, (T, D)))
+    bad = ids.copy()
+    bad[7] = R
+    rc = g.api.upload_rows(g.addr, y, host.ctypes.data, wdt, R, D, bad.ctypes.data, T, ctypes.byref(g.err))
+    assert rc != 0 and "outside" in g.err.msg.decode()
+
+
+@gpu_only
+def test_host_alloc_is_counted_pinned_memory(g):
+    import ctypes
+
+    before = g.stats().host_allocs
+    p = ctypes.c_void_p()
+    g.check(g.api.host_alloc(g.addr, ctypes.byref(p), 1 << 20, ctypes.byref(g.err)), "host_alloc")
+    assert p.value and g.stats().host_allocs == before + 1
+    ctypes.memset(p.value, 7, 1 << 20)  # host memory: the CPU writes it directly
+    g.api.host_free(g.addr, p)
 
 
 def test_argmax_ties_suppress_prob(g, rng):
@@ -621,6 +729,104 @@ def test_bf16_model_runs_and_is_close():
     assert_close_rel(out, npy("en_short", "aligner_logits_at_timestamps.npy"), 1e-1, "gpu bf16 logits")
 
 
+def converted_aligner(tmp_path, file_dtype):
+    """The aligner fixture rewritten with F32 or F16 tensors whose values BF16 cannot hold exactly (the
+    fixture is BF16), so that the load's rounding is exercised on every matrix."""
+    from safetensors_util import all_f64, copy_fixture, load_all, write_tensors
+
+    d = copy_fixture(os.path.join(FIXTURES, "aligner"), str(tmp_path / f"aligner-{file_dtype}"))
+    path = os.path.join(d, "model.safetensors")
+    vals, rng, out = all_f64(path), np.random.default_rng(1), {}
+    for k, (_, shape, _) in load_all(path).items():
+        v = vals[k] * (1 + rng.normal(0, 1e-2, vals[k].shape))
+        le = "<f4" if file_dtype == "F32" else "<f2"
+        out[k] = (file_dtype, shape, v.astype(le).tobytes())
+    write_tensors(path, out)
+    return d, sorted(out)
+
+
+def load_outputs(path, names, dtype, **env):
+    """Load the aligner on the GPU under env, and return its loaded tensors (exact float32 copies of what
+    the arena holds), audio embeddings, timestamp logits and memory report; close it."""
+    from qwen3align._qwen3align import Models
+
+    old = {k: os.environ.get(k) for k in ("QA_CUDA_CONVERT", "QA_CUDA_EMBED")}
+    for k in old:
+        os.environ.pop(k, None)
+    os.environ.update(env)
+    try:
+        m = Models(aligner=path, device="cuda:0", dtype=dtype, max_audio_seconds_aligner=30.0)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    rep_load = m._memory_report()
+    feat, frames = features("en_short")
+    out = {"tensors": {n: m._tensor("aligner", n) for n in names}, "embeds": m.audio_embeddings(feat, frames),
+           "logits": m.aligner_logits(feat, frames, npy("en_short", "aligner_input_ids.npy"))}
+    out["report"], out["report_at_load"], out["plan"] = m._memory_report(), rep_load, m._plan()
+    m.close()
+    return out
+
+
+def assert_bit_equal(a, b, what):
+    a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+    assert a.shape == b.shape, what
+    bad = np.flatnonzero(a.view(np.uint32) != b.view(np.uint32))
+    assert bad.size == 0, f"{what}: {bad.size} of {a.size} differ, first {bad[:5]}: {a.ravel()[bad[:5]]} vs " \
+                          f"{b.ravel()[bad[:5]]}"
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("file_dtype", ["F32", "F16"])
+def test_f32_f16_checkpoints_convert_on_the_gpu_like_on_the_host(tmp_path, file_dtype, dtype):
+    """Issue #5: F32/F16 checkpoints stream raw through the pinned staging and are converted by a kernel;
+    every loaded tensor, the audio embeddings and the logits equal the host conversion's
+    (QA_CUDA_CONVERT=host) bit for bit."""
+    model("aligner")  # skips when the fixture checkpoint was not carried
+    path, names = converted_aligner(tmp_path, file_dtype)
+    host = load_outputs(path, names, dtype, QA_CUDA_CONVERT="host")
+    gpu = load_outputs(path, names, dtype)
+    # the two paths really differ: the GPU one borrowed the idle workspace for its chunks during load
+    assert host["report_at_load"]["regions_peak"]["workspace"] == 0
+    assert gpu["report_at_load"]["regions_peak"]["workspace"] == 8 << 20
+    for n in names:
+        assert_bit_equal(gpu["tensors"][n], host["tensors"][n], f"{file_dtype}->{dtype} {n}")
+    assert_bit_equal(gpu["embeds"], host["embeds"], "audio embeddings")
+    assert_bit_equal(gpu["logits"], host["logits"], "aligner logits")
+    for r in (host["report"], gpu["report"]):
+        assert r["allocations_after_load"] == 0 and r["cuda"]["allocations_after_load"] == 0, r
+
+
+@gpu_only
+@pytest.mark.parametrize("layout", ["aligner", "aligner-hf"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_aligner_embedding_table_in_pinned_host_memory(layout, dtype):
+    """Issue #6: the aligner's embedding table lives in pinned host memory (its own line in plan and
+    report, not in the arena); a request gathers and uploads its rows. Outputs equal the table-on-device
+    layout (QA_CUDA_EMBED=device) bit for bit, and nothing is allocated after load."""
+    model(layout)
+    path = os.path.join(FIXTURES, layout)
+    names = ["thinker.model.embed_tokens.weight", "thinker.lm_head.weight"]
+    host = load_outputs(path, names, dtype)
+    dev = load_outputs(path, names, dtype, QA_CUDA_EMBED="device")
+    table = 152064 * 32 * (2 if dtype == "bfloat16" else 4)  # fixture: vocab 152064, hidden 32
+    table = (table + 255) // 256 * 256
+    r, p = host["report"], host["plan"]
+    assert r["host_regions"] == p["host_regions"] == {"host/aligner": table} and r["host_bytes"] == table
+    assert r["regions"] == p["regions"] and r["arena_bytes"] == p["arena_bytes"]
+    assert dev["report"]["host_regions"] == {} and dev["report"]["host_bytes"] == 0
+    assert r["regions"]["weights/aligner"] + table == dev["report"]["regions"]["weights/aligner"]
+    assert r["arena_bytes"] + table == dev["report"]["arena_bytes"]
+    # the table is one counted pinned allocation of the load; none after it
+    assert r["cuda"]["pinned_host_alloc_calls"] == dev["report"]["cuda"]["pinned_host_alloc_calls"] + 1, r["cuda"]
+    assert r["allocations_after_load"] == 0 and r["cuda"]["allocations_after_load"] == 0, r
+    for n in names:
+        assert_bit_equal(host["tensors"][n], dev["tensors"][n], n)
+    assert_bit_equal(host["embeds"], dev["embeds"], "audio embeddings")
+    assert_bit_equal(host["logits"], dev["logits"], "aligner logits")
+
+
 @gpu_only
 def test_gpu_memory_report_equals_plan():
     """memory_report() after load_models on the GPU has the arena and regions plan(device=...) gave."""
@@ -632,6 +838,7 @@ def test_gpu_memory_report_equals_plan():
     p = qa.plan(**kw)
     assert rep["arena_bytes"] == p["arena_bytes"]
     assert rep["regions"] == p["regions"]
+    assert rep["host_regions"] == p["host_regions"] and p["host_bytes"] > 0  # the aligner's pinned table
 
 
 @gpu_only

@@ -81,6 +81,7 @@ int main(void) {
            sizeof(qa_cuda_mem_stats));
     P(qa_backend, scratch_bytes); P(qa_backend, gemm); P(qa_backend, attention); P(qa_backend, argmax);
     P(qa_err, file); P(qa_err, available); P(qa_tensor, shape); P(qa_cuda_api, upload); P(qa_cuda_api, mem_query);
+    P(qa_cuda_api, host_alloc); P(qa_cuda_api, upload_rows); P(qa_cuda_api, upload_convert);
     P(qa_cuda_probe, total_mem); P(qa_cuda_mem_stats, pinned_bytes);
     return 0;
 }
@@ -149,6 +150,7 @@ def test_op_tests_dry_run_on_the_cpu_shim(tmp_path):
     cpu = sorted(glob.glob(os.path.join(REPO, "csrc", "backend", "cpu", "*.c")))
     core = [os.path.join(REPO, "csrc", "core", f) for f in ("status.c", "alloc.c")]
     core += [os.path.join(REPO, "csrc", "frontend", f) for f in ("mel.c", "fft.c")]  # the CPU log_mel op
+    core += [os.path.join(REPO, "csrc", "weights", f) for f in ("convert.c", "safetensors.c", "json.c")]
     deps = []  # the GPU box's OpenBLAS lives in the QA_DEPS_PREFIX folder (bench/gpu_run.sh)
     if os.environ.get("QA_DEPS_PREFIX"):
         usr = os.path.join(os.environ["QA_DEPS_PREFIX"], "usr")

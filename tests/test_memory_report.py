@@ -30,6 +30,7 @@ def test_report_equals_plan_and_tensor_sizes(dtype):
         assert r["used_bytes"] == (r["regions"]["weights/aligner"] + r["regions"]["weights/asr"] + r["regions"]["kv/asr"]
                                    + r["regions"]["mel/tables"])
         assert r["allocations_after_load"] == 0
+        assert r["host_regions"] == p["host_regions"] == {} and r["host_bytes"] == 0  # CPU: no pinned tables
         assert r["device"] == "cpu" and 0 < r["device_free_bytes"] <= r["device_total_bytes"]
         assert m.plan()["regions"] == p["regions"]
         assert "weights/aligner" in str(r) and "<table>" in r._repr_html_()

@@ -154,7 +154,39 @@ def test_plan_for_cuda_uses_the_cuda_backend_scratch():
 
     kw = dict(aligner="Qwen3-ForcedAligner-0.6B", asr="Qwen3-ASR-1.7B", dtype="bfloat16")
     cpu, cuda = qa.plan(device="cpu", **kw), qa.plan(device="cuda", **kw)
-    assert cpu["regions"]["weights/aligner"] == cuda["regions"]["weights/aligner"]
+    table = cuda["host_bytes"]  # the aligner's embedding table, pinned host memory on CUDA (issue #6)
+    assert cpu["regions"]["weights/aligner"] == cuda["regions"]["weights/aligner"] + table
+    assert cpu["regions"]["weights/asr"] == cuda["regions"]["weights/asr"]
     assert cpu["regions"]["kv/asr"] == cuda["regions"]["kv/asr"]
     assert cuda["regions"]["workspace"] != cpu["regions"]["workspace"]
-    assert cuda["arena_bytes"] - cpu["arena_bytes"] == cuda["regions"]["workspace"] - cpu["regions"]["workspace"]
+    assert cuda["arena_bytes"] - cpu["arena_bytes"] == (cuda["regions"]["workspace"] - cpu["regions"]["workspace"]
+                                                       - table)
+
+
+@pytest.mark.parametrize("dtype,elem", [("bfloat16", 2), ("float32", 4)])
+def test_cuda_plan_keeps_the_aligner_embedding_table_in_pinned_host_memory(dtype, elem):
+    """Issue #6: on CUDA the aligner's embedding table (152064 x 1024, only gathered per request) leaves the
+    arena for pinned host memory, listed as its own line; the ASR's (its tied head) stays; the CPU is unchanged."""
+    table = aligned(152064 * 1024 * elem)
+    kw = dict(aligner="Qwen3-ForcedAligner-0.6B", asr="Qwen3-ASR-1.7B", dtype=dtype)
+    cpu, cuda = qa.plan(device="cpu", **kw), qa.plan(device="cuda", **kw)
+    assert cuda["host_regions"] == {"host/aligner": table} and cuda["host_bytes"] == table
+    assert cpu["host_regions"] == {} and cpu["host_bytes"] == 0
+    assert cuda["models"]["aligner"]["host_bytes"] == table and cuda["models"]["asr"]["host_bytes"] == 0
+    assert cuda["models"]["aligner"]["weight_bytes"] == cpu["models"]["aligner"]["weight_bytes"] - table
+    assert cuda["regions"]["weights/aligner"] == cuda["models"]["aligner"]["weight_bytes"]
+    assert cuda["arena_bytes"] == sum(cuda["regions"].values())
+    assert "host/aligner" in str(cuda) and "not in the arena" in str(cuda) and "host/aligner" in cuda._repr_html_()
+    assert "host/" not in str(cpu)
+    asr_only = qa.plan(asr="Qwen3-ASR-1.7B", device="cuda", dtype=dtype)
+    assert asr_only["host_bytes"] == 0 and asr_only["host_regions"] == {}
+
+
+def test_cuda_embed_device_switch_keeps_the_table_in_the_arena(monkeypatch):
+    """QA_CUDA_EMBED=device (the GPU tests' comparison path): the plan of the old layout, table in the arena."""
+    kw = dict(aligner="Qwen3-ForcedAligner-0.6B", dtype="bfloat16", device="cuda")
+    host = qa.plan(**kw)
+    monkeypatch.setenv("QA_CUDA_EMBED", "device")
+    dev = qa.plan(**kw)
+    assert dev["host_bytes"] == 0 and dev["host_regions"] == {}
+    assert dev["regions"]["weights/aligner"] == host["regions"]["weights/aligner"] + host["host_bytes"]

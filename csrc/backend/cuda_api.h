@@ -28,7 +28,7 @@
 #include "../memory/device.h"
 #include "backend.h"
 
-#define QA_CUDA_API_VERSION 3
+#define QA_CUDA_API_VERSION 4 /* 4: host_alloc, host_free, upload_rows, upload_convert */
 #define QA_CUDA_ENTRY "qa_cuda_api_get"
 #define QA_CUDA_LIBRARY "libqa_cuda.so"
 
@@ -64,6 +64,23 @@ typedef struct qa_cuda_api {
     qa_status (*upload)(qa_backend *be, void *dst, const void *src, size_t bytes, qa_err *e);
     /* cudaMemGetInfo of a device without opening a backend (creates the primary context). */
     qa_status (*mem_query)(int device, size_t *free_bytes, size_t *total_bytes, qa_err *e);
+    /* Pinned host memory through the counted cudaMallocHost (at load only: it counts as an allocation);
+     * holds weights that are only gathered (the aligner's embedding table). Free with host_free. */
+    qa_status (*host_alloc)(qa_backend *be, void **out, size_t bytes, qa_err *e);
+    void (*host_free)(qa_backend *be, void *p);
+    /* dst[T, D] (device, float32) = table[ids[t], :] for a HOST table (R, D) of dtype dt (QA_F32 or
+     * QA_BF16; BF16 -> F32 is exact, so this equals the device `embed` op bit for bit). The rows are
+     * gathered and converted by the CPU straight into the pinned staging buffers and copied
+     * asynchronously (a later op on the stream sees them); ids are host int32, each in [0, R). */
+    qa_status (*upload_rows)(qa_backend *be, float *dst, const void *table, int dt, int64_t R, int64_t D,
+                             const int32_t *ids, int64_t T, qa_err *e);
+    /* n elements of host src in dtype st (qa_dtype: the file's F32/F16/BF16) -> dst (device) in dtype dt
+     * (QA_F32 or QA_BF16): the raw bytes travel through the pinned staging into `scratch` (device, at
+     * least QA_CUDA_LOAD_CHUNK_BYTES or the whole tensor is chunked to scratch_bytes) and a kernel
+     * converts them into dst, bit-equal to weights/convert.c (round to nearest even, NaN kept quiet
+     * with its sign and payload). Asynchronous like upload. */
+    qa_status (*upload_convert)(qa_backend *be, void *dst, int dt, const void *src, int st, size_t n, void *scratch,
+                                size_t scratch_bytes, qa_err *e);
 } qa_cuda_api;
 
 typedef const qa_cuda_api *(*qa_cuda_api_get_fn)(void);
@@ -80,7 +97,10 @@ qa_status qa_backend_cuda_open(qa_backend *be, int device, qa_err *e);
  * the arena's hooks in *dev, forwarding to it (dev->ctx = be: be must stay at that address while dev
  * is used). alloc/free = the counted cudaMalloc / cudaFree, mem_info = cudaMemGetInfo, copy_h2d = the
  * pinned double-buffered upload (asynchronous: a later op or copy_d2h on the stream sees the data),
- * copy_d2h synchronous. Teardown order: qa_arena_free (dev->free) BEFORE be->destroy(be). */
+ * copy_d2h synchronous, host_alloc/host_free = the counted cudaMallocHost / cudaFreeHost, upload_convert =
+ * the table's on-device weight conversion (NULL when QA_CUDA_CONVERT=host is set at open: the loader then
+ * converts on the host as before, the reference the GPU tests compare with). Teardown order:
+ * qa_arena_free (dev->free) and dev->host_free BEFORE be->destroy(be). */
 qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err *e);
 
 /* cuda_loader.c: a memory-info-only qa_device for "cuda" / "cuda:N" (memory/device.c's CUDA branch, used
@@ -90,5 +110,10 @@ qa_status qa_cuda_device_info(const char *spec, qa_device *dev, qa_err *e);
 
 /* cuda_loader.c: allocation counters and context overhead for memory_report (be may be NULL). */
 qa_status qa_cuda_stats(const qa_backend *be, qa_cuda_mem_stats *out, qa_err *e);
+
+/* cuda_loader.c: the table's upload_rows for the engine (pipeline/inputs.c): the prompt's embedding rows
+ * of a host-resident table into dst[T, D] on the device. table->data is host memory. */
+qa_status qa_cuda_embed_rows(qa_backend *be, float *dst, const qa_tensor *table, const int32_t *ids, int64_t T,
+                             qa_err *e);
 
 #endif

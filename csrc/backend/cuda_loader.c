@@ -126,6 +126,27 @@ static qa_status dev_d2h(void *ctx, void *dst, const void *src, size_t bytes, qa
     return be->copy(be, dst, src, bytes, QA_COPY_D2H, e);
 }
 
+static qa_status dev_host_alloc(void *ctx, size_t bytes, void **out, qa_err *e)
+{
+    return loaded->host_alloc((qa_backend *)ctx, out, bytes, e);
+}
+
+static void dev_host_free(void *ctx, void *p) { loaded->host_free((qa_backend *)ctx, p); }
+
+static qa_status dev_upload_convert(void *ctx, void *dst, int dt, const void *src, int st, size_t n, void *scratch,
+                                    size_t scratch_bytes, qa_err *e)
+{
+    return loaded->upload_convert((qa_backend *)ctx, dst, dt, src, st, n, scratch, scratch_bytes, e);
+}
+
+/* QA_CUDA_CONVERT=host: convert F32/F16 weights on the host as before the on-device conversion existed
+ * (the reference path of the GPU tests, and a way out should a driver misbehave). */
+static int convert_on_host(void)
+{
+    const char *v = getenv("QA_CUDA_CONVERT");
+    return v && strcmp(v, "host") == 0;
+}
+
 /* "cuda" -> 0, "cuda:N" -> N; -1 if malformed. */
 static int cuda_index(const char *spec)
 {
@@ -195,6 +216,9 @@ qa_status qa_cuda_open(const char *spec, qa_backend *be, qa_device *dev, qa_err 
     dev->mem_info = dev_mem_info;
     dev->copy_h2d = dev_h2d;
     dev->copy_d2h = dev_d2h;
+    dev->host_alloc = dev_host_alloc;
+    dev->host_free = dev_host_free;
+    dev->upload_convert = convert_on_host() ? NULL : dev_upload_convert;
     return QA_OK;
 }
 
@@ -204,4 +228,14 @@ qa_status qa_cuda_stats(const qa_backend *be, qa_cuda_mem_stats *out, qa_err *e)
     QA_TRY(qa_cuda_load(&api, e));
     api->mem_stats(be, out);
     return QA_OK;
+}
+
+qa_status qa_cuda_embed_rows(qa_backend *be, float *dst, const qa_tensor *table, const int32_t *ids, int64_t T,
+                             qa_err *e)
+{
+    const qa_cuda_api *api;
+    QA_TRY(qa_cuda_load(&api, e));
+    if (!table || !table->data || table->ndim != 2)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "upload_rows: the host table must be a 2-D tensor");
+    return api->upload_rows(be, dst, table->data, (int)table->dtype, table->shape[0], table->shape[1], ids, T, e);
 }

@@ -17,6 +17,17 @@
 #define QA_CUDA_BLAS_WS_BYTES ((size_t)32 << 20)
 #define QA_CUDA_STAGE_ROWS 1024
 
+/* Weight load (models.c): the workspace is idle until the first request, so the on-device conversion of
+ * F32/F16 checkpoint tensors (cuda_api.h upload_convert) stages each chunk of raw file bytes there. One
+ * chunk is one pinned staging buffer (device.cu); the workspace on CUDA always holds the cuBLAS
+ * workspace alone, so the plan covers the chunk without a term of its own (checked here). */
+#define QA_CUDA_LOAD_CHUNK_BYTES ((size_t)8 << 20)
+#ifdef __cplusplus
+static_assert(QA_CUDA_BLAS_WS_BYTES >= QA_CUDA_LOAD_CHUNK_BYTES, "the CUDA workspace must hold one load chunk");
+#else
+_Static_assert(QA_CUDA_BLAS_WS_BYTES >= QA_CUDA_LOAD_CHUNK_BYTES, "the CUDA workspace must hold one load chunk");
+#endif
+
 static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
 {
     size_t rows = d->max_q > 0 && d->max_q < QA_CUDA_STAGE_ROWS ? (size_t)d->max_q : QA_CUDA_STAGE_ROWS;

@@ -33,6 +33,15 @@ typedef struct qa_device {
     /* Copy host -> device memory (CPU: memcpy) and back (used by debug accessors). */
     qa_status (*copy_h2d)(void *ctx, void *dst, const void *src, size_t bytes, qa_err *e);
     qa_status (*copy_d2h)(void *ctx, void *dst, const void *src, size_t bytes, qa_err *e);
+    /* Optional (NULL on the CPU, where arena memory is host memory anyway). Pinned host memory for
+     * weights kept off the device (caller frees with host_free, at load only). */
+    qa_status (*host_alloc)(void *ctx, size_t bytes, void **out, qa_err *e);
+    void (*host_free)(void *ctx, void *p);
+    /* Optional: n elements of host src in dtype st -> dst (device) in dtype dt (qa_dtype values, see
+     * model/weights.h), converted on the device through `scratch` (device memory of scratch_bytes: the
+     * arena workspace, idle during load). Bit-equal to weights/convert.c. NULL: convert on the host. */
+    qa_status (*upload_convert)(void *ctx, void *dst, int dt, const void *src, int st, size_t n, void *scratch,
+                                size_t scratch_bytes, qa_err *e);
 } qa_device;
 
 /* Fill *dev for "cpu" or "cuda" / "cuda:N". QA_ERR_INPUT saying why when the device is unusable

@@ -263,3 +263,20 @@ void qa_plan_set_scratch(qa_plan *p, size_t scratch_bytes)
     }
     p->scratch_bytes = scratch_bytes;
 }
+
+void qa_plan_embed_to_host(qa_plan *p, int k, const qa_model_config *c)
+{
+    static const char *const region[2] = {"weights/aligner", "weights/asr"};
+    size_t table = qa_align_up((size_t)c->text.vocab * (size_t)c->text.hidden * qa_dtype_size(p->limits.dtype));
+    qa_plan_model *pm = &p->model[k];
+    if (!pm->present || pm->host_bytes || table > pm->weight_bytes)
+        return;
+    pm->weight_bytes -= table;
+    pm->host_bytes = table;
+    p->host_bytes += table;
+    for (int i = 0; i < p->n_regions; i++)
+        if (strcmp(p->regions[i].name, region[k]) == 0) {
+            p->regions[i].bytes -= table; /* both multiples of QA_ARENA_ALIGN: stays aligned */
+            p->arena_bytes -= table;
+        }
+}

@@ -51,7 +51,8 @@ typedef struct qa_limits {
 typedef struct qa_plan_model {
     int present;
     char name[128];          /* preset name or folder basename (config name) */
-    size_t weight_bytes;
+    size_t weight_bytes;     /* in the arena (weights/<model>) */
+    size_t host_bytes;       /* weights kept in pinned host memory instead (qa_plan_embed_to_host), else 0 */
     size_t kv_bytes;         /* ASR only */
     size_t workspace_bytes;  /* this model's request peak */
     int mel_frames;          /* T at max_audio_seconds */
@@ -66,6 +67,7 @@ typedef struct qa_plan {
     qa_region_spec regions[QA_MAX_REGIONS];
     int n_regions;
     size_t arena_bytes;      /* sum of the aligned regions */
+    size_t host_bytes;       /* pinned host memory outside the arena (sum of the models' host_bytes) */
     qa_scratch_dims scratch_dims; /* largest op dimensions of any request at the limits */
     size_t scratch_bytes;    /* backend scratch (CPU formula), taken first from the workspace per request */
 } qa_plan;
@@ -104,5 +106,11 @@ size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx);
 /* Replace the backend scratch size (the CPU formula by default) by another backend's, e.g. the CUDA
  * formula of backend/cuda_scratch.h, growing or shrinking the workspace region and the arena total. */
 void qa_plan_set_scratch(qa_plan *p, size_t scratch_bytes);
+
+/* Move model k's text embedding table (vocab x hidden at the compute dtype, the bytes names.c counts for
+ * it) from its weights region to host memory: weights/<model> and the arena shrink by it, host_bytes
+ * grows by it. For a CUDA aligner, whose table is only gathered (a few thousand rows per request) and is
+ * not its head; the loader keeps the table in pinned host memory then (pipeline/models.c). */
+void qa_plan_embed_to_host(qa_plan *p, int k, const qa_model_config *c);
 
 #endif

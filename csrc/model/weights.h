@@ -62,6 +62,8 @@ typedef struct qa_decoder_weights {
     qa_decoder_layer *layers;     /* [text.layers], host array owned by qa_model */
     qa_tensor norm;               /* (D) */
     qa_tensor head;               /* aligner: score (classify_num, D); ASR: == embed when tied */
+    int embed_on_host;            /* embed.data is HOST memory (the CUDA aligner's pinned table, issue #6):
+                                   * rows are gathered by the CPU and uploaded (pipeline/inputs.c) */
 } qa_decoder_weights;
 
 typedef struct qa_model {

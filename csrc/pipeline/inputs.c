@@ -11,6 +11,7 @@
 
 #include <math.h>
 
+#include "../backend/cuda_api.h"
 #include "../frontend/mel.h"
 #include "../model/encoder.h"
 
@@ -130,6 +131,18 @@ static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, con
     return qa_encoder_forward(be, m, ws, feat, in->frames, in->frames, *emb, e);
 }
 
+/* x[T, D] = embedding rows of the prompt ids. A host-resident table (the CUDA aligner's, issue #6) is
+ * gathered by the CPU and only its rows travel (bit-equal: BF16 -> F32 is exact); `ids` (device) is
+ * then unused but stays taken, so the workspace peak is the plan's on every backend. */
+static qa_status embed_tokens(qa_backend *be, const qa_model *m, const qa_inputs *in, int32_t *ids, float *x,
+                              qa_err *e)
+{
+    if (m->dec.embed_on_host)
+        return qa_cuda_embed_rows(be, x, &m->dec.embed, in->ids, in->T, e);
+    QA_TRY(be->copy(be, ids, in->ids, (size_t)in->T * sizeof(int32_t), QA_COPY_H2D, e));
+    return be->embed(be, x, &m->dec.embed, ids, in->T, e);
+}
+
 qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *x,
                           qa_err *e)
 {
@@ -141,8 +154,7 @@ qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, cons
     if (!ids)
         return e->code;
     QA_TRY(run_tower(be, m, ws, in, &emb, e));
-    QA_TRY(be->copy(be, ids, in->ids, (size_t)in->T * sizeof(int32_t), QA_COPY_H2D, e));
-    QA_TRY(be->embed(be, x, &m->dec.embed, ids, in->T, e));
+    QA_TRY(embed_tokens(be, m, in, ids, x, e));
     int64_t used = 0; /* audio rows consumed so far */
     for (int64_t t = 0; t < in->T;) {
         if (in->ids[t] != c->audio_token_id) {

@@ -6,11 +6,14 @@
  * checkpoint (mmap only), (5) allocate the arena once, (6) convert the weights into their regions and
  * check the bytes against the plan, fill the log-mel tables, (7) record the allocation counter. Any
  * failure unwinds all of it.
+ * On CUDA the plan keeps the aligner's embedding table off the arena: step 6 allocates it in pinned host
+ * memory (the only other allocation, counted) and converts it there (issue #6).
  * qa_models_free is the single place the arena is released (DESIGN.md §5, STYLE.md §2.7).
  */
 #include "models.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../backend/cuda_api.h"
@@ -76,13 +79,26 @@ static qa_status load_configs(const char *const dirs[2], qa_model_config cfg[2],
     return QA_OK;
 }
 
+/* Issue #6: the aligner's embedding table (152064 x 1024 BF16 = 297 MiB) is only gathered, a few thousand
+ * rows per request, so on CUDA it lives in pinned host memory and the rows are uploaded per request
+ * (pipeline/inputs.c). The ASR's table stays on the device: it is also its (tied) head, read in full at
+ * every decode step. QA_CUDA_EMBED=device keeps the aligner's there too (the comparison of the GPU tests). */
+static int embed_table_on_host(void)
+{
+    const char *v = getenv("QA_CUDA_EMBED");
+    return !(v && strcmp(v, "device") == 0);
+}
+
 /* Steps 1-4: everything that can fail without the arena. ck[k] are opened checkpoints. */
 qa_status qa_models_plan(const qa_model_config *const cfgs[2], const qa_limits *lim, const char *device,
                          qa_plan *p, qa_err *e)
 {
     QA_TRY(qa_plan_compute(cfgs, lim, p, e));
-    if (strncmp(device, "cuda", 4) == 0) /* the CUDA backend's scratch (cuBLAS workspace, staging) */
-        qa_plan_set_scratch(p, qa_backend_cuda_scratch_need(&p->scratch_dims));
+    if (strncmp(device, "cuda", 4) != 0)
+        return QA_OK; /* on the CPU every table is host memory already */
+    qa_plan_set_scratch(p, qa_backend_cuda_scratch_need(&p->scratch_dims)); /* cuBLAS workspace, staging */
+    if (cfgs[QA_MODEL_ALIGNER] && embed_table_on_host())
+        qa_plan_embed_to_host(p, QA_MODEL_ALIGNER, cfgs[QA_MODEL_ALIGNER]);
     return QA_OK;
 }
 
@@ -103,9 +119,14 @@ static qa_status prepare(qa_models *ms, const char *const dirs[2], const char *d
         if (!cp[k])
             continue;
         QA_TRY(qa_checkpoint_open(dirs[k], &cfg[k], lim->dtype, &ck[k], e));
-        if (qa_checkpoint_bytes(ck[k]) != ms->plan.model[k].weight_bytes)
-            return QA_FAIL(e, QA_ERR_INTERNAL, "%s: tensors need %zu bytes, the plan says %zu", dirs[k],
-                           qa_checkpoint_bytes(ck[k]), ms->plan.model[k].weight_bytes);
+        if (ms->plan.model[k].host_bytes)
+            qa_checkpoint_embed_to_host(ck[k]);
+        if (qa_checkpoint_bytes(ck[k]) != ms->plan.model[k].weight_bytes ||
+            qa_checkpoint_host_bytes(ck[k]) != ms->plan.model[k].host_bytes)
+            return QA_FAIL(e, QA_ERR_INTERNAL,
+                           "%s: tensors need %zu bytes (+ %zu on the host), the plan says %zu (+ %zu)", dirs[k],
+                           qa_checkpoint_bytes(ck[k]), qa_checkpoint_host_bytes(ck[k]), ms->plan.model[k].weight_bytes,
+                           ms->plan.model[k].host_bytes);
     }
     return QA_OK;
 }
@@ -128,6 +149,42 @@ static qa_status mel_tables(qa_models *ms, qa_err *e)
     return s;
 }
 
+/* Issue #5: the workspace is idle until the first request, so it lends the on-device conversion of
+ * F32/F16 weights its first chunk (cuda_scratch.h QA_CUDA_LOAD_CHUNK_BYTES; taken and given back, so the
+ * plan covers it). *scratch = NULL where the device converts nothing (CPU, QA_CUDA_CONVERT=host). */
+static qa_status load_scratch(qa_models *ms, void **scratch, size_t *bytes, qa_err *e)
+{
+    qa_region *ws = qa_models_workspace(ms);
+    *scratch = NULL;
+    *bytes = 0;
+    if (!ms->dev.upload_convert || !ws)
+        return QA_OK;
+    *bytes = ws->size < QA_CUDA_LOAD_CHUNK_BYTES ? ws->size : QA_CUDA_LOAD_CHUNK_BYTES;
+    return (*scratch = qa_arena_take(ws, *bytes, e)) ? QA_OK : e->code;
+}
+
+static qa_status load_weights(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
+{
+    void *scratch;
+    size_t scratch_bytes;
+    QA_TRY(load_scratch(ms, &scratch, &scratch_bytes, e));
+    for (int k = 0; k < 2; k++) {
+        if (!ck[k])
+            continue;
+        size_t host = ms->plan.model[k].host_bytes; /* pinned: the one extra allocation, counted (device.cu) */
+        if (host && !ms->dev.host_alloc)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "%s cannot hold weights in host memory", ms->dev.name);
+        if (host)
+            QA_TRY(ms->dev.host_alloc(ms->dev.ctx, host, &ms->host_table[k], e));
+        qa_checkpoint_set_targets(ck[k], ms->host_table[k], scratch, scratch_bytes);
+        QA_TRY(qa_checkpoint_load(ck[k], qa_arena_region(&ms->arena, WEIGHT_REGION[k]), &ms->dev, &ms->model[k], e));
+        ms->present[k] = 1;
+    }
+    if (scratch)
+        qa_region_release(qa_models_workspace(ms), 0);
+    return QA_OK;
+}
+
 /* Steps 5-6. */
 static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
 {
@@ -135,12 +192,7 @@ static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
     if (ms->dev.kind == QA_DEVICE_CPU)
         QA_TRY(qa_backend_cpu_init(&ms->be, 0, e));
     ms->be.dtype = ms->plan.limits.dtype; /* backend.h: lets CUDA pick BF16 tensor-core attention */
-    for (int k = 0; k < 2; k++) {
-        if (!ck[k])
-            continue;
-        QA_TRY(qa_checkpoint_load(ck[k], qa_arena_region(&ms->arena, WEIGHT_REGION[k]), &ms->dev, &ms->model[k], e));
-        ms->present[k] = 1;
-    }
+    QA_TRY(load_weights(ms, ck, e));
     /* The KV cache is one block for the ASR's whole context, owned from load on (engine.c views it
      * from the region's base): take it now so the report shows it in use. */
     qa_region *kv = qa_models_kv(ms);
@@ -182,8 +234,12 @@ void qa_models_free(qa_models *ms)
 {
     if (!ms)
         return;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         qa_model_free(&ms->model[k]);
+        if (ms->host_table[k] && ms->dev.host_free)
+            ms->dev.host_free(ms->dev.ctx, ms->host_table[k]); /* pinned, through the backend: before destroy */
+        ms->host_table[k] = NULL;
+    }
     qa_arena_free(&ms->arena); /* through the backend's hooks on CUDA: before destroying it */
     if (ms->be.destroy)
         ms->be.destroy(&ms->be);
@@ -208,6 +264,8 @@ qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
     r->n_regions = ms->arena.n_regions;
     memcpy(r->regions, ms->arena.regions, sizeof r->regions);
     r->allocations_after_load = (int64_t)(qa_alloc_scoped_count() - ms->allocs_at_load);
+    for (int k = 0; k < 2; k++)
+        r->host_bytes[k] = ms->host_table[k] ? ms->plan.model[k].host_bytes : 0;
     if (ms->dev.kind == QA_DEVICE_CUDA) {
         qa_cuda_mem_stats st;
         QA_TRY(qa_cuda_stats(&ms->be, &st, e));

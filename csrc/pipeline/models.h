@@ -35,6 +35,8 @@ typedef struct qa_models {
     uint64_t allocs_at_load; /* qa_alloc_scoped_count() at the end of load */
     uint64_t cuda_allocs_at_load; /* CUDA device + pinned allocations at the end of load */
     qa_backend be;         /* the op table of dev (CPU today); scratch set per request (pipeline/engine.c) */
+    void *host_table[2];   /* pinned host memory of the tables the plan keeps off the device (plan.host_bytes):
+                            * the CUDA aligner's embedding table; NULL elsewhere. Freed by qa_models_free */
 } qa_models;
 
 typedef struct qa_memory_report {
@@ -49,6 +51,7 @@ typedef struct qa_memory_report {
     int64_t cuda_allocations_after_load;
     uint64_t cuda_device_allocs, cuda_pinned_allocs;
     size_t cuda_free_at_open, cuda_free_after_handles, cuda_pinned_bytes;
+    size_t host_bytes[2];  /* pinned host weights per model (the plan's host_bytes), outside the arena */
 } qa_memory_report;
 
 /* Load the models named in dirs[QA_MODEL_ALIGNER] / dirs[QA_MODEL_ASR] (either may be NULL) on device

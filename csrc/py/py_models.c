@@ -138,10 +138,33 @@ error:
 
 static PyObject *plan_model_dict(const qa_plan_model *m)
 {
-    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:i,s:i,s:i,s:i}", "name", m->name, "weight_bytes", (Py_ssize_t)m->weight_bytes, "kv_bytes",
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:n,s:i,s:i,s:i,s:i}", "name", m->name, "weight_bytes",
+                         (Py_ssize_t)m->weight_bytes, "host_bytes", (Py_ssize_t)m->host_bytes, "kv_bytes",
                          (Py_ssize_t)m->kv_bytes, "workspace_bytes", (Py_ssize_t)m->workspace_bytes, "mel_frames",
                          m->mel_frames, "audio_tokens", m->audio_tokens, "text_tokens", m->text_tokens, "seq_tokens",
                          m->seq_tokens);
+}
+
+/* {"host/<model>": bytes} of weights kept in pinned host memory, outside the arena (issue #6). */
+static PyObject *host_regions_dict(const size_t bytes[2])
+{
+    PyObject *d = PyDict_New();
+    char name[QA_REGION_NAME];
+    for (int k = 0; d && k < 2; k++) {
+        snprintf(name, sizeof name, "host/%s", qa_model_kind_name((qa_model_kind)k));
+        if (bytes[k] && set_item(d, name, PyLong_FromSize_t(bytes[k])) < 0)
+            Py_CLEAR(d);
+    }
+    return d;
+}
+
+/* d["host_regions"], d["host_bytes"]: the pinned host part of a plan or report. */
+static int set_host_items(PyObject *d, const size_t bytes[2])
+{
+    return set_item(d, "host_regions", host_regions_dict(bytes)) < 0 ||
+                   set_item(d, "host_bytes", PyLong_FromSize_t(bytes[0] + bytes[1])) < 0
+               ? -1
+               : 0;
 }
 
 static PyObject *plan_dict(const qa_plan *p)
@@ -158,6 +181,9 @@ static PyObject *plan_dict(const qa_plan *p)
     if (set_item(d, "arena_bytes", PyLong_FromSize_t(p->arena_bytes)) < 0 ||
         set_item(d, "regions", Py_NewRef(regions)) < 0 || set_item(d, "limits", limits_dict(p)) < 0 ||
         set_item(d, "models", Py_NewRef(models)) < 0)
+        goto error;
+    const size_t host[2] = {p->model[0].host_bytes, p->model[1].host_bytes};
+    if (set_host_items(d, host) < 0)
         goto error;
     Py_DECREF(regions);
     Py_DECREF(models);
@@ -342,7 +368,7 @@ static PyObject *report_dict_base(const qa_models *ms, const qa_memory_report *r
 static PyObject *report_dict(const qa_models *ms, const qa_memory_report *r)
 {
     PyObject *d = report_dict_base(ms, r);
-    if (d && set_item(d, "cuda", cuda_dict(r)) < 0)
+    if (d && (set_item(d, "cuda", cuda_dict(r)) < 0 || set_host_items(d, r->host_bytes) < 0))
         Py_CLEAR(d);
     return d;
 }
@@ -409,7 +435,7 @@ static PyObject *Models_config(qa_py_models *self, PyObject *args)
 static qa_st_dtype st_dtype(qa_dtype d) { return d == QA_F32 ? QA_ST_F32 : d == QA_BF16 ? QA_ST_BF16 : QA_ST_F16; }
 
 /* NumPy float32 copy of tensor t (device memory copied back first when not host-accessible). */
-static PyObject *tensor_copy(qa_py_state *st, const qa_device *dev, const qa_tensor *t)
+static PyObject *tensor_copy(qa_py_state *st, const qa_device *dev, const qa_tensor *t, int on_host)
 {
     npy_intp dims[4];
     size_t n = 1;
@@ -423,7 +449,7 @@ static PyObject *tensor_copy(qa_py_state *st, const qa_device *dev, const qa_ten
     const void *src = t->data;
     void *tmp = NULL;
     qa_err e = {0};
-    if (!dev->host_accessible) {
+    if (!dev->host_accessible && !on_host) {
         if (!(tmp = PyMem_Malloc(n * qa_dtype_size(t->dtype) + 1))) {
             Py_DECREF(arr);
             return PyErr_NoMemory();
@@ -455,7 +481,7 @@ static PyObject *Models_tensor(qa_py_models *self, PyObject *args)
     if (m && !t)
         qa_py_input_error(st, "no tensor named '%s' in the %s (use the original-layout name)", name, kind);
     if (t)
-        out = tensor_copy(st, &ms->dev, t);
+        out = tensor_copy(st, &ms->dev, t, m->dec.embed_on_host && t == &m->dec.embed); /* pinned host table */
     models_leave(self);
     return out;
 }

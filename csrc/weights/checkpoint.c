@@ -4,7 +4,9 @@
  * by model.safetensors.index.json (weight_map), and checks every tensor the config implies
  * (weights/names.c) for presence, dtype (F32/F16/BF16) and shape, plus the absence of tensors we do
  * not know — before a byte of the arena exists. Phase 2 (qa_checkpoint_load) converts each tensor once
- * into the compute dtype at its place in the weights region (ndim >= 2 -> compute dtype; 1-D -> F32).
+ * into the compute dtype at its place in the weights region (ndim >= 2 -> compute dtype; 1-D -> F32);
+ * on a device the conversion runs there when the device offers it (raw bytes through the pinned
+ * staging, issue #5), and a table the plan keeps off the device is converted into host memory.
  * Tied ASR (tie_word_embeddings): head = embedding view, a stored lm_head is skipped, as transformers
  * 5.17 does (`_tied_weights_keys`, MODEL_FACTS.md §2.2). Messages name the file and the tensor.
  */
@@ -34,7 +36,14 @@ struct qa_checkpoint {
     size_t bytes;
     char (*expected)[QA_NAME_MAX]; /* file names of every expected tensor (phase 1 scratch) */
     size_t n_expected;
+    int embed_host;     /* the embedding table goes to host_table, not the region */
+    size_t host_bytes;  /* its bytes then (excluded from `bytes`) */
+    void *host_table;   /* qa_checkpoint_set_targets, borrowed */
+    void *scratch;      /* device scratch for dev->upload_convert, borrowed */
+    size_t scratch_bytes;
 };
+
+static const char EMBED_NAME[] = "thinker.model.embed_tokens.weight";
 
 static int file_exists(const char *path)
 {
@@ -232,6 +241,31 @@ qa_status qa_checkpoint_open(const char *dir, const qa_model_config *cfg, qa_dty
 }
 
 size_t qa_checkpoint_bytes(const qa_checkpoint *ck) { return ck->bytes; }
+size_t qa_checkpoint_host_bytes(const qa_checkpoint *ck) { return ck->host_bytes; }
+
+static qa_status embed_bytes(void *ctx, const qa_weight_slot *s, qa_err *e)
+{
+    qa_checkpoint *ck = ctx;
+    if (strcmp(s->name, EMBED_NAME) == 0)
+        ck->host_bytes = qa_slot_bytes(s, ck->compute); /* exactly what validate_slot counted for it */
+    return QA_OK;
+}
+
+void qa_checkpoint_embed_to_host(qa_checkpoint *ck)
+{
+    if (ck->embed_host)
+        return;
+    qa_names_foreach(ck->cfg, NULL, embed_bytes, ck, NULL);
+    ck->bytes -= ck->host_bytes;
+    ck->embed_host = 1;
+}
+
+void qa_checkpoint_set_targets(qa_checkpoint *ck, void *host_table, void *scratch, size_t scratch_bytes)
+{
+    ck->host_table = host_table;
+    ck->scratch = scratch;
+    ck->scratch_bytes = scratch_bytes;
+}
 
 void qa_checkpoint_close(qa_checkpoint *ck)
 {
@@ -254,12 +288,24 @@ typedef struct load_ctx {
     void *staging; /* host buffer when the arena is not host-accessible */
 } load_ctx;
 
+/* The file dtype as a compute-dtype value (upload_convert's vocabulary); -1 for none. */
+static int as_qa_dtype(qa_st_dtype st)
+{
+    return st == QA_ST_F32 ? QA_F32 : st == QA_ST_BF16 ? QA_BF16 : st == QA_ST_F16 ? QA_F16 : -1;
+}
+
 static qa_status place(load_ctx *lc, void *dst, qa_dtype dt, const void *src, qa_st_dtype st, size_t n, qa_err *e)
 {
-    if (lc->dev->host_accessible) {
+    const qa_device *dev = lc->dev;
+    if (dev->host_accessible) {
         qa_convert(dst, dt, src, st, n);
         return QA_OK;
     }
+    if (as_qa_dtype(st) == (int)dt) /* nothing to convert: straight from the mmap into the staging */
+        return dev->copy_h2d(dev->ctx, dst, src, n * qa_dtype_size(dt), e);
+    if (dev->upload_convert && lc->ck->scratch) /* issue #5: raw bytes up, converted by the GPU */
+        return dev->upload_convert(dev->ctx, dst, (int)dt, src, as_qa_dtype(st), n, lc->ck->scratch,
+                                   lc->ck->scratch_bytes, e);
     size_t per = STAGING_BYTES / qa_dtype_size(dt);
     for (size_t i = 0; i < n; i += per) {
         size_t k = n - i < per ? n - i : per;
@@ -284,10 +330,19 @@ static qa_status load_slot(void *ctx, const qa_weight_slot *s, qa_err *e)
     QA_TRY(locate(lc->ck, fname, s->name, &st, &t, e));
     qa_dtype dt = qa_slot_dtype(s, lc->ck->compute);
     size_t n = qa_slot_numel(s);
-    void *dst = qa_arena_take(lc->region, n * qa_dtype_size(dt), e);
+    int to_host = lc->ck->embed_host && strcmp(s->name, EMBED_NAME) == 0;
+    if (to_host && !lc->ck->host_table)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: the embedding table goes to host memory but none was given",
+                       lc->ck->dir);
+    void *dst = to_host ? lc->ck->host_table : qa_arena_take(lc->region, n * qa_dtype_size(dt), e);
     if (!dst)
         return e ? e->code : QA_ERR_INTERNAL;
-    QA_TRY(place(lc, dst, dt, qa_safetensors_data(st, t), t->dtype, n, e));
+    if (to_host) /* host memory: converted in place by the CPU, exactly as on the CPU device */
+        qa_convert(dst, dt, qa_safetensors_data(st, t), t->dtype, n);
+    else
+        QA_TRY(place(lc, dst, dt, qa_safetensors_data(st, t), t->dtype, n, e));
+    if (to_host)
+        lc->m->dec.embed_on_host = 1;
     s->t->data = dst;
     s->t->dtype = dt;
     s->t->ndim = s->ndim;
@@ -302,7 +357,8 @@ qa_status qa_checkpoint_load(qa_checkpoint *ck, qa_region *region, const qa_devi
     snprintf(m->dir, sizeof m->dir, "%s", ck->dir);
     load_ctx lc = {ck, region, dev, m, NULL};
     size_t before = region->used;
-    if (!dev->host_accessible && !(lc.staging = qa_malloc(STAGING_BYTES, e)))
+    int host_convert = !dev->host_accessible && !(dev->upload_convert && ck->scratch); /* place()'s last path */
+    if (host_convert && !(lc.staging = qa_malloc(STAGING_BYTES, e)))
         return QA_ERR_OOM;
     qa_status s = qa_names_foreach(ck->cfg, m, load_slot, &lc, e);
     qa_free(lc.staging);

@@ -33,8 +33,23 @@ qa_status qa_checkpoint_open(const char *dir, const qa_model_config *cfg, qa_dty
 /* Weight bytes the checkpoint will take in its region (sum of aligned tensor sizes). */
 size_t qa_checkpoint_bytes(const qa_checkpoint *ck);
 
+/* Keep the text embedding table out of the weights region (the CUDA aligner: plan.h
+ * qa_plan_embed_to_host). From then on qa_checkpoint_bytes excludes it and qa_checkpoint_host_bytes is
+ * its size; qa_checkpoint_load converts it into the host buffer given to qa_checkpoint_set_targets and
+ * sets m->dec.embed_on_host. Call between open and load. */
+void qa_checkpoint_embed_to_host(qa_checkpoint *ck);
+size_t qa_checkpoint_host_bytes(const qa_checkpoint *ck);
+
+/* Where load puts what is not in the region (all borrowed, valid during load only):
+ * host_table: host memory of qa_checkpoint_host_bytes bytes (NULL when 0);
+ * scratch: device memory that dev->upload_convert may stage raw file bytes in (the idle arena
+ * workspace; NULL: F32/F16 tensors are converted on the host as before). */
+void qa_checkpoint_set_targets(qa_checkpoint *ck, void *host_table, void *scratch, size_t scratch_bytes);
+
 /* Allocate m's layer arrays (host, owned by m), take each tensor from `region` and convert it into
- * place through dev (direct when dev->host_accessible, else via a staging buffer + copy_h2d).
+ * place through dev: direct when dev->host_accessible; else the same dtype is copied through
+ * dev->copy_h2d straight from the mmap, another one is converted on the device (dev->upload_convert
+ * with the scratch of set_targets) or, without those, on the host into a staging buffer + copy_h2d.
  * Fills m->cfg, m->dir, m->weight_bytes; the tied ASR head becomes a view of the embedding. */
 qa_status qa_checkpoint_load(qa_checkpoint *ck, qa_region *region, const qa_device *dev, qa_model *m, qa_err *e);
 

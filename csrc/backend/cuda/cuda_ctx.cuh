@@ -5,7 +5,8 @@
  * area of the ops (BF16 GEMM operands, im2col matrices) are carved from be->scratch, a view into the
  * arena workspace that the engine sets (DESIGN.md §5: every device byte comes from the one
  * allocation). qa_cuda_bind_scratch re-partitions whenever be->scratch changes.
- * It owns two pinned host staging buffers (weight upload, allocated once at load, counted).
+ * It owns two pinned host staging buffers (weight upload and the per-request upload of gathered
+ * embedding rows; allocated once at load, counted).
  * After the first CUDA error the context is "broken": every later call fails with the first error's
  * message (a sticky CUDA error poisons the process's context; we say so instead of crashing).
  */
@@ -64,6 +65,13 @@ qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_e
 /* Counted device allocation (the arena block) and the pinned-staging host -> device copy. */
 qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e);
 qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e);
+/* cuda_api.h upload_rows / upload_convert / host_alloc / host_free of this context. */
+qa_status qa_cuda_upload_rows(qa_cuda_ctx *c, float *dst, const void *table, qa_dtype dt, int64_t R, int64_t D,
+                              const int32_t *ids, int64_t T, qa_err *e);
+qa_status qa_cuda_upload_convert(qa_cuda_ctx *c, void *dst, qa_dtype dt, const void *src, qa_dtype st, size_t n,
+                                 void *scratch, size_t scratch_bytes, qa_err *e);
+qa_status qa_cuda_host_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e); /* free: qa_cuda_host_free */
+void qa_cuda_host_free(qa_cuda_ctx *c, void *p);
 /* cuda_api.h probe and mem_stats (c may be NULL: process counters only). */
 qa_status qa_cuda_probe_device(int device, qa_cuda_probe *out, qa_err *e);
 void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out);

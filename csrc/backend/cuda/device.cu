@@ -6,7 +6,8 @@
  * through counted_* below, so memory_report() can show that nothing is allocated after load
  * (DESIGN.md §5). The arena's single block is the only device allocation of a normal run; the two
  * 8 MiB pinned staging buffers are allocated at the first upload and kept until close (so a later
- * request never allocates).
+ * request never allocates), and the aligner's embedding table, kept in pinned host memory because a
+ * request only gathers a few thousand of its rows (upload_rows), is allocated at load and freed at close.
  * Checks, in the order load_models needs them: a driver at all (cudaDriverGetVersion == 0 means none),
  * driver >= runtime (otherwise every call fails with cudaErrorInsufficientDriver), a visible device
  * with the asked index.
@@ -25,7 +26,7 @@ extern "C" {
 
 static std::atomic<unsigned long long> n_dev_allocs{0}, n_host_allocs{0};
 
-#define PIN_BYTES ((size_t)8 << 20) /* each of the two pinned staging buffers */
+#define PIN_BYTES QA_CUDA_LOAD_CHUNK_BYTES /* each of the two pinned staging buffers (cuda_scratch.h) */
 
 /* Counted per context (what one Models made: its after-load count must stay 0 even while other
  * Models load in the same process) and per process (the report's totals). */
@@ -214,12 +215,31 @@ qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
 
 /* ---- weight upload: two pinned buffers, the CPU fills one while the DMA drains the other ------- */
 
-static qa_status upload_chunk(qa_cuda_ctx *c, void *dst, const char *src, size_t bytes, qa_err *e)
+/* The staging buffers exist from the first upload (load) on; a request finds them (no allocation). */
+static qa_status ensure_pins(qa_cuda_ctx *c, qa_err *e)
 {
-    int b = c->pin_next;
+    QA_TRY(qa_cuda_ctx_usable(c, e));
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    if (c->pin[0])
+        return QA_OK;
+    for (int i = 0; i < 2; i++)
+        QA_TRY(counted_host_malloc(c, &c->pin[i], PIN_BYTES, e));
+    c->pin_bytes = PIN_BYTES;
+    return QA_OK;
+}
+
+/* Next staging buffer, once the DMA out of it has finished: the caller may fill it. */
+static qa_status stage_begin(qa_cuda_ctx *c, int *b, qa_err *e)
+{
+    *b = c->pin_next;
     c->pin_next ^= 1;
-    QA_CUDA_CHECK(e, cudaEventSynchronize(c->pin_done[b])); /* the DMA out of pin[b] has finished */
-    memcpy(c->pin[b], src, bytes);
+    QA_CUDA_CHECK(e, cudaEventSynchronize(c->pin_done[*b]));
+    return QA_OK;
+}
+
+/* Enqueue the copy of `bytes` of pin[b] to dst and mark the buffer busy until it has run. */
+static qa_status stage_end(qa_cuda_ctx *c, int b, void *dst, size_t bytes, qa_err *e)
+{
     QA_CUDA_CHECK(e, cudaMemcpyAsync(dst, c->pin[b], bytes, cudaMemcpyHostToDevice, c->stream));
     QA_CUDA_CHECK(e, cudaEventRecord(c->pin_done[b], c->stream));
     return QA_OK;
@@ -227,18 +247,110 @@ static qa_status upload_chunk(qa_cuda_ctx *c, void *dst, const char *src, size_t
 
 qa_status qa_cuda_upload(qa_cuda_ctx *c, void *dst, const void *src, size_t bytes, qa_err *e)
 {
-    QA_TRY(qa_cuda_ctx_usable(c, e));
-    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
-    if (!c->pin[0]) {
-        for (int i = 0; i < 2; i++)
-            QA_TRY(counted_host_malloc(c, &c->pin[i], PIN_BYTES, e));
-        c->pin_bytes = PIN_BYTES;
-    }
+    QA_TRY(ensure_pins(c, e));
     for (size_t off = 0; off < bytes; off += c->pin_bytes) {
         size_t n = bytes - off < c->pin_bytes ? bytes - off : c->pin_bytes;
-        QA_TRY(upload_chunk(c, (char *)dst + off, (const char *)src + off, n, e));
+        int b;
+        QA_TRY(stage_begin(c, &b, e));
+        memcpy(c->pin[b], (const char *)src + off, n);
+        QA_TRY(stage_end(c, b, (char *)dst + off, n, e));
     }
     return QA_OK;
+}
+
+/* Rows ids[0..n) of a host table (R, D) as float32 into out (BF16 -> F32 is exact: bits << 16). */
+static void gather_rows(float *out, const void *table, qa_dtype dt, int64_t D, const int32_t *ids, int64_t n)
+{
+    for (int64_t t = 0; t < n; t++) {
+        float *o = out + t * D;
+        if (dt == QA_F32) {
+            memcpy(o, (const float *)table + (size_t)ids[t] * (size_t)D, (size_t)D * sizeof(float));
+            continue;
+        }
+        const uint16_t *row = (const uint16_t *)table + (size_t)ids[t] * (size_t)D;
+        for (int64_t j = 0; j < D; j++) {
+            uint32_t u = (uint32_t)row[j] << 16;
+            memcpy(o + j, &u, 4);
+        }
+    }
+}
+
+qa_status qa_cuda_upload_rows(qa_cuda_ctx *c, float *dst, const void *table, qa_dtype dt, int64_t R, int64_t D,
+                              const int32_t *ids, int64_t T, qa_err *e)
+{
+    if ((dt != QA_F32 && dt != QA_BF16) || D <= 0 || T < 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "upload_rows: table dtype %d, D %lld, T %lld", (int)dt, (long long)D,
+                       (long long)T);
+    for (int64_t t = 0; t < T; t++) /* the engine validated them; a bad id here would read outside the table */
+        if (ids[t] < 0 || ids[t] >= R)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "upload_rows: id %d at %lld outside [0, %lld)", (int)ids[t],
+                           (long long)t, (long long)R);
+    QA_TRY(ensure_pins(c, e));
+    int64_t per = (int64_t)(c->pin_bytes / ((size_t)D * sizeof(float)));
+    if (per < 1)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "upload_rows: a row of %lld floats exceeds the %zu-byte staging buffer",
+                       (long long)D, c->pin_bytes);
+    for (int64_t t0 = 0; t0 < T; t0 += per) {
+        int64_t n = T - t0 < per ? T - t0 : per;
+        int b;
+        QA_TRY(stage_begin(c, &b, e));
+        gather_rows((float *)c->pin[b], table, dt, D, ids + t0, n);
+        QA_TRY(stage_end(c, b, dst + t0 * D, (size_t)(n * D) * sizeof(float), e));
+    }
+    return QA_OK;
+}
+
+/* Raw file bytes -> pinned staging -> scratch (device) -> kernel -> dst. One stream: the copy of chunk
+ * i + 1 into scratch starts after the kernel of chunk i has read it, while the CPU already fills the
+ * other pinned buffer (the overlap that matters: memcpy out of the mmap vs the PCIe transfer). */
+qa_status qa_cuda_upload_convert(qa_cuda_ctx *c, void *dst, qa_dtype dt, const void *src, qa_dtype st, size_t n,
+                                 void *scratch, size_t scratch_bytes, qa_err *e)
+{
+    if (dt == st)
+        return qa_cuda_upload(c, dst, src, n * qa_dtype_size(st), e);
+    QA_TRY(ensure_pins(c, e));
+    size_t ss = qa_dtype_size(st), ds = qa_dtype_size(dt);
+    size_t chunk = scratch_bytes < c->pin_bytes ? scratch_bytes : c->pin_bytes;
+    size_t per = chunk / ss;
+    if (!scratch || per < 1)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "upload_convert: device scratch of %zu bytes at %p cannot hold one element",
+                       scratch_bytes, scratch);
+    for (size_t i = 0; i < n; i += per) {
+        size_t k = n - i < per ? n - i : per;
+        int b;
+        QA_TRY(stage_begin(c, &b, e));
+        memcpy(c->pin[b], (const char *)src + i * ss, k * ss);
+        QA_TRY(stage_end(c, b, scratch, k * ss, e));
+        QA_TRY(qa_cu_convert(c->stream, (char *)dst + i * ds, dt, scratch, st, k, e));
+    }
+    return QA_OK;
+}
+
+/* Pinned host weights (the aligner's embedding table): counted like the staging buffers. */
+qa_status qa_cuda_host_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e)
+{
+    *out = NULL;
+    QA_TRY(qa_cuda_ctx_usable(c, e));
+    QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    qa_status s = counted_host_malloc(c, out, bytes, e);
+    if (s != QA_OK) {
+        if (e) {
+            e->needed = bytes;
+            qa_err_prefix(e, "allocating %zu bytes of pinned host memory for weights kept off cuda:%d: ", bytes,
+                          c->device);
+        }
+        return s;
+    }
+    return QA_OK;
+}
+
+void qa_cuda_host_free(qa_cuda_ctx *c, void *p)
+{
+    if (!p)
+        return;
+    if (c) /* the GPU never reads the table (rows are gathered by the CPU): no stream to wait for */
+        cudaSetDevice(c->device);
+    cudaFreeHost(p);
 }
 
 void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)

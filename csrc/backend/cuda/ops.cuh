@@ -86,7 +86,8 @@ qa_status qa_cu_f32_to_bf16_rows(cudaStream_t s, __nv_bfloat16 *out, const float
                                  qa_err *e);
 qa_status qa_cu_bf16_to_f32(cudaStream_t s, float *out, const __nv_bfloat16 *x, size_t n, qa_err *e);
 /* Weight upload: n elements of src (QA_BF16, QA_F16 or QA_F32, as stored in the checkpoint) to dst in
- * the compute dtype dt (QA_BF16 or QA_F32). Same dtype is a device copy. */
+ * the compute dtype dt (QA_BF16 or QA_F32), bit-equal to weights/convert.c (NaN payloads included).
+ * Same dtype is a device copy. */
 qa_status qa_cu_convert(cudaStream_t s, void *dst, qa_dtype dt, const void *src, qa_dtype st, size_t n,
                         qa_err *e);
 
