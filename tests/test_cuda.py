@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -318,6 +319,65 @@ def test_attention_wmma_switch_agrees(bf16_backend, rng, tmp_path):
         q, k, v = arrays["q%d" % n], arrays["k%d" % n], arrays["v%d" % n]
         assert_tc_close(wmma, q, k, v, case, f"wmma attention {case}")
         assert_close_rel(wmma, mine[n].astype(np.float64), 1e-5 if SHIM else 1e-2, f"wmma vs mma {case}")
+
+
+TIMING_CHILD = r"""
+import sys, time
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda
+T, H, Hk, Dh = {shape!r}
+g = Cuda(block_bytes=512 << 20)
+g.reset()
+g.be.dtype = BF16
+rng = np.random.default_rng(0)
+q, k = g.put(rng.standard_normal((T, H * Dh), np.float32)), g.put(rng.standard_normal((T, Hk * Dh), np.float32))
+out = g.empty((T, H * Dh))
+g.call("attention", out, q, k, k, T, T, H, Hk, Dh, 0, 1, 0)
+g.call("sync")
+t0 = time.perf_counter()
+for _ in range(3):
+    g.call("attention", out, q, k, k, T, T, H, Hk, Dh, 0, 1, 0)
+g.call("sync")
+print("MS %.3f" % ((time.perf_counter() - t0) / 3 * 1e3))
+"""
+
+
+@gpu_only
+def test_attention_tc_decoder_timing(bf16_backend, rng):
+    """The issue-6 shape: causal decoder attention of a 300 s align (T = 7500, H = 16, Hk = 8, Dh = 128).
+    Prints ms and TFLOP/s of the mma.sync kernel, the WMMA kernel (QA_CUDA_ATTN=wmma, child process) and
+    the FP32 kernel (run with -s); checks the first and last rows of the mma.sync result."""
+    g = bf16_backend
+    T, H, Hk, Dh = 7500, 16, 8, 128
+    q, k, v = attention_inputs(rng, T, T, H, Hk, Dh)
+    qp, kp, vp = g.put(q), g.put(k), g.put(v)
+    out = g.empty((T, H * Dh))
+    flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
+
+    def timed(reps=3):
+        g.call("attention", out, qp, kp, vp, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
+        g.call("sync")
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            g.call("attention", out, qp, kp, vp, T, T, H, Hk, Dh, 0, 1, 0)
+        g.call("sync")
+        return (time.perf_counter() - t0) / reps * 1e3
+
+    ms = timed()
+    print(f"attention mma.sync T={T} H={H} Hk={Hk} Dh={Dh} causal: {ms:.2f} ms, {flop / ms / 1e9:.1f} TFLOP/s")
+    got = g.get(out, (T, H * Dh))
+    for a, b in ((0, 100), (T - 100, T)):  # rows a..b against all keys (q0 = a): the reference stays small
+        assert_tc_close(got[a:b], q[a:b], k[:b], v[:b], (b - a, b, H, Hk, Dh, a, 1, 0), f"mma rows {a}..{b}")
+    code = TIMING_CHILD.format(tests=os.path.dirname(__file__), shape=(T, H, Hk, Dh))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, QA_CUDA_ATTN="wmma"))
+    assert "MS " in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    wmma = float(run.stdout.split("MS ")[1].split()[0])
+    print(f"attention wmma (QA_CUDA_ATTN=wmma): {wmma:.2f} ms, {flop / wmma / 1e9:.1f} TFLOP/s")
+    g.be.dtype = F32
+    ms32 = timed(1)
+    print(f"attention fp32 kernel: {ms32:.2f} ms, {flop / ms32 / 1e9:.1f} TFLOP/s")
 
 
 def test_attention_bf16_few_rows_stay_fp32(bf16_backend, rng):
