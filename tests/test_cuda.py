@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -210,32 +211,173 @@ def bf16_backend(g):
     g.be.dtype = F32
 
 
-@pytest.mark.parametrize("Tq,Tk,H,Hk,Dh,q0,causal,window", [
+def attention_inputs(rng, Tq, Tk, H, Hk, Dh):
+    q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)  # sharp softmax
+    k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
+    v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
+    return q, k, v
+
+
+def assert_tc_close(got, q, k, v, case, what):
+    """A BF16 tensor-core result against float64 on the same BF16-rounded operands: 1e-2 overall (P is
+    rounded to BF16 for P V), and no (row, head) worse than 5e-2, so a mask error confined to a few rows
+    near a tile or window boundary cannot hide in the norm. On the CPU shim (FP32 attention for
+    dtype=bfloat16) the unrounded reference and the FP32 bound: a dry run of this harness."""
+    Tq, Tk, H, Hk, Dh, q0, causal, window = case
+    if SHIM:
+        ref, tol, row_tol = attention_ref(q, k, v, H, Hk, Dh, q0, causal, window), 1e-5, 1e-4
+    else:
+        ref = attention_ref(bf16_round(q), bf16_round(k), bf16_round(v), H, Hk, Dh, q0, causal, window)
+        tol, row_tol = 1e-2, 5e-2
+    assert_close_rel(got, ref, tol, what)
+    d = (got.astype(np.float64) - ref).reshape(Tq, H, Dh)
+    rows = np.linalg.norm(d, axis=2) / np.maximum(np.linalg.norm(ref.reshape(Tq, H, Dh), axis=2), 1e-30)
+    worst = np.unravel_index(int(np.argmax(rows)), rows.shape)
+    assert rows[worst] <= row_tol, f"{what}: (row, head) {worst} relative error {rows[worst]:.3e} > {row_tol:.0e}"
+
+
+TC_CASES = [
     (300, 300, 4, 4, 64, 0, 0, 104),      # encoder windows; 64-row blocks straddle windows
     (200, 200, 4, 2, 128, 0, 1, 0),       # decoder prefill, GQA 2:1, partial last block
     (40, 1000, 2, 1, 128, 960, 1, 0),     # prefill continuing a KV cache (q_pos0 offset)
     (130, 130, 2, 2, 64, 0, 1, 40),       # causal inside windows
     (16, 16, 2, 1, 128, 0, 1, 0),         # the smallest Tq on tensor cores
-])
+    # attention_mma.cu (issue 6): the decoder's shapes (H=16, Hk=8, Dh 128, causal) around its 64-row
+    # blocks and 64-key tiles; Tq = 1 stays on the FP32 kernel (backend.cu QA_TC_MIN_ROWS)
+    (1, 1, 16, 8, 128, 0, 1, 0),
+    (17, 17, 16, 8, 128, 0, 1, 0),        # one partial block, one partial tile
+    (64, 64, 16, 8, 128, 0, 1, 0),        # exactly one block and one tile
+    (200, 200, 16, 8, 128, 0, 1, 0),
+    (1000, 1000, 16, 8, 128, 0, 1, 0),    # Tk = 15 tiles + 40 keys
+    (100, 1037, 16, 8, 128, 937, 1, 0),   # a cache: q0 > 0, the first tile starts at key 0, Tk % 64 = 13
+    (1000, 1000, 4, 4, 64, 0, 0, 104),    # the encoder's windows of 104 (last one 64 keys)
+    (1000, 1000, 16, 8, 64, 0, 1, 0),     # Dh 64, causal
+]
+
+
+@pytest.mark.parametrize("Tq,Tk,H,Hk,Dh,q0,causal,window", TC_CASES)
 def test_attention_bf16_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     g = bf16_backend
-    if SHIM:
-        pytest.skip("the CPU shim keeps FP32 attention for dtype=bfloat16; the BF16 bound is the GPU kernel's")
-    q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)
-    k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
-    v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
+    case = (Tq, Tk, H, Hk, Dh, q0, causal, window)
+    q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
     qp, kp, vp = g.put(q), g.put(k), g.put(v)
     out = g.empty((Tq, H * Dh))  # NaN-poisoned: an unwritten row fails the bound
     g.call("attention", out, qp, kp, vp, Tq, Tk, H, Hk, Dh, q0, causal, window)
     got = g.get(out, (Tq, H * Dh))
-    # against float64 on the same BF16-rounded operands (P is rounded to BF16 for P V, hence 1e-2)
-    ref = attention_ref(bf16_round(q), bf16_round(k), bf16_round(v), H, Hk, Dh, q0, causal, window)
-    assert_close_rel(got, ref, 1e-2, f"tc attention Tq={Tq} Tk={Tk} c={causal} w={window}")
+    assert_tc_close(got, q, k, v, case, f"tc attention Tq={Tq} Tk={Tk} H={H} Dh={Dh} q0={q0} c={causal} w={window}")
     # and against the FP32 kernel on the unrounded operands
     g.be.dtype = F32
     out32 = g.empty((Tq, H * Dh))
     g.call("attention", out32, qp, kp, vp, Tq, Tk, H, Hk, Dh, q0, causal, window)
     assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 2e-2, "tc vs fp32 attention")
+
+
+WMMA_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda
+d = np.load({inputs!r})
+g = Cuda(block_bytes=256 << 20)
+g.be.dtype = BF16
+outs = {{}}
+for n in range(len(d.files) // 4):
+    q, k, v, case = d["q%d" % n], d["k%d" % n], d["v%d" % n], [int(x) for x in d["case%d" % n]]
+    Tq, Tk, H, Hk, Dh, q0, causal, window = case
+    g.reset()
+    out = g.empty((Tq, H * Dh))
+    g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
+    outs["out%d" % n] = g.get(out, (Tq, H * Dh))
+np.savez({outputs!r}, **outs)
+print("WMMA DONE")
+"""
+
+
+def test_attention_wmma_switch_agrees(bf16_backend, rng, tmp_path):
+    """QA_CUDA_ATTN=wmma (read when the backend opens, so in a child process) runs the first WMMA kernel:
+    within the same bounds of the reference, and of the default mma.sync kernel run here."""
+    g = bf16_backend
+    cases = [(200, 200, 16, 8, 128, 0, 1, 0), (100, 1037, 16, 8, 128, 937, 1, 0), (1000, 1000, 4, 4, 64, 0, 0, 104)]
+    arrays, mine = {}, []
+    for n, case in enumerate(cases):
+        Tq, Tk, H, Hk, Dh, q0, causal, window = case
+        q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
+        arrays.update({"q%d" % n: q, "k%d" % n: k, "v%d" % n: v, "case%d" % n: np.array(case)})
+        g.reset()
+        out = g.empty((Tq, H * Dh))
+        g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
+        mine.append(g.get(out, (Tq, H * Dh)))
+    inputs, outputs = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+    np.savez(inputs, **arrays)
+    code = WMMA_CHILD.format(tests=os.path.dirname(__file__), inputs=inputs, outputs=outputs)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, QA_CUDA_ATTN="wmma"))
+    assert "WMMA DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    got = np.load(outputs)
+    for n, case in enumerate(cases):
+        wmma = got["out%d" % n]
+        q, k, v = arrays["q%d" % n], arrays["k%d" % n], arrays["v%d" % n]
+        assert_tc_close(wmma, q, k, v, case, f"wmma attention {case}")
+        assert_close_rel(wmma, mine[n].astype(np.float64), 1e-5 if SHIM else 1e-2, f"wmma vs mma {case}")
+
+
+TIMING_CHILD = r"""
+import sys, time
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda
+T, H, Hk, Dh = {shape!r}
+g = Cuda(block_bytes=512 << 20)
+g.reset()
+g.be.dtype = BF16
+rng = np.random.default_rng(0)
+q, k = g.put(rng.standard_normal((T, H * Dh), np.float32)), g.put(rng.standard_normal((T, Hk * Dh), np.float32))
+out = g.empty((T, H * Dh))
+g.call("attention", out, q, k, k, T, T, H, Hk, Dh, 0, 1, 0)
+g.call("sync")
+t0 = time.perf_counter()
+for _ in range(3):
+    g.call("attention", out, q, k, k, T, T, H, Hk, Dh, 0, 1, 0)
+g.call("sync")
+print("MS %.3f" % ((time.perf_counter() - t0) / 3 * 1e3))
+"""
+
+
+@gpu_only
+def test_attention_tc_decoder_timing(bf16_backend, rng):
+    """The issue-6 shape: causal decoder attention of a 300 s align (T = 7500, H = 16, Hk = 8, Dh = 128).
+    Prints ms and TFLOP/s of the mma.sync kernel, the WMMA kernel (QA_CUDA_ATTN=wmma, child process) and
+    the FP32 kernel (run with -s); checks the first and last rows of the mma.sync result."""
+    g = bf16_backend
+    T, H, Hk, Dh = 7500, 16, 8, 128
+    q, k, v = attention_inputs(rng, T, T, H, Hk, Dh)
+    qp, kp, vp = g.put(q), g.put(k), g.put(v)
+    out = g.empty((T, H * Dh))
+    flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
+
+    def timed(reps=3):
+        g.call("attention", out, qp, kp, vp, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
+        g.call("sync")
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            g.call("attention", out, qp, kp, vp, T, T, H, Hk, Dh, 0, 1, 0)
+        g.call("sync")
+        return (time.perf_counter() - t0) / reps * 1e3
+
+    ms = timed()
+    print(f"attention mma.sync T={T} H={H} Hk={Hk} Dh={Dh} causal: {ms:.2f} ms, {flop / ms / 1e9:.1f} TFLOP/s")
+    got = g.get(out, (T, H * Dh))
+    for a, b in ((0, 100), (T - 100, T)):  # rows a..b against all keys (q0 = a): the reference stays small
+        assert_tc_close(got[a:b], q[a:b], k[:b], v[:b], (b - a, b, H, Hk, Dh, a, 1, 0), f"mma rows {a}..{b}")
+    code = TIMING_CHILD.format(tests=os.path.dirname(__file__), shape=(T, H, Hk, Dh))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, QA_CUDA_ATTN="wmma"))
+    assert "MS " in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    wmma = float(run.stdout.split("MS ")[1].split()[0])
+    print(f"attention wmma (QA_CUDA_ATTN=wmma): {wmma:.2f} ms, {flop / wmma / 1e9:.1f} TFLOP/s")
+    g.be.dtype = F32
+    ms32 = timed(1)
+    print(f"attention fp32 kernel: {ms32:.2f} ms, {flop / ms32 / 1e9:.1f} TFLOP/s")
 
 
 def test_attention_bf16_few_rows_stay_fp32(bf16_backend, rng):

@@ -1,5 +1,7 @@
-/* attention_tc.cu — fused attention on BF16 tensor cores (WMMA 16x16x16, FP32 accumulate) for
- * dtype="bfloat16".
+/* attention_tc.cu — fused attention on BF16 tensor cores for dtype="bfloat16": the entry
+ * qa_cu_attention_tc, which runs attention_mma.cu's FlashAttention-2 kernel (mma.sync, S and O in
+ * registers), or with QA_CUDA_ATTN=wmma this file's first kernel (WMMA 16x16x16, FP32 accumulate),
+ * kept as a second implementation of the same contract to compare against on the GPU.
  *
  * Contract: ops.cuh (qa_cu_attention_tc), the same function as attention.cu's qa_cu_attention with q,
  * k, v rounded to BF16 when they are staged in shared memory (what a BF16 engine feeds its SDPA
@@ -238,16 +240,16 @@ int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k,
 {
     if (Dh != 64 && Dh != 128)
         return 0;
-    /* 16-byte vector loads of q / out (fp32) and k / v (fp32 or 8-byte bf16 groups) */
+    /* 16-byte vector loads of q / out (fp32); k / v rows copied in 16-byte cp.async chunks (attention_mma.cu:
+     * 4 FP32 or 8 BF16 elements), so their rows start on 16 bytes too */
     int kq = kv_bf16 ? 8 : 4;
-    return aligned16(q) && aligned16(out) && ((uintptr_t)k % (kv_bf16 ? 8 : 16)) == 0 &&
-           ((uintptr_t)v % (kv_bf16 ? 8 : 16)) == 0 && ldq % 4 == 0 && out_ld % 4 == 0 && ldk % kq == 0 &&
-           ldv % kq == 0;
+    return aligned16(q) && aligned16(out) && aligned16(k) && aligned16(v) && ldq % 4 == 0 && out_ld % 4 == 0 &&
+           ldk % kq == 0 && ldv % kq == 0;
 }
 
-qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                             const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                             int causal, int window, float scale, qa_err *e)
+static qa_status attention_wmma(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k,
+                                int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh,
+                                int q0, int causal, int window, float scale, qa_err *e)
 {
     if (Hk <= 0 || H % Hk != 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: %d query heads not a multiple of %d kv heads", H, Hk);
@@ -261,4 +263,15 @@ qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q
     if (Dh == 64)
         return kv_bf16 ? launch_tc<64, __nv_bfloat16>(s, a, e) : launch_tc<64, float>(s, a, e);
     return kv_bf16 ? launch_tc<128, __nv_bfloat16>(s, a, e) : launch_tc<128, float>(s, a, e);
+}
+
+qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
+                             const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
+                             int causal, int window, float scale, int wmma, qa_err *e)
+{
+    if (wmma)
+        return attention_wmma(s, out, ldo, q, ldq, k, ldk, v, ldv, kv_bf16, Tq, Tk, H, Hk, Dh, q0, causal, window,
+                              scale, e);
+    return qa_cu_attention_mma(s, out, ldo, q, ldq, k, ldk, v, ldv, kv_bf16, Tq, Tk, H, Hk, Dh, q0, causal, window,
+                               scale, e);
 }

@@ -47,6 +47,7 @@ typedef struct qa_cuda_ctx {
     int cc_major, cc_minor;
     qa_cuda_prof *prof;         /* QA_CUDA_PROFILE=1 at open: per-op timing table (profile.cu), else NULL */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
+    int attn_wmma;              /* QA_CUDA_ATTN=wmma at open: the first (WMMA) tensor-core kernel, not mma.sync */
 } qa_cuda_ctx;
 
 /* QA_CUDA_BLAS_WS_BYTES, QA_CUDA_STAGE_ROWS and the scratch formula: ../cuda_scratch.h */

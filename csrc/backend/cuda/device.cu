@@ -133,8 +133,11 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     snprintf(c->name, sizeof c->name, "%s", pr.name);
     c->cc_major = pr.cc_major;
     c->cc_minor = pr.cc_minor;
-    const char *attn = getenv("QA_CUDA_ATTN"); /* "fp32": fall back to the FP32 attention kernel */
+    /* QA_CUDA_ATTN: "fp32" falls back to the FP32 attention kernel, "wmma" keeps BF16 tensor cores but on
+     * the first WMMA kernel (attention_tc.cu) instead of attention_mma.cu — both to compare on the GPU */
+    const char *attn = getenv("QA_CUDA_ATTN");
     c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
+    c->attn_wmma = attn && strcmp(attn, "wmma") == 0;
     qa_status s = open_handles(c, e);
     if (s == QA_OK)
         c->prof = qa_cuda_prof_open();

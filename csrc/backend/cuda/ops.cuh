@@ -149,12 +149,21 @@ qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, i
 
 /* ---- attention_tc.cu -------------------------------------------------------------------------- */
 /* The same attention on BF16 tensor cores (dtype="bfloat16"): q, k, v rounded to BF16 when staged,
- * FP32 scores / softmax / accumulation. k, v are FP32 (kv_bf16 = 0) or BF16 (a BF16 KV cache).
- * Dh 64 or 128 only, 16-byte aligned q / out with row strides a multiple of 4 (see _supported). */
+ * FP32 scores / softmax / accumulation, P rounded to BF16 for P V. k, v are FP32 (kv_bf16 = 0) or BF16
+ * (a BF16 KV cache). Dh 64 or 128 only; q, k, v, out 16-byte aligned with row strides of 16 bytes
+ * multiples (see _supported). wmma != 0 (QA_CUDA_ATTN=wmma) runs the first WMMA kernel of
+ * attention_tc.cu, else attention_mma.cu's FlashAttention-2 kernel. */
 int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k, int ldk, const void *v, int ldv,
                                  int out_ld, const float *out, int kv_bf16);
 qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                             int causal, int window, float scale, qa_err *e);
+                             int causal, int window, float scale, int wmma, qa_err *e);
+
+/* ---- attention_mma.cu ------------------------------------------------------------------------- */
+/* qa_cu_attention_tc's default kernel (mma.sync m16n8k16, S / O / softmax in registers); same
+ * arguments and conditions (qa_cu_attention_tc_supported must hold). */
+qa_status qa_cu_attention_mma(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
+                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
+                              int causal, int window, float scale, qa_err *e);
 
 #endif
