@@ -117,7 +117,8 @@ static qa_status asr_run(qa_models *ms, const qa_inputs *in, int64_t max_new, in
     QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
     qa_kv_cache kv = kv_view(ms, m);
     QA_TRY(begin(ms, in, &ws, e));
-    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new, ids, n, first_logits, e));
+    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, in, max_new, min_new,
+                                              ms->plan.limits.max_new_tokens, ids, n, first_logits, e));
 }
 
 /* The public entry points run the request inside an allocation scope (core/alloc.h): anything the
