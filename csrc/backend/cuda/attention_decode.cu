@@ -2,7 +2,7 @@
  *
  * Contract: ops.cuh (qa_cu_attention_decode). Why: the general kernel (attention.cu) gives a decode
  * step 16 blocks x 1 busy warp, each walking the whole cache serially; here the n visible keys are cut
- * into ns = min(QA_CU_DEC_SPLITS, ceil(n / DEC_MIN_KEYS)) slices of ceil(n / ns) keys, and block
+ * into at most QA_CU_DEC_SPLITS slices of at least DEC_MIN_KEYS keys (dec_slices), and block
  * (slice s, kv head) folds its slice for all G = H / Hk query heads of that kv head (GQA: each K / V
  * row is read once for the group). Inside a block 4 warps take DEC_KB keys at a time (their loads in
  * flight together); per key a warp forms the G dot products (lane d holds columns d, d+32, ...) and
@@ -41,9 +41,12 @@ __device__ __forceinline__ int dec_keys(const dec_args &a)
     return max(1, min(n, a.max_kv));
 }
 
-__device__ __forceinline__ int dec_splits(int n)
+/* Slices of n keys: *chunk keys each (the last one shorter), none empty. A function of n only. */
+__device__ __forceinline__ void dec_slices(int n, int *ns, int *chunk)
 {
-    return min(QA_CU_DEC_SPLITS, (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS);
+    int want = min(QA_CU_DEC_SPLITS, (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS);
+    *chunk = (n + want - 1) / want;
+    *ns = (n + *chunk - 1) / *chunk; /* <= want; fewer when rounding the chunk up leaves the last empty */
 }
 
 /* Fold keys [jb, jb + DEC_KB) ∩ [.., j1) into the warp's running state of G query heads. */
@@ -102,10 +105,12 @@ template <int DH, int G> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_s
     constexpr int C = (DH + 31) / 32;
     __shared__ float sml[DEC_WARPS][G][2];
     __shared__ float sacc[DEC_WARPS][G][DH];
-    const int n = dec_keys(a), ns = dec_splits(n), s = blockIdx.x;
+    const int n = dec_keys(a), s = blockIdx.x;
+    int ns, chunk;
+    dec_slices(n, &ns, &chunk);
     if (s >= ns)
         return; /* a graph's grid covers the most slices; this step has fewer */
-    const int chunk = (n + ns - 1) / ns, j0 = s * chunk, j1 = min(n, j0 + chunk);
+    const int j0 = s * chunk, j1 = min(n, j0 + chunk);
     const int kvh = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float qr[G][C], m[G], l[G], acc[G][C];
 #pragma unroll
@@ -155,7 +160,9 @@ template <int DH, int G> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_s
 /* out[h] = merge of the ns partials of query head blockIdx.x. */
 template <int DH> __global__ void dec_combine_kernel(dec_args a)
 {
-    const int n = dec_keys(a), ns = dec_splits(n), h = blockIdx.x;
+    const int n = dec_keys(a), h = blockIdx.x;
+    int ns, chunk;
+    dec_slices(n, &ns, &chunk);
     const float *pp = a.part + (size_t)h * QA_CU_DEC_SPLITS * (DH + 2);
     float M = -INFINITY;
     for (int s = 0; s < ns; s++)
