@@ -45,7 +45,8 @@ class Probe(C.Structure):
 
 class MemStats(C.Structure):
     _fields_ = [("device_allocs", C.c_uint64), ("host_allocs", C.c_uint64), ("free_at_open", C.c_size_t),
-                ("free_after_handles", C.c_size_t), ("total", C.c_size_t), ("pinned_bytes", C.c_size_t)]
+                ("free_after_handles", C.c_size_t), ("total", C.c_size_t), ("pinned_bytes", C.c_size_t),
+                ("graph_instantiations", C.c_uint64), ("graph_bytes", C.c_size_t)]
 
 
 S, P, I64, VP = C.c_int, C.c_void_p, C.c_int64, C.c_void_p
@@ -77,6 +78,15 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("argmax", S, [P, P, P, I64, I64, C.POINTER(C.c_int32), C.c_int, EP]),
     ("mel_tables", S, [P, P, EP]),
     ("log_mel", S, [P, P, I64, P, P, C.c_size_t, EP]),
+    # API 4: decode steps with the position in backend memory, recorded steps
+    ("rope_at", S, [P, I64, I64, I64, P, C.c_float, EP]),
+    ("attention_at", S, [P, P, P, P, I64, I64, I64, I64, I64, P, EP]),
+    ("store_rows_at", S, [P, P, I64, I64, P, I64, EP]),
+    ("argmax_at", S, [P, I64, P, P, I64, C.POINTER(C.c_int32), C.c_int, P, EP]),
+    ("step_advance", S, [P, EP]),
+    ("graph_begin", S, [EP]),
+    ("graph_end", S, [C.c_int, P, EP]),
+    ("graph_launch", S, [C.c_int, EP]),
 ]
 
 
@@ -87,7 +97,8 @@ class Cancel(C.Structure):  # core/cancel.h qa_cancel
 class Backend(C.Structure):
     _fields_ = [("api_version", C.c_int), ("name", C.c_char_p), ("ctx", C.c_void_p), ("scratch", C.c_void_p),
                 ("scratch_bytes", C.c_size_t), ("cancel", Cancel),
-                ("dtype", C.c_int)] + [(n, C.CFUNCTYPE(r, BEP, *a)) for n, r, a in _OPS]
+                ("dtype", C.c_int)] + [(n, C.CFUNCTYPE(r, BEP, *a)) for n, r, a in _OPS] + \
+               [("graph_ready", C.CFUNCTYPE(C.c_int, BEP, C.c_int, P)), ("decode_mode", C.c_int)]
 
 
 class Api(C.Structure):

@@ -27,3 +27,24 @@ def top2_margin(logits):
     """Per row: largest minus second largest logit (a near-tie lets the argmax differ)."""
     part = np.sort(np.asarray(logits, np.float64), axis=-1)
     return part[..., -1] - part[..., -2]
+
+
+def eos_checkpoint(dst, token, eos=151643, scale=4.0):
+    """A copy of the fixture ASR checkpoint in dst that stops early: the <|endoftext|> row of the tied
+    embedding / lm_head becomes scale x the row of `token`, so EOS wins at the steps where that token's
+    logit is large (the random fixture never picks EOS by itself). <|endoftext|> is never an input, so
+    nothing else changes. Returns the folder."""
+    from safetensors_util import copy_fixture, load_all, write_tensors
+
+    folder = copy_fixture(os.path.join(FIXTURES, "asr"), dst)
+    path = os.path.join(folder, "model.safetensors")
+    tensors = load_all(path)
+    name = "thinker.model.embed_tokens.weight"
+    dtype, shape, raw = tensors[name]
+    assert dtype == "BF16"
+    table = np.frombuffer(raw, "<u2").reshape(shape).copy()
+    row = (table[int(token)].astype(np.uint32) << 16).view(np.float32) * np.float32(scale)  # exact: a power of 2
+    table[eos] = (row.view(np.uint32) >> 16).astype(np.uint16)
+    tensors[name] = (dtype, shape, table.tobytes())
+    write_tensors(path, tensors)
+    return folder

@@ -192,6 +192,12 @@ def attention_ref(q, k, v, H, Hk, Dh, q0, causal, window):
     (90, 90, 2, 2, 64, 0, 1, 40),        # causal inside windows
     (50, 50, 4, 2, 16, 0, 1, 0),         # the fixtures' head dim 16 (lanes 16..31 idle)
     (70, 70, 4, 4, 32, 0, 0, 26),        # head dim 32, encoder-style
+    # one query row (decode): the split-K kernel (attention_decode.cu)
+    (1, 1000, 16, 8, 128, 999, 1, 0),    # Qwen3-ASR-1.7B heads, 32 slices
+    (1, 4100, 4, 2, 128, 4099, 1, 0),    # more keys than 64 slices of 32: longer slices
+    (1, 37, 4, 2, 16, 36, 1, 0),         # the fixtures' shapes, a partial last slice
+    (1, 200, 8, 1, 64, 150, 1, 0),       # 8 query heads per kv head; keys past q_pos0 are masked
+    (1, 70, 4, 4, 32, 69, 1, 0),         # no GQA, head dim 32
 ])
 def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     q = (rng.standard_normal((Tq, H * Dh)) * 2).astype(np.float32)  # sharp softmax
@@ -606,6 +612,102 @@ def test_argmax_split_rows_of_the_asr_vocabulary(g, rng):
     assert_close_rel(g.get(prob, R), e[np.arange(R), ref_idx] / e.sum(1), 1e-5, "split argmax prob")
 
 
+# ---- decode steps with the position in device memory (backend.h API 4) ---------------------------
+
+
+def _state(g, pos, index=0, min_new=0):
+    return g.put(np.array([pos, index, min_new, 0], np.int32))
+
+
+def test_rope_at_equals_rope(g, rng):
+    T, H, Dh = 2, 4, 128
+    x = rng.standard_normal((T, H * Dh)).astype(np.float32)
+    for pos in (0, 17, 4095):
+        a, b = g.put(x), g.put(x)
+        g.call("rope", a, T, H, Dh, pos, 1e6)
+        g.call("rope_at", b, T, H, Dh, _state(g, pos), 1e6)
+        np.testing.assert_array_equal(g.get(b, (T, H * Dh)), g.get(a, (T, H * Dh)), err_msg=f"rope_at pos {pos}")
+
+
+@pytest.mark.parametrize("H,Hk,Dh", [(16, 8, 128), (4, 2, 16)])
+def test_attention_at_equals_attention(g, rng, H, Hk, Dh):
+    """The device-position decode attention gives bit for bit the host-position call's numbers (same
+    slices of keys), whatever rows of the cache past the position hold."""
+    max_kv = 3000
+    q = (rng.standard_normal((1, H * Dh)) * 2).astype(np.float32)
+    k = (rng.standard_normal((max_kv, Hk * Dh)) * 2).astype(np.float32)
+    v = rng.standard_normal((max_kv, Hk * Dh)).astype(np.float32)
+    qp, kp, vp = g.put(q), g.put(k), g.put(v)
+    for pos in (0, 31, 32, 700, 2047, max_kv - 1):
+        a, b = g.empty((1, H * Dh)), g.empty((1, H * Dh))
+        g.call("attention", a, qp, kp, vp, 1, pos + 1, H, Hk, Dh, pos, 1, 0)
+        g.call("attention_at", b, qp, kp, vp, 1, max_kv, H, Hk, Dh, _state(g, pos))
+        got = g.get(b, (1, H * Dh))
+        np.testing.assert_array_equal(got, g.get(a, (1, H * Dh)), err_msg=f"attention_at pos {pos}")
+        ref = attention_ref(q, k[:pos + 1], v[:pos + 1], H, Hk, Dh, pos, 1, 0)
+        assert_close_rel(got, ref, 1e-5, f"attention_at pos {pos}")
+
+
+def test_store_rows_at(g, rng):
+    rows, W = 10, 24
+    cache = np.full((rows, W), -1.0, np.float32)
+    src = rng.standard_normal((2, W)).astype(np.float32)
+    cp, sp = g.put(cache), g.put(src)
+    g.call("store_rows_at", cp, sp, 2, W, _state(g, 3), rows)
+    g.call("store_rows_at", cp, sp, 2, W, _state(g, rows - 1), rows)  # the second row falls off: skipped
+    want = cache.copy()
+    want[3:5] = src
+    want[rows - 1] = src[0]
+    np.testing.assert_array_equal(g.get(cp, (rows, W)), want)
+
+
+def test_argmax_at_and_step_advance(g, rng):
+    import ctypes
+
+    V, cap = 5000, 6
+    x = rng.standard_normal(V).astype(np.float32)
+    x[151] = 60.0  # an "EOS", suppressed while index < min_new
+    xp, tok, ids = g.put(x), g.empty(1, np.int32), g.empty(cap, np.int32)
+    sup = (ctypes.c_int32 * 2)(151, 152)
+    st = _state(g, 40, 0, 2)
+    for _ in range(3):
+        g.call("argmax_at", ids, cap, tok, xp, V, sup, 2, st)
+        g.call("step_advance", st)
+    second = int(np.argmax(np.where(np.arange(V) == 151, -np.inf, x)))
+    assert g.get(ids, cap, np.int32)[:3].tolist() == [second, second, 151]
+    assert g.get(tok, 1, np.int32)[0] == 151
+    assert g.get(st, 4, np.int32)[:3].tolist() == [43, 3, 2]
+    g.call("argmax_at", ids, cap, tok, xp, V, sup, 2, _state(g, 0, cap, 0))  # index past cap: ids untouched
+    assert g.get(ids, cap, np.int32)[:3].tolist() == [second, second, 151]
+
+
+@gpu_only
+def test_graph_replays_with_the_state_read_at_launch(g, rng):
+    """A recorded rope_at + store_rows_at + step_advance replayed 3 times writes 3 different rows: the
+    position comes from the state when the graph runs, not when it was recorded."""
+    H, Dh, rows = 2, 64, 8
+    x = rng.standard_normal((1, H * Dh)).astype(np.float32)
+    xp, tmp, cache = g.put(x), g.empty((1, H * Dh)), g.put(np.zeros((rows, H * Dh), np.float32))
+    st = _state(g, 2)
+    g.call("graph_begin")
+    g.call("copy", tmp, xp, x.nbytes, 2)
+    g.call("rope_at", tmp, 1, H, Dh, st, 1e6)
+    g.call("store_rows_at", cache, tmp, 1, H * Dh, st, rows)
+    g.call("step_advance", st)
+    g.call("graph_end", 1, st)
+    assert g.be.graph_ready(g.addr, 1, st) == 1 and g.be.graph_ready(g.addr, 1, xp) == 0
+    assert g.stats().graph_instantiations >= 1
+    for _ in range(3):
+        g.call("graph_launch", 1)
+    got = g.get(cache, (rows, H * Dh))
+    for pos in (2, 3, 4):
+        ref = g.put(x)
+        g.call("rope", ref, 1, H, Dh, pos, 1e6)
+        np.testing.assert_array_equal(got[pos], g.get(ref, (1, H * Dh))[0], err_msg=f"row {pos}")
+    assert not got[[0, 1, 5, 6, 7]].any()
+    assert g.get(st, 4, np.int32)[:2].tolist() == [5, 3]
+
+
 # ---- memory discipline and errors -----------------------------------------------------------------
 
 
@@ -998,3 +1100,113 @@ def test_gpu_load_close_100_times_returns_device_memory():
         m.close()
     after = C._device_info("cuda:0")["free_bytes"]
     assert abs(after - base) <= 2 << 20, (base, after)  # ...and given back each time
+
+
+# ---- ASR decoding: recorded step (CUDA graph) vs the plain per-token loop ---------------------------
+
+BLOCK = 8  # pipeline/asr.c QA_ASR_BLOCK
+GEN_RUNS = [("en_short", 1, 0), ("en_short", 2, 2), ("tiny", BLOCK, 0), ("zh_mixed", BLOCK + 3, 5),
+            ("en_long", 2 * BLOCK + 1, 0), ("punct_numbers", 12, 12), ("en_short", 40, 40)]
+GEN_CHILD = r"""
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import npy
+from engine_util import features
+from qwen3align._qwen3align import Models
+m = Models(asr={folder!r}, device="cuda:0", dtype={dtype!r}, max_new_tokens=40)
+out = {{}}
+for i, (case, max_new, min_new) in enumerate({runs!r}):
+    feat, frames = features(case)
+    ids, first = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)
+    ids2, first2 = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)  # replayed
+    assert ids.tolist() == ids2.tolist() and (first == first2).all(), (case, max_new, min_new)
+    out[f"ids{{i}}"], out[f"first{{i}}"] = ids, first
+out["graphs"] = np.array([m._memory_report()["cuda"]["graph_instantiations"]])
+np.savez({path!r}, **out)
+"""
+
+
+def _generate_in_child(tmp_path, mode, folder, dtype, runs):
+    """asr_generate results in a fresh process whose CUDA backend opened with QA_CUDA_GRAPH=mode
+    (None: unset, the default graph path) — the variable is read once, when the backend opens."""
+    path = str(tmp_path / f"gen-{mode}-{dtype}.npz")
+    env = dict(os.environ)
+    env.pop("QA_CUDA_GRAPH", None)
+    if mode is not None:
+        env["QA_CUDA_GRAPH"] = mode
+    code = GEN_CHILD.format(tests=os.path.dirname(__file__), folder=folder, dtype=dtype, runs=runs, path=path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return dict(np.load(path))
+
+
+def _assert_same_runs(a, b, runs, what):
+    for i, run in enumerate(runs):
+        assert a[f"ids{i}"].tolist() == b[f"ids{i}"].tolist(), f"{what} {run}: ids differ"
+        np.testing.assert_array_equal(a[f"first{i}"], b[f"first{i}"], err_msg=f"{what} {run}: first logits")
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_asr_graph_decoding_equals_plain_loop(tmp_path, dtype):
+    """Issue #6: the recorded decode step replayed in blocks of 8 (one copy back per block) gives the
+    plain loop's ids and first logits exactly, for max_new_tokens not a multiple of the block and
+    min_new_tokens; the device-state loop without graphs (QA_CUDA_GRAPH=steps) too."""
+    folder = os.path.join(FIXTURES, "asr")
+    model("asr")  # skips when the fixture checkpoint was not carried
+    plain = _generate_in_child(tmp_path, "0", folder, dtype, GEN_RUNS)
+    graph = _generate_in_child(tmp_path, None, folder, dtype, GEN_RUNS)
+    steps = _generate_in_child(tmp_path, "steps", folder, dtype, GEN_RUNS)
+    assert plain["graphs"][0] == 0 and steps["graphs"][0] == 0 and graph["graphs"][0] == 1
+    _assert_same_runs(plain, graph, GEN_RUNS, f"{dtype} graph")
+    _assert_same_runs(plain, steps, GEN_RUNS, f"{dtype} steps")
+    for i, (case, max_new, _) in enumerate(GEN_RUNS):
+        assert len(plain[f"ids{i}"]) == max_new  # the random fixture never picks EOS by itself
+    if dtype == "float32":  # and the plain loop still matches transformers (test_asr_first_logits_and_greedy)
+        i = GEN_RUNS.index(("punct_numbers", 12, 12))
+        assert plain[f"ids{i}"].tolist() == npy("punct_numbers", "asr_greedy_ids.npy").tolist()
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_asr_graph_decoding_stops_at_an_eos_inside_a_block(tmp_path, dtype):
+    """A checkpoint that picks EOS (engine_util.eos_checkpoint): the graph path stops where the plain
+    loop does, also in the middle of a block, and min_new_tokens pushes the EOS later the same way."""
+    from engine_util import eos_checkpoint
+
+    model("asr")
+    ref = npy("en_short", "asr_greedy_ids.npy")
+    folder = eos_checkpoint(str(tmp_path / "asr-eos"), ref[3])
+    runs = [("en_short", 40, n) for n in (0, 1, 5, 9, 12, 17)]
+    plain = _generate_in_child(tmp_path, "0", folder, dtype, runs)
+    graph = _generate_in_child(tmp_path, None, folder, dtype, runs)
+    _assert_same_runs(plain, graph, runs, f"{dtype} eos graph")
+    lengths = {len(plain[f"ids{i}"]) for i in range(len(runs))}
+    if dtype == "float32":  # the CPU run of the same checkpoint stops at 2, 2, 12, 12, 12, 19 (BF16 may differ)
+        assert max(lengths) < 40 and any(n % BLOCK for n in lengths), lengths
+
+
+@gpu_only
+def test_transcribe_records_once_at_load_and_allocates_nothing_after():
+    """load_models' warm-up records the decode step; 20 transcribe calls after it instantiate no graph
+    and make no device or pinned allocation."""
+    import qwen3align as qa
+    from conftest import load_case
+
+    model("asr")
+    cases = ["en_short", "tiny", "zh_mixed", "punct_numbers", "en_long"]
+    env = os.environ.get("QA_CUDA_GRAPH")
+    with qa.load_models(asr=os.path.join(FIXTURES, "asr"), device="cuda:0", dtype="bfloat16",
+                        max_audio_seconds=30, max_new_tokens=32) as m:
+        rep = m.memory_report()
+        graphs = rep["cuda"]["graph_instantiations"]
+        assert graphs == (0 if env in ("0", "steps") else 1), rep["cuda"]
+        for i in range(20):
+            exp = load_case(cases[i % len(cases)])
+            m.transcribe(f"{exp['_dir']}/input.wav", language=exp["asr_language"], context=exp["asr_context"],
+                         max_new_tokens=5 + i)
+        rep = m.memory_report()
+    cu = rep["cuda"]
+    assert cu["graph_instantiations"] == graphs and cu["graph_instantiations_after_load"] == 0, cu
+    assert cu["allocations_after_load"] == 0 and rep["allocations_after_load"] == 0, rep
+    print("graph exec bytes (driver, cudaMemGetInfo):", cu["graph_bytes"])

@@ -80,6 +80,7 @@ int main(void) {
            sizeof(qa_backend), sizeof(qa_err), sizeof(qa_tensor), sizeof(qa_cuda_api), sizeof(qa_cuda_probe),
            sizeof(qa_cuda_mem_stats));
     P(qa_backend, scratch_bytes); P(qa_backend, gemm); P(qa_backend, attention); P(qa_backend, argmax);
+    P(qa_backend, argmax_at); P(qa_backend, graph_ready); P(qa_backend, decode_mode); P(qa_cuda_mem_stats, graph_bytes);
     P(qa_err, file); P(qa_err, available); P(qa_tensor, shape); P(qa_cuda_api, upload); P(qa_cuda_api, mem_query);
     P(qa_cuda_api, host_alloc); P(qa_cuda_api, upload_rows); P(qa_cuda_api, upload_convert);
     P(qa_cuda_probe, total_mem); P(qa_cuda_mem_stats, pinned_bytes);

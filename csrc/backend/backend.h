@@ -41,8 +41,8 @@
 #include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 4 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel
-                                  * (layout changes) */
+#define QA_BACKEND_API_VERSION 5 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
+                                  * 5: decode-step state ops, graphs and decode_mode (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -96,6 +96,23 @@ static inline size_t qa_mel_work_bytes(int64_t n)
                   qa_mel_align256((size_t)F * QA_MEL_FREQS * sizeof(float)) + 256;
     return cuda > QA_MEL_CPU_WORK_BYTES ? cuda : QA_MEL_CPU_WORK_BYTES;
 }
+
+/* Greedy decoding loop of pipeline/asr.c, chosen by the backend at init (qa_backend.decode_mode):
+ * PLAIN: one step at a time with host positions, one 4-byte copy back per token (the reference loop);
+ * STEPS: the step reads its position / index from the device state below and writes its token into a
+ *        device array, launched op by op; the ids of a block of steps come back in one copy;
+ * GRAPH: as STEPS, but the step is recorded once (graph_begin / graph_end) and replayed (graph_launch).
+ * All three compute the same numbers: the same kernels run, only where the position comes from differs. */
+typedef enum qa_decode_mode { QA_DECODE_PLAIN = 0, QA_DECODE_STEPS = 1, QA_DECODE_GRAPH = 2 } qa_decode_mode;
+
+/* The decode-step state: int32[QA_STEP_INTS] in backend memory (written by copy(H2D), advanced by
+ * step_advance). A recorded step reads it instead of host arguments, so one recording serves every step. */
+enum {
+    QA_STEP_POS = 0,     /* position of the row being decoded = KV rows already in the cache */
+    QA_STEP_INDEX = 1,   /* index of the token this step's argmax produces (0 = first generated) */
+    QA_STEP_MIN_NEW = 2, /* EOS suppressed while QA_STEP_INDEX < this (min_new_tokens) */
+    QA_STEP_INTS = 4     /* (one spare int: 16 bytes) */
+};
 
 typedef struct qa_backend qa_backend;
 
@@ -244,7 +261,58 @@ struct qa_backend {
      * device (no host sync); within ~1e-6 of the CPU. */
     qa_status (*log_mel)(qa_backend *be, float *feat, const float *samples, int64_t n, const void *tables,
                          void *work, size_t work_bytes, qa_err *e);
+
+    /* ---- decode steps with the position in backend memory (API 4) -------------------------------
+     * The same math as rope / attention / argmax above, with pos = state[QA_STEP_POS] read by the
+     * op when it runs (not when it is enqueued), so a recorded step stays valid for every step. */
+
+    /* rope with row t at position pos[0] + t (pos: int32 in backend memory). */
+    qa_status (*rope_at)(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
+                         float theta, qa_err *e);
+
+    /* Causal attention of Tq query rows at positions pos[0] + i over the first pos[0] + Tq rows of k, v
+     * (a KV cache of max_kv rows; pos[0] + Tq <= max_kv): attention(..., Tkv = pos[0] + Tq,
+     * q_pos0 = pos[0], causal = 1, window = 0), same numbers. */
+    qa_status (*attention_at)(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                              int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
+                              qa_err *e);
+
+    /* dst[(pos[0] + t)·W + i] = src[t·W + i] for t < T, i < W: new K / V rows into a cache of max_rows
+     * rows (rows at or past max_rows are not written; the engine keeps pos[0] + T <= max_rows). */
+    qa_status (*store_rows_at)(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
+                               const int32_t *pos, int64_t max_rows, qa_err *e);
+
+    /* Greedy pick of one logits row x[V] for decode step i = state[QA_STEP_INDEX]: argmax (R = 1, no
+     * prob) with the suppress ids (HOST array) applied only while i < state[QA_STEP_MIN_NEW]; the id goes
+     * to tok[0] and to ids[i] (int32 backend memory of cap entries; not written when i >= cap). */
+    qa_status (*argmax_at)(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
+                           const int32_t *suppress, int n_suppress, const int32_t *state, qa_err *e);
+
+    /* state[QA_STEP_POS] += 1, state[QA_STEP_INDEX] += 1. */
+    qa_status (*step_advance)(qa_backend *be, int32_t *state, qa_err *e);
+
+    /* ---- recorded steps (CUDA graphs) --------------------------------------------------------------
+     * graph_begin: the ops enqueued from now on are recorded, not run, until graph_end(slot, key):
+     * key != NULL stores the recording in slot [0, QA_GRAPH_SLOTS) under that key (replacing what was
+     * there), key == NULL drops it (an op failed while recording). graph_launch runs slot's recording
+     * once, asynchronously, on the backend's stream. A recording holds every pointer and host value it
+     * was recorded with: the engine records only steps whose buffers sit at fixed places (weights, KV
+     * cache, fixed workspace offsets), keeps what changes between launches in backend memory (the step
+     * state), and passes as key an address that changes when that layout does. graph_ready: slot holds a
+     * recording made under key. Recording happens once per loaded model set (load_models' warm-up); the
+     * device memory a recording needs is reported by memory_report (cuda.graph_bytes).
+     * Backends without graphs (CPU) never set decode_mode GRAPH; their begin / end / launch fail with
+     * QA_ERR_INTERNAL "not supported" and ready returns 0. */
+    qa_status (*graph_begin)(qa_backend *be, qa_err *e);
+    qa_status (*graph_end)(qa_backend *be, int slot, const void *key, qa_err *e);
+    qa_status (*graph_launch)(qa_backend *be, int slot, qa_err *e);
+    int (*graph_ready)(const qa_backend *be, int slot, const void *key);
+
+    qa_decode_mode decode_mode; /* set by init: CPU PLAIN (QA_CPU_DECODE=steps: STEPS, for tests);
+                                 * CUDA GRAPH (QA_CUDA_GRAPH=0: PLAIN, QA_CUDA_GRAPH=steps: STEPS) */
 };
+
+#define QA_GRAPH_SLOTS 2 /* slot 0: the ASR decode step */
 
 /* The CPU backend's scratch_need as a plain function (memory/plan.c sizes the workspace with it). */
 size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d);

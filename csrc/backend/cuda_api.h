@@ -28,7 +28,8 @@
 #include "../memory/device.h"
 #include "backend.h"
 
-#define QA_CUDA_API_VERSION 4 /* 4: host_alloc, host_free, upload_rows, upload_convert */
+#define QA_CUDA_API_VERSION 5 /* 4: host_alloc, host_free, upload_rows, upload_convert; 5: mem_stats graph
+                               * fields */
 #define QA_CUDA_ENTRY "qa_cuda_api_get"
 #define QA_CUDA_LIBRARY "libqa_cuda.so"
 
@@ -48,6 +49,8 @@ typedef struct qa_cuda_mem_stats {
     size_t free_after_handles; /* ... and after the stream and cuBLAS handle were created */
     size_t total;              /* device memory */
     size_t pinned_bytes;       /* pinned staging held by this backend */
+    uint64_t graph_instantiations; /* cudaGraphInstantiate calls (recorded decode steps, graph.cu) */
+    size_t graph_bytes;        /* device memory the driver took for them (cudaMemGetInfo drop, 2 MiB pages) */
 } qa_cuda_mem_stats;
 
 typedef struct qa_cuda_api {

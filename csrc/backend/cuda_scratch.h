@@ -5,7 +5,9 @@
  * Layout of be->scratch on CUDA: [cuBLAS workspace, 32 MiB (cuBLAS' Hopper recommendation; set with
  * cublasSetWorkspace so cuBLAS never allocates after load) | work area]. The work area holds either
  * the BF16 copy of a GEMM's activation rows (at most QA_CUDA_STAGE_ROWS rows of max_gemm_k at once)
- * or the im2col matrix of at least one conv chunk (max_im2col elements, FP32 at most).
+ * or the im2col matrix of at least one conv chunk (max_im2col elements, FP32 at most), or the partial
+ * results of a split decode attention (attention_decode.cu: heads x QA_CUDA_DEC_SPLITS slices x
+ * (head dim <= 128, + max and sum) floats). Ops run in stream order, so they share the area.
  */
 #ifndef QA_CUDA_SCRATCH_H
 #define QA_CUDA_SCRATCH_H
@@ -16,6 +18,8 @@
 
 #define QA_CUDA_BLAS_WS_BYTES ((size_t)32 << 20)
 #define QA_CUDA_STAGE_ROWS 1024
+#define QA_CUDA_DEC_SPLITS 64  /* most key slices of one decode attention */
+#define QA_CUDA_DEC_MAX_DH 128 /* largest head dim of the split decode kernel */
 
 /* Weight load (models.c): the workspace is idle until the first request, so the on-device conversion of
  * F32/F16 checkpoint tensors (cuda_api.h upload_convert) stages each chunk of raw file bytes there. One
@@ -34,7 +38,10 @@ static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
     size_t k = d->max_gemm_k > 0 ? (size_t)d->max_gemm_k : 1;
     size_t stage = rows * k * 2;                                          /* BF16 rows */
     size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * 4; /* FP32 worst case */
+    size_t heads = d->max_heads > 0 ? (size_t)d->max_heads : 1;
+    size_t partials = heads * QA_CUDA_DEC_SPLITS * (QA_CUDA_DEC_MAX_DH + 2) * 4;
     size_t work = stage > im2col ? stage : im2col;
+    work = work > partials ? work : partials;
     return QA_CUDA_BLAS_WS_BYTES + ((work + 255) & ~(size_t)255);
 }
 

@@ -103,13 +103,26 @@ size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, i
                                          qa_plan_workspace_decoder(c, T, 0), qa_plan_workspace_head(c, n));
 }
 
-/* ASR request: x [T, D] throughout, then the inputs, the prefill, or the decode loop's buffers
- * (logits [V], token int32, norm row [D], token row [D]) + one decode step. */
-size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T)
+/* One decode row with the position on the device (model/decoder.c qa_decoder_step_at): h [D]; then
+ * q, attn [H·Dh] and the new k, v rows [Hk·Dh] (stored into the cache by store_rows_at), or gate, up [F].
+ * At least qa_plan_workspace_decoder(c, 1, 1), the host-position step's. */
+size_t qa_plan_workspace_decoder_step(const qa_model_config *c)
 {
-    size_t step = fb(c->text.vocab) + fb(1) + 2 * fb(c->text.hidden) + qa_plan_workspace_decoder(c, 1, 1);
-    return fb(T * c->text.hidden) + max3(qa_plan_workspace_inputs(c, mel_frames, T),
-                                         qa_plan_workspace_decoder(c, T, 1), step);
+    const qa_text_config *t = &c->text;
+    int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
+    return fb(t->hidden) + max2(2 * fb(QD) + 2 * fb(KD), 2 * fb(t->inter));
+}
+
+/* ASR request (pipeline/asr.c). First the decode loop's buffers, at fixed offsets after the scratch so a
+ * recorded decode step stays valid for every request: logits [V], token int32, norm row [D], token
+ * row [D], generated ids int32 [max_new], step state int32 [QA_STEP_INTS]. Then either the prefill —
+ * x [T, D] with the inputs or the decoder over T rows — or, once x is released, one decode step. */
+size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_new)
+{
+    size_t fixed = fb(c->text.vocab) + fb(1) + 2 * fb(c->text.hidden) + fb(max_new) + fb(QA_STEP_INTS);
+    size_t prefill = fb(T * c->text.hidden) + max2(qa_plan_workspace_inputs(c, mel_frames, T),
+                                                   qa_plan_workspace_decoder(c, T, 1));
+    return fixed + max2(prefill, qa_plan_workspace_decoder_step(c));
 }
 
 void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_kv,
@@ -176,7 +189,7 @@ static qa_status plan_asr(const qa_model_config *c, const qa_limits *lim, double
     pm->text_tokens = ctx;
     pm->seq_tokens = (int)prompt;
     pm->kv_bytes = qa_align_up(qa_plan_kv_bytes(t, total));
-    pm->workspace_bytes = qa_plan_workspace_asr(c, pm->mel_frames, prompt);
+    pm->workspace_bytes = qa_plan_workspace_asr(c, pm->mel_frames, prompt, lim->max_new_tokens);
     qa_plan_scratch_dims(c, pm->mel_frames, prompt, total, dims);
     return QA_OK;
 }

@@ -84,17 +84,18 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
  * then the partial chunk's three stride-2 lengths). */
 int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames);
 
-/* Workspace bytes of the pieces of a request, excluding the backend scratch (see plan.c for the
- * buffer-by-buffer layout). T = prompt tokens, n = <timestamp> rows. */
 #define QA_MEL_REGION "mel/tables"
 
+/* Workspace bytes of the pieces of a request, excluding the backend scratch (see plan.c for the
+ * buffer-by-buffer layout). T = prompt tokens, n = <timestamp> rows, max_new = ASR new tokens. */
 size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames); /* tower temporaries */
 size_t qa_plan_workspace_mel(int64_t mel_frames); /* samples + log_mel work, above the features */
 size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, int64_t T);
 size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache);
 size_t qa_plan_workspace_head(const qa_model_config *c, int64_t n);
 size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n);
-size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T);
+size_t qa_plan_workspace_decoder_step(const qa_model_config *c); /* one device-position decode row */
+size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_new);
 
 /* Grow *d to cover the op dimensions of an aligner / ASR request at these sizes. */
 void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_kv,

@@ -9,6 +9,9 @@
  * With a cache, k/v projections are written straight into the cache rows of their positions, so a
  * decode step reads every earlier position from the cache (HF DynamicCache, prefill then one token).
  * The MLP runs QA_MLP_TILE rows at a time. The takes below are mirrored by qa_plan_workspace_decoder().
+ * qa_decoder_step_at is one decode row whose position is read from backend memory (the step state),
+ * so a recorded step (CUDA graph) serves every position: k, v go to temporaries and store_rows_at puts
+ * them into the cache row of that position; the numbers equal the host-position path's.
  */
 #include "decoder.h"
 
@@ -94,6 +97,53 @@ qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, f
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
         QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, kv, i, e));
         QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, T, e));
+    }
+    qa_region_release(ws, mark);
+    return QA_OK;
+}
+
+/* Attention block of one decode row at position *pos (backend memory): as attn_block with T = 1, but
+ * k, v are computed in temporaries and stored into the cache row by store_rows_at. */
+static qa_status attn_block_at(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
+                               float *x, float *h, const int32_t *pos, const qa_kv_cache *kv, int li, qa_err *e)
+{
+    int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
+    float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
+    size_t mark = qa_region_mark(ws);
+    float *q, *a, *k, *v;
+    float *kall = kv->base + (int64_t)(2 * li) * kv->max_ctx * KD;
+    float *vall = kv->base + (int64_t)(2 * li + 1) * kv->max_ctx * KD;
+    TAKE(q, QD);
+    TAKE(a, QD);
+    TAKE(k, KD);
+    TAKE(v, KD);
+    QA_TRY(be->rmsnorm(be, h, x, &l->in_norm, 1, D, eps, e));
+    QA_TRY(be->gemm(be, q, h, &l->q_w, NULL, 1, D, QD, QA_ACT_NONE, 0, e));
+    QA_TRY(be->gemm(be, k, h, &l->k_w, NULL, 1, D, KD, QA_ACT_NONE, 0, e));
+    QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, 1, D, KD, QA_ACT_NONE, 0, e));
+    QA_TRY(be->rmsnorm(be, q, q, &l->q_norm, H, Dh, eps, e));
+    QA_TRY(be->rmsnorm(be, k, k, &l->k_norm, Hk, Dh, eps, e));
+    QA_TRY(be->rope_at(be, q, 1, H, Dh, pos, theta, e));
+    QA_TRY(be->rope_at(be, k, 1, Hk, Dh, pos, theta, e));
+    QA_TRY(be->store_rows_at(be, kall, k, 1, KD, pos, kv->max_ctx, e));
+    QA_TRY(be->store_rows_at(be, vall, v, 1, KD, pos, kv->max_ctx, e));
+    QA_TRY(be->attention_at(be, a, q, kall, vall, 1, kv->max_ctx, H, Hk, Dh, pos, e));
+    QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, 1, QD, D, QA_ACT_NONE, 1, e));
+    qa_region_release(ws, mark);
+    return QA_OK;
+}
+
+qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, float *x, const int32_t *pos,
+                             const qa_kv_cache *kv, qa_err *e)
+{
+    const qa_text_config *t = &m->cfg.text;
+    size_t mark = qa_region_mark(ws);
+    float *h;
+    TAKE(h, t->hidden);
+    for (int i = 0; i < t->layers; i++) {
+        QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
+        QA_TRY(attn_block_at(be, &m->dec.layers[i], t, ws, x, h, pos, kv, i, e));
+        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, 1, e));
     }
     qa_region_release(ws, mark);
     return QA_OK;

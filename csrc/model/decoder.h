@@ -4,6 +4,7 @@
  *     QA_TRY(qa_decoder_forward(be, model, ws, x, T, 0, &kv, e));               // prefill
  *     QA_TRY(qa_decoder_forward(be, model, ws, x1, 1, T, &kv, e));              // one decode step
  *     QA_TRY(qa_decoder_forward(be, model, ws, x, T, 0, NULL, e));              // aligner: no cache
+ *     QA_TRY(qa_decoder_step_at(be, model, ws, x1, state + QA_STEP_POS, &kv, e)); // position on the device
  *
  * x [T, D] float32 in backend memory is updated in place (the residual stream). Temporaries come from
  * the workspace region and are released before returning; peak qa_plan_workspace_decoder().
@@ -27,6 +28,13 @@ typedef struct qa_kv_cache {
  * once, pos0 must be 0) or a cache whose rows [0, pos0) hold the earlier positions; rows
  * [pos0, pos0+T) are written. Borrowed: everything. */
 qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
+                             const qa_kv_cache *kv, qa_err *e);
+
+/* One decode row x[1, D] at the position pos[0] (int32 in backend memory, read when the ops run):
+ * writes cache row pos[0] of every layer and reads rows [0, pos[0]]. The caller keeps
+ * pos[0] < kv->max_ctx. Same numbers as qa_decoder_forward(x, 1, pos[0], kv); its temporaries (k, v
+ * rows besides) are in qa_plan_workspace_decoder_step(). Borrowed: everything. */
+qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, float *x, const int32_t *pos,
                              const qa_kv_cache *kv, qa_err *e);
 
 #endif

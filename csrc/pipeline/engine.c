@@ -129,7 +129,8 @@ static qa_status asr_run(qa_models *ms, const qa_inputs *in, int64_t max_new, in
     qa_kv_cache kv = kv_view(ms, m);
     QA_TRY(begin(ms, in, &ws, e));
     qa_inputs req = with_engine(ms, in);
-    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, &req, max_new, min_new, ids, n, first_logits, e));
+    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, &req, max_new, min_new,
+                                              ms->plan.limits.max_new_tokens, ids, n, first_logits, e));
 }
 
 /* Features of samples on the backend into out_host [mel_bins, frames]; the limit is the larger

@@ -220,14 +220,21 @@ qa_status qa_models_load(qa_models **out, const char *const dirs[2], const char 
         qa_models_free(ms);
         return s;
     }
+    qa_models_mark_loaded(ms);
+    *out = ms;
+    return QA_OK;
+}
+
+void qa_models_mark_loaded(qa_models *ms)
+{
     ms->allocs_at_load = qa_alloc_scoped_count();
     if (ms->dev.kind == QA_DEVICE_CUDA) {
         qa_cuda_mem_stats st;
-        if (qa_cuda_stats(&ms->be, &st, NULL) == QA_OK)
+        if (qa_cuda_stats(&ms->be, &st, NULL) == QA_OK) {
             ms->cuda_allocs_at_load = st.device_allocs + st.host_allocs;
+            ms->cuda_graphs_at_load = st.graph_instantiations;
+        }
     }
-    *out = ms;
-    return QA_OK;
 }
 
 void qa_models_free(qa_models *ms)
@@ -277,6 +284,11 @@ qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
         r->cuda_free_at_open = st.free_at_open;
         r->cuda_free_after_handles = st.free_after_handles;
         r->cuda_pinned_bytes = st.pinned_bytes;
+        r->cuda_graphs = st.graph_instantiations;
+        r->cuda_graphs_after_load = (int64_t)(st.graph_instantiations - ms->cuda_graphs_at_load);
+        r->cuda_graph_bytes = st.graph_bytes;
+        r->cuda_allocations_after_load += r->cuda_graphs_after_load;
+        r->allocations_after_load += r->cuda_graphs_after_load;
     }
     return ms->dev.mem_info(ms->dev.ctx, &r->device_free_bytes, &r->device_total_bytes, e);
 }

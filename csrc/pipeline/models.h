@@ -34,6 +34,7 @@ typedef struct qa_models {
     int present[2];
     uint64_t allocs_at_load; /* qa_alloc_scoped_count() at the end of load */
     uint64_t cuda_allocs_at_load; /* CUDA device + pinned allocations at the end of load */
+    uint64_t cuda_graphs_at_load; /* graph instantiations at the end of load (after the warm-up) */
     qa_backend be;         /* the op table of dev (CPU today); scratch set per request (pipeline/engine.c) */
     void *host_table[2];   /* pinned host memory of the tables the plan keeps off the device (plan.host_bytes):
                             * the CUDA aligner's embedding table; NULL elsewhere. Freed by qa_models_free */
@@ -52,6 +53,11 @@ typedef struct qa_memory_report {
     uint64_t cuda_device_allocs, cuda_pinned_allocs;
     size_t cuda_free_at_open, cuda_free_after_handles, cuda_pinned_bytes;
     size_t host_bytes[2];  /* pinned host weights per model (the plan's host_bytes), outside the arena */
+    /* recorded decode steps (backend/cuda/graph.cu): cudaGraphInstantiate calls in all and since load
+     * (counted in cuda_allocations_after_load too: the driver allocates for them), and their bytes */
+    uint64_t cuda_graphs;
+    int64_t cuda_graphs_after_load;
+    size_t cuda_graph_bytes;
 } qa_memory_report;
 
 /* Load the models named in dirs[QA_MODEL_ALIGNER] / dirs[QA_MODEL_ASR] (either may be NULL) on device
@@ -78,6 +84,10 @@ qa_region *qa_models_kv(qa_models *ms);
 qa_region *qa_models_mel_tables(qa_models *ms); /* backend.h's log-mel tables, filled at load */
 
 /* Fill *r with the arena's state now and the device's free/total memory. */
+/* The end of load_models: restart the after-load counters (host allocations, CUDA allocations and graph
+ * instantiations) here, after the tokenizers and the warm-up request that records the decode step. */
+void qa_models_mark_loaded(qa_models *ms);
+
 qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e);
 
 /* QA_ERR_OOM with the numbers and what to lower if plan p does not fit `free_bytes` or the cap. */

@@ -7,6 +7,7 @@
  * temporaries come from be->scratch, sized by scratch_need (the max over the ops, see cpu.h).
  */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -113,5 +114,18 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->argmax = qa_cpu_argmax;
     be->mel_tables = qa_cpu_mel_tables;
     be->log_mel = qa_cpu_log_mel;
+    be->rope_at = qa_cpu_rope_at;
+    be->attention_at = qa_cpu_attention_at;
+    be->store_rows_at = qa_cpu_store_rows_at;
+    be->argmax_at = qa_cpu_argmax_at;
+    be->step_advance = qa_cpu_step_advance;
+    be->graph_begin = qa_cpu_graph_begin;
+    be->graph_end = qa_cpu_graph_end;
+    be->graph_launch = qa_cpu_graph_launch;
+    be->graph_ready = qa_cpu_graph_ready;
+    /* QA_CPU_DECODE=steps: run the device-state decode loop here too, so tests compare it with the
+     * plain loop without a GPU (read once, at init, like the CUDA backend's QA_CUDA_GRAPH). */
+    const char *mode = getenv("QA_CPU_DECODE");
+    be->decode_mode = mode && strcmp(mode, "steps") == 0 ? QA_DECODE_STEPS : QA_DECODE_PLAIN;
     return QA_OK;
 }

@@ -1,7 +1,7 @@
 /* cpu.h — private declarations shared by the CPU backend files (backend/cpu/), not an engine API.
  *
  * Each op family lives in its own file (gemm.c, norm.c, rope.c, attention.c, act.c, conv.c, embed.c,
- * logmel.c);
+ * logmel.c, step.c);
  * backend_cpu.c fills the qa_backend table with them. The signatures are exactly the function
  * pointer types of backend.h. Scratch (be->scratch, float32) is used per call from offset 0:
  *   attention: scores QA_CPU_ATTN_BQ × Tkv;  gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
@@ -76,5 +76,21 @@ qa_status qa_cpu_argmax(qa_backend *be, int32_t *idx, float *prob, const float *
 qa_status qa_cpu_mel_tables(qa_backend *be, void *tables, const float *filters_host, qa_err *e);
 qa_status qa_cpu_log_mel(qa_backend *be, float *feat, const float *samples, int64_t n, const void *tables,
                          void *work, size_t work_bytes, qa_err *e);
+
+/* step.c: the decode-step ops (backend.h API 4) and the refusing graph ops. */
+qa_status qa_cpu_rope_at(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
+                         float theta, qa_err *e);
+qa_status qa_cpu_attention_at(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                              int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
+                              qa_err *e);
+qa_status qa_cpu_store_rows_at(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
+                               const int32_t *pos, int64_t max_rows, qa_err *e);
+qa_status qa_cpu_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
+                           const int32_t *suppress, int n_suppress, const int32_t *state, qa_err *e);
+qa_status qa_cpu_step_advance(qa_backend *be, int32_t *state, qa_err *e);
+qa_status qa_cpu_graph_begin(qa_backend *be, qa_err *e);
+qa_status qa_cpu_graph_end(qa_backend *be, int slot, const void *key, qa_err *e);
+qa_status qa_cpu_graph_launch(qa_backend *be, int slot, qa_err *e);
+int qa_cpu_graph_ready(const qa_backend *be, int slot, const void *key);
 
 #endif

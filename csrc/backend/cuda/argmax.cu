@@ -8,6 +8,9 @@
  * as torch does, so a broken row is visible instead of silently mapping to class 0.
  * prob = 1 / sum_j exp(x_j - max): the softmax value at the argmax, accumulated in fp32.
  * Suppressed ids count as -inf in both (they get probability 0, like a -inf logit in torch).
+ * With a decode-step state (backend.h argmax_at) the suppression applies only while the step index is
+ * below min_new_tokens, and the winner also goes to ids[step] — decided on the device, so a recorded
+ * step needs no host value that changes.
  */
 #include <math.h>
 
@@ -81,21 +84,40 @@ __device__ void slice_partial(const float *r, int lo, int hi, int none, const qa
     *s_out = sv[0];
 }
 
-__global__ void argmax_kernel(int32_t *idx, float *prob, const float *x, int N, qa_cu_suppress sup)
+/* The decode step's EOS suppression: only while state[INDEX] < state[MIN_NEW] (state may be NULL). */
+__device__ __forceinline__ void step_suppress(qa_cu_suppress &sup, const int32_t *state)
 {
+    if (state && state[QA_STEP_INDEX] >= state[QA_STEP_MIN_NEW])
+        sup.n = 0;
+}
+
+/* The decode step's id into ids[state[INDEX]] (< cap). */
+__device__ __forceinline__ void step_store(int32_t *ids, const int32_t *state, int cap, int best)
+{
+    if (ids && state[QA_STEP_INDEX] >= 0 && state[QA_STEP_INDEX] < cap)
+        ids[state[QA_STEP_INDEX]] = best;
+}
+
+__global__ void argmax_kernel(int32_t *idx, float *prob, const float *x, int N, qa_cu_suppress sup,
+                              const int32_t *state, int32_t *ids, int cap)
+{
+    step_suppress(sup, state);
     float m, s;
     int best;
     slice_partial(x + (size_t)blockIdx.x * N, 0, N, N, sup, &m, &best, &s);
     if (threadIdx.x == 0) {
         idx[blockIdx.x] = best;
+        step_store(ids, state, cap, best);
         if (prob)
             prob[blockIdx.x] = 1.0f / s;
     }
 }
 
 /* Block (p, r) -> part[r * P + p] over its slice of row r. */
-__global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int N, int slice, qa_cu_suppress sup)
+__global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int N, int slice, qa_cu_suppress sup,
+                                    const int32_t *state)
 {
+    step_suppress(sup, state);
     const int p = blockIdx.x, r = blockIdx.y, lo = p * slice, hi = min(N, lo + slice);
     float m, s;
     int best;
@@ -105,7 +127,8 @@ __global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int
 }
 
 /* One warp per row folds the P partials (P <= 32 * ARGMAX_FOLD), in slice order so ties keep the lowest index. */
-__global__ void argmax_fold_kernel(int32_t *idx, float *prob, const qa_cu_argmax_part *part, int P, int N)
+__global__ void argmax_fold_kernel(int32_t *idx, float *prob, const qa_cu_argmax_part *part, int P, int N,
+                                   const int32_t *state, int32_t *ids, int cap)
 {
     const int r = blockIdx.x, lane = threadIdx.x;
     const qa_cu_argmax_part *pr = part + (size_t)r * P;
@@ -130,6 +153,7 @@ __global__ void argmax_fold_kernel(int32_t *idx, float *prob, const qa_cu_argmax
     s = qa_warp_sum(s);
     if (lane == 0) {
         idx[r] = bi;
+        step_store(ids, state, cap, bi);
         if (prob)
             prob[r] = 1.0f / s;
     }
@@ -142,24 +166,27 @@ size_t qa_cu_argmax_split_bytes(int R, int N)
 }
 
 qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
-                       const qa_cu_suppress *sup, void *work, size_t work_bytes, qa_err *e)
+                       const qa_cu_suppress *sup, void *work, size_t work_bytes, const int32_t *state, int32_t *ids,
+                       int cap, qa_err *e)
 {
     if (R <= 0)
         return QA_OK;
     if (N <= 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "argmax: rows of %d columns", N);
+    if (state && R != 1)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "argmax: a decode step picks one row, got %d", R);
     size_t need = qa_cu_argmax_split_bytes(R, N);
     /* split only few long rows: many rows (aligner heads) already fill the GPU one block each */
     if (need && R <= 64 && work && need <= work_bytes) {
         int P = (N + QA_CU_ARGMAX_SLICE - 1) / QA_CU_ARGMAX_SLICE;
         qa_cu_argmax_part *part = (qa_cu_argmax_part *)work;
-        argmax_split_kernel<<<dim3(P, R), THREADS, 0, s>>>(part, x, N, QA_CU_ARGMAX_SLICE, *sup);
+        argmax_split_kernel<<<dim3(P, R), THREADS, 0, s>>>(part, x, N, QA_CU_ARGMAX_SLICE, *sup, state);
         QA_LAUNCH_CHECK(e);
-        argmax_fold_kernel<<<R, 32, 0, s>>>(idx, prob, part, P, N);
+        argmax_fold_kernel<<<R, 32, 0, s>>>(idx, prob, part, P, N, state, ids, cap);
         QA_LAUNCH_CHECK(e);
         return QA_OK;
     }
-    argmax_kernel<<<R, THREADS, 0, s>>>(idx, prob, x, N, *sup);
+    argmax_kernel<<<R, THREADS, 0, s>>>(idx, prob, x, N, *sup, state, ids, cap);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -12,6 +12,7 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_ctx.cuh"
@@ -26,7 +27,7 @@ static qa_cuda_ctx *ctx_of(const qa_backend *be) { return (qa_cuda_ctx *)be->ctx
         if (!run_c_)                                                                             \
             return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend used after destroy");               \
         QA_TRY(qa_cuda_ctx_enter(run_c_, e));                                                    \
-        if (!run_c_->prof)                                                                       \
+        if (!run_c_->prof || run_c_->capturing) /* no event waits inside a graph recording */      \
             return qa_cuda_ctx_note(run_c_, (expr), e);                                          \
         qa_cuda_prof_begin(run_c_->prof, run_c_->stream);                                        \
         qa_status run_s_ = (expr);                                                               \
@@ -217,7 +218,7 @@ static qa_status rope_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t H, int64
                            qa_err *e)
 {
     INT_DIMS(e, "rope", T, H, Dh, H * Dh);
-    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, pos0, theta, e);
+    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, pos0, NULL, theta, e);
 }
 
 static qa_status be_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0, float theta,
@@ -245,6 +246,16 @@ static qa_status be_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E,
  * waste less than the 64-row tensor-core blocks there. */
 #define QA_TC_MIN_ROWS 16
 
+/* The split decode attention's partials fit the work area (scratch_need sizes it for max_heads). */
+static qa_status decode_partials_fit(const qa_cuda_ctx *c, int64_t H, qa_err *e)
+{
+    size_t need = (size_t)H * QA_CUDA_DEC_SPLITS * (QA_CUDA_DEC_MAX_DH + 2) * sizeof(float);
+    if (need > c->work_bytes)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: %zu bytes of decode partials, the work area has %zu "
+                       "(scratch smaller than scratch_need for max_heads)", need, c->work_bytes);
+    return QA_OK;
+}
+
 static qa_status attention_impl(const qa_backend *be, float *out, const float *q, const float *k, const float *v,
                                 int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
                                 int causal, int64_t window, qa_err *e)
@@ -255,6 +266,14 @@ static qa_status attention_impl(const qa_backend *be, float *out, const float *q
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention: no keys");
     int ldq = (int)(H * Dh), ldk = (int)(Hk * Dh);
     float scale = (float)(1.0 / sqrt((double)Dh)); /* head_dim ** -0.5 */
+    if (Tq == 1 && causal && window <= 0 && qa_cu_attention_decode_supported((int)Dh, (int)H, (int)Hk)) {
+        /* a decode step: split over the keys (attention_decode.cu); the one visible key range is [0, q0] */
+        int n = (int)(q_pos0 + 1 < Tkv ? q_pos0 + 1 : Tkv);
+        QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+        QA_TRY(decode_partials_fit(c, H, e));
+        return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, (float *)c->work, (int)H, (int)Hk, (int)Dh,
+                                      n, NULL, n, scale, e);
+    }
     if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&
         qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldq, out, 0))
         return qa_cu_attention_tc(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, 0, (int)Tq, (int)Tkv, (int)H,
@@ -381,7 +400,7 @@ static qa_status argmax_impl(qa_backend *be, int32_t *idx, float *prob, const fl
     for (int i = 0; i < n_suppress; i++)
         sup.ids[i] = suppress[i];
     return qa_cu_argmax(c->stream, idx, prob, x, (int)R, (int)V, &sup, be->scratch ? c->work : NULL,
-                        be->scratch ? c->work_bytes : 0, e);
+                        be->scratch ? c->work_bytes : 0, NULL, NULL, 0, e);
 }
 
 static qa_status be_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
@@ -409,6 +428,116 @@ static qa_status be_log_mel(qa_backend *be, float *feat, const float *x, int64_t
                             size_t work_bytes, qa_err *e)
 {
     RUN(be, e, log_mel_impl(be, feat, x, n, tables, work, work_bytes, e));
+}
+
+/* ---- decode steps with the position in device memory (backend.h API 4) ------------------------ */
+
+static qa_status rope_at_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
+                              float theta, qa_err *e)
+{
+    INT_DIMS(e, "rope_at", T, H, Dh, H * Dh);
+    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, 0, pos, theta, e);
+}
+
+static qa_status be_rope_at(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
+                            float theta, qa_err *e)
+{
+    RUN(be, e, rope_at_impl(ctx_of(be), x, T, H, Dh, pos, theta, e));
+}
+
+static qa_status attention_at_impl(const qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                                   int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
+                                   qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    INT_DIMS(e, "attention_at", Tq, max_kv, H, Hk, Dh, H * Dh, Hk * Dh);
+    if (Tq != 1 || !qa_cu_attention_decode_supported((int)Dh, (int)H, (int)Hk))
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_at: built for one query row with head dim 16/32/64/128 and "
+                       "1/2/4/8 query heads per kv head; got %lld rows, Dh %lld, %lld/%lld heads", (long long)Tq,
+                       (long long)Dh, (long long)H, (long long)Hk);
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    QA_TRY(decode_partials_fit(c, H, e));
+    int ldk = (int)(Hk * Dh);
+    float scale = (float)(1.0 / sqrt((double)Dh)); /* the same rounding as attention_impl */
+    return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, (float *)c->work, (int)H, (int)Hk, (int)Dh, 0,
+                                  pos, (int)max_kv, scale, e);
+}
+
+static qa_status be_attention_at(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                                 int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
+                                 qa_err *e)
+{
+    RUN(be, e, attention_at_impl(be, out, q, k, v, Tq, max_kv, H, Hk, Dh, pos, e));
+}
+
+static qa_status store_rows_impl(qa_cuda_ctx *c, float *dst, const float *src, int64_t T, int64_t W,
+                                 const int32_t *pos, int64_t max_rows, qa_err *e)
+{
+    INT_DIMS(e, "store_rows_at", T, W, T * W);
+    return qa_cu_store_rows_at(c->stream, dst, src, (int)T, (int)W, pos, (long long)max_rows, e);
+}
+
+static qa_status be_store_rows_at(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
+                                  const int32_t *pos, int64_t max_rows, qa_err *e)
+{
+    RUN(be, e, store_rows_impl(ctx_of(be), dst, src, T, W, pos, max_rows, e));
+}
+
+static qa_status argmax_at_impl(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
+                                const int32_t *suppress, int n_suppress, const int32_t *state, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    INT_DIMS(e, "argmax_at", V, cap);
+    if (n_suppress < 0 || n_suppress > QA_CU_MAX_SUPPRESS)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "argmax_at: %d suppressed ids, at most %d", n_suppress,
+                       QA_CU_MAX_SUPPRESS);
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e)); /* the split path's partials */
+    qa_cu_suppress sup;
+    memset(&sup, 0, sizeof sup);
+    sup.n = n_suppress;
+    for (int i = 0; i < n_suppress; i++)
+        sup.ids[i] = suppress[i];
+    return qa_cu_argmax(c->stream, tok, NULL, x, 1, (int)V, &sup, c->work, c->work_bytes, state, ids, (int)cap, e);
+}
+
+static qa_status be_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
+                              const int32_t *suppress, int n_suppress, const int32_t *state, qa_err *e)
+{
+    RUN(be, e, argmax_at_impl(be, ids, cap, tok, x, V, suppress, n_suppress, state, e));
+}
+
+static qa_status be_step_advance(qa_backend *be, int32_t *state, qa_err *e)
+{
+    RUN(be, e, qa_cu_step_advance(ctx_of(be)->stream, state, e));
+}
+
+static qa_status be_graph_begin(qa_backend *be, qa_err *e) { RUN(be, e, qa_cuda_graph_begin(ctx_of(be), e)); }
+
+static qa_status be_graph_end(qa_backend *be, int slot, const void *key, qa_err *e)
+{
+    RUN(be, e, qa_cuda_graph_end(ctx_of(be), slot, key, e));
+}
+
+static qa_status be_graph_launch(qa_backend *be, int slot, qa_err *e)
+{
+    RUN(be, e, qa_cuda_graph_launch(ctx_of(be), slot, e));
+}
+
+static int be_graph_ready(const qa_backend *be, int slot, const void *key)
+{
+    return qa_cuda_graph_ready(ctx_of(be), slot, key);
+}
+
+/* QA_CUDA_GRAPH, read once at open: "0" the plain per-token loop, "steps" the device-state loop without
+ * graphs (to tell a recording problem from a step problem), anything else / unset: graphs. */
+static qa_decode_mode decode_mode_from_env(void)
+{
+    const char *g = getenv("QA_CUDA_GRAPH");
+    if (g && strcmp(g, "0") == 0)
+        return QA_DECODE_PLAIN;
+    if (g && strcmp(g, "steps") == 0)
+        return QA_DECODE_STEPS;
+    return QA_DECODE_GRAPH;
 }
 
 /* ---- the table -------------------------------------------------------------------------------- */
@@ -446,6 +575,16 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->argmax = be_argmax;
     be->mel_tables = be_mel_tables;
     be->log_mel = be_log_mel;
+    be->rope_at = be_rope_at;
+    be->attention_at = be_attention_at;
+    be->store_rows_at = be_store_rows_at;
+    be->argmax_at = be_argmax_at;
+    be->step_advance = be_step_advance;
+    be->graph_begin = be_graph_begin;
+    be->graph_end = be_graph_end;
+    be->graph_launch = be_graph_launch;
+    be->graph_ready = be_graph_ready;
+    be->decode_mode = decode_mode_from_env();
     return QA_OK;
 }
 

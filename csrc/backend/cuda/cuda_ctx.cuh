@@ -48,6 +48,11 @@ typedef struct qa_cuda_ctx {
     qa_cuda_prof *prof;         /* QA_CUDA_PROFILE=1 at open: per-op timing table (profile.cu), else NULL */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
     int attn_wmma;              /* QA_CUDA_ATTN=wmma at open: the first (WMMA) tensor-core kernel, not mma.sync */
+    cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
+    const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
+    int capturing;              /* the stream is being recorded */
+    size_t graph_bytes;         /* device memory the driver took for instantiated graphs (measured) */
+    unsigned long long n_graph_instantiations;
 } qa_cuda_ctx;
 
 /* QA_CUDA_BLAS_WS_BYTES, QA_CUDA_STAGE_ROWS and the scratch formula: ../cuda_scratch.h */
@@ -83,6 +88,13 @@ qa_cuda_prof *qa_cuda_prof_open(void);
 void qa_cuda_prof_begin(qa_cuda_prof *p, cudaStream_t s);
 void qa_cuda_prof_end(qa_cuda_prof *p, cudaStream_t s, const char *name);
 void qa_cuda_prof_close(qa_cuda_prof *p);
+
+/* graph.cu: backend.h graph_begin / graph_end / graph_launch / graph_ready; graphs_free at close. */
+qa_status qa_cuda_graph_begin(qa_cuda_ctx *c, qa_err *e);
+qa_status qa_cuda_graph_end(qa_cuda_ctx *c, int slot, const void *key, qa_err *e);
+qa_status qa_cuda_graph_launch(qa_cuda_ctx *c, int slot, qa_err *e);
+int qa_cuda_graph_ready(const qa_cuda_ctx *c, int slot, const void *key);
+void qa_cuda_graphs_free(qa_cuda_ctx *c);
 
 /* gemm.cu */
 /* y[T, N] (row stride ldy) = x[T, K] (row stride ldx) @ W[N, K]^T + beta * y. W is BF16 (x is

@@ -108,6 +108,7 @@ static void ctx_close(qa_cuda_ctx *c)
     if (c->stream)
         cudaStreamSynchronize(c->stream);
     qa_cuda_prof_close(c->prof);
+    qa_cuda_graphs_free(c);
     for (int i = 0; i < 2; i++) {
         if (c->pin[i])
             cudaFreeHost(c->pin[i]);
@@ -366,6 +367,8 @@ void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)
         out->free_after_handles = c->free_after_handles;
         out->total = c->total_at_open;
         out->pinned_bytes = c->pin[0] ? 2 * c->pin_bytes : 0;
+        out->graph_instantiations = c->n_graph_instantiations;
+        out->graph_bytes = c->graph_bytes;
     }
 }
 

@@ -19,6 +19,7 @@
 
 extern "C" {
 #include "../../model/weights.h"
+#include "../cuda_scratch.h" /* QA_CUDA_DEC_SPLITS; backend.h's QA_STEP_* */
 }
 
 /* Read element i of a weight vector stored as BF16 or FP32 (the two compute dtypes). */
@@ -65,8 +66,10 @@ qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *
                         float eps, qa_err *e);
 
 /* ---- rope.cu ---------------------------------------------------------------------------------- */
-/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope). */
-qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, float theta, qa_err *e);
+/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope); with pos_dev
+ * (device int32, may be NULL) the positions are pos_dev[0] .. pos_dev[0]+T-1, read when the kernel runs. */
+qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, const int32_t *pos_dev,
+                     float theta, qa_err *e);
 /* In place x[T, E] += sinusoid(t mod period) (backend.h add_sinusoid). */
 qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long long period, qa_err *e);
 
@@ -120,9 +123,12 @@ typedef struct qa_cu_argmax_part { /* one block's slice of a row: max, its first
 /* Bytes of work area the split path needs for R rows of N (0: one block per row). */
 size_t qa_cu_argmax_split_bytes(int R, int N);
 /* Per row r < R of x [R, N]: idx[r] = first argmax (torch semantics), prob[r] = softmax(x[r])[idx]
- * (prob may be NULL). work: device scratch for the split path (used when work_bytes suffices). */
+ * (prob may be NULL). work: device scratch for the split path (used when work_bytes suffices).
+ * state (device, may be NULL; then R = 1): backend.h step state — sup applies only while
+ * state[QA_STEP_INDEX] < state[QA_STEP_MIN_NEW], and ids[state[QA_STEP_INDEX]] (< cap) gets idx[0]. */
 qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
-                       const qa_cu_suppress *sup, void *work, size_t work_bytes, qa_err *e);
+                       const qa_cu_suppress *sup, void *work, size_t work_bytes, const int32_t *state, int32_t *ids,
+                       int cap, qa_err *e);
 
 /* ---- conv.cu ---------------------------------------------------------------------------------- */
 /* y[n, 0, m, t] = feat[m*ld + f] if f = frame0 + n*L + t < valid, else 0 (backend.h mel_chunks). */
@@ -146,6 +152,26 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, 
 qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
                           int window, float scale, qa_err *e);
+
+/* ---- attention_decode.cu ---------------------------------------------------------------------- */
+/* One causal query row (a decode step) against n keys, split over the keys (flash-decoding), FP32:
+ * out [H*Dh] = softmax(q [H*Dh] . k[0..n)^T * scale) v[0..n), GQA as qa_cu_attention; k, v rows of
+ * stride ldk, ldv in a cache of max_kv rows. pos (device int32, may be NULL): n = pos[0] + 1 read when
+ * the kernels run (the grid then covers the most slices of max_kv keys). part: scratch of
+ * H * QA_CUDA_DEC_SPLITS * (Dh + 2) floats. Same numbers for a host n and a device pos[0] = n - 1.
+ * _supported: Dh 16 / 32 / 64 / 128 and H / Hk in 1, 2, 4, 8. */
+int qa_cu_attention_decode_supported(int Dh, int H, int Hk);
+qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const float *k, int ldk, const float *v,
+                                 int ldv, float *part, int H, int Hk, int Dh, int n, const int32_t *pos, int max_kv,
+                                 float scale, qa_err *e);
+#define QA_CU_DEC_SPLITS QA_CUDA_DEC_SPLITS
+
+/* ---- step.cu ---------------------------------------------------------------------------------- */
+/* dst[(pos[0] + t) * W + i] = src[t * W + i], t < T, i < W; rows >= max_rows skipped (backend.h store_rows_at). */
+qa_status qa_cu_store_rows_at(cudaStream_t s, float *dst, const float *src, int T, int W, const int32_t *pos,
+                              long long max_rows, qa_err *e);
+/* state[QA_STEP_POS] += 1, state[QA_STEP_INDEX] += 1. */
+qa_status qa_cu_step_advance(cudaStream_t s, int32_t *state, qa_err *e);
 
 /* ---- attention_tc.cu -------------------------------------------------------------------------- */
 /* The same attention on BF16 tensor cores (dtype="bfloat16"): q, k, v rounded to BF16 when staged,

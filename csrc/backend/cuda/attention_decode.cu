@@ -1,0 +1,228 @@
+/* attention_decode.cu — attention of ONE query row over a KV cache, split over the keys (flash-decoding).
+ *
+ * Contract: ops.cuh (qa_cu_attention_decode). Why: the general kernel (attention.cu) gives a decode
+ * step 16 blocks x 1 busy warp, each walking the whole cache serially; here the n visible keys are cut
+ * into at most QA_CU_DEC_SPLITS slices of at least DEC_MIN_KEYS keys (dec_slices), and block
+ * (slice s, kv head) folds its slice for all G = H / Hk query heads of that kv head (GQA: each K / V
+ * row is read once for the group). Inside a block 4 warps take DEC_KB keys at a time (their loads in
+ * flight together); per key a warp forms the G dot products (lane d holds columns d, d+32, ...) and
+ * folds them into a running (max m, sum l, acc) — the FlashAttention recurrence, FP32 throughout.
+ * The block merges its warps and writes (m, l, acc[Dh]) per query head into the partials (scratch);
+ * a second kernel merges the ns partials of each head: M = max m_s, out = sum acc_s e^(m_s-M) /
+ * sum l_s e^(m_s-M). The slicing depends on n only, so the host-position call (decode loop PLAIN)
+ * and the device-position call (STEPS / GRAPH: n = pos[0] + 1 read by the kernel, the grid sized for
+ * QA_CU_DEC_SPLITS slices, blocks past ns exit at once) add the same numbers in the same order.
+ * Causal decode only: the query sits at position n - 1 and sees keys 0 .. n-1 (MODEL_FACTS §5).
+ */
+#include <math.h>
+
+#include "ops.cuh"
+
+#define DEC_WARPS 4
+#define DEC_KB 4        /* keys per warp per round */
+#define DEC_MIN_KEYS 32 /* fewest keys per slice before another slice is added */
+
+struct dec_args {
+    float *out;        /* [H * Dh] */
+    const float *q;    /* [H * Dh] */
+    const float *k, *v;
+    float *part;       /* [H][QA_CU_DEC_SPLITS][Dh + 2] */
+    int ldk, ldv, H, Hk;
+    int n_host;        /* visible keys when pos_dev is NULL */
+    const int32_t *pos_dev;
+    int max_kv;        /* rows of the cache: n never exceeds it */
+    float scale;
+};
+
+/* Visible keys of the query (its position + 1), read when the kernel runs. */
+__device__ __forceinline__ int dec_keys(const dec_args &a)
+{
+    int n = a.pos_dev ? *a.pos_dev + 1 : a.n_host;
+    return max(1, min(n, a.max_kv));
+}
+
+/* Slices of n keys: *chunk keys each (the last one shorter), none empty. A function of n only. */
+__device__ __forceinline__ void dec_slices(int n, int *ns, int *chunk)
+{
+    int want = min(QA_CU_DEC_SPLITS, (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS);
+    *chunk = (n + want - 1) / want;
+    *ns = (n + *chunk - 1) / *chunk; /* <= want; fewer when rounding the chunk up leaves the last empty */
+}
+
+/* Fold keys [jb, jb + DEC_KB) ∩ [.., j1) into the warp's running state of G query heads. */
+template <int DH, int G>
+__device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, int j1, int lane,
+                                          const float (&qr)[G][(DH + 31) / 32], float (&m)[G], float (&l)[G],
+                                          float (&acc)[G][(DH + 31) / 32])
+{
+    constexpr int C = (DH + 31) / 32;
+    float kr[DEC_KB][C], vr[DEC_KB][C];
+#pragma unroll
+    for (int u = 0; u < DEC_KB; u++)
+#pragma unroll
+        for (int c = 0; c < C; c++) {
+            int j = jb + u, d = lane + 32 * c;
+            bool ok = j < j1 && (DH % 32 == 0 || d < DH);
+            kr[u][c] = ok ? a.k[(size_t)j * a.ldk + (size_t)kvh * DH + d] : 0.f;
+            vr[u][c] = ok ? a.v[(size_t)j * a.ldv + (size_t)kvh * DH + d] : 0.f;
+        }
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        float sc[DEC_KB], mx = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < DEC_KB; u++) {
+            float p = 0.f;
+#pragma unroll
+            for (int c = 0; c < C; c++)
+                p += qr[g][c] * kr[u][c];
+            p = qa_warp_sum(p);
+            sc[u] = jb + u < j1 ? p : -INFINITY;
+            mx = fmaxf(mx, sc[u]);
+        }
+        float mn = fmaxf(m[g], mx); /* finite: key jb < j1 is visible */
+        float corr = expf(m[g] - mn), ps = 0.f, p[DEC_KB];
+#pragma unroll
+        for (int u = 0; u < DEC_KB; u++) {
+            p[u] = expf(sc[u] - mn);
+            ps += p[u];
+        }
+        l[g] = l[g] * corr + ps;
+        m[g] = mn;
+#pragma unroll
+        for (int c = 0; c < C; c++) {
+            float s = acc[g][c] * corr;
+#pragma unroll
+            for (int u = 0; u < DEC_KB; u++)
+                s += p[u] * vr[u][c];
+            acc[g][c] = s;
+        }
+    }
+}
+
+/* One slice of keys for the G query heads of kv head blockIdx.y -> partials. */
+template <int DH, int G> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_kernel(dec_args a)
+{
+    constexpr int C = (DH + 31) / 32;
+    __shared__ float sml[DEC_WARPS][G][2];
+    __shared__ float sacc[DEC_WARPS][G][DH];
+    const int n = dec_keys(a), s = blockIdx.x;
+    int ns, chunk;
+    dec_slices(n, &ns, &chunk);
+    if (s >= ns)
+        return; /* a graph's grid covers the most slices; this step has fewer */
+    const int j0 = s * chunk, j1 = min(n, j0 + chunk);
+    const int kvh = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float qr[G][C], m[G], l[G], acc[G][C];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0.f;
+#pragma unroll
+        for (int c = 0; c < C; c++) {
+            int d = lane + 32 * c;
+            qr[g][c] = (DH % 32 == 0 || d < DH) ? a.q[(size_t)(kvh * G + g) * DH + d] * a.scale : 0.f;
+            acc[g][c] = 0.f;
+        }
+    }
+    for (int jb = j0 + warp * DEC_KB; jb < j1; jb += DEC_WARPS * DEC_KB)
+        fold_keys<DH, G>(a, kvh, jb, j1, lane, qr, m, l, acc);
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        if (lane == 0) {
+            sml[warp][g][0] = m[g];
+            sml[warp][g][1] = l[g];
+        }
+#pragma unroll
+        for (int c = 0; c < C; c++)
+            if (DH % 32 == 0 || lane + 32 * c < DH)
+                sacc[warp][g][lane + 32 * c] = acc[g][c];
+    }
+    __syncthreads();
+    for (int x = threadIdx.x; x < G * DH; x += DEC_WARPS * 32) {
+        int g = x / DH, d = x % DH;
+        float M = -INFINITY, L = 0.f, A = 0.f;
+        for (int w = 0; w < DEC_WARPS; w++)
+            M = fmaxf(M, sml[w][g][0]);
+        for (int w = 0; w < DEC_WARPS; w++) {
+            float f = sml[w][g][1] > 0.f ? expf(sml[w][g][0] - M) : 0.f; /* a warp without keys adds 0 */
+            L += sml[w][g][1] * f;
+            A += sacc[w][g][d] * f;
+        }
+        float *pp = a.part + ((size_t)(kvh * G + g) * QA_CU_DEC_SPLITS + s) * (DH + 2);
+        if (d == 0) {
+            pp[0] = M;
+            pp[1] = L;
+        }
+        pp[2 + d] = A;
+    }
+}
+
+/* out[h] = merge of the ns partials of query head blockIdx.x. */
+template <int DH> __global__ void dec_combine_kernel(dec_args a)
+{
+    const int n = dec_keys(a), h = blockIdx.x;
+    int ns, chunk;
+    dec_slices(n, &ns, &chunk);
+    const float *pp = a.part + (size_t)h * QA_CU_DEC_SPLITS * (DH + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < ns; s++)
+        M = fmaxf(M, pp[(size_t)s * (DH + 2)]);
+    for (int d = threadIdx.x; d < DH; d += blockDim.x) {
+        float L = 0.f, A = 0.f;
+        for (int s = 0; s < ns; s++) {
+            const float *p = pp + (size_t)s * (DH + 2);
+            float f = expf(p[0] - M);
+            L += p[1] * f;
+            A += p[2 + d] * f;
+        }
+        a.out[(size_t)h * DH + d] = A / L;
+    }
+}
+
+template <int DH, int G> static void launch(cudaStream_t s, const dec_args &a, int grid_splits)
+{
+    dec_split_kernel<DH, G><<<dim3(grid_splits, a.Hk), DEC_WARPS * 32, 0, s>>>(a);
+    dec_combine_kernel<DH><<<a.H, DH < 128 ? DH : 128, 0, s>>>(a);
+}
+
+template <int DH> static int launch_g(cudaStream_t s, const dec_args &a, int G, int grid_splits)
+{
+    switch (G) {
+    case 1: launch<DH, 1>(s, a, grid_splits); return 1;
+    case 2: launch<DH, 2>(s, a, grid_splits); return 1;
+    case 4: launch<DH, 4>(s, a, grid_splits); return 1;
+    case 8: launch<DH, 8>(s, a, grid_splits); return 1;
+    default: return 0;
+    }
+}
+
+int qa_cu_attention_decode_supported(int Dh, int H, int Hk)
+{
+    if (Hk <= 0 || H % Hk != 0 || H > 65535)
+        return 0;
+    int G = H / Hk;
+    return (Dh == 16 || Dh == 32 || Dh == 64 || Dh == 128) && (G == 1 || G == 2 || G == 4 || G == 8);
+}
+
+qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const float *k, int ldk, const float *v,
+                                 int ldv, float *part, int H, int Hk, int Dh, int n, const int32_t *pos, int max_kv,
+                                 float scale, qa_err *e)
+{
+    if (!qa_cu_attention_decode_supported(Dh, H, Hk))
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode: head dim %d with %d / %d heads not built", Dh, H, Hk);
+    if (max_kv <= 0 || (!pos && (n <= 0 || n > max_kv)))
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode: %d keys of a %d-row cache", n, max_kv);
+    dec_args a = {out, q, k, v, part, ldk, ldv, H, Hk, n, pos, max_kv, scale};
+    /* the host knows n: launch its slices only; a device position: the most slices a step may need */
+    int splits = pos ? (max_kv + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS : (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
+    splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;
+    int G = H / Hk;
+    switch (Dh) {
+    case 16: launch_g<16>(s, a, G, splits); break;
+    case 32: launch_g<32>(s, a, G, splits); break;
+    case 64: launch_g<64>(s, a, G, splits); break;
+    default: launch_g<128>(s, a, G, splits); break;
+    }
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
