@@ -529,10 +529,14 @@ static int be_graph_ready(const qa_backend *be, int slot, const void *key)
 }
 
 /* QA_CUDA_GRAPH, read once at open: "0" the plain per-token loop, "steps" the device-state loop without
- * graphs (to tell a recording problem from a step problem), anything else / unset: graphs. */
+ * graphs (to tell a recording problem from a step problem), anything else / unset: graphs.
+ * QA_CUDA_PROFILE waits for every op, which a recording cannot contain: the profiler gets the steps loop
+ * (the same kernels, launched one by one). */
 static qa_decode_mode decode_mode_from_env(void)
 {
-    const char *g = getenv("QA_CUDA_GRAPH");
+    const char *g = getenv("QA_CUDA_GRAPH"), *prof = getenv("QA_CUDA_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0)
+        return QA_DECODE_STEPS;
     if (g && strcmp(g, "0") == 0)
         return QA_DECODE_PLAIN;
     if (g && strcmp(g, "steps") == 0)
