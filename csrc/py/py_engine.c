@@ -2,7 +2,7 @@
  * asr_generate (the low-level API the parity tests and qwen3align/models.py use).
  *
  * Each method converts its arrays once (features -> C-contiguous float32 [mel_bins, frames];
- * ids -> int32 after checking they are integers that fit), takes the Models lock
+ * ids -> int32 after checking they are integers that fit), takes a free worker of the Models
  * (qa_py_models_enter, waiting without the GIL), validates through the engine (InputError naming
  * the argument or the plan's limit), allocates the NumPy outputs with the sizes the validation
  * returned, then runs the engine with the GIL released. Outputs are fresh NumPy arrays; the engine
@@ -26,6 +26,7 @@ static void request_clear(request *r)
 {
     Py_CLEAR(r->feat);
     Py_CLEAR(r->ids);
+    qa_py_cancel_clear(&r->cancel);
 }
 
 /* features: 2-D float array [mel_bins, frames] -> float32 C-contiguous. */
@@ -109,14 +110,15 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw)
         return qa_py_input_error(st, "model must be 'aligner' or 'asr', got '%s'", model);
     if (take_features(st, fobj, valid, &r) < 0)
         goto error;
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_model *m = qa_models_model(ms, kind);
     qa_err e = {0};
     qa_status s = QA_OK;
     if (!m) {
-        qa_py_models_leave(self);
+        qa_py_models_leave(self, w);
         qa_py_input_error(st, "no %s model is loaded", model);
         goto error;
     }
@@ -125,10 +127,10 @@ PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw)
     if (out) {
         float *dst = (float *)PyArray_DATA((PyArrayObject *)out);
         Py_BEGIN_ALLOW_THREADS
-        s = qa_engine_audio(ms, kind, &r.in, dst, &e);
+        s = qa_engine_audio(ms, w, kind, &r.in, dst, &e);
         Py_END_ALLOW_THREADS
     }
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (out && s != QA_OK) {
         Py_CLEAR(out);
         if (!PyErr_Occurred()) /* an interrupt leaves the signal handler's exception pending */
@@ -151,7 +153,8 @@ static PyObject *align_call(PyObject *self, PyObject *args, PyObject *kw, const 
         return NULL;
     if (take_features(st, fobj, valid, &r) < 0 || take_ids(st, iobj, "input_ids", &r) < 0)
         goto error;
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_err e = {0};
@@ -167,13 +170,13 @@ static PyObject *align_call(PyObject *self, PyObject *args, PyObject *kw, const 
             int32_t *cls = want_logits ? NULL : (int32_t *)PyArray_DATA((PyArrayObject *)a);
             float *pr = want_logits ? NULL : (float *)PyArray_DATA((PyArrayObject *)b);
             Py_BEGIN_ALLOW_THREADS
-            s = qa_engine_align(ms, &r.in, lg, cls, pr, &e);
+            s = qa_engine_align(ms, w, &r.in, lg, cls, pr, &e);
             Py_END_ALLOW_THREADS
         } else {
             s = QA_ERR_OOM; /* NumPy raised MemoryError already */
         }
     }
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (s == QA_OK)
         out = want_logits ? Py_NewRef(a) : PyTuple_Pack(2, a, b);
     else if (!PyErr_Occurred())
@@ -207,7 +210,8 @@ PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     if (take_features(st, fobj, valid, &r) < 0 || take_ids(st, iobj, "prompt_ids", &r) < 0)
         goto error;
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_err e = {0};
@@ -222,13 +226,13 @@ PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw)
             int32_t *pi = (int32_t *)PyArray_DATA((PyArrayObject *)ids);
             float *pl = (float *)PyArray_DATA((PyArrayObject *)logits);
             Py_BEGIN_ALLOW_THREADS
-            s = qa_engine_asr(ms, &r.in, max_new, min_new, pi, &n, pl, &e);
+            s = qa_engine_asr(ms, w, &r.in, max_new, min_new, pi, &n, pl, &e);
             Py_END_ALLOW_THREADS
         } else {
             s = QA_ERR_OOM;
         }
     }
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (s == QA_OK) {
         PyObject *head = PySequence_GetSlice(ids, 0, (Py_ssize_t)n); /* the ids actually generated */
         if (head)

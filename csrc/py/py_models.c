@@ -1,20 +1,22 @@
 /* py_models.c — Python entry points of the models area: the Models type, plan, device info, debug hooks.
  *
  * Models (qwen3align._qwen3align.Models, subclassed by qwen3align.models.Models) owns one qa_models
- * (pipeline/models.c): the arena and the loaded weights. Every method that touches the engine goes
- * through models_enter()/models_leave(): a per-object lock taken with the try-then-wait-without-GIL
- * pattern (CPython's ACQUIRE_LOCK in _bz2module.c), so Streamlit threads sharing one Models serialise
- * without freezing the interpreter, and a closed object raises InputError ("Models is closed").
- * Compute methods (engine, helper D) are added to `methods` below and follow the same pattern:
- *     qa_models *ms = models_enter(self); if (!ms) return NULL;
- *     Py_BEGIN_ALLOW_THREADS s = qa_...(ms, ...); Py_END_ALLOW_THREADS
- *     models_leave(self);
- * Module functions: _plan (qwen3align.plan), _device_info, _cuda_probe, _config, _json_parse (debug/fuzz).
+ * (pipeline/models.c): the arena and the loaded weights. Every method that touches the engine takes a
+ * "hold" (below): a compute call takes one of the object's `workers` (its own workspace, KV cache and
+ * backend table), waiting without the GIL when all are busy, so Streamlit threads sharing one Models
+ * queue without freezing the interpreter, and with workers=N (CPU) up to N calls compute at once;
+ * a closed object raises InputError ("Models is closed"). The compute methods (py_engine.c) follow:
+ *     int w; qa_models *ms = qa_py_models_enter(self, &w); if (!ms) return NULL;
+ *     Py_BEGIN_ALLOW_THREADS s = qa_engine_...(ms, w, ...); Py_END_ALLOW_THREADS
+ *     qa_py_models_leave(self, w);
+ * Module functions: _plan (qwen3align.plan), _device_info, _cuda_probe, _config, _json_parse (debug/fuzz),
+ * _blas_threads (OpenBLAS's process-wide thread count, set by qwen3align.longaudio's batches).
  */
 #include "py.h"
 
-#include <pythread.h>
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "../backend/cuda_api.h"
 #include "../core/alloc.h"
@@ -28,53 +30,167 @@
 
 typedef struct qa_py_models {
     PyObject_HEAD
-    qa_models *ms;           /* NULL when closed or not loaded */
-    PyThread_type_lock lock; /* serialises engine calls and close() */
+    qa_models *ms;         /* NULL when closed or not loaded */
+    int ready;             /* mu and cv are initialised */
+    /* The worker table (see "holds" below). mu is held only for a few instructions, and never by a
+     * thread that waits for the GIL, so taking it with the GIL held cannot deadlock. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* broadcast whenever a hold ends */
+    int holders;           /* shared + worker holds now */
+    int exclusive;         /* an exclusive hold is in: nobody else */
+    int exclusive_waiting; /* an exclusive hold waits: new holds wait behind it (close() cannot starve) */
+    unsigned char busy[QA_MAX_WORKERS];
 } qa_py_models;
 
 static qa_py_state *state_of(PyObject *self) { return qa_py_state_of_type(Py_TYPE(self)); }
 
-/* Wait for the lock without the GIL, looking for Ctrl-C every 50 ms (with the GIL): a thread queued
- * behind another thread's long call stays interruptible, whichever thread the signal reached
- * (CPython's lock.acquire relies on EINTR, which only the thread that took the signal sees).
- * 0 = acquired, -1 = the signal handler's exception is set. */
-static int wait_lock_interruptibly(qa_py_models *self)
+/* ---- holds: who may use the qa_models, and on which worker ----
+ *
+ * HOLD_WORKER: a compute call; takes a free worker (its workspace, KV cache and backend table,
+ *   pipeline/models.h), so up to `workers` calls compute at once and a further one waits.
+ * HOLD_SHARED: reads that touch no workspace (memory_report, plan, config, tensors).
+ * HOLD_EXCLUSIVE: close(), __init__ on a live object, _region_take: waits until nobody is inside.
+ * A waiting thread does not hold the GIL and, when interruptible, looks for Ctrl-C every 50 ms (with
+ * the GIL): a thread queued behind long calls stays interruptible whichever thread the signal reached
+ * (CPython's lock.acquire relies on EINTR, which only the thread that took the signal sees), the
+ * try-then-wait-without-GIL pattern of CPython's ACQUIRE_LOCK in _bz2module.c. */
+enum { HOLD_SHARED = 0, HOLD_WORKER = 1, HOLD_EXCLUSIVE = 2 };
+
+static int models_ready(qa_py_models *self)
 {
-    for (;;) {
-        PyLockStatus r;
-        Py_BEGIN_ALLOW_THREADS
-        r = PyThread_acquire_lock_timed(self->lock, 50000 /* us */, 0);
-        Py_END_ALLOW_THREADS
-        if (r == PY_LOCK_ACQUIRED)
-            return 0;
-        if (PyErr_CheckSignals() < 0)
-            return -1;
+    if (self->ready)
+        return 0;
+    if (pthread_mutex_init(&self->mu, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&self->cv, NULL) != 0) {
+        pthread_mutex_destroy(&self->mu);
+        return -1;
     }
+    self->ready = 1;
+    return 0;
 }
 
-/* Take the object's lock (without holding the GIL while waiting) and return its qa_models, or NULL
- * with InputError set when the object is closed. Pair every non-NULL return with models_leave(). */
-static qa_models *models_enter(qa_py_models *self)
+/* Under mu: take the hold if it is free now. *w = the worker for HOLD_WORKER, else -1. */
+static int try_hold(qa_py_models *self, int mode, int *w)
 {
-    if (!self->lock || !self->ms) {
-        qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
+    *w = -1;
+    if (self->exclusive)
+        return 0;
+    if (mode == HOLD_EXCLUSIVE) {
+        if (self->holders)
+            return 0;
+        self->exclusive = 1;
+        return 1;
+    }
+    if (self->exclusive_waiting)
+        return 0;
+    int n = self->ms ? self->ms->n_workers : 0;
+    for (int i = 0; mode == HOLD_WORKER && *w < 0 && i < n; i++)
+        if (!self->busy[i])
+            *w = i;
+    if (mode == HOLD_WORKER && *w < 0)
+        return self->ms == NULL; /* closed: "taken" so that the caller sees it and says so */
+    if (*w >= 0)
+        self->busy[*w] = 1;
+    self->holders++;
+    return 1;
+}
+
+static void release_hold(qa_py_models *self, int mode, int w)
+{
+    pthread_mutex_lock(&self->mu);
+    if (mode == HOLD_EXCLUSIVE) {
+        self->exclusive = 0;
+    } else {
+        if (w >= 0)
+            self->busy[w] = 0;
+        self->holders--;
+    }
+    pthread_cond_broadcast(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+}
+
+/* Wait (without the GIL) until the hold is taken. 0 = taken, -1 = the signal handler's exception is
+ * set (interruptible waits only). mu is released before the GIL is taken back. */
+static int wait_hold(qa_py_models *self, int mode, int interruptible, int *w)
+{
+    struct timespec until;
+    pthread_mutex_lock(&self->mu);
+    self->exclusive_waiting += mode == HOLD_EXCLUSIVE;
+    for (;;) {
+        if (try_hold(self, mode, w))
+            break;
+        int taken = 0;
+        Py_BEGIN_ALLOW_THREADS
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50 * 1000 * 1000;
+        until.tv_sec += until.tv_nsec / 1000000000;
+        until.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&self->cv, &self->mu, &until);
+        taken = try_hold(self, mode, w);
+        pthread_mutex_unlock(&self->mu);
+        Py_END_ALLOW_THREADS
+        if (taken) {
+            pthread_mutex_lock(&self->mu);
+            break;
+        }
+        if (interruptible && PyErr_CheckSignals() < 0) {
+            pthread_mutex_lock(&self->mu);
+            self->exclusive_waiting -= mode == HOLD_EXCLUSIVE;
+            pthread_cond_broadcast(&self->cv);
+            pthread_mutex_unlock(&self->mu);
+            return -1;
+        }
+        pthread_mutex_lock(&self->mu);
+    }
+    self->exclusive_waiting -= mode == HOLD_EXCLUSIVE;
+    pthread_mutex_unlock(&self->mu);
+    return 0;
+}
+
+static PyObject *closed_error(qa_py_models *self)
+{
+    return qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
+}
+
+/* Take a hold of `mode` and return the qa_models (and in *w the worker for HOLD_WORKER), or NULL
+ * with InputError when the object is closed (or the signal handler's exception). Pair every
+ * non-NULL return with models_leave(self, mode, *w). */
+static qa_models *models_enter_mode(qa_py_models *self, int mode, int *w)
+{
+    *w = -1;
+    if (!self->ready || !self->ms) {
+        closed_error(self);
         return NULL;
     }
-    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK) && wait_lock_interruptibly(self) < 0)
+    if (wait_hold(self, mode, 1, w) < 0)
         return NULL;
     if (!self->ms) { /* closed while we waited */
-        PyThread_release_lock(self->lock);
-        qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
+        release_hold(self, mode, *w);
+        closed_error(self);
         return NULL;
     }
     return self->ms;
 }
 
-static void models_leave(qa_py_models *self) { PyThread_release_lock(self->lock); }
+static void models_leave_mode(qa_py_models *self, int mode, int w) { release_hold(self, mode, w); }
 
-/* For the compute methods in py_engine.c (declared in py.h). */
-qa_models *qa_py_models_enter(PyObject *self) { return models_enter((qa_py_models *)self); }
-void qa_py_models_leave(PyObject *self) { models_leave((qa_py_models *)self); }
+/* The common case in this file: a shared hold. */
+static qa_models *models_enter(qa_py_models *self)
+{
+    int w;
+    return models_enter_mode(self, HOLD_SHARED, &w);
+}
+
+static void models_leave(qa_py_models *self) { models_leave_mode(self, HOLD_SHARED, -1); }
+
+/* For the compute methods in py_engine.c (declared in py.h): a worker each. */
+qa_models *qa_py_models_enter(PyObject *self, int *worker)
+{
+    return models_enter_mode((qa_py_models *)self, HOLD_WORKER, worker);
+}
+
+void qa_py_models_leave(PyObject *self, int worker) { models_leave_mode((qa_py_models *)self, HOLD_WORKER, worker); }
 
 static int parse_kind(qa_py_state *st, const char *s, qa_model_kind *k)
 {
@@ -126,7 +242,8 @@ static PyObject *limits_dict(const qa_plan *p)
         set_item(d, "max_new_tokens", PyLong_FromLong(p->limits.max_new_tokens)) < 0 ||
         set_item(d, "max_text_tokens", PyLong_FromLong(p->limits.max_text_tokens)) < 0 ||
         set_item(d, "max_device_bytes", size_or_none(p->limits.max_device_bytes)) < 0 ||
-        set_item(d, "dtype", PyUnicode_FromString(dtype_name(p->limits.dtype))) < 0)
+        set_item(d, "dtype", PyUnicode_FromString(dtype_name(p->limits.dtype))) < 0 ||
+        set_item(d, "workers", PyLong_FromLong(p->limits.workers)) < 0)
         goto error;
     Py_DECREF(sec);
     return d;
@@ -203,7 +320,7 @@ static PyObject *config_dict(const qa_model_config *c)
 /* ---- shared argument parsing: model folders + limits ---- */
 
 static char *LOAD_KW[] = {"aligner", "asr", "device", "max_audio_seconds_aligner", "max_audio_seconds_asr",
-                          "max_new_tokens", "max_text_tokens", "max_device_bytes", "dtype", NULL};
+                          "max_new_tokens", "max_text_tokens", "max_device_bytes", "dtype", "workers", NULL};
 
 typedef struct load_args {
     const char *dirs[2];
@@ -220,7 +337,8 @@ static int parse_load_args(qa_py_state *st, PyObject *args, PyObject *kw, const 
     a->lim = qa_limits_default();
     if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, LOAD_KW, &a->dirs[0], &a->dirs[1], &a->device,
                                      &a->lim.max_audio_seconds[0], &a->lim.max_audio_seconds[1],
-                                     &a->lim.max_new_tokens, &a->lim.max_text_tokens, &cap, &dtype))
+                                     &a->lim.max_new_tokens, &a->lim.max_text_tokens, &cap, &dtype,
+                                     &a->lim.workers))
         return -1;
     if (cap < 0) {
         qa_py_input_error(st, "max_device_bytes must be positive, got %zd", cap);
@@ -239,27 +357,24 @@ static void release(qa_py_models *self)
     qa_models_free(ms);
 }
 
-/* Take the lock, waiting without the GIL (not interruptible: init and close must not half-happen). */
-static void lock_wait(qa_py_models *self)
+/* Wait for an exclusive hold without the GIL (not interruptible: init and close must not half-happen). */
+static void hold_exclusive(qa_py_models *self)
 {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK))
-        return;
-    Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    Py_END_ALLOW_THREADS
+    int w;
+    wait_hold(self, HOLD_EXCLUSIVE, 0, &w);
 }
 
 static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
 {
     qa_py_state *st = state_of((PyObject *)self);
     load_args a;
-    if (parse_load_args(st, args, kw, "|zz$sddiins:Models", &a) < 0)
+    if (parse_load_args(st, args, kw, "|zz$sddiinsi:Models", &a) < 0)
         return -1;
-    if (!self->lock && !(self->lock = PyThread_allocate_lock())) {
+    if (models_ready(self) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    lock_wait(self); /* __init__ on a live object: a call in flight on another thread finishes first */
+    hold_exclusive(self); /* __init__ on a live object: calls in flight on other threads finish first */
     release(self);
     qa_err e = {0};
     qa_models *ms = NULL;
@@ -268,7 +383,7 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
     s = qa_models_load(&ms, a.dirs, a.device, &a.lim, &e);
     Py_END_ALLOW_THREADS
     self->ms = s == QA_OK ? ms : NULL;
-    PyThread_release_lock(self->lock);
+    release_hold(self, HOLD_EXCLUSIVE, -1);
     if (s != QA_OK) {
         qa_py_raise(st, &e);
         return -1;
@@ -279,21 +394,23 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
 static void Models_dealloc(qa_py_models *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    release(self);
-    if (self->lock)
-        PyThread_free_lock(self->lock);
-    self->lock = NULL;
+    release(self); /* no call can be in flight: each holds a reference to self */
+    if (self->ready) {
+        pthread_cond_destroy(&self->cv);
+        pthread_mutex_destroy(&self->mu);
+        self->ready = 0;
+    }
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
 
 static PyObject *Models_close(qa_py_models *self, PyObject *unused)
 {
-    if (!self->lock || !self->ms)
+    if (!self->ready || !self->ms)
         Py_RETURN_NONE; /* closing twice is harmless */
-    lock_wait(self);
+    hold_exclusive(self);
     release(self);
-    PyThread_release_lock(self->lock);
+    release_hold(self, HOLD_EXCLUSIVE, -1);
     Py_RETURN_NONE;
 }
 
@@ -309,6 +426,28 @@ static PyObject *Models_mark_loaded(qa_py_models *self, PyObject *unused)
 }
 
 static PyObject *Models_closed(qa_py_models *self, void *unused) { return PyBool_FromLong(self->ms == NULL); }
+
+static PyObject *Models_workers(qa_py_models *self, void *unused)
+{
+    qa_models *ms = models_enter(self);
+    if (!ms)
+        return NULL;
+    int n = ms->n_workers;
+    models_leave(self);
+    return PyLong_FromLong(n);
+}
+
+/* Debug (tests/test_batch.py): the most requests that were inside the engine at once since the last
+ * call; the counter restarts from the requests inside now. */
+static PyObject *Models_max_concurrent(qa_py_models *self, PyObject *unused)
+{
+    qa_models *ms = models_enter(self);
+    if (!ms)
+        return NULL;
+    int n = qa_models_take_max_active(ms);
+    models_leave(self);
+    return PyLong_FromLong(n);
+}
 
 static PyObject *regions_dict(const qa_memory_report *r, int what)
 {
@@ -467,7 +606,8 @@ static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
     Py_ssize_t bytes;
     if (!PyArg_ParseTuple(args, "sn:_region_take", &name, &bytes))
         return NULL;
-    qa_models *ms = models_enter(self);
+    int w;
+    qa_models *ms = models_enter_mode(self, HOLD_EXCLUSIVE, &w); /* a workspace may be a request's */
     if (!ms)
         return NULL;
     PyObject *out = NULL;
@@ -482,7 +622,7 @@ static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
         void *p = qa_arena_take(r, (size_t)bytes, &e);
         out = p ? PyLong_FromSize_t((size_t)((uint8_t *)p - r->base)) : qa_py_raise(state_of((PyObject *)self), &e);
     }
-    models_leave(self);
+    models_leave_mode(self, HOLD_EXCLUSIVE, -1);
     return out;
 }
 
@@ -497,12 +637,15 @@ static PyMethodDef Models_methods[] = {
      "Restart the allocations_after_load count (called by load_models after the tokenizers)."},
     {"_region_take", (PyCFunction)Models_region_take, METH_VARARGS,
      "_region_take(region, nbytes) -> offset (debug); nbytes < 0 resets the region."},
+    {"_max_concurrent", (PyCFunction)Models_max_concurrent, METH_NOARGS,
+     "Most requests inside the engine at once since the last call (debug; restarts the count)."},
     QA_PY_ENGINE_METHODS
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Models_getset[] = {
     {"closed", (getter)Models_closed, NULL, "True once close() ran.", NULL},
+    {"workers", (getter)Models_workers, NULL, "Requests that may compute at once (one workspace each).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -514,7 +657,7 @@ static PyType_Slot Models_slots[] = {
     {Py_tp_getset, Models_getset},
     {Py_tp_doc, "Models(aligner=None, asr=None, *, device='cpu', max_audio_seconds_aligner=300.0, "
                 "max_audio_seconds_asr=300.0, max_new_tokens=1024, max_text_tokens=0, max_device_bytes=0, "
-                "dtype='float32'): the C owner of one arena and the loaded models (see qwen3align.load_models)."},
+                "dtype='float32', workers=1): the C owner of one arena and the loaded models (see qwen3align.load_models)."},
     {0, NULL},
 };
 
@@ -531,7 +674,7 @@ static PyObject *py_plan(PyObject *module, PyObject *args, PyObject *kw)
 {
     qa_py_state *st = qa_py_state_of_module(module);
     load_args a;
-    if (parse_load_args(st, args, kw, "|zz$sddiins:_plan", &a) < 0)
+    if (parse_load_args(st, args, kw, "|zz$sddiinsi:_plan", &a) < 0)
         return NULL;
     qa_model_config cfg[2];
     const qa_model_config *cp[2] = {NULL, NULL};
@@ -681,6 +824,23 @@ static PyObject *py_safetensors_parse(PyObject *module, PyObject *args)
     return out;
 }
 
+/* _blas_threads(n=0) -> the OpenBLAS thread count before the call; n > 0 sets it (process-wide). */
+static PyObject *py_blas_threads(PyObject *module, PyObject *args)
+{
+    int n = 0;
+    if (!PyArg_ParseTuple(args, "|i:_blas_threads", &n))
+        return NULL;
+    int before = qa_backend_cpu_threads();
+    if (n > 0)
+        qa_backend_cpu_set_threads(n);
+    return PyLong_FromLong(before);
+}
+
+static PyObject *py_set_thread_cancel(PyObject *module, PyObject *flag)
+{
+    return qa_py_set_thread_cancel(flag);
+}
+
 static PyObject *py_alloc_count(PyObject *module, PyObject *unused)
 {
     return PyLong_FromUnsignedLongLong((unsigned long long)qa_alloc_count());
@@ -710,6 +870,11 @@ static PyMethodDef methods[] = {
     {"_safetensors_parse", py_safetensors_parse, METH_VARARGS,
      "_safetensors_parse(bytes) -> {name: (dtype, shape, (begin, end))} (debug / fuzzing)."},
     {"_alloc_count", py_alloc_count, METH_NOARGS, "Host allocations made by the engine so far."},
+    {"_blas_threads", py_blas_threads, METH_VARARGS,
+     "_blas_threads(n=0) -> OpenBLAS threads before the call; n > 0 sets them (process-wide)."},
+    {"_set_thread_cancel", py_set_thread_cancel, METH_O,
+     "_set_thread_cancel(flag) -> None: engine calls made later on THIS thread stop with KeyboardInterrupt "
+     "once flag[0] != 0 (flag: a bytearray, or None to forget it)."},
     {"_alloc_scope_probe", py_alloc_scope_probe, METH_NOARGS,
      "Allocate once inside an engine allocation scope; returns how much the scoped counter moved (1)."},
     {NULL, NULL, 0, NULL},
