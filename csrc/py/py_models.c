@@ -14,9 +14,7 @@
  */
 #include "py.h"
 
-#include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include "../backend/cuda_api.h"
 #include "../core/alloc.h"
@@ -27,170 +25,59 @@
 #include "../weights/convert.h"
 #include "../weights/json.h"
 #include "../weights/safetensors.h"
+#include "py_holds.h"
 
 typedef struct qa_py_models {
     PyObject_HEAD
-    qa_models *ms;         /* NULL when closed or not loaded */
-    int ready;             /* mu and cv are initialised */
-    /* The worker table (see "holds" below). mu is held only for a few instructions, and never by a
-     * thread that waits for the GIL, so taking it with the GIL held cannot deadlock. */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;     /* broadcast whenever a hold ends */
-    int holders;           /* shared + worker holds now */
-    int exclusive;         /* an exclusive hold is in: nobody else */
-    int exclusive_waiting; /* an exclusive hold waits: new holds wait behind it (close() cannot starve) */
-    unsigned char busy[QA_MAX_WORKERS];
+    qa_models *ms;         /* NULL when closed or not loaded; changed only under an exclusive hold */
+    qa_py_holds holds;     /* who is inside, on which worker (py_holds.h) */
 } qa_py_models;
 
 static qa_py_state *state_of(PyObject *self) { return qa_py_state_of_type(Py_TYPE(self)); }
-
-/* ---- holds: who may use the qa_models, and on which worker ----
- *
- * HOLD_WORKER: a compute call; takes a free worker (its workspace, KV cache and backend table,
- *   pipeline/models.h), so up to `workers` calls compute at once and a further one waits.
- * HOLD_SHARED: reads that touch no workspace (memory_report, plan, config, tensors).
- * HOLD_EXCLUSIVE: close(), __init__ on a live object, _region_take: waits until nobody is inside.
- * A waiting thread does not hold the GIL and, when interruptible, looks for Ctrl-C every 50 ms (with
- * the GIL): a thread queued behind long calls stays interruptible whichever thread the signal reached
- * (CPython's lock.acquire relies on EINTR, which only the thread that took the signal sees), the
- * try-then-wait-without-GIL pattern of CPython's ACQUIRE_LOCK in _bz2module.c. */
-enum { HOLD_SHARED = 0, HOLD_WORKER = 1, HOLD_EXCLUSIVE = 2 };
-
-static int models_ready(qa_py_models *self)
-{
-    if (self->ready)
-        return 0;
-    if (pthread_mutex_init(&self->mu, NULL) != 0)
-        return -1;
-    if (pthread_cond_init(&self->cv, NULL) != 0) {
-        pthread_mutex_destroy(&self->mu);
-        return -1;
-    }
-    self->ready = 1;
-    return 0;
-}
-
-/* Under mu: take the hold if it is free now. *w = the worker for HOLD_WORKER, else -1. */
-static int try_hold(qa_py_models *self, int mode, int *w)
-{
-    *w = -1;
-    if (self->exclusive)
-        return 0;
-    if (mode == HOLD_EXCLUSIVE) {
-        if (self->holders)
-            return 0;
-        self->exclusive = 1;
-        return 1;
-    }
-    if (self->exclusive_waiting)
-        return 0;
-    int n = self->ms ? self->ms->n_workers : 0;
-    for (int i = 0; mode == HOLD_WORKER && *w < 0 && i < n; i++)
-        if (!self->busy[i])
-            *w = i;
-    if (mode == HOLD_WORKER && *w < 0)
-        return self->ms == NULL; /* closed: "taken" so that the caller sees it and says so */
-    if (*w >= 0)
-        self->busy[*w] = 1;
-    self->holders++;
-    return 1;
-}
-
-static void release_hold(qa_py_models *self, int mode, int w)
-{
-    pthread_mutex_lock(&self->mu);
-    if (mode == HOLD_EXCLUSIVE) {
-        self->exclusive = 0;
-    } else {
-        if (w >= 0)
-            self->busy[w] = 0;
-        self->holders--;
-    }
-    pthread_cond_broadcast(&self->cv);
-    pthread_mutex_unlock(&self->mu);
-}
-
-/* Wait (without the GIL) until the hold is taken. 0 = taken, -1 = the signal handler's exception is
- * set (interruptible waits only). mu is released before the GIL is taken back. */
-static int wait_hold(qa_py_models *self, int mode, int interruptible, int *w)
-{
-    struct timespec until;
-    pthread_mutex_lock(&self->mu);
-    self->exclusive_waiting += mode == HOLD_EXCLUSIVE;
-    for (;;) {
-        if (try_hold(self, mode, w))
-            break;
-        int taken = 0;
-        Py_BEGIN_ALLOW_THREADS
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 50 * 1000 * 1000;
-        until.tv_sec += until.tv_nsec / 1000000000;
-        until.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&self->cv, &self->mu, &until);
-        taken = try_hold(self, mode, w);
-        pthread_mutex_unlock(&self->mu);
-        Py_END_ALLOW_THREADS
-        if (taken) {
-            pthread_mutex_lock(&self->mu);
-            break;
-        }
-        if (interruptible && PyErr_CheckSignals() < 0) {
-            pthread_mutex_lock(&self->mu);
-            self->exclusive_waiting -= mode == HOLD_EXCLUSIVE;
-            pthread_cond_broadcast(&self->cv);
-            pthread_mutex_unlock(&self->mu);
-            return -1;
-        }
-        pthread_mutex_lock(&self->mu);
-    }
-    self->exclusive_waiting -= mode == HOLD_EXCLUSIVE;
-    pthread_mutex_unlock(&self->mu);
-    return 0;
-}
 
 static PyObject *closed_error(qa_py_models *self)
 {
     return qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
 }
 
-/* Take a hold of `mode` and return the qa_models (and in *w the worker for HOLD_WORKER), or NULL
+/* Take a hold of `mode` and return the qa_models (and in *w the worker for QA_HOLD_WORKER), or NULL
  * with InputError when the object is closed (or the signal handler's exception). Pair every
  * non-NULL return with models_leave(self, mode, *w). */
 static qa_models *models_enter_mode(qa_py_models *self, int mode, int *w)
 {
     *w = -1;
-    if (!self->ready || !self->ms) {
+    if (!self->holds.ready || !self->ms) {
         closed_error(self);
         return NULL;
     }
-    if (wait_hold(self, mode, 1, w) < 0)
+    if (qa_py_hold(&self->holds, &self->ms, mode, 1, w) < 0)
         return NULL;
     if (!self->ms) { /* closed while we waited */
-        release_hold(self, mode, *w);
+        qa_py_release(&self->holds, mode, *w);
         closed_error(self);
         return NULL;
     }
     return self->ms;
 }
 
-static void models_leave_mode(qa_py_models *self, int mode, int w) { release_hold(self, mode, w); }
+static void models_leave_mode(qa_py_models *self, int mode, int w) { qa_py_release(&self->holds, mode, w); }
 
 /* The common case in this file: a shared hold. */
 static qa_models *models_enter(qa_py_models *self)
 {
     int w;
-    return models_enter_mode(self, HOLD_SHARED, &w);
+    return models_enter_mode(self, QA_HOLD_SHARED, &w);
 }
 
-static void models_leave(qa_py_models *self) { models_leave_mode(self, HOLD_SHARED, -1); }
+static void models_leave(qa_py_models *self) { models_leave_mode(self, QA_HOLD_SHARED, -1); }
 
 /* For the compute methods in py_engine.c (declared in py.h): a worker each. */
 qa_models *qa_py_models_enter(PyObject *self, int *worker)
 {
-    return models_enter_mode((qa_py_models *)self, HOLD_WORKER, worker);
+    return models_enter_mode((qa_py_models *)self, QA_HOLD_WORKER, worker);
 }
 
-void qa_py_models_leave(PyObject *self, int worker) { models_leave_mode((qa_py_models *)self, HOLD_WORKER, worker); }
+void qa_py_models_leave(PyObject *self, int worker) { models_leave_mode((qa_py_models *)self, QA_HOLD_WORKER, worker); }
 
 static int parse_kind(qa_py_state *st, const char *s, qa_model_kind *k)
 {
@@ -361,7 +248,7 @@ static void release(qa_py_models *self)
 static void hold_exclusive(qa_py_models *self)
 {
     int w;
-    wait_hold(self, HOLD_EXCLUSIVE, 0, &w);
+    qa_py_hold(&self->holds, &self->ms, QA_HOLD_EXCLUSIVE, 0, &w);
 }
 
 static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
@@ -370,7 +257,7 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
     load_args a;
     if (parse_load_args(st, args, kw, "|zz$sddiinsi:Models", &a) < 0)
         return -1;
-    if (models_ready(self) < 0) {
+    if (qa_py_holds_init(&self->holds) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -383,7 +270,7 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
     s = qa_models_load(&ms, a.dirs, a.device, &a.lim, &e);
     Py_END_ALLOW_THREADS
     self->ms = s == QA_OK ? ms : NULL;
-    release_hold(self, HOLD_EXCLUSIVE, -1);
+    qa_py_release(&self->holds, QA_HOLD_EXCLUSIVE, -1);
     if (s != QA_OK) {
         qa_py_raise(st, &e);
         return -1;
@@ -395,22 +282,18 @@ static void Models_dealloc(qa_py_models *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     release(self); /* no call can be in flight: each holds a reference to self */
-    if (self->ready) {
-        pthread_cond_destroy(&self->cv);
-        pthread_mutex_destroy(&self->mu);
-        self->ready = 0;
-    }
+    qa_py_holds_destroy(&self->holds);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
 
 static PyObject *Models_close(qa_py_models *self, PyObject *unused)
 {
-    if (!self->ready || !self->ms)
+    if (!self->holds.ready || !self->ms)
         Py_RETURN_NONE; /* closing twice is harmless */
     hold_exclusive(self);
     release(self);
-    release_hold(self, HOLD_EXCLUSIVE, -1);
+    qa_py_release(&self->holds, QA_HOLD_EXCLUSIVE, -1);
     Py_RETURN_NONE;
 }
 
@@ -607,7 +490,7 @@ static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "sn:_region_take", &name, &bytes))
         return NULL;
     int w;
-    qa_models *ms = models_enter_mode(self, HOLD_EXCLUSIVE, &w); /* a workspace may be a request's */
+    qa_models *ms = models_enter_mode(self, QA_HOLD_EXCLUSIVE, &w); /* a workspace may be a request's */
     if (!ms)
         return NULL;
     PyObject *out = NULL;
@@ -622,7 +505,7 @@ static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
         void *p = qa_arena_take(r, (size_t)bytes, &e);
         out = p ? PyLong_FromSize_t((size_t)((uint8_t *)p - r->base)) : qa_py_raise(state_of((PyObject *)self), &e);
     }
-    models_leave_mode(self, HOLD_EXCLUSIVE, -1);
+    models_leave_mode(self, QA_HOLD_EXCLUSIVE, -1);
     return out;
 }
 
