@@ -28,10 +28,18 @@ languages) and the languages as a comma list without repeats in a row ("Chinese,
 progress(stage, done, total) is called before the first and after each chunk of a stage
 ("transcribe", "split", "align", "batch"). A KeyboardInterrupt (Ctrl-C, or raised by the callback)
 stops between chunks; each request leaves the models in a usable state, so the next call works.
+
+Batches (align_batch, transcribe_batch) run their items one by one, or, when the models were
+loaded with workers=N > 1 (CPU), on N threads at once: each item's engine calls take a free worker
+(its own workspace in the arena), the GIL is released while they compute, and OpenBLAS's threads
+are shared out while the batch runs (_blas_share). The results are the one-by-one results, in order.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -291,7 +299,7 @@ _ALIGN_KEYS = {"audio", "text", "words", "language", "sample_rate", "context"}
 def align_batch(models, items, *, progress=None, split="auto"):
     """align() for each dict in items (keys: audio, and text or words, language, sample_rate,
     context); a list of Alignment in the same order. Long items are chunked. Every item is checked
-    before the first one runs."""
+    before the first one runs; with workers > 1 the items run on that many threads (_run_batch)."""
     items = list(items)
     for i, it in enumerate(items):
         if not isinstance(it, Mapping):
@@ -300,13 +308,13 @@ def align_batch(models, items, *, progress=None, split="auto"):
         if "audio" not in it or extra:
             raise InputError(f"align_batch: item {i} needs key 'audio' and only {sorted(_ALIGN_KEYS)}"
                              + (f"; unknown {sorted(extra)}" if extra else ""))
-    out = []
-    _tick(progress, "batch", 0, len(items))
-    for i, it in enumerate(items):
-        out.append(align(models, it["audio"], it.get("text"), it.get("language"), words=it.get("words"),
-                         sample_rate=it.get("sample_rate"), context=it.get("context", ""), split=split))
-        _tick(progress, "batch", i + 1, len(items))
-    return out
+
+    def run(i):
+        it = items[i]
+        return align(models, it["audio"], it.get("text"), it.get("language"), words=it.get("words"),
+                     sample_rate=it.get("sample_rate"), context=it.get("context", ""), split=split)
+
+    return _run_batch(models, len(items), run, progress)
 
 
 def transcribe_batch(models, audios, language=None, *, context="", sample_rate=None, max_new_tokens=None,
@@ -316,13 +324,151 @@ def transcribe_batch(models, audios, language=None, *, context="", sample_rate=N
     audios = list(audios)
     langs = _per_item(language, len(audios), "language")
     rates = _per_item(sample_rate, len(audios), "sample_rate")
-    out = []
-    _tick(progress, "batch", 0, len(audios))
-    for i, a in enumerate(audios):
-        out.append(transcribe(models, a, langs[i], context=context, sample_rate=rates[i],
-                              max_new_tokens=max_new_tokens))
-        _tick(progress, "batch", i + 1, len(audios))
-    return out
+
+    def run(i):
+        return transcribe(models, audios[i], langs[i], context=context, sample_rate=rates[i],
+                          max_new_tokens=max_new_tokens)
+
+    return _run_batch(models, len(audios), run, progress)
+
+
+def _run_batch(models, n, run, progress):
+    """[run(0), ..., run(n-1)], on min(workers, n) threads when the models have several workers
+    (each call takes a free worker in the C layer), else one by one. progress("batch", done, n)."""
+    threads = min(_workers(models), n)
+    _tick(progress, "batch", 0, n)
+    if threads <= 1:
+        out = []
+        for i in range(n):
+            out.append(run(i))
+            _tick(progress, "batch", i + 1, n)
+        return out
+    with _blas_share(threads):
+        return _Batch(n, run, threads).run(progress)
+
+
+def _workers(models):
+    try:
+        return int(models.workers) if getattr(models, "device", "cpu") == "cpu" else 1
+    except (AttributeError, InputError):  # a closed Models: the first call says so
+        return 1
+
+
+# OpenBLAS's thread count is process-wide; batches that run at once (on any Models) share the
+# count T that was set when the first of them started: T // (their workers together), at least 1.
+# Restored when the last one ends. (A pthreads OpenBLAS runs one multi-threaded GEMM at a time, so
+# several workers each asking for many threads would mostly wait for each other.)
+_blas_lock = threading.Lock()
+_blas_state = {"workers": 0, "base": 0}
+
+
+def _blas_set_share(delta):
+    with _blas_lock:
+        st = _blas_state
+        if st["workers"] == 0:
+            st["base"] = _C._blas_threads()
+        st["workers"] += delta
+        _C._blas_threads(st["base"] if st["workers"] == 0 else max(1, st["base"] // st["workers"]))
+
+
+@contextmanager
+def _blas_share(workers):
+    _blas_set_share(workers)
+    try:
+        yield
+    finally:
+        _blas_set_share(-workers)
+
+
+class _Batch:
+    """Items 0..n-1 on `threads` Python threads; each item is one align()/transcribe() whose engine
+    calls take a free worker (the GIL is released while they compute).
+
+    Errors keep the one-by-one semantics: when item k fails, no item after k starts and the items
+    after k in flight are cancelled, while the items before k finish; the error of the first
+    failing item is raised (the one a loop over the items would have raised). Ctrl-C (or a progress
+    callback that raises) in the calling thread cancels every item and re-raises after all threads
+    stopped. Cancelling goes through each thread's flag (_C._set_thread_cancel): the engine polls it
+    between layers like Ctrl-C, which reaches only the main thread."""
+
+    def __init__(self, n, run, threads):
+        self.n, self.run_item, self.threads = n, run, threads
+        self.out = [None] * n
+        self.errors = {}            # index -> exception of an item that failed by itself
+        self.limit = n              # items >= limit do not start
+        self.next = 0
+        self.current = [None] * threads  # item index each thread runs now
+        self.flags = [bytearray(1) for _ in range(threads)]
+        self.lock = threading.Lock()
+        self.done = queue.SimpleQueue()
+
+    def _take(self, t):
+        with self.lock:
+            i = self.next
+            if i >= self.limit:
+                return None
+            self.next += 1
+            self.current[t] = i
+            return i
+
+    def _failed(self, t, i, ex):
+        with self.lock:
+            if self.flags[t][0]:    # cancelled by us: a consequence, not the item's own error
+                return
+            self.errors[i] = ex
+            self.limit = min(self.limit, i)
+            for u, j in enumerate(self.current):
+                if j is not None and j > i:
+                    self.flags[u][0] = 1
+
+    def _thread(self, t):
+        _C._set_thread_cancel(self.flags[t])
+        try:
+            while True:
+                i = self._take(t)
+                if i is None:
+                    return
+                try:
+                    self.out[i] = self.run_item(i)
+                except BaseException as ex:  # noqa: B036 — handed to the calling thread
+                    self._failed(t, i, ex)
+                with self.lock:
+                    self.current[t] = None
+                    self.flags[t][0] = 0 if self.limit > i else self.flags[t][0]
+                self.done.put(i)
+        finally:
+            _C._set_thread_cancel(None)
+            self.done.put(None)
+
+    def cancel_all(self):
+        with self.lock:
+            self.limit = -1
+            for f in self.flags:
+                f[0] = 1
+
+    def run(self, progress):
+        ts = [threading.Thread(target=self._thread, args=(t,), name=f"qwen3align-batch-{t}", daemon=True)
+              for t in range(self.threads)]
+        for th in ts:
+            th.start()
+        try:
+            finished, alive = 0, len(ts)
+            while alive:
+                i = self.done.get()  # interruptible: Ctrl-C lands here
+                if i is None:
+                    alive -= 1
+                elif i not in self.errors and self.limit > i:
+                    finished += 1
+                    _tick(progress, "batch", finished, self.n)
+        except BaseException:
+            self.cancel_all()
+            raise
+        finally:
+            for th in ts:
+                th.join()
+        if self.errors:
+            raise self.errors[min(self.errors)]
+        return self.out
 
 
 def _per_item(value, n, what):

@@ -8,7 +8,8 @@
 A model may be a checkpoint folder, a folder holding only config.json, or a preset name
 ("Qwen3-ForcedAligner-0.6B", "Qwen3-ASR-1.7B", "Qwen3-ASR-0.6B"). The numbers are exactly what
 load_models() with the same arguments allocates (one arena; regions weights/<model>, kv/asr,
-workspace). On CUDA the aligner's embedding table (only gathered, a few thousand rows per request)
+mel/tables, workspace, and with workers=N > 1 one more kv/asr/<i> and workspace/<i> per extra
+worker). On CUDA the aligner's embedding table (only gathered, a few thousand rows per request)
 lives in pinned host memory instead of the arena: `host_regions` ({"host/aligner": bytes}) and
 `host_bytes` list it, outside `arena_bytes`.
 """
@@ -99,7 +100,27 @@ def _resolve_dtype(dtype, device):
     return aliases[name.lower()]
 
 
-def _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tokens, max_device_bytes, dtype):
+def _resolve_workers(workers, device):
+    """workers= of load_models()/plan(): a positive int, or "auto" = one per physical core on the CPU
+    (half the CPUs this process may use: SMT siblings share a core's FMA units, so a second GEMM on
+    the same core adds little while each worker costs a workspace), at most 16; 1 on CUDA."""
+    from .errors import InputError
+
+    if workers == "auto":
+        if device != "cpu":
+            return 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(16, cpus // 2))
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
+        raise InputError(f"workers must be an integer in [1, 16] or 'auto', got {workers!r}")
+    if workers > 1 and device != "cpu":
+        raise InputError(f"workers={workers}: several workers are for the CPU; a CUDA device runs one request "
+                         "at a time (use workers=1)")
+    return workers
+
+
+def _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tokens, max_device_bytes, dtype,
+                   workers=1):
     """Normalised keyword arguments shared by plan() and load_models() for the C layer."""
     from .errors import InputError
 
@@ -114,16 +135,19 @@ def _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tok
     return dict(aligner=_model_arg(aligner, "aligner"), asr=_model_arg(asr, "asr"),
                 max_audio_seconds_aligner=sa, max_audio_seconds_asr=sr, max_new_tokens=max_new_tokens,
                 max_text_tokens=max_text_tokens or 0,
-                max_device_bytes=0 if max_device_bytes is None else parse_bytes(max_device_bytes), dtype=dtype)
+                max_device_bytes=0 if max_device_bytes is None else parse_bytes(max_device_bytes), dtype=dtype,
+                workers=workers)
 
 
 def plan(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.0, max_new_tokens=1024,
-         max_text_tokens=None, dtype="auto", max_device_bytes=None):
+         max_text_tokens=None, dtype="auto", max_device_bytes=None, workers=1):
     """The memory plan of load_models() with the same arguments, computed from configs alone.
 
     aligner / asr: a checkpoint folder, a folder with only config.json, or a preset name.
     device: "auto" | "cpu" | "cuda" | "cuda:N" — decides dtype="auto" (float32 on the CPU,
     bfloat16 on CUDA); planning for a GPU works on a machine without one.
+    workers: CPU requests that may run at once (load_models); each adds a workspace (and, with the
+    ASR model, a KV cache) region: workspace/1, kv/asr/1, ...
     """
     from . import _qwen3align
     from .errors import InputError
@@ -133,7 +157,7 @@ def plan(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.0, max_
         raise InputError("give at least one of aligner= and asr=")
     dev = _resolve_device(device, require=False)
     kw = _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tokens, max_device_bytes,
-                        _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"))
+                        _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"), _resolve_workers(workers, dev))
     d = _qwen3align._plan(**kw, device=dev)
     d["device"] = dev
     return MemoryPlan(d)
@@ -175,7 +199,8 @@ class _Table(Mapping):
         cap = lim.get("max_device_bytes")
         return (f"limits: max_audio_seconds {secs}, max_new_tokens {lim['max_new_tokens']}, "
                 f"max_text_tokens {lim['max_text_tokens']}, dtype {lim['dtype']}"
-                + (f", max_device_bytes {format_bytes(cap)}" if cap else ""))
+                + (f", max_device_bytes {format_bytes(cap)}" if cap else "")
+                + (f", workers {lim['workers']}" if lim.get("workers", 1) > 1 else ""))
 
     def _html(self, title, header, rows):
         cells = "".join(f"<th>{h}</th>" for h in header)

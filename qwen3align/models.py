@@ -6,14 +6,23 @@
 
 The plan is checked against the device's free memory before anything is allocated
 (OutOfMemoryError says how much is needed, how much is free, and what to lower); then the whole
-plan is taken in ONE allocation. A Models object is safe to share between threads (calls are
-serialised by a per-object lock and release the GIL); close() frees the arena at once.
+plan is taken in ONE allocation. A Models object is safe to share between threads (calls
+release the GIL; each takes one of the object's workers and waits while all are busy); close()
+frees the arena at once (after the calls in flight).
+
+Workers (CPU): load_models(..., workers=N) plans N workspaces (and N ASR KV caches) in the one
+arena, the weights shared, so N requests compute at once; align_batch()/transcribe_batch() run
+their items on N threads. OpenBLAS's thread count is process-wide: while a batch with N > 1 workers
+runs, it is lowered to max(1, T // N) (T = the count when the batch started, by default one per
+CPU), so N workers × BLAS threads <= T, and restored afterwards. A single call keeps all T threads.
+OpenBLAS (pthreads build) lets one multi-threaded GEMM run at a time, so workers pay off most with
+one BLAS thread each (N near the core count); a 2-CPU machine gains little.
 """
 import os
 
 from . import _qwen3align
 from .errors import InputError
-from .memory import MemoryPlan, MemoryReport, _limits_kwargs, _resolve_dtype
+from .memory import MemoryPlan, MemoryReport, _limits_kwargs, _resolve_dtype, _resolve_workers
 
 __all__ = ["load_models", "Models"]
 
@@ -183,14 +192,18 @@ class Models(_qwen3align.Models):
 
     def align_batch(self, items, *, progress=None, split="auto"):
         """align() for each dict of `items` (keys: audio, text or words, language, sample_rate,
-        context) -> list of Alignment in the same order; every item is checked before the first runs."""
+        context) -> list of Alignment in the same order; every item is checked before the first runs.
+        With workers=N (load_models) the items run on N threads at once; results equal align()'s.
+        An item that fails raises its error (of the first failing item in order, as one-by-one
+        calls would); Ctrl-C stops every worker and leaves the models usable."""
         from . import longaudio
 
         return longaudio.align_batch(self, items, progress=progress, split=split)
 
     def transcribe_batch(self, audios, language=None, *, context="", sample_rate=None, max_new_tokens=None,
                          progress=None):
-        """transcribe() for each audio -> list of Transcription in the same order."""
+        """transcribe() for each audio -> list of Transcription in the same order (on `workers`
+        threads at once, like align_batch)."""
         from . import longaudio
 
         return longaudio.transcribe_batch(self, audios, language, context=context, sample_rate=sample_rate,
@@ -237,7 +250,7 @@ class Models(_qwen3align.Models):
 
 
 def load_models(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.0, max_new_tokens=1024,
-                max_text_tokens=None, max_device_bytes=None, dtype="auto"):
+                max_text_tokens=None, max_device_bytes=None, dtype="auto", workers=1):
     """Load Qwen3-ForcedAligner (aligner=) and/or Qwen3-ASR (asr=) checkpoint folders into one arena.
 
     device: "auto" (CUDA when built and visible, else CPU) | "cpu" | "cuda" | "cuda:N".
@@ -246,6 +259,10 @@ def load_models(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.
     aligner's positions allow, capped at 20 per audio second + 64) and ASR context tokens (default 256);
     max_device_bytes: cap on the arena (bytes or "8GiB"); dtype: "auto" (float32 on CPU, bfloat16 on
     CUDA) | "float32" | "bfloat16".
+    workers: requests that may compute at once on the CPU (default 1): each worker adds a workspace
+    (and an ASR KV cache) to the arena, the weights are shared; align_batch/transcribe_batch use them
+    all. "auto" = one per physical core (half the usable CPUs), at most 16. CUDA takes workers=1
+    only (one stream runs one request at a time; InputError otherwise).
     Raises ModelLoadError (folder/config/tensors), OutOfMemoryError (plan does not fit; needed_bytes,
     available_bytes), InputError (arguments, device).
     """
@@ -253,6 +270,6 @@ def load_models(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.
         raise InputError("give at least one of aligner= and asr=")
     dev = _resolve_device(device)
     kw = _limits_kwargs(aligner, asr, max_audio_seconds, max_new_tokens, max_text_tokens, max_device_bytes,
-                        _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"))
+                        _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"), _resolve_workers(workers, dev))
     folders = {k: kw.pop(k) for k in ("aligner", "asr")}
     return Models(folders["aligner"], folders["asr"], device=dev, **kw)

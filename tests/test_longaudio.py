@@ -235,15 +235,17 @@ def test_ten_minutes_with_text(full_limits):
 
 @pytest.mark.slow
 def test_memory_is_flat_from_ten_minutes_to_two_hours():
-    """Same arena peak for 536 s and 7196 s (2 h minus 4 s) of audio aligned without a transcript
-    (ASR then alignment per chunk): every request takes its workspace and gives it back, and the
-    chunks of both runs are the same requests. About 90 s on 2 CPU cores."""
+    """Same arena peak for exactly 10 min (600 s) and 2 h (7200 s) of audio aligned without a
+    transcript (ASR then alignment per chunk): every request takes its workspace and gives it back.
+    Both runs start with the same 176 s + 180 s chunks (the largest requests); 600 s ends with a
+    64 s chunk, 7200 s with 38 more 180 s chunks and a 4 s one. About 90 s on 2 CPU cores."""
     peaks = []
-    for seconds in (536, 7196):
+    for seconds, n_chunks, tail in ((600, 4, 536), (7200, 41, 7196)):
         with qa.load_models(aligner=ALIGNER, asr=ASR, device="cpu", max_audio_seconds=300, max_new_tokens=12) as m:
             res = longaudio.align(m, periodic_signal(seconds), sample_rate=SR)
-            assert len(res.chunks) == {536: 3, 7196: 40}[seconds]
-            assert [round(c[0] * SR) for c in res.chunks] == [0] + [(176 + 180 * k) * SR for k in range(len(res.chunks) - 1)]
+            starts = [round(c[0] * SR) for c in res.chunks]
+            assert len(res.chunks) == n_chunks and res.chunks[-1][1] == seconds
+            assert starts == [0] + [(176 + 180 * k) * SR for k in range(n_chunks - 2)] + [tail * SR]
             peaks.append(m.memory_report()["peak_bytes"])
     assert peaks[0] == peaks[1], f"arena peak grew with the audio length: {peaks}"
 

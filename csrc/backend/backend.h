@@ -321,6 +321,11 @@ size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d);
  * be->scratch stays NULL until the engine sets it. Release with be->destroy(be). */
 qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e);
 
+/* OpenBLAS's thread count, process-wide (openblas_get/set_num_threads): each GEMM of any CPU request
+ * uses up to this many threads. qwen3align/longaudio.py lowers it while several workers compute. */
+int qa_backend_cpu_threads(void);
+void qa_backend_cpu_set_threads(int n);
+
 /* Exported by libqa_cuda.so (backend/cuda/), looked up with dlsym("qa_backend_cuda_init"):
  * fill *be for CUDA device `device`. */
 typedef qa_status (*qa_backend_cuda_init_fn)(qa_backend *be, int device, qa_err *e);

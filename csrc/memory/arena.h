@@ -24,7 +24,8 @@
 #include "device.h"
 
 #define QA_ARENA_ALIGN 256
-#define QA_MAX_REGIONS 6
+#define QA_MAX_WORKERS 16 /* CPU request workers: one workspace (+ KV cache) each (memory/plan.h) */
+#define QA_MAX_REGIONS (2 + 2 * QA_MAX_WORKERS) /* two weight regions, kv + workspace per worker */
 #define QA_REGION_NAME 32
 
 static inline size_t qa_align_up(size_t n) { return (n + QA_ARENA_ALIGN - 1) & ~(size_t)(QA_ARENA_ALIGN - 1); }

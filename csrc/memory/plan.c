@@ -11,6 +11,7 @@
 #include "plan.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../weights/names.h"
@@ -22,8 +23,16 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 qa_limits qa_limits_default(void)
 {
-    qa_limits l = {{300.0, 300.0}, 1024, 0, 0, QA_F32};
+    qa_limits l = {{300.0, 300.0}, 1024, 0, 0, QA_F32, 1};
     return l;
+}
+
+void qa_plan_worker_region(char out[QA_REGION_NAME], const char *base, int w)
+{
+    if (w == 0)
+        snprintf(out, QA_REGION_NAME, "%s", base);
+    else
+        snprintf(out, QA_REGION_NAME, "%s/%d", base, w);
 }
 
 /* Mel frames of n samples at 16 kHz (frontend/mel.c's count; the memory layer cannot call up). */
@@ -198,7 +207,7 @@ static void add_region(qa_plan *p, const char *name, size_t bytes)
 {
     qa_region_spec *r = &p->regions[p->n_regions++];
     memset(r, 0, sizeof *r);
-    strncpy(r->name, name, sizeof r->name - 1);
+    snprintf(r->name, sizeof r->name, "%s", name);
     r->bytes = qa_align_up(bytes);
     p->arena_bytes += r->bytes;
 }
@@ -215,6 +224,8 @@ static qa_status check_limits(const qa_limits *lim, qa_err *e)
         return QA_FAIL(e, QA_ERR_INPUT, "max_text_tokens %d is absurd", lim->max_text_tokens);
     if (lim->dtype != QA_F32 && lim->dtype != QA_BF16)
         return QA_FAIL(e, QA_ERR_INPUT, "compute dtype must be float32 or bfloat16");
+    if (lim->workers < 1 || lim->workers > QA_MAX_WORKERS)
+        return QA_FAIL(e, QA_ERR_INPUT, "workers must be in [1, %d], got %d", QA_MAX_WORKERS, lim->workers);
     return QA_OK;
 }
 
@@ -252,13 +263,21 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
     out->limits.max_text_tokens = out->model[cfgs[QA_MODEL_ALIGNER] ? QA_MODEL_ALIGNER : QA_MODEL_ASR].text_tokens;
     if (cfgs[QA_MODEL_ALIGNER])
         add_region(out, "weights/aligner", out->model[QA_MODEL_ALIGNER].weight_bytes);
-    if (cfgs[QA_MODEL_ASR]) {
+    if (cfgs[QA_MODEL_ASR])
         add_region(out, "weights/asr", out->model[QA_MODEL_ASR].weight_bytes);
-        add_region(out, "kv/asr", out->model[QA_MODEL_ASR].kv_bytes);
+    /* One KV cache and one workspace per worker: a request owns both for its whole run, so W
+     * requests at once need W of each (the weights are read-only and shared). */
+    char name[QA_REGION_NAME];
+    for (int w = 0; cfgs[QA_MODEL_ASR] && w < lim->workers; w++) {
+        qa_plan_worker_region(name, "kv/asr", w);
+        add_region(out, name, out->model[QA_MODEL_ASR].kv_bytes);
     }
     /* The log-mel constants (DFT matrix, filters) the backend's log_mel reads; filled at load. */
     add_region(out, QA_MEL_REGION, QA_MEL_TABLE_BYTES);
-    add_region(out, "workspace", ws);
+    for (int w = 0; w < lim->workers; w++) {
+        qa_plan_worker_region(name, "workspace", w);
+        add_region(out, name, ws);
+    }
     return QA_OK;
 }
 
@@ -267,7 +286,7 @@ void qa_plan_set_scratch(qa_plan *p, size_t scratch_bytes)
     scratch_bytes = qa_align_up(scratch_bytes);
     for (int i = 0; i < p->n_regions; i++) {
         qa_region_spec *r = &p->regions[i];
-        if (strcmp(r->name, "workspace") != 0)
+        if (strncmp(r->name, "workspace", 9) != 0) /* "workspace" and "workspace/<w>" */
             continue;
         size_t rest = r->bytes - p->scratch_bytes; /* the pipelines' part of the workspace */
         p->arena_bytes -= r->bytes;

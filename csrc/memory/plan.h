@@ -12,6 +12,9 @@
  * backend), `mel/tables` (backend.h QA_MEL_TABLE_BYTES: the log-mel DFT matrix and filters, filled at
  * load), `workspace` (the peak of one request at the limits: the backend scratch + the max of
  * qa_plan_workspace_aligner / _asr, reset per request).
+ * With limits.workers = W > 1 (CPU: W requests at once, weights shared) the KV cache and the
+ * workspace are repeated per worker: `kv/asr`, `kv/asr/1` .. `kv/asr/W-1`, then `workspace`,
+ * `workspace/1` .. `workspace/W-1` (worker 0 keeps the plain names, so a one-worker plan is unchanged).
  * The workspace formulas mirror, buffer by buffer and in the same order, the qa_arena_take calls of
  * the engine (model/encoder.c, decoder.c, heads.c, pipeline/inputs.c, align.c, asr.c); a request at
  * the limits reaches exactly the planned peak (tests/test_no_alloc.py).
@@ -46,6 +49,8 @@ typedef struct qa_limits {
     int max_text_tokens;         /* aligner words + timestamps (and ASR context); <= 0: derived */
     size_t max_device_bytes;     /* cap on the arena; 0: none */
     qa_dtype dtype;              /* compute dtype of matrices: QA_F32 or QA_BF16 */
+    int workers;                 /* requests that may run at once: one workspace (+ KV cache) each,
+                                  * 1..QA_MAX_WORKERS; > 1 on the CPU only (models.c) */
 } qa_limits;
 
 typedef struct qa_plan_model {
@@ -72,7 +77,10 @@ typedef struct qa_plan {
     size_t scratch_bytes;    /* backend scratch (CPU formula), taken first from the workspace per request */
 } qa_plan;
 
-qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text, no cap, F32 */
+qa_limits qa_limits_default(void); /* 300 s both, 1024 new tokens, derived text, no cap, F32, 1 worker */
+
+/* Region names of worker w: "workspace" / "kv/asr" for w = 0, "workspace/<w>" / "kv/asr/<w>" after. */
+void qa_plan_worker_region(char out[QA_REGION_NAME], const char *base, int w);
 
 /* Compute the plan. cfgs[k] may be NULL (model not loaded; at least one must be given).
  * QA_ERR_INPUT for limits a model cannot serve (audio beyond max_position_embeddings or the
@@ -105,7 +113,7 @@ void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t 
 size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx);
 
 /* Replace the backend scratch size (the CPU formula by default) by another backend's, e.g. the CUDA
- * formula of backend/cuda_scratch.h, growing or shrinking the workspace region and the arena total. */
+ * formula of backend/cuda_scratch.h, growing or shrinking every workspace region and the arena total. */
 void qa_plan_set_scratch(qa_plan *p, size_t scratch_bytes);
 
 /* Move model k's text embedding table (vocab x hidden at the compute dtype, the bytes names.c counts for

@@ -5,12 +5,23 @@
  * A request beyond them is refused here with the limit's name, before any compute. Every request
  * starts from an empty workspace region whose first bytes become the backend scratch (the size the
  * plan computed with the backend's scratch formula); the rest is the pipelines' stack of buffers.
+ * A request runs on one worker (models.h): that worker's workspace, KV cache and backend table, so
+ * requests on different workers share nothing writable and may run at once (the caller hands each
+ * worker to one request at a time). ms->active / max_active count requests inside the engine.
  */
 #include "engine.h"
 
 #include "../core/alloc.h"
 #include "align.h"
 #include "asr.h"
+
+static qa_status need_worker(qa_models *ms, int w, qa_worker **wk, qa_err *e)
+{
+    *wk = qa_models_worker(ms, w);
+    if (!*wk)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "worker %d does not exist (the models have %d)", w, ms->n_workers);
+    return QA_OK;
+}
 
 static qa_status need_model(qa_models *ms, qa_model_kind k, const qa_model **m, qa_err *e)
 {
@@ -22,29 +33,28 @@ static qa_status need_model(qa_models *ms, qa_model_kind k, const qa_model **m, 
     return QA_OK;
 }
 
-/* Empty workspace + backend scratch at its start; the request's cancellation hook on the backend. */
-static qa_status begin(qa_models *ms, const qa_inputs *in, qa_region **ws, qa_err *e)
+/* Worker wk's empty workspace + backend scratch at its start; the request's cancellation hook on
+ * the worker's backend. */
+static qa_status begin(qa_models *ms, qa_worker *wk, const qa_inputs *in, qa_err *e)
 {
-    *ws = qa_models_workspace(ms);
-    if (!*ws)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no workspace region");
-    qa_region_reset(*ws);
-    size_t need = ms->be.scratch_need(&ms->be, &ms->plan.scratch_dims);
+    qa_backend *be = wk->be;
+    qa_region_reset(wk->ws);
+    size_t need = be->scratch_need(be, &ms->plan.scratch_dims);
     if (need > ms->plan.scratch_bytes) /* the plan sized it with the CPU formula */
         return QA_FAIL(e, QA_ERR_INTERNAL, "the %s backend needs %zu bytes of scratch, the plan has %zu",
-                       ms->be.name, need, ms->plan.scratch_bytes);
-    ms->be.scratch_bytes = ms->plan.scratch_bytes;
-    ms->be.scratch = qa_arena_take(*ws, ms->plan.scratch_bytes, e);
-    if (!ms->be.scratch)
+                       be->name, need, ms->plan.scratch_bytes);
+    be->scratch_bytes = ms->plan.scratch_bytes;
+    be->scratch = qa_arena_take(wk->ws, ms->plan.scratch_bytes, e);
+    if (!be->scratch)
         return e->code;
-    ms->be.cancel = in->cancel; /* cleared again by finish() */
+    be->cancel = in->cancel; /* cleared again by finish() */
     return QA_OK;
 }
 
 /* End of a request: the hook's context belongs to the caller's call, so it must not outlive it. */
-static qa_status finish(qa_models *ms, qa_status s)
+static qa_status finish(qa_worker *wk, qa_status s)
 {
-    ms->be.cancel = (qa_cancel){0};
+    wk->be->cancel = (qa_cancel){0};
     return s;
 }
 
@@ -58,17 +68,18 @@ static qa_inputs with_engine(qa_models *ms, const qa_inputs *in)
     return r;
 }
 
-static qa_status audio_run(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
+static qa_status audio_run(qa_models *ms, int w, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
 {
     const qa_model *m;
-    qa_region *ws;
+    qa_worker *wk;
+    QA_TRY(need_worker(ms, w, &wk, e));
     QA_TRY(need_model(ms, kind, &m, e));
     qa_inputs audio = with_engine(ms, in);
     audio.ids = NULL;
     audio.T = 0;
     QA_TRY(qa_inputs_check(m, &audio, ms->plan.model[kind].mel_frames, 0, e));
-    QA_TRY(begin(ms, &audio, &ws, e));
-    return finish(ms, qa_inputs_audio(&ms->be, m, ws, &audio, out_host, e));
+    QA_TRY(begin(ms, wk, &audio, e));
+    return finish(wk, qa_inputs_audio(wk->be, m, wk->ws, &audio, out_host, e));
 }
 
 qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
@@ -83,22 +94,24 @@ qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, 
     return QA_OK;
 }
 
-static qa_status align_run(qa_models *ms, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
-                           qa_err *e)
+static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, float *logits, int32_t *classes,
+                           float *probs, qa_err *e)
 {
     const qa_model *m;
-    qa_region *ws;
+    qa_worker *wk;
     int64_t n;
+    QA_TRY(need_worker(ms, w, &wk, e));
     QA_TRY(qa_engine_align_count(ms, in, &n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
-    QA_TRY(begin(ms, in, &ws, e));
+    QA_TRY(begin(ms, wk, in, e));
     qa_inputs req = with_engine(ms, in);
-    return finish(ms, qa_align_forward(&ms->be, m, ws, &req, logits, classes, probs, e));
+    return finish(wk, qa_align_forward(wk->be, m, wk->ws, &req, logits, classes, probs, e));
 }
 
-static qa_kv_cache kv_view(qa_models *ms, const qa_model *m)
+/* Worker w's KV cache (every worker's has the same size: the check below may use worker 0's). */
+static qa_kv_cache kv_view(qa_models *ms, int w, const qa_model *m)
 {
-    qa_region *r = qa_models_kv(ms);
+    qa_region *r = ms->worker[w].kv;
     const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ASR];
     qa_kv_cache kv = {r ? (float *)r->base : NULL, (int64_t)pm->seq_tokens + ms->plan.limits.max_new_tokens,
                       (int64_t)m->cfg.text.kv_heads * m->cfg.text.head_dim};
@@ -112,40 +125,42 @@ qa_status qa_engine_asr_check(qa_models *ms, const qa_inputs *in, int64_t max_ne
     if (max_new > ms->plan.limits.max_new_tokens)
         return QA_FAIL(e, QA_ERR_INPUT, "max_new_tokens %lld exceeds the plan's max_new_tokens %d (load_models)",
                        (long long)max_new, ms->plan.limits.max_new_tokens);
-    qa_kv_cache kv = kv_view(ms, m);
+    qa_kv_cache kv = kv_view(ms, 0, m);
     if (!kv.base)
         return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no kv/asr region");
     const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ASR];
     return qa_asr_check(m, in, pm->mel_frames, pm->seq_tokens, max_new, min_new, &kv, e);
 }
 
-static qa_status asr_run(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
+static qa_status asr_run(qa_models *ms, int w, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
                          int64_t *n, float *first_logits, qa_err *e)
 {
     const qa_model *m;
-    qa_region *ws;
+    qa_worker *wk;
+    QA_TRY(need_worker(ms, w, &wk, e));
     QA_TRY(qa_engine_asr_check(ms, in, max_new, min_new, e));
     QA_TRY(need_model(ms, QA_MODEL_ASR, &m, e));
-    qa_kv_cache kv = kv_view(ms, m);
-    QA_TRY(begin(ms, in, &ws, e));
+    qa_kv_cache kv = kv_view(ms, w, m);
+    QA_TRY(begin(ms, wk, in, e));
     qa_inputs req = with_engine(ms, in);
-    return finish(ms, qa_asr_generate(&ms->be, m, ws, &kv, &req, max_new, min_new,
-                                              ms->plan.limits.max_new_tokens, ids, n, first_logits, e));
+    return finish(wk, qa_asr_generate(wk->be, m, wk->ws, &kv, &req, max_new, min_new,
+                                      ms->plan.limits.max_new_tokens, ids, n, first_logits, e));
 }
 
-/* Features of samples on the backend into out_host [mel_bins, frames]; the limit is the larger
+/* Features of samples on worker w's backend into out_host [mel_bins, frames]; the limit is the larger
  * max_audio_seconds of the loaded models (whose workspace plan holds features + samples + work). */
-static qa_status mel_run(qa_models *ms, const qa_inputs *in, float *out_host, qa_err *e)
+static qa_status mel_run(qa_models *ms, int w, const qa_inputs *in, float *out_host, qa_err *e)
 {
     const qa_model *m = NULL;
-    qa_region *ws;
+    qa_worker *wk;
     int64_t max_frames = 0;
+    QA_TRY(need_worker(ms, w, &wk, e));
     for (int k = 0; k < 2; k++)
         if (ms->present[k] && ms->plan.model[k].mel_frames > max_frames) {
             max_frames = ms->plan.model[k].mel_frames;
             m = &ms->model[k];
         }
-    if (!m || !ms->be.log_mel)
+    if (!m || !wk->be->log_mel)
         return QA_FAIL(e, QA_ERR_INPUT, "no model or no compute backend for device %s", ms->dev.name);
     if (!in->samples || in->feat)
         return QA_FAIL(e, QA_ERR_INTERNAL, "mel_features: a request from samples expected");
@@ -154,48 +169,57 @@ static qa_status mel_run(qa_models *ms, const qa_inputs *in, float *out_host, qa
     req.T = 0;
     QA_TRY(qa_inputs_check(m, &req, max_frames, 0, e)); /* the limit, finite samples */
     size_t bytes = (size_t)(req.mel_bins * req.frames) * sizeof(float);
-    QA_TRY(begin(ms, &req, &ws, e));
-    float *feat = qa_arena_take(ws, bytes, e);
+    QA_TRY(begin(ms, wk, &req, e));
+    float *feat = qa_arena_take(wk->ws, bytes, e);
     if (!feat)
-        return finish(ms, e->code);
-    qa_status s = qa_inputs_features(&ms->be, ws, &req, feat, e);
+        return finish(wk, e->code);
+    qa_status s = qa_inputs_features(wk->be, wk->ws, &req, feat, e);
     if (s == QA_OK)
-        s = ms->be.copy(&ms->be, out_host, feat, bytes, QA_COPY_D2H, e);
-    return finish(ms, s);
+        s = wk->be->copy(wk->be, out_host, feat, bytes, QA_COPY_D2H, e);
+    return finish(wk, s);
 }
 
 /* The public entry points run the request inside an allocation scope (core/alloc.h): anything the
- * compute allocates on the host shows up in memory_report()'s allocations_after_load. */
-qa_status qa_engine_audio(qa_models *ms, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
+ * compute allocates on the host shows up in memory_report()'s allocations_after_load. They also
+ * count the requests inside the engine, so a test can see that two workers overlapped. */
+static void enter(qa_models *ms)
 {
     qa_alloc_scope_enter();
-    qa_status s = audio_run(ms, kind, in, out_host, e);
+    int now = atomic_fetch_add(&ms->active, 1) + 1;
+    int seen = atomic_load(&ms->max_active);
+    while (now > seen && !atomic_compare_exchange_weak(&ms->max_active, &seen, now))
+        ; /* another request raised it meanwhile: seen holds its value, compare again */
+}
+
+static qa_status leave(qa_models *ms, qa_status s)
+{
+    atomic_fetch_sub(&ms->active, 1);
     qa_alloc_scope_leave();
     return s;
 }
 
-qa_status qa_engine_align(qa_models *ms, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
+qa_status qa_engine_audio(qa_models *ms, int w, qa_model_kind kind, const qa_inputs *in, float *out_host, qa_err *e)
+{
+    enter(ms);
+    return leave(ms, audio_run(ms, w, kind, in, out_host, e));
+}
+
+qa_status qa_engine_align(qa_models *ms, int w, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
                           qa_err *e)
 {
-    qa_alloc_scope_enter();
-    qa_status s = align_run(ms, in, logits, classes, probs, e);
-    qa_alloc_scope_leave();
-    return s;
+    enter(ms);
+    return leave(ms, align_run(ms, w, in, logits, classes, probs, e));
 }
 
-qa_status qa_engine_asr(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
+qa_status qa_engine_asr(qa_models *ms, int w, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,
                         int64_t *n, float *first_logits, qa_err *e)
 {
-    qa_alloc_scope_enter();
-    qa_status s = asr_run(ms, in, max_new, min_new, ids, n, first_logits, e);
-    qa_alloc_scope_leave();
-    return s;
+    enter(ms);
+    return leave(ms, asr_run(ms, w, in, max_new, min_new, ids, n, first_logits, e));
 }
 
-qa_status qa_engine_mel(qa_models *ms, const qa_inputs *in, float *out_host, qa_err *e)
+qa_status qa_engine_mel(qa_models *ms, int w, const qa_inputs *in, float *out_host, qa_err *e)
 {
-    qa_alloc_scope_enter();
-    qa_status s = mel_run(ms, in, out_host, e);
-    qa_alloc_scope_leave();
-    return s;
+    enter(ms);
+    return leave(ms, mel_run(ms, w, in, out_host, e));
 }

@@ -93,6 +93,11 @@ static int embed_table_on_host(void)
 qa_status qa_models_plan(const qa_model_config *const cfgs[2], const qa_limits *lim, const char *device,
                          qa_plan *p, qa_err *e)
 {
+    /* One CUDA stream runs one request at a time and each kernel already spreads over the whole GPU;
+     * extra workspaces there would only take device memory from max_audio_seconds. */
+    if (strncmp(device, "cuda", 4) == 0 && lim->workers > 1)
+        return QA_FAIL(e, QA_ERR_INPUT, "workers=%d: several workers are for the CPU; a CUDA device runs one request "
+                       "at a time (use workers=1)", lim->workers);
     QA_TRY(qa_plan_compute(cfgs, lim, p, e));
     if (strncmp(device, "cuda", 4) != 0)
         return QA_OK; /* on the CPU every table is host memory already */
@@ -185,6 +190,31 @@ static qa_status load_weights(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
     return QA_OK;
 }
 
+/* The request slots: their regions, and a private copy of the CPU op table for workers 1.. (backend.h:
+ * scratch and cancel are written per request, so two requests at once cannot share one table). */
+static qa_status make_workers(qa_models *ms, qa_err *e)
+{
+    char name[QA_REGION_NAME];
+    ms->n_workers = ms->plan.limits.workers;
+    for (int w = 0; w < ms->n_workers; w++) {
+        qa_worker *wk = &ms->worker[w];
+        qa_plan_worker_region(name, "workspace", w);
+        wk->ws = qa_arena_region(&ms->arena, name);
+        qa_plan_worker_region(name, "kv/asr", w);
+        wk->kv = qa_arena_region(&ms->arena, name);
+        if (!wk->ws)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "the arena has no %s region", name);
+        if (w > 0)
+            wk->own = ms->be;
+        wk->be = w == 0 ? &ms->be : &wk->own;
+        /* The KV cache is one block for the ASR's whole context, owned from load on (engine.c views it
+         * from the region's base): take it now so the report shows it in use. */
+        if (wk->kv && wk->kv->size && !qa_arena_take(wk->kv, wk->kv->size, e))
+            return e->code;
+    }
+    return QA_OK;
+}
+
 /* Steps 5-6. */
 static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
 {
@@ -193,11 +223,7 @@ static qa_status place(qa_models *ms, qa_checkpoint *ck[2], qa_err *e)
         QA_TRY(qa_backend_cpu_init(&ms->be, 0, e));
     ms->be.dtype = ms->plan.limits.dtype; /* backend.h: lets CUDA pick BF16 tensor-core attention */
     QA_TRY(load_weights(ms, ck, e));
-    /* The KV cache is one block for the ASR's whole context, owned from load on (engine.c views it
-     * from the region's base): take it now so the report shows it in use. */
-    qa_region *kv = qa_models_kv(ms);
-    if (kv && kv->size && !qa_arena_take(kv, kv->size, e))
-        return e->code;
+    QA_TRY(make_workers(ms, e)); /* takes each worker's KV cache */
     return mel_tables(ms, e);
 }
 
@@ -261,6 +287,16 @@ qa_model *qa_models_model(qa_models *ms, qa_model_kind kind)
 qa_region *qa_models_workspace(qa_models *ms) { return qa_arena_region(&ms->arena, "workspace"); }
 qa_region *qa_models_kv(qa_models *ms) { return qa_arena_region(&ms->arena, "kv/asr"); }
 qa_region *qa_models_mel_tables(qa_models *ms) { return qa_arena_region(&ms->arena, QA_MEL_REGION); }
+
+qa_worker *qa_models_worker(qa_models *ms, int w)
+{
+    return ms && w >= 0 && w < ms->n_workers ? &ms->worker[w] : NULL;
+}
+
+int qa_models_take_max_active(qa_models *ms)
+{
+    return atomic_exchange(&ms->max_active, atomic_load(&ms->active));
+}
 
 qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
 {

@@ -7,8 +7,13 @@
  *     QA_TRY(qa_models_load(&ms, dirs, "cpu", &lim, e));   // configs -> plan -> OOM check -> validate
  *                                                          // tensors -> one arena -> convert weights
  *     const qa_model *al = qa_models_model(ms, QA_MODEL_ALIGNER);           // NULL if not loaded
- *     qa_region *ws = qa_models_workspace(ms);  qa_region_reset(ws);        // per request
+ *     qa_worker *w = qa_models_worker(ms, 0);  qa_region_reset(w->ws);     // per request
  *     qa_models_free(ms);                                                   // arena released at once
+ *
+ * Workers (lim.workers = W, CPU only): W request slots over the one set of weights, each with its
+ * own workspace region, KV cache region and backend table (scratch + cancellation hook are per
+ * request). Requests on different workers may run at once on different threads; the caller makes
+ * sure one worker serves one request at a time (csrc/py/py_models.c hands workers out).
  *
  * After load, a request must take memory only from the arena: allocations_after_load (host
  * allocations made inside the engine's compute scope since the end of load, core/alloc.h, plus
@@ -18,6 +23,7 @@
 #ifndef QA_MODELS_H
 #define QA_MODELS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "../backend/backend.h"
@@ -25,6 +31,16 @@
 #include "../memory/device.h"
 #include "../memory/plan.h"
 #include "../model/weights.h"
+
+/* One request slot. Worker 0 uses the models' backend itself (on CUDA it is the only worker and
+ * owns the stream); the others use a copy of the CPU op table, whose ops keep no state besides
+ * the per-request scratch and cancellation hook, which are the fields a copy makes private. */
+typedef struct qa_worker {
+    qa_backend *be;      /* &ms->be for worker 0, else &own */
+    qa_backend own;
+    qa_region *ws;       /* "workspace" / "workspace/<w>": reset per request */
+    qa_region *kv;       /* "kv/asr" / "kv/asr/<w>"; NULL without an ASR model */
+} qa_worker;
 
 typedef struct qa_models {
     qa_device dev;
@@ -35,9 +51,14 @@ typedef struct qa_models {
     uint64_t allocs_at_load; /* qa_alloc_scoped_count() at the end of load */
     uint64_t cuda_allocs_at_load; /* CUDA device + pinned allocations at the end of load */
     uint64_t cuda_graphs_at_load; /* graph instantiations at the end of load (after the warm-up) */
-    qa_backend be;         /* the op table of dev (CPU today); scratch set per request (pipeline/engine.c) */
     void *host_table[2];   /* pinned host memory of the tables the plan keeps off the device (plan.host_bytes):
                             * the CUDA aligner's embedding table; NULL elsewhere. Freed by qa_models_free */
+    qa_backend be;         /* the op table of dev; owns the backend context (destroyed once, at free) */
+    int n_workers;         /* plan.limits.workers */
+    qa_worker worker[QA_MAX_WORKERS];
+    _Atomic int active;    /* requests inside the engine now (pipeline/engine.c) */
+    _Atomic int max_active; /* most requests seen inside the engine at once: a debug counter that
+                            * tests read to prove that workers overlap (reset with qa_models_reset_max_active) */
 } qa_models;
 
 typedef struct qa_memory_report {
@@ -78,10 +99,17 @@ void qa_models_free(qa_models *ms);
 /* Borrowed (valid until qa_models_free): the loaded model of that kind, or NULL. */
 qa_model *qa_models_model(qa_models *ms, qa_model_kind kind);
 
-/* Borrowed regions of the arena (NULL if the plan has none: kv/asr without an ASR model). */
+/* Borrowed regions of the arena (NULL if the plan has none): worker 0's workspace and kv/asr, the
+ * log-mel tables (backend.h, filled at load). */
 qa_region *qa_models_workspace(qa_models *ms);
 qa_region *qa_models_kv(qa_models *ms);
-qa_region *qa_models_mel_tables(qa_models *ms); /* backend.h's log-mel tables, filled at load */
+qa_region *qa_models_mel_tables(qa_models *ms);
+
+/* Borrowed: worker w (0 <= w < n_workers), or NULL when w is out of range. */
+qa_worker *qa_models_worker(qa_models *ms, int w);
+
+/* The debug counter max_active: returned, then reset to the number of requests active now. */
+int qa_models_take_max_active(qa_models *ms);
 
 /* Fill *r with the arena's state now and the device's free/total memory. */
 /* The end of load_models: restart the after-load counters (host allocations, CUDA allocations and graph

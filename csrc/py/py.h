@@ -47,10 +47,12 @@ PyObject *qa_py_input_error(qa_py_state *st, const char *fmt, ...);
 PyTypeObject *qa_py_add_type(PyObject *module, PyType_Spec *spec);
 
 /* Models compute methods (py_engine.c), listed in the Models type's method table (py_models.c).
- * qa_py_models_enter/leave take and release the object's lock (NULL + InputError when closed). */
+ * qa_py_models_enter takes a free worker of the object (waiting without the GIL, interruptible) and
+ * returns the models with the worker's index in *worker (NULL + InputError when closed);
+ * qa_py_models_leave gives that worker back. */
 struct qa_models;
-struct qa_models *qa_py_models_enter(PyObject *self);
-void qa_py_models_leave(PyObject *self);
+struct qa_models *qa_py_models_enter(PyObject *self, int *worker);
+void qa_py_models_leave(PyObject *self, int worker);
 PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
@@ -68,8 +70,15 @@ PyObject *qa_py_asr_generate_from_audio(PyObject *self, PyObject *args, PyObject
 #define QA_PY_CANCEL_PERIOD_S 0.05
 typedef struct qa_py_cancel_ctx {
     double next_check; /* monotonic seconds */
+    PyObject *flag;    /* owned, may be NULL: the calling thread's cancel flag (qa_py_set_thread_cancel) */
 } qa_py_cancel_ctx;
 struct qa_cancel qa_py_cancel_hook(qa_py_cancel_ctx *ctx);
+/* Drop what the hook holds (the flag). With the GIL; safe on a zeroed ctx. */
+void qa_py_cancel_clear(qa_py_cancel_ctx *ctx);
+/* _set_thread_cancel(flag): remember a bytearray in this thread's state dict; engine calls made on
+ * the thread afterwards also stop (KeyboardInterrupt) once flag[0] != 0 — how a batch stops its
+ * worker threads, where PyErr_CheckSignals never sees Ctrl-C. None forgets it. */
+PyObject *qa_py_set_thread_cancel(PyObject *flag);
 #define QA_PY_ENGINE_METHODS                                                                          \
     {"audio_embeddings", (PyCFunction)(void (*)(void))qa_py_audio_embeddings, METH_VARARGS | METH_KEYWORDS, \
      "audio_embeddings(features, valid_frames, model='aligner') -> float32 [N_audio, hidden]"},       \

@@ -2,7 +2,7 @@
  * asr_generate (the low-level API the parity tests and qwen3align/models.py use).
  *
  * Each method converts its arrays once (features -> C-contiguous float32 [mel_bins, frames];
- * ids -> int32 after checking they are integers that fit), takes the Models lock
+ * ids -> int32 after checking they are integers that fit), takes a free worker of the Models
  * (qa_py_models_enter, waiting without the GIL), validates through the engine (InputError naming
  * the argument or the plan's limit), allocates the NumPy outputs with the sizes the validation
  * returned, then runs the engine with the GIL released. Outputs are fresh NumPy arrays; the engine
@@ -26,6 +26,7 @@ static void request_clear(request *r)
 {
     Py_CLEAR(r->feat);
     Py_CLEAR(r->ids);
+    qa_py_cancel_clear(&r->cancel);
 }
 
 /* features: 2-D float array [mel_bins, frames] -> float32 C-contiguous. */
@@ -166,14 +167,15 @@ static PyObject *audio_run(PyObject *self, qa_py_state *st, request *rq, const c
         qa_py_input_error(st, "model must be 'aligner' or 'asr', got '%s'", model);
         goto error;
     }
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_model *m = qa_models_model(ms, kind);
     qa_err e = {0};
     qa_status s = QA_OK;
     if (!m) {
-        qa_py_models_leave(self);
+        qa_py_models_leave(self, w);
         qa_py_input_error(st, "no %s model is loaded", model);
         goto error;
     }
@@ -182,10 +184,10 @@ static PyObject *audio_run(PyObject *self, qa_py_state *st, request *rq, const c
     if (out) {
         float *dst = (float *)PyArray_DATA((PyArrayObject *)out);
         Py_BEGIN_ALLOW_THREADS
-        s = qa_engine_audio(ms, kind, &r.in, dst, &e);
+        s = qa_engine_audio(ms, w, kind, &r.in, dst, &e);
         Py_END_ALLOW_THREADS
     }
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (out && s != QA_OK) {
         Py_CLEAR(out);
         if (!PyErr_Occurred()) /* an interrupt leaves the signal handler's exception pending */
@@ -236,7 +238,8 @@ static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int wan
 {
     PyObject *out = NULL, *a = NULL, *b = NULL;
     request r = *rq;
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_err e = {0};
@@ -252,13 +255,13 @@ static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int wan
             int32_t *cls = want_logits ? NULL : (int32_t *)PyArray_DATA((PyArrayObject *)a);
             float *pr = want_logits ? NULL : (float *)PyArray_DATA((PyArrayObject *)b);
             Py_BEGIN_ALLOW_THREADS
-            s = qa_engine_align(ms, &r.in, lg, cls, pr, &e);
+            s = qa_engine_align(ms, w, &r.in, lg, cls, pr, &e);
             Py_END_ALLOW_THREADS
         } else {
             s = QA_ERR_OOM; /* NumPy raised MemoryError already */
         }
     }
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (s == QA_OK)
         out = want_logits ? Py_NewRef(a) : PyTuple_Pack(2, a, b);
     else if (!PyErr_Occurred())
@@ -331,7 +334,8 @@ static PyObject *asr_run(PyObject *self, qa_py_state *st, request *rq, Py_ssize_
 {
     PyObject *out = NULL, *ids = NULL, *logits = NULL;
     request r = *rq;
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_err e = {0};
@@ -346,13 +350,13 @@ static PyObject *asr_run(PyObject *self, qa_py_state *st, request *rq, Py_ssize_
             int32_t *pi = (int32_t *)PyArray_DATA((PyArrayObject *)ids);
             float *pl = (float *)PyArray_DATA((PyArrayObject *)logits);
             Py_BEGIN_ALLOW_THREADS
-            s = qa_engine_asr(ms, &r.in, max_new, min_new, pi, &n, pl, &e);
+            s = qa_engine_asr(ms, w, &r.in, max_new, min_new, pi, &n, pl, &e);
             Py_END_ALLOW_THREADS
         } else {
             s = QA_ERR_OOM;
         }
     }
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (s == QA_OK) {
         PyObject *head = PySequence_GetSlice(ids, 0, (Py_ssize_t)n); /* the ids actually generated */
         if (head)
@@ -382,7 +386,8 @@ PyObject *qa_py_mel_features(PyObject *self, PyObject *args, PyObject *kw)
     npy_intp dims[2] = {(npy_intp)r.in.mel_bins, (npy_intp)r.in.frames};
     if (!(out = PyArray_SimpleNew(2, dims, NPY_FLOAT32)))
         goto error;
-    qa_models *ms = qa_py_models_enter(self);
+    int w;
+    qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms) {
         Py_CLEAR(out);
         goto error;
@@ -391,9 +396,9 @@ PyObject *qa_py_mel_features(PyObject *self, PyObject *args, PyObject *kw)
     qa_status s;
     float *dst = (float *)PyArray_DATA((PyArrayObject *)out);
     Py_BEGIN_ALLOW_THREADS
-    s = qa_engine_mel(ms, &r.in, dst, &e);
+    s = qa_engine_mel(ms, w, &r.in, dst, &e);
     Py_END_ALLOW_THREADS
-    qa_py_models_leave(self);
+    qa_py_models_leave(self, w);
     if (s != QA_OK) {
         Py_CLEAR(out);
         if (!PyErr_Occurred())

@@ -1,19 +1,19 @@
 /* py_models.c — Python entry points of the models area: the Models type, plan, device info, debug hooks.
  *
  * Models (qwen3align._qwen3align.Models, subclassed by qwen3align.models.Models) owns one qa_models
- * (pipeline/models.c): the arena and the loaded weights. Every method that touches the engine goes
- * through models_enter()/models_leave(): a per-object lock taken with the try-then-wait-without-GIL
- * pattern (CPython's ACQUIRE_LOCK in _bz2module.c), so Streamlit threads sharing one Models serialise
- * without freezing the interpreter, and a closed object raises InputError ("Models is closed").
- * Compute methods (engine, helper D) are added to `methods` below and follow the same pattern:
- *     qa_models *ms = models_enter(self); if (!ms) return NULL;
- *     Py_BEGIN_ALLOW_THREADS s = qa_...(ms, ...); Py_END_ALLOW_THREADS
- *     models_leave(self);
- * Module functions: _plan (qwen3align.plan), _device_info, _cuda_probe, _config, _json_parse (debug/fuzz).
+ * (pipeline/models.c): the arena and the loaded weights. Every method that touches the engine takes a
+ * "hold" (below): a compute call takes one of the object's `workers` (its own workspace, KV cache and
+ * backend table), waiting without the GIL when all are busy, so Streamlit threads sharing one Models
+ * queue without freezing the interpreter, and with workers=N (CPU) up to N calls compute at once;
+ * a closed object raises InputError ("Models is closed"). The compute methods (py_engine.c) follow:
+ *     int w; qa_models *ms = qa_py_models_enter(self, &w); if (!ms) return NULL;
+ *     Py_BEGIN_ALLOW_THREADS s = qa_engine_...(ms, w, ...); Py_END_ALLOW_THREADS
+ *     qa_py_models_leave(self, w);
+ * Module functions: _plan (qwen3align.plan), _device_info, _cuda_probe, _config, _json_parse (debug/fuzz),
+ * _blas_threads (OpenBLAS's process-wide thread count, set by qwen3align.longaudio's batches).
  */
 #include "py.h"
 
-#include <pythread.h>
 #include <string.h>
 
 #include "../backend/cuda_api.h"
@@ -25,56 +25,59 @@
 #include "../weights/convert.h"
 #include "../weights/json.h"
 #include "../weights/safetensors.h"
+#include "py_holds.h"
 
 typedef struct qa_py_models {
     PyObject_HEAD
-    qa_models *ms;           /* NULL when closed or not loaded */
-    PyThread_type_lock lock; /* serialises engine calls and close() */
+    qa_models *ms;         /* NULL when closed or not loaded; changed only under an exclusive hold */
+    qa_py_holds holds;     /* who is inside, on which worker (py_holds.h) */
 } qa_py_models;
 
 static qa_py_state *state_of(PyObject *self) { return qa_py_state_of_type(Py_TYPE(self)); }
 
-/* Wait for the lock without the GIL, looking for Ctrl-C every 50 ms (with the GIL): a thread queued
- * behind another thread's long call stays interruptible, whichever thread the signal reached
- * (CPython's lock.acquire relies on EINTR, which only the thread that took the signal sees).
- * 0 = acquired, -1 = the signal handler's exception is set. */
-static int wait_lock_interruptibly(qa_py_models *self)
+static PyObject *closed_error(qa_py_models *self)
 {
-    for (;;) {
-        PyLockStatus r;
-        Py_BEGIN_ALLOW_THREADS
-        r = PyThread_acquire_lock_timed(self->lock, 50000 /* us */, 0);
-        Py_END_ALLOW_THREADS
-        if (r == PY_LOCK_ACQUIRED)
-            return 0;
-        if (PyErr_CheckSignals() < 0)
-            return -1;
-    }
+    return qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
 }
 
-/* Take the object's lock (without holding the GIL while waiting) and return its qa_models, or NULL
- * with InputError set when the object is closed. Pair every non-NULL return with models_leave(). */
-static qa_models *models_enter(qa_py_models *self)
+/* Take a hold of `mode` and return the qa_models (and in *w the worker for QA_HOLD_WORKER), or NULL
+ * with InputError when the object is closed (or the signal handler's exception). Pair every
+ * non-NULL return with models_leave(self, mode, *w). */
+static qa_models *models_enter_mode(qa_py_models *self, int mode, int *w)
 {
-    if (!self->lock || !self->ms) {
-        qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
+    *w = -1;
+    if (!self->holds.ready || !self->ms) {
+        closed_error(self);
         return NULL;
     }
-    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK) && wait_lock_interruptibly(self) < 0)
+    if (qa_py_hold(&self->holds, &self->ms, mode, 1, w) < 0)
         return NULL;
     if (!self->ms) { /* closed while we waited */
-        PyThread_release_lock(self->lock);
-        qa_py_input_error(state_of((PyObject *)self), "Models is closed (call load_models() again)");
+        qa_py_release(&self->holds, mode, *w);
+        closed_error(self);
         return NULL;
     }
     return self->ms;
 }
 
-static void models_leave(qa_py_models *self) { PyThread_release_lock(self->lock); }
+static void models_leave_mode(qa_py_models *self, int mode, int w) { qa_py_release(&self->holds, mode, w); }
 
-/* For the compute methods in py_engine.c (declared in py.h). */
-qa_models *qa_py_models_enter(PyObject *self) { return models_enter((qa_py_models *)self); }
-void qa_py_models_leave(PyObject *self) { models_leave((qa_py_models *)self); }
+/* The common case in this file: a shared hold. */
+static qa_models *models_enter(qa_py_models *self)
+{
+    int w;
+    return models_enter_mode(self, QA_HOLD_SHARED, &w);
+}
+
+static void models_leave(qa_py_models *self) { models_leave_mode(self, QA_HOLD_SHARED, -1); }
+
+/* For the compute methods in py_engine.c (declared in py.h): a worker each. */
+qa_models *qa_py_models_enter(PyObject *self, int *worker)
+{
+    return models_enter_mode((qa_py_models *)self, QA_HOLD_WORKER, worker);
+}
+
+void qa_py_models_leave(PyObject *self, int worker) { models_leave_mode((qa_py_models *)self, QA_HOLD_WORKER, worker); }
 
 static int parse_kind(qa_py_state *st, const char *s, qa_model_kind *k)
 {
@@ -126,7 +129,8 @@ static PyObject *limits_dict(const qa_plan *p)
         set_item(d, "max_new_tokens", PyLong_FromLong(p->limits.max_new_tokens)) < 0 ||
         set_item(d, "max_text_tokens", PyLong_FromLong(p->limits.max_text_tokens)) < 0 ||
         set_item(d, "max_device_bytes", size_or_none(p->limits.max_device_bytes)) < 0 ||
-        set_item(d, "dtype", PyUnicode_FromString(dtype_name(p->limits.dtype))) < 0)
+        set_item(d, "dtype", PyUnicode_FromString(dtype_name(p->limits.dtype))) < 0 ||
+        set_item(d, "workers", PyLong_FromLong(p->limits.workers)) < 0)
         goto error;
     Py_DECREF(sec);
     return d;
@@ -229,7 +233,7 @@ static PyObject *config_dict(const qa_model_config *c)
 /* ---- shared argument parsing: model folders + limits ---- */
 
 static char *LOAD_KW[] = {"aligner", "asr", "device", "max_audio_seconds_aligner", "max_audio_seconds_asr",
-                          "max_new_tokens", "max_text_tokens", "max_device_bytes", "dtype", NULL};
+                          "max_new_tokens", "max_text_tokens", "max_device_bytes", "dtype", "workers", NULL};
 
 typedef struct load_args {
     const char *dirs[2];
@@ -246,7 +250,8 @@ static int parse_load_args(qa_py_state *st, PyObject *args, PyObject *kw, const 
     a->lim = qa_limits_default();
     if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, LOAD_KW, &a->dirs[0], &a->dirs[1], &a->device,
                                      &a->lim.max_audio_seconds[0], &a->lim.max_audio_seconds[1],
-                                     &a->lim.max_new_tokens, &a->lim.max_text_tokens, &cap, &dtype))
+                                     &a->lim.max_new_tokens, &a->lim.max_text_tokens, &cap, &dtype,
+                                     &a->lim.workers))
         return -1;
     if (cap < 0) {
         qa_py_input_error(st, "max_device_bytes must be positive, got %zd", cap);
@@ -265,27 +270,24 @@ static void release(qa_py_models *self)
     qa_models_free(ms);
 }
 
-/* Take the lock, waiting without the GIL (not interruptible: init and close must not half-happen). */
-static void lock_wait(qa_py_models *self)
+/* Wait for an exclusive hold without the GIL (not interruptible: init and close must not half-happen). */
+static void hold_exclusive(qa_py_models *self)
 {
-    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK))
-        return;
-    Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    Py_END_ALLOW_THREADS
+    int w;
+    qa_py_hold(&self->holds, &self->ms, QA_HOLD_EXCLUSIVE, 0, &w);
 }
 
 static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
 {
     qa_py_state *st = state_of((PyObject *)self);
     load_args a;
-    if (parse_load_args(st, args, kw, "|zz$sddiins:Models", &a) < 0)
+    if (parse_load_args(st, args, kw, "|zz$sddiinsi:Models", &a) < 0)
         return -1;
-    if (!self->lock && !(self->lock = PyThread_allocate_lock())) {
+    if (qa_py_holds_init(&self->holds) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    lock_wait(self); /* __init__ on a live object: a call in flight on another thread finishes first */
+    hold_exclusive(self); /* __init__ on a live object: calls in flight on other threads finish first */
     release(self);
     qa_err e = {0};
     qa_models *ms = NULL;
@@ -294,7 +296,7 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
     s = qa_models_load(&ms, a.dirs, a.device, &a.lim, &e);
     Py_END_ALLOW_THREADS
     self->ms = s == QA_OK ? ms : NULL;
-    PyThread_release_lock(self->lock);
+    qa_py_release(&self->holds, QA_HOLD_EXCLUSIVE, -1);
     if (s != QA_OK) {
         qa_py_raise(st, &e);
         return -1;
@@ -305,21 +307,19 @@ static int Models_init(qa_py_models *self, PyObject *args, PyObject *kw)
 static void Models_dealloc(qa_py_models *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    release(self);
-    if (self->lock)
-        PyThread_free_lock(self->lock);
-    self->lock = NULL;
+    release(self); /* no call can be in flight: each holds a reference to self */
+    qa_py_holds_destroy(&self->holds);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
 
 static PyObject *Models_close(qa_py_models *self, PyObject *unused)
 {
-    if (!self->lock || !self->ms)
+    if (!self->holds.ready || !self->ms)
         Py_RETURN_NONE; /* closing twice is harmless */
-    lock_wait(self);
+    hold_exclusive(self);
     release(self);
-    PyThread_release_lock(self->lock);
+    qa_py_release(&self->holds, QA_HOLD_EXCLUSIVE, -1);
     Py_RETURN_NONE;
 }
 
@@ -335,6 +335,28 @@ static PyObject *Models_mark_loaded(qa_py_models *self, PyObject *unused)
 }
 
 static PyObject *Models_closed(qa_py_models *self, void *unused) { return PyBool_FromLong(self->ms == NULL); }
+
+static PyObject *Models_workers(qa_py_models *self, void *unused)
+{
+    qa_models *ms = models_enter(self);
+    if (!ms)
+        return NULL;
+    int n = ms->n_workers;
+    models_leave(self);
+    return PyLong_FromLong(n);
+}
+
+/* Debug (tests/test_batch.py): the most requests that were inside the engine at once since the last
+ * call; the counter restarts from the requests inside now. */
+static PyObject *Models_max_concurrent(qa_py_models *self, PyObject *unused)
+{
+    qa_models *ms = models_enter(self);
+    if (!ms)
+        return NULL;
+    int n = qa_models_take_max_active(ms);
+    models_leave(self);
+    return PyLong_FromLong(n);
+}
 
 static PyObject *regions_dict(const qa_memory_report *r, int what)
 {
@@ -495,7 +517,8 @@ static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
     Py_ssize_t bytes;
     if (!PyArg_ParseTuple(args, "sn:_region_take", &name, &bytes))
         return NULL;
-    qa_models *ms = models_enter(self);
+    int w;
+    qa_models *ms = models_enter_mode(self, QA_HOLD_EXCLUSIVE, &w); /* a workspace may be a request's */
     if (!ms)
         return NULL;
     PyObject *out = NULL;
@@ -510,7 +533,7 @@ static PyObject *Models_region_take(qa_py_models *self, PyObject *args)
         void *p = qa_arena_take(r, (size_t)bytes, &e);
         out = p ? PyLong_FromSize_t((size_t)((uint8_t *)p - r->base)) : qa_py_raise(state_of((PyObject *)self), &e);
     }
-    models_leave(self);
+    models_leave_mode(self, QA_HOLD_EXCLUSIVE, -1);
     return out;
 }
 
@@ -525,12 +548,15 @@ static PyMethodDef Models_methods[] = {
      "Restart the allocations_after_load count (called by load_models after the tokenizers)."},
     {"_region_take", (PyCFunction)Models_region_take, METH_VARARGS,
      "_region_take(region, nbytes) -> offset (debug); nbytes < 0 resets the region."},
+    {"_max_concurrent", (PyCFunction)Models_max_concurrent, METH_NOARGS,
+     "Most requests inside the engine at once since the last call (debug; restarts the count)."},
     QA_PY_ENGINE_METHODS
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Models_getset[] = {
     {"closed", (getter)Models_closed, NULL, "True once close() ran.", NULL},
+    {"workers", (getter)Models_workers, NULL, "Requests that may compute at once (one workspace each).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -542,7 +568,7 @@ static PyType_Slot Models_slots[] = {
     {Py_tp_getset, Models_getset},
     {Py_tp_doc, "Models(aligner=None, asr=None, *, device='cpu', max_audio_seconds_aligner=300.0, "
                 "max_audio_seconds_asr=300.0, max_new_tokens=1024, max_text_tokens=0, max_device_bytes=0, "
-                "dtype='float32'): the C owner of one arena and the loaded models (see qwen3align.load_models)."},
+                "dtype='float32', workers=1): the C owner of one arena and the loaded models (see qwen3align.load_models)."},
     {0, NULL},
 };
 
@@ -559,7 +585,7 @@ static PyObject *py_plan(PyObject *module, PyObject *args, PyObject *kw)
 {
     qa_py_state *st = qa_py_state_of_module(module);
     load_args a;
-    if (parse_load_args(st, args, kw, "|zz$sddiins:_plan", &a) < 0)
+    if (parse_load_args(st, args, kw, "|zz$sddiinsi:_plan", &a) < 0)
         return NULL;
     qa_model_config cfg[2];
     const qa_model_config *cp[2] = {NULL, NULL};
@@ -709,6 +735,23 @@ static PyObject *py_safetensors_parse(PyObject *module, PyObject *args)
     return out;
 }
 
+/* _blas_threads(n=0) -> the OpenBLAS thread count before the call; n > 0 sets it (process-wide). */
+static PyObject *py_blas_threads(PyObject *module, PyObject *args)
+{
+    int n = 0;
+    if (!PyArg_ParseTuple(args, "|i:_blas_threads", &n))
+        return NULL;
+    int before = qa_backend_cpu_threads();
+    if (n > 0)
+        qa_backend_cpu_set_threads(n);
+    return PyLong_FromLong(before);
+}
+
+static PyObject *py_set_thread_cancel(PyObject *module, PyObject *flag)
+{
+    return qa_py_set_thread_cancel(flag);
+}
+
 static PyObject *py_alloc_count(PyObject *module, PyObject *unused)
 {
     return PyLong_FromUnsignedLongLong((unsigned long long)qa_alloc_count());
@@ -738,6 +781,11 @@ static PyMethodDef methods[] = {
     {"_safetensors_parse", py_safetensors_parse, METH_VARARGS,
      "_safetensors_parse(bytes) -> {name: (dtype, shape, (begin, end))} (debug / fuzzing)."},
     {"_alloc_count", py_alloc_count, METH_NOARGS, "Host allocations made by the engine so far."},
+    {"_blas_threads", py_blas_threads, METH_VARARGS,
+     "_blas_threads(n=0) -> OpenBLAS threads before the call; n > 0 sets them (process-wide)."},
+    {"_set_thread_cancel", py_set_thread_cancel, METH_O,
+     "_set_thread_cancel(flag) -> None: engine calls made later on THIS thread stop with KeyboardInterrupt "
+     "once flag[0] != 0 (flag: a bytearray, or None to forget it)."},
     {"_alloc_scope_probe", py_alloc_scope_probe, METH_NOARGS,
      "Allocate once inside an engine allocation scope; returns how much the scoped counter moved (1)."},
     {NULL, NULL, 0, NULL},

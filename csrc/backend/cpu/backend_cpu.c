@@ -83,6 +83,14 @@ static qa_status cpu_sync(qa_backend *be, qa_err *e)
     return QA_OK;
 }
 
+int qa_backend_cpu_threads(void) { return openblas_get_num_threads(); }
+
+void qa_backend_cpu_set_threads(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}
+
 qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
 {
     memset(be, 0, sizeof *be);
