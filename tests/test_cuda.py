@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,8 @@ def g(cu):
 @pytest.fixture
 def rng(request):
     # fresh inputs per test, but reproducible from the test name when a failure must be replayed
-    return np.random.default_rng(abs(hash(request.node.name)) % (1 << 32))
+    # crc32, not hash(): str hashes are salted per process, so a failure could not be replayed
+    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 def gelu(x):
@@ -206,7 +209,9 @@ def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     out = g.empty((Tq, H * Dh))
     g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
     ref = attention_ref(q, k, v, H, Hk, Dh, q0, causal, window)
-    assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5, f"attention Tq={Tq} Tk={Tk} c={causal} w={window}")
+    # FP32 sums over Tk keys: the rounding grows with the key count (Tk = 4100 reached 1.07e-5 on the CPU)
+    tol = 1e-5 * max(1.0, Tk / 2048)
+    assert_close_rel(g.get(out, (Tq, H * Dh)), ref, tol, f"attention Tq={Tq} Tk={Tk} c={causal} w={window}")
 
 
 @pytest.fixture
