@@ -273,3 +273,25 @@ class Stage:
         if AUTOSAVE is not None:
             save_json(*AUTOSAVE)
         return et is not None and issubclass(et, Exception)
+
+
+def mixed_workload(cfg):
+    """Issue 5's memory workload, the same for both engines: yields ("align", audio, words) or
+    ("asr", audio, None) for the 300 s align, the 60 s ASR, then the mixed calls, until the deadline."""
+    import time
+
+    table = case_table(cfg["tiny"])
+    long_s, long_seed, _ = table["al300"]
+    asr_s, asr_seed, _ = table["asr60"]
+    long_audio = audio_cached(cfg["workdir"], "al300", long_s, long_seed)
+    asr_audio = audio_cached(cfg["workdir"], "asr60", asr_s, asr_seed)
+    words = words_for(long_s, long_seed)
+    for kind, secs in [("align", long_s), ("asr", asr_s)] + mixed_schedule(
+            mixed_call_count(cfg["tiny"], cfg["quick"]), long_s, asr_s):
+        if time.time() > cfg["deadline"]:
+            return
+        n = int(secs * SR)
+        if kind == "align":
+            yield kind, long_audio[:n], words[:max(1, int(len(words) * secs / long_s))]
+        else:
+            yield kind, asr_audio[:n], None

@@ -262,23 +262,13 @@ def perf_mixed(cfg, log, res, models):
 
     with bc.Stage(log, "mixed_calls", cfg["deadline"]) as st:
         st.check()
-        table = bc.case_table(cfg["tiny"])
-        long_s, long_seed, _ = table["al300"]
-        asr_s, asr_seed, _ = table["asr60"]
-        long_audio = bc.audio_cached(cfg["workdir"], "al300", long_s, long_seed)
-        asr_audio = bc.audio_cached(cfg["workdir"], "asr60", asr_s, asr_seed)
-        words = bc.words_for(long_s, long_seed)
         tok = qa.Tokenizer(cfg["models"]["asr"])
         done = 0
-        for kind, secs in [("align", long_s), ("asr", asr_s)] + bc.mixed_schedule(
-            bc.mixed_call_count(cfg["tiny"], cfg["quick"]), long_s, asr_s):
-            if time.time() > cfg["deadline"]:
-                break
-            n = int(secs * bc.SR)
+        for kind, audio, words in bc.mixed_workload(cfg):
             if kind == "align":
-                align_call(models, long_audio[:n], words[:max(1, int(len(words) * secs / long_s))])
+                align_call(models, audio, words)
             else:
-                feats, valid = qa.log_mel(asr_audio[:n])
+                feats, valid = qa.log_mel(audio)
                 ids = qa.asr_prompt_ids(tok, qa.audio_token_count(valid), language=None, context="")
                 models.asr_generate(feats, valid, np.asarray(ids, dtype=np.int32), max_new_tokens=4,
                                     min_new_tokens=4)

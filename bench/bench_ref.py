@@ -331,23 +331,12 @@ def perf_mixed(cfg, log, res, al, asr, procs):
     dev = cfg["device"]
     with bc.Stage(log, "mixed_calls", cfg["deadline"]) as st:
         st.check()
-        table = bc.case_table(cfg["tiny"])
-        long_s, long_seed, _ = table["al300"]
-        asr_s, asr_seed, _ = table["asr60"]
-        long_audio = bc.audio_cached(cfg["workdir"], "al300", long_s, long_seed)
-        asr_audio = bc.audio_cached(cfg["workdir"], "asr60", asr_s, asr_seed)
-        words = bc.words_for(long_s, long_seed)
         done = 0
-        for kind, secs in [("align", long_s), ("asr", asr_s)] + bc.mixed_schedule(
-            bc.mixed_call_count(cfg["tiny"], cfg["quick"]), long_s, asr_s):
-            if time.time() > cfg["deadline"]:
-                break
-            n = int(secs * bc.SR)
+        for kind, audio, words in bc.mixed_workload(cfg):
             if kind == "align":
-                w = words[:max(1, int(len(words) * secs / long_s))]
-                al(**to_dev(aligner_inputs(procs["aligner"], long_audio[:n], w), dev, torch.bfloat16))
+                al(**to_dev(aligner_inputs(procs["aligner"], audio, words), dev, torch.bfloat16))
             else:
-                x = to_dev(asr_inputs(procs["asr"], asr_audio[:n]), dev, torch.bfloat16)
+                x = to_dev(asr_inputs(procs["asr"], audio), dev, torch.bfloat16)
                 asr.generate(**x, max_new_tokens=4, min_new_tokens=4, do_sample=False)
             done += 1
         sync(dev)

@@ -79,18 +79,12 @@ typedef struct qa_scratch_dims {
 #define QA_MEL_TABLE_BYTES (QA_MEL_DFT_BYTES + (size_t)QA_MEL_BINS * QA_MEL_FREQS * sizeof(float))
 #define QA_MEL_CPU_WORK_BYTES ((size_t)256 << 10)
 
-/* Valid frames of n samples (frontend/mel.c qa_mel_frames, for code that cannot link mel.c). */
-static inline int64_t qa_backend_mel_frames(int64_t n)
-{
-    return (n < QA_MEL_MIN_SAMPLES ? QA_MEL_MIN_SAMPLES : n) / QA_MEL_HOP;
-}
-
 static inline size_t qa_mel_align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 /* Bytes of log_mel's work area for n samples (the larger of the two backends' needs). */
 static inline size_t qa_mel_work_bytes(int64_t n)
 {
-    int64_t T = qa_backend_mel_frames(n), F = T < QA_MEL_TILE_FRAMES ? T : QA_MEL_TILE_FRAMES;
+    int64_t T = (int64_t)qa_mel_frames(n > 0 ? (size_t)n : 0), F = T < QA_MEL_TILE_FRAMES ? T : QA_MEL_TILE_FRAMES;
     size_t cuda = qa_mel_align256((size_t)(F + 2) * QA_MEL_HOP * sizeof(double)) +
                   qa_mel_align256((size_t)F * 2 * QA_MEL_FREQS * sizeof(double)) +
                   qa_mel_align256((size_t)F * QA_MEL_FREQS * sizeof(float)) + 256;
@@ -252,7 +246,7 @@ struct qa_backend {
      * device from its formula and uploads the filters; the CPU has nothing to do. */
     qa_status (*mel_tables)(qa_backend *be, void *tables, const float *filters_host, qa_err *e);
 
-    /* feat[M, T] (row stride T = qa_backend_mel_frames(n)) = frontend/mel.c's log-mel of samples[n]
+    /* feat[M, T] (row stride T = qa_mel_frames(n)) = frontend/mel.c's log-mel of samples[n]
      * (16 kHz, backend memory, finite: the engine checks them on the host): reflect-padded STFT
      * (n_fft 400, hop 160, periodic Hann), power, Slaney filters, log10(max(x, 1e-10)), floor at
      * (max over the whole clip − 8), (x + 4) / 4; clips under 8000 samples count as zero-padded.

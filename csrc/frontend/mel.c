@@ -43,12 +43,6 @@ typedef struct mel_filters {
     int hi[QA_MEL_BINS];
 } mel_filters;
 
-size_t qa_mel_frames(size_t n_samples)
-{
-    size_t n = n_samples < QA_MEL_MIN_SAMPLES ? QA_MEL_MIN_SAMPLES : n_samples;
-    return n / QA_MEL_HOP;
-}
-
 size_t qa_mel_frames_padded(size_t n_samples)
 {
     size_t t = qa_mel_frames(n_samples);

@@ -13,8 +13,11 @@
 #define QA_MEL_FRAME_MULTIPLE 100 /* the frame axis is zero-padded to a multiple of this (2 * n_window) */
 
 /* Valid mel frames of a clip of n_samples at 16 kHz: max(n_samples, 8000) / 160 (expected.json
- * "mel_frames"). */
-size_t qa_mel_frames(size_t n_samples);
+ * "mel_frames"). Inline: the plan (memory/) and the backends size buffers with it without linking mel.c. */
+static inline size_t qa_mel_frames(size_t n_samples)
+{
+    return (n_samples < QA_MEL_MIN_SAMPLES ? QA_MEL_MIN_SAMPLES : n_samples) / QA_MEL_HOP;
+}
 
 /* qa_mel_frames rounded up to a multiple of 100: the column count of the feature matrix. */
 size_t qa_mel_frames_padded(size_t n_samples);

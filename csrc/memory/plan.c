@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../frontend/mel.h" /* qa_mel_frames: the constants of the log-mel, header only */
 #include "../weights/names.h"
 
 static int64_t conv_len(int64_t n) { return n > 0 ? (n - 1) / 2 + 1 : 0; } /* Conv2d k3 s2 p1 */
@@ -36,7 +37,6 @@ void qa_plan_worker_region(char out[QA_REGION_NAME], const char *base, int w)
 }
 
 /* Mel frames of n samples at 16 kHz (frontend/mel.c's count; the memory layer cannot call up). */
-static int64_t plan_mel_frames(int64_t samples) { return (samples < 8000 ? 8000 : samples) / 160; }
 
 int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames)
 {
@@ -246,7 +246,7 @@ qa_status qa_plan_compute(const qa_model_config *const cfgs[2], const qa_limits 
         int64_t samples = (int64_t)ceil(sec * 16000.0);
         pm->present = 1;
         memcpy(pm->name, c->name, sizeof pm->name);
-        pm->mel_frames = (int)plan_mel_frames(samples);
+        pm->mel_frames = (int)qa_mel_frames(samples > 0 ? (size_t)samples : 0);
         pm->audio_tokens = (int)qa_audio_tokens_of_frames(&c->audio, pm->mel_frames);
         pm->weight_bytes = qa_names_weight_bytes(c, lim->dtype);
         QA_TRY(k == QA_MODEL_ALIGNER ? plan_aligner(c, lim, sec, pm, &out->scratch_dims, e)

@@ -144,7 +144,7 @@ static int module_exec(PyObject *m)
         return -1;
 #endif
     if (qa_py_frontend_init(m) < 0 || qa_py_text_init(m) < 0 || qa_py_models_init(m) < 0 ||
-        qa_py_longaudio_init(m) < 0)
+        qa_py_longaudio_init(m) < 0 || qa_py_hooks_init(m) < 0)
         return -1;
     return 0;
 }

@@ -111,5 +111,6 @@ int qa_py_frontend_init(PyObject *module); /* py_frontend.c: load_audio, log_mel
 int qa_py_text_init(PyObject *module);     /* py_text.c: Tokenizer, split_words, prompts, repair */
 int qa_py_models_init(PyObject *module);   /* py_models.c: plan, Models, memory report, engine */
 int qa_py_longaudio_init(PyObject *module); /* py_longaudio.c: _chunk_bounds (quiet-point cuts) */
+int qa_py_hooks_init(PyObject *module);     /* py_hooks.c: parsers, counters, BLAS threads (tests) */
 
 #endif

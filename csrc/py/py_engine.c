@@ -30,19 +30,26 @@ static void request_clear(request *r)
 }
 
 /* features: 2-D float array [mel_bins, frames] -> float32 C-contiguous. */
-static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, request *r)
+/* A real-valued array of any float or integer dtype -> float32 C-contiguous in r->feat. */
+static int take_real(qa_py_state *st, PyObject *obj, const char *what, request *r)
 {
     PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(obj, 0);
     if (!a)
         return -1;
     if (!PyArray_ISFLOAT(a) && !PyArray_ISINTEGER(a)) { /* a forced cast would drop imaginary parts */
-        qa_py_input_error(st, "features must be a real-valued (float) array, got %s", PyArray_DESCR(a)->typeobj->tp_name);
+        qa_py_input_error(st, "%s must be a real-valued (float) array, got %s", what,
+                          PyArray_DESCR(a)->typeobj->tp_name);
         Py_DECREF(a);
         return -1;
     }
     r->feat = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)a, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
     Py_DECREF(a);
-    if (!r->feat)
+    return r->feat ? 0 : -1;
+}
+
+static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, request *r)
+{
+    if (take_real(st, obj, "features", r) < 0)
         return -1;
     if (PyArray_NDIM(r->feat) != 2) {
         qa_py_input_error(st, "features must be a 2-D array [mel_bins, frames], got %d dimensions",
@@ -61,17 +68,7 @@ static int take_features(qa_py_state *st, PyObject *obj, Py_ssize_t valid, reque
  * on its backend (frontend/mel.c's numbers; on CUDA the whole request then runs on the device). */
 static int take_samples(qa_py_state *st, PyObject *obj, request *r)
 {
-    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OF(obj, 0);
-    if (!a)
-        return -1;
-    if (!PyArray_ISFLOAT(a) && !PyArray_ISINTEGER(a)) {
-        qa_py_input_error(st, "samples must be a real-valued (float) array, got %s", PyArray_DESCR(a)->typeobj->tp_name);
-        Py_DECREF(a);
-        return -1;
-    }
-    r->feat = (PyArrayObject *)PyArray_FROM_OTF((PyObject *)a, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
-    Py_DECREF(a);
-    if (!r->feat)
+    if (take_real(st, obj, "samples", r) < 0)
         return -1;
     if (PyArray_NDIM(r->feat) != 1) {
         qa_py_input_error(st, "samples must be a 1-D array of 16 kHz mono audio, got %d dimensions",

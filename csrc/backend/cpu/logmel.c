@@ -22,6 +22,6 @@ qa_status qa_cpu_log_mel(qa_backend *be, float *feat, const float *samples, int6
     if (work_bytes < qa_mel_workspace_bytes()) /* QA_MEL_CPU_WORK_BYTES in backend.h is too small */
         return QA_FAIL(e, QA_ERR_INTERNAL, "log_mel: work area of %zu bytes, frontend/mel.c needs %zu",
                        work_bytes, qa_mel_workspace_bytes());
-    size_t T = (size_t)qa_backend_mel_frames(n);
+    size_t T = qa_mel_frames(n > 0 ? (size_t)n : 0);
     return qa_log_mel_ld(samples, (size_t)n, feat, T, work, work_bytes, e);
 }

@@ -131,12 +131,9 @@ qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, i
                           const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
                           int window, float scale, qa_err *e)
 {
-    if (Hk <= 0 || H % Hk != 0)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: %d query heads not a multiple of %d kv heads", H, Hk);
+    QA_TRY(qa_cu_attention_heads_ok("attention", H, Hk, e));
     if (Tq <= 0)
         return QA_OK;
-    if (H > 65535)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: %d heads exceed the grid limit", H);
     attn_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale};
     dim3 grid(qa_cuda_blocks((size_t)Tq, BQ), H);
     switch (Dh) { /* the real models use 64 (encoder) and 128 (decoder); the test fixtures 16 */

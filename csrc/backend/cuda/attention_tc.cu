@@ -251,12 +251,9 @@ static qa_status attention_wmma(cudaStream_t s, float *out, int ldo, const float
                                 int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh,
                                 int q0, int causal, int window, float scale, qa_err *e)
 {
-    if (Hk <= 0 || H % Hk != 0)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: %d query heads not a multiple of %d kv heads", H, Hk);
+    QA_TRY(qa_cu_attention_heads_ok("attention_tc", H, Hk, e));
     if (Tq <= 0)
         return QA_OK;
-    if (H > 65535)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: %d heads exceed the grid limit", H);
     if (!qa_cu_attention_tc_supported(Dh, q, ldq, k, ldk, v, ldv, ldo, out, kv_bf16))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: head dim %d or operand alignment not supported", Dh);
     tc_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale * 1.4426950408889634f};

@@ -180,7 +180,7 @@ static qa_status filter_tile(qa_cuda_ctx *c, float *feat, int64_t T, int64_t t0,
 qa_status qa_cuda_log_mel(qa_cuda_ctx *c, float *feat, const float *x, int64_t n, const void *tables, void *work,
                           size_t work_bytes, qa_err *e)
 {
-    int64_t T = qa_backend_mel_frames(n), F = T < QA_MEL_TILE_FRAMES ? T : QA_MEL_TILE_FRAMES;
+    int64_t T = (int64_t)qa_mel_frames(n > 0 ? (size_t)n : 0), F = T < QA_MEL_TILE_FRAMES ? T : QA_MEL_TILE_FRAMES;
     int64_t n_pad = n < QA_MEL_MIN_SAMPLES ? QA_MEL_MIN_SAMPLES : n;
     if (n < 0 || (size_t)T * QA_MEL_BINS > (size_t)INT_MAX)
         return QA_FAIL(e, QA_ERR_INTERNAL, "log_mel: %lld samples outside what the kernels index", (long long)n);

@@ -53,6 +53,16 @@ __device__ __forceinline__ void qa_attn_key_range(int p, int Tk, int window, int
     *hi = h;
 }
 
+/* What every attention launcher checks first: whole GQA groups, and H fitting the grid's y dimension. */
+static inline qa_status qa_cu_attention_heads_ok(const char *who, int H, int Hk, qa_err *e)
+{
+    if (Hk <= 0 || H % Hk != 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %d query heads not a multiple of %d kv heads", who, H, Hk);
+    if (H > 65535)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %d heads exceed the grid limit", who, H);
+    return QA_OK;
+}
+
 /* Reject a weight dtype the kernels were not built for. */
 qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e);
 
