@@ -10,6 +10,9 @@ warm-up), then repeats it with the profiler on: csrc/backend/cuda/profile.cu wai
 the table shows each op's GPU time and calls, and host − gpu shows the issuing overhead. The load's
 warm-up request is in the table too (one 1 s request: small next to the scenario's repeats).
 Prints one block per scenario; bench/NOTES.md keeps the stage-vs-floor table built from it.
+The "memwatch" scenario (issue 5) loads both models with QA_CUDA_MEMWATCH=1, runs requests of many
+lengths through the public calls, and prints nvidia-smi's process memory after load and after the work
+plus every op after which the device's free memory fell (csrc/backend/cuda/profile.cu).
 """
 import argparse
 import json
@@ -64,12 +67,46 @@ def child(name, models_dir):
     m.close()
 
 
+def memwatch(models_dir):
+    """Issue 5's check, op by op: what takes device memory after load_models returned."""
+    import numpy as np
+
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, HERE)
+    import bench_common as bc
+    import qwen3align as qa
+
+    m = qa.load_models(aligner=os.path.join(models_dir, PRESETS["aligner"]),
+                       asr=os.path.join(models_dir, PRESETS["asr"]), device="cuda", max_audio_seconds=300,
+                       max_new_tokens=1024)
+    print("MEMWATCH after load: nvidia-smi %s" % bc.gpu_memory_mib(), flush=True)
+    print("MEMWATCH ---- requests", file=sys.stderr, flush=True)
+    rng = np.random.default_rng(7)
+    audio = bc.synth_speech(300, 11)
+    for secs in [300, 60, 10, 1, 0.5, 180, 33.3] + list(rng.uniform(1, 300, 12)):
+        n = int(secs * bc.SR)
+        words = bc.words_for(secs, int(secs * 10))
+        m.align(audio[:n], text=" ".join(words), language="English", sample_rate=bc.SR, target_seconds=300)
+        print(f"MEMWATCH align {secs:.1f} s: nvidia-smi {bc.gpu_memory_mib()['process_mib']}", file=sys.stderr,
+              flush=True)
+    for secs in [60, 5, 300, 17.5]:
+        t = m.transcribe(audio[:int(secs * bc.SR)], sample_rate=bc.SR, max_new_tokens=48)
+        print(f"MEMWATCH transcribe {secs:.1f} s ({len(t.text)} chars): nvidia-smi "
+              f"{bc.gpu_memory_mib()['process_mib']}", file=sys.stderr, flush=True)
+    print("MEMWATCH after work: nvidia-smi %s; report %s" % (bc.gpu_memory_mib(), {
+        k: v for k, v in m.memory_report().items() if "alloc" in k or k == "cuda"}), flush=True)
+    m.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="/tmp/qa_bench/models")
     ap.add_argument("--out", default=os.environ.get("OUT", os.path.join(HERE, "out")))
     ap.add_argument("--child")
     a = ap.parse_args()
+    if a.child == "memwatch":
+        memwatch(a.models)
+        return
     if a.child:
         child(a.child, a.models)
         return
@@ -91,6 +128,11 @@ def main():
             if r.returncode:
                 lines += r.stderr.splitlines()[-15:]
             print("\n".join(lines[-40:]) if prof == "1" else lines[-1], flush=True)
+    r = subprocess.run([sys.executable, __file__, "--child", "memwatch", "--models", a.models], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, QA_CUDA_MEMWATCH="1"))
+    lines.append(f"## memwatch (exit {r.returncode})")
+    lines += [ln for ln in (r.stdout + r.stderr).splitlines() if "MEMWATCH" in ln or r.returncode][-80:]
+    print("\n".join(lines[-80:]), flush=True)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "profile.log"), "w") as f:
         f.write("\n".join(lines) + "\n")

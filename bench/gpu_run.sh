@@ -97,6 +97,11 @@ grep -E ": rel err " "$OUT/test_cuda.log" | sed 's/,$//' \
   | sort -g | tail -10 | cut -d' ' -f2- | sed 's/^/  /'
 
 if [ "${QA_PROFILE:-0}" = 1 ]; then
+  echo "== what a CUDA context costs (bench/cuda_context_probe.cu)"
+  if nvcc -O2 -o "$OUT/ctxprobe" bench/cuda_context_probe.cu -lcublas -lcublasLt >"$OUT/ctxprobe.log" 2>&1; then
+    "$OUT/ctxprobe" >>"$OUT/ctxprobe.log" 2>&1; rm -f "$OUT/ctxprobe"
+  fi
+  summary+=("$(grep CTXPROBE "$OUT/ctxprobe.log" || tail -5 "$OUT/ctxprobe.log")")
   echo "== per-op CUDA profile of the benchmark requests (bench/gpu_profile.py; QA_PROFILE=1 runs it)"
   t0=$(date +%s)
   timeout ${QA_PROFILE_BUDGET:-300} $PY bench/gpu_profile.py --out "$OUT" >"$OUT/profile_run.log" 2>&1; rc_p=$?

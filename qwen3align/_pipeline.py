@@ -20,7 +20,7 @@ import warnings as _warnings
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, load_audio, log_mel
+from .audio import SAMPLE_RATE, log_mel, request_samples
 from .errors import InputError
 from .frontend import (ALIGNER_LANGUAGES, Tokenizer, aligner_prompt_ids, asr_prompt_ids, audio_token_count,
                        normalize_language, parse_asr_output, repair_timestamps, split_words)
@@ -48,7 +48,7 @@ def _require(models, kind, why):
 
 def _samples(audio, sample_rate, models, kind):
     """16 kHz mono samples, refused (InputError naming the limit) when longer than the plan allows."""
-    x = load_audio(audio, sample_rate=sample_rate)
+    x = request_samples(audio, sample_rate)
     seconds = len(x) / SAMPLE_RATE
     limit = models._plan()["limits"]["max_audio_seconds"][kind]
     if seconds > limit:
@@ -125,14 +125,14 @@ def _aligner_language(language, detected, notes):
     return None
 
 
-def align(models, audio, text=None, language=None, *, words=None, sample_rate=None, context=""):
+def align(models, audio, text=None, language=None, *, words=None, sample_rate=None, context="", _samples16k=None):
     """Word timestamps of `audio`: an Alignment of AlignItem(text, start, end, confidence)."""
     _require(models, "aligner", "align()")
     if text is not None and words is not None:
         raise InputError("give text= or words=, not both")
     if text is not None and not isinstance(text, str):
         raise InputError(f"text must be a str, not {type(text).__name__}")
-    x = _samples(audio, sample_rate, models, "aligner")
+    x = _samples16k if _samples16k is not None else _samples(audio, sample_rate, models, "aligner")
     notes, detected, transcribed = [], None, False
     if text is None and words is None:
         _require(models, "asr", "align() without text=")

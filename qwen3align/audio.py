@@ -56,6 +56,17 @@ def load_audio(source, sample_rate=None):
     return _C._load_audio_array(np.asarray(source), float(sample_rate))
 
 
+def request_samples(audio, sample_rate):
+    """load_audio for the request path: an array that already is the models' input (1-D float32 at
+    16 kHz, finite, within [-1, 1]) is used as is — load_audio would return a copy with the same
+    values, and for a long recording the copy costs more than the GPU forward."""
+    if sample_rate == SAMPLE_RATE:
+        x = _C._samples16k(audio)
+        if x is not None:
+            return x
+    return load_audio(audio, sample_rate=sample_rate)
+
+
 def log_mel(audio16k):
     """Log-mel features of 16 kHz mono samples (the reference Qwen3-ASR feature extractor).
 

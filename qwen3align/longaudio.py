@@ -45,7 +45,7 @@ import numpy as np
 
 from . import _pipeline
 from . import _qwen3align as _C
-from .audio import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE, request_samples
 from .errors import InputError
 from .frontend import ALIGNER_LANGUAGES, normalize_language, split_words
 from .results import AlignItem, Alignment, Transcription
@@ -86,16 +86,6 @@ def chunk_limits(models, kind, target_seconds=None):
     # a search range wider than the chunk would let the quietest window sit at the chunk's start
     # (1-sample chunks); at most half the target keeps every chunk >= half of it
     return single, target, min(search, target / 2)
-
-
-def _samples(audio, sample_rate):
-    """16 kHz float32 samples; an array that already is (1-D float32 at 16 kHz within [-1, 1]) is
-    used as is, which saves a copy of a long recording (load_audio would return the same values;
-    max/min instead of abs().max() avoid a temporary as large as the recording; NaN fails both)."""
-    if (isinstance(audio, np.ndarray) and audio.ndim == 1 and audio.dtype == np.float32
-            and sample_rate == SAMPLE_RATE and audio.size and audio.max() <= 1.0 and audio.min() >= -1.0):
-        return np.ascontiguousarray(audio)
-    return load_audio(audio, sample_rate=sample_rate)
 
 
 def _tick(progress, stage, done, total):
@@ -140,7 +130,7 @@ def transcribe(models, audio, language=None, *, context="", sample_rate=None, ma
                progress=None, target_seconds=None):
     """Transcription of audio of any length (chunks of about 1200 s, or less to fit the plan)."""
     _need(models, "asr", "transcribe()")
-    x = _samples(audio, sample_rate)
+    x = request_samples(audio, sample_rate)
     _, target, search = chunk_limits(models, "asr", target_seconds)
     b = chunk_bounds(x, target, search)
     if len(b) == 2:
@@ -174,7 +164,7 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
         raise InputError("give text= or words=, not both")
     if split not in ("auto", "asr", "aligner"):
         raise InputError(f"split must be 'auto', 'asr' or 'aligner', got {split!r}")
-    x = _samples(audio, sample_rate)
+    x = request_samples(audio, sample_rate)
     uses_asr = (text is None and words is None) or split == "asr" or (
         split == "auto" and models.folders.get("asr") is not None)
     single, target, search = chunk_limits(models, "aligner", target_seconds)
@@ -185,7 +175,7 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
     wanted = ALIGN_TARGET_SECONDS if target_seconds is None else float(target_seconds)
     b = [0, len(x)] if len(x) <= round(min(wanted, single) * SAMPLE_RATE) else chunk_bounds(x, target, search)
     if len(b) == 2:  # one forward, as the reference does up to the target length
-        return _pipeline.align(models, x, text, language, words=words, sample_rate=SAMPLE_RATE, context=context)
+        return _pipeline.align(models, None, text, language, words=words, context=context, _samples16k=x)
     if text is None and words is None:
         return _align_transcribing(models, x, b, language, context, progress)
     lang = normalize_language(language, aligner=True)
@@ -222,7 +212,7 @@ def _align_pieces(models, x, b, words, wb, text, lang, progress):
         lo, hi = b[k], b[k + 1]
         piece = words[wb[k]:wb[k + 1]]
         if piece:
-            res = _pipeline.align(models, x[lo:hi], words=piece, language=lang, sample_rate=SAMPLE_RATE)
+            res = _pipeline.align(models, None, words=piece, language=lang, _samples16k=x[lo:hi])
             items += _offset_items(res, lo / SAMPLE_RATE)
             notes += [_chunk_note(b, k, w) for w in res.warnings]
         chunks.append((lo / SAMPLE_RATE, hi / SAMPLE_RATE, wb[k], wb[k + 1] - 1))
@@ -238,7 +228,7 @@ def _align_transcribing(models, x, b, language, context, progress):
     _tick(progress, "align", 0, K)
     for k in range(K):
         lo, hi = b[k], b[k + 1]
-        res = _pipeline.align(models, x[lo:hi], None, language, sample_rate=SAMPLE_RATE, context=context)
+        res = _pipeline.align(models, None, None, language, context=context, _samples16k=x[lo:hi])
         first = len(items)
         items += _offset_items(res, lo / SAMPLE_RATE)
         chunks.append((lo / SAMPLE_RATE, hi / SAMPLE_RATE, first, len(items) - 1))
@@ -273,7 +263,7 @@ def _split_with_aligner(models, x, b, words, lang, progress):
 
     def align_window(w0, w1, span):
         lo, hi = int(round(w0 * SAMPLE_RATE)), int(round(w1 * SAMPLE_RATE))
-        res = _pipeline.align(models, x[lo:hi], words=span, language=lang, sample_rate=SAMPLE_RATE)
+        res = _pipeline.align(models, None, words=span, language=lang, _samples16k=x[lo:hi])
         return [(it.start, it.end) for it in res]
 
     def on_cut(k):

@@ -282,3 +282,42 @@ def test_without_audio_libs_16k_arrays_still_work():
         qa.load_audio(x, sample_rate=22050)
     with audio_error("libsndfile"):
         qa.load_audio(b"RIFF")
+
+
+def test_request_path_uses_ready_arrays_as_is_and_loads_everything_else():
+    """request_samples (align/transcribe's intake): a 1-D float32 16 kHz array that load_audio would return
+    unchanged is used without a copy; everything else goes through load_audio (same values, same errors)."""
+    from qwen3align.audio import request_samples
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(48000) * 0.2).clip(-1, 1).astype(np.float32)
+    assert request_samples(x, 16000) is x
+    np.testing.assert_array_equal(qa.load_audio(x, sample_rate=16000), x)
+    loud = x * 3
+    got = request_samples(loud, 16000)
+    assert got is not loud
+    np.testing.assert_array_equal(got, qa.load_audio(loud, sample_rate=16000))
+    assert np.abs(got).max() == 1.0
+    for other in (x.astype(np.float64), x[::2], x.reshape(-1, 1), x.astype(">f4")):
+        got = request_samples(other, 16000)
+        assert got is not other
+        np.testing.assert_array_equal(got, qa.load_audio(other, sample_rate=16000))
+    for bad, word in ((np.nan, "NaN"), (np.inf, "infinite")):
+        y = x.copy()
+        y[1234] = bad
+        with pytest.raises(qa.AudioError, match=f"sample 1234 is {word}"):
+            request_samples(y, 16000)
+    with pytest.raises(qa.AudioError, match="no audio samples"):
+        request_samples(np.zeros(0, np.float32), 16000)
+
+
+def test_peak_normalisation_never_needs_the_clip():
+    """The reference clips after dividing by the peak; audio.c skips that pass because x / peak of finite
+    samples stays within [-1, 1] — checked here on values where rounding could matter."""
+    rng = np.random.default_rng(6)
+    for scale in (1.0000002, 1.5, 3.0, 1e30):
+        x = (rng.uniform(-1, 1, 100000) * scale).astype(np.float32)
+        x[17] = -np.float32(scale)  # the peak, on the negative side
+        out = qa.load_audio(x, sample_rate=16000)
+        assert np.abs(out).max() == 1.0
+        np.testing.assert_array_equal(out, x / np.float32(scale))

@@ -1,7 +1,7 @@
 /* audio.c — every audio source to the models' input: float32 mono 16 kHz in [-1, 1].
  *
  * Contract (audio.h): samples, a file or file bytes -> channel mean -> resample to 16 kHz (soxr HQ,
- * linear phase) -> if peak > 1 divide by the peak -> clip to [-1, 1]; the result is a new qa_malloc
+ * linear phase) -> if peak > 1 divide by the peak (-> clip to [-1, 1], a no-op then); the result is a new qa_malloc
  * buffer the caller frees. Reference: Qwen3-ASR `normalize_audio_input` (qwen_asr/inference/utils.py):
  * float32 conversion, mean over channels, librosa resample to 16 kHz, peak normalisation, clip.
  * Integer samples are scaled by their type's full range (int16 / 32768, uint8 (x - 128) / 128),
@@ -12,8 +12,10 @@
  */
 #include "audio.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../core/alloc.h"
 #include "resample.h"
@@ -35,6 +37,10 @@
 
 static void mix_to_mono(const void *data, qa_sample_type type, size_t frames, size_t channels, float *mono)
 {
+    if (type == QA_SAMPLES_F32 && channels == 1) { /* the common case: (double)x * 1.0 / 1 is x */
+        memcpy(mono, data, frames * sizeof(float));
+        return;
+    }
     const double two7 = 128.0, two15 = 32768.0, two31 = 2147483648.0, two63 = 9223372036854775808.0;
     switch (type) {
     case QA_SAMPLES_F32: MIX_CHANNELS(float, 0.0, 1.0); break;
@@ -67,26 +73,46 @@ static qa_status validate(qa_sample_type type, size_t frames, size_t channels, d
     return QA_OK;
 }
 
+/* One pass over the samples: the peak |x| and whether all are finite (vectorisable: no early exit). */
+static float scan(const float *x, size_t n, int *all_finite)
+{
+    float peak = 0.0f;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        bad |= !(a <= FLT_MAX);
+        peak = a > peak ? a : peak;
+    }
+    *all_finite = !bad;
+    return peak;
+}
+
 static qa_status check_finite(const float *x, size_t n, const char *name, qa_err *e)
 {
-    for (size_t i = 0; i < n; i++)
+    int ok;
+    scan(x, n, &ok);
+    for (size_t i = 0; !ok && i < n; i++) /* only to name the first bad sample */
         if (!isfinite(x[i]))
             return QA_FAIL(e, QA_ERR_AUDIO, "%s: sample %zu is %s; audio must be finite", name, i,
                            isnan(x[i]) ? "NaN" : "infinite (or beyond float32 range)");
     return QA_OK;
 }
 
-/* Peak > 1 -> divide by the peak, then clip to [-1, 1] (the reference's order). */
+/* Peak > 1 -> divide by the peak. The reference then clips to [-1, 1]; for finite samples that is a
+ * no-op (|x| <= peak, so the correctly rounded x / peak is within [-1, 1]), so no pass is spent on it. */
 static void normalize_peak(float *x, size_t n)
 {
-    float peak = 0.0f;
-    for (size_t i = 0; i < n; i++)
-        peak = fmaxf(peak, fabsf(x[i]));
+    int ok;
+    float peak = scan(x, n, &ok);
     if (peak > 1.0f)
         for (size_t i = 0; i < n; i++)
             x[i] /= peak;
-    for (size_t i = 0; i < n; i++)
-        x[i] = fminf(1.0f, fmaxf(-1.0f, x[i]));
+}
+
+int qa_audio_ready16k(const float *x, size_t n)
+{
+    int ok;
+    return n > 0 && scan(x, n, &ok) <= 1.0f && ok;
 }
 
 qa_status qa_audio_from_samples(const void *data, qa_sample_type type, size_t frames, size_t channels,

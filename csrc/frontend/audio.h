@@ -41,6 +41,10 @@ qa_status qa_audio_from_samples(const void *data, qa_sample_type type, size_t fr
                                 double sample_rate, const char *name, float **out, size_t *n_out,
                                 qa_err *e);
 
+/* 1 when x[n] (mono 16 kHz) is already what qa_audio_from_samples would return: n > 0, every sample
+ * finite, peak <= 1 — the caller may then use it as is, without a copy (the request path on arrays). */
+int qa_audio_ready16k(const float *x, size_t n);
+
 /* An audio file (decoded by libsndfile), then the steps above. */
 qa_status qa_audio_from_file(const char *path, float **out, size_t *n_out, qa_err *e);
 

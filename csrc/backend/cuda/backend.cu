@@ -27,11 +27,14 @@ static qa_cuda_ctx *ctx_of(const qa_backend *be) { return (qa_cuda_ctx *)be->ctx
         if (!run_c_)                                                                             \
             return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend used after destroy");               \
         QA_TRY(qa_cuda_ctx_enter(run_c_, e));                                                    \
-        if (!run_c_->prof || run_c_->capturing) /* no event waits inside a graph recording */      \
-            return qa_cuda_ctx_note(run_c_, (expr), e);                                          \
-        qa_cuda_prof_begin(run_c_->prof, run_c_->stream);                                        \
+        int prof_ = run_c_->prof && !run_c_->capturing; /* no event waits inside a recording */  \
+        if (prof_)                                                                               \
+            qa_cuda_prof_begin(run_c_->prof, run_c_->stream);                                    \
         qa_status run_s_ = (expr);                                                               \
-        qa_cuda_prof_end(run_c_->prof, run_c_->stream, (name));                                  \
+        if (prof_)                                                                               \
+            qa_cuda_prof_end(run_c_->prof, run_c_->stream, (name));                              \
+        if (run_c_->memwatch)                                                                    \
+            qa_cuda_memwatch(run_c_, (name));                                                    \
         return qa_cuda_ctx_note(run_c_, run_s_, e);                                              \
     } while (0)
 #define RUN(be, e, expr) RUN_AS(be, e, __func__, expr)

@@ -46,6 +46,8 @@ typedef struct qa_cuda_ctx {
     char name[256];             /* device name, for reports */
     int cc_major, cc_minor;
     qa_cuda_prof *prof;         /* QA_CUDA_PROFILE=1 at open: per-op timing table (profile.cu), else NULL */
+    int memwatch;               /* QA_CUDA_MEMWATCH=1 at open: report ops after which free device memory fell */
+    size_t memwatch_free;       /* free bytes after the last op (memwatch) */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
     int attn_wmma;              /* QA_CUDA_ATTN=wmma at open: the first (WMMA) tensor-core kernel, not mma.sync */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
@@ -88,6 +90,9 @@ qa_cuda_prof *qa_cuda_prof_open(void);
 void qa_cuda_prof_begin(qa_cuda_prof *p, cudaStream_t s);
 void qa_cuda_prof_end(qa_cuda_prof *p, cudaStream_t s, const char *name);
 void qa_cuda_prof_close(qa_cuda_prof *p);
+/* profile.cu: QA_CUDA_MEMWATCH=1 — after op `name`, a drop of cudaMemGetInfo's free bytes goes to stderr. */
+void qa_cuda_memwatch_open(qa_cuda_ctx *c);
+void qa_cuda_memwatch(qa_cuda_ctx *c, const char *name);
 
 /* graph.cu: backend.h graph_begin / graph_end / graph_launch / graph_ready; graphs_free at close. */
 qa_status qa_cuda_graph_begin(qa_cuda_ctx *c, qa_err *e);

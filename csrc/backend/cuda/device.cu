@@ -140,8 +140,10 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
     c->attn_wmma = attn && strcmp(attn, "wmma") == 0;
     qa_status s = open_handles(c, e);
-    if (s == QA_OK)
+    if (s == QA_OK) {
         c->prof = qa_cuda_prof_open();
+        qa_cuda_memwatch_open(c);
+    }
     if (s != QA_OK) {
         ctx_close(c);
         return s;

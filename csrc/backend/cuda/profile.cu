@@ -6,6 +6,10 @@
  * waited for (so GPU times are exact and host overhead shows as host - gpu); the table goes to stderr
  * when the context closes. Off (the default) it costs one branch per op. Never enabled inside stream
  * capture (waiting is illegal there). Rows are keyed by the op's static name string.
+ * QA_CUDA_MEMWATCH=1 (independent of the profile, no waits, graphs stay on): after every op the free
+ * device memory is read, and an op after which it fell is printed — memory the driver or a library
+ * took outside the arena (a lazily loaded module, a local-memory resize, a graph upload), which is
+ * how issue 5's "same memory after load and after work" is traced to its op.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,4 +120,25 @@ void qa_cuda_prof_close(qa_cuda_prof *p)
     cudaEventDestroy(p->a);
     cudaEventDestroy(p->b);
     free(p);
+}
+
+void qa_cuda_memwatch_open(qa_cuda_ctx *c)
+{
+    const char *v = getenv("QA_CUDA_MEMWATCH");
+    size_t fr = 0, tot = 0;
+    c->memwatch = v && *v && strcmp(v, "0") != 0 && cudaMemGetInfo(&fr, &tot) == cudaSuccess;
+    c->memwatch_free = fr;
+}
+
+void qa_cuda_memwatch(qa_cuda_ctx *c, const char *name)
+{
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    if (fr < c->memwatch_free)
+        fprintf(stderr, "QA_CUDA_MEMWATCH %s: free device memory fell by %zu KiB (%zu MiB free)\n", name,
+                (c->memwatch_free - fr) >> 10, fr >> 20);
+    c->memwatch_free = fr;
 }
