@@ -125,7 +125,7 @@ class BuildExt(build_ext):
             objs.append(obj)
         c_glue = []
         cmd = [nvcc, "-shared", "-o", target] + objs + c_glue + [
-            "-Xcompiler", "-fPIC", "-L", os.path.join(cuda_home, "lib64"), "-lcublasLt", "-lcublas",
+            "-Xcompiler", "-fPIC", "-L", os.path.join(cuda_home, "lib64"), "-lcublasLt",
             "-lcudart", "-Xlinker", "-rpath=" + os.path.join(cuda_home, "lib64")] + arch
         self.spawn(cmd)
 

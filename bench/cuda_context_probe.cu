@@ -64,12 +64,12 @@ int main(void)
     printf("printf fifo %zu B\n", v);
     const char *lazy = getenv("CUDA_MODULE_LOADING");
     printf("CTXPROBE CUDA_MODULE_LOADING=%s\n", lazy ? lazy : "(unset: lazy by default since CUDA 12.2)");
-    cublasHandle_t h;
-    cublasCreate(&h);
-    report("+ cublasCreate");
     cublasLtHandle_t lt;
     cublasLtCreate(&lt);
-    report("+ cublasLtCreate");
+    report("+ cublasLtCreate (what qwen3align uses)");
+    cublasHandle_t h;
+    cublasCreate(&h);
+    report("+ cublasCreate (what it no longer creates)");
     cudaDeviceSetLimit(cudaLimitStackSize, 256);
     report("stack limit 256 B/thread");
     cudaDeviceSetLimit(cudaLimitMallocHeapSize, 1 << 20);

@@ -127,28 +127,61 @@ class Models(_qwen3align.Models):
             raise
         self._mark_loaded()  # the tokenizers' host allocations belong to the load, not to requests
 
+    # Warm-up requests per model: (seconds of audio, words of the aligner's transcript), clipped to the
+    # plan's limits; None = as many words as the plan allows. Chosen so that every varying GEMM
+    # dimension (audio tokens, prompt tokens, <timestamp> rows) visits each bucket of
+    # csrc/backend/cuda/matmul.cu (1-4, 5-64, 65-512, 513-2048, more) that the plan can reach.
+    _WARM_UP_RUNGS = ((0.5, 1), (1, 8), (10, 100), (60, 300), (None, None))
+
     def _warm_up(self):
-        """One tiny request per model during load. CUDA loads kernels and cuBLAS picks its
-        algorithms on first use, each taking a few MiB of device memory outside the arena; doing it
-        here moves that into the load (the H200 bench still saw +4 MiB after long requests: issue 5)."""
+        """Requests of every size class during load. CUDA loads a kernel on its first use, taking device
+        memory outside the arena; matmul.cu gives each product shape one planned cuBLASLt kernel per
+        size bucket, and these requests touch them all, so nothing is loaded after load_models returns
+        (memory_report()['cuda']['gemm_plans_after_load'] stays 0; issue 5)."""
         import numpy as np
 
-        from .frontend import aligner_prompt_ids, asr_prompt_ids
+        from .frontend import aligner_prompt_ids, asr_prompt_ids, audio_token_count
 
-        feats = np.zeros((128, 100), np.float32)  # 1 s: 13 audio tokens
-        audio = np.zeros(16000, np.float32)
+        plan = self._plan()
         for kind in self.loaded:
-            tok = self.tokenizers[kind]
+            tok, top = self.tokenizers[kind], plan["limits"]["max_audio_seconds"][kind]
+            for secs, words in self._WARM_UP_RUNGS:
+                audio = np.zeros(int(16000 * min(top, secs or top)), np.float32)
+                n_audio = audio_token_count(max(len(audio), 8000) // 160)
+                if kind == "aligner":
+                    self._align_forward_audio(audio, self._warm_up_ids(tok, n_audio, words, plan))
+                else:
+                    self.asr_generate_from_audio(audio, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
+            # the host-features entry points too (1 s, or the plan's longest clip)
+            frames = min(100, plan["models"][kind]["mel_frames"])
+            feats, n_audio = np.zeros((128, 100), np.float32), audio_token_count(frames)
             if kind == "aligner":
-                self._align_forward(feats, 100, np.array(aligner_prompt_ids(tok, ["a"], 13), np.int32))
-                self._align_forward_audio(audio, np.array(aligner_prompt_ids(tok, ["a"], 13), np.int32))
+                self._align_forward(feats, frames, np.array(aligner_prompt_ids(tok, ["a"], n_audio), np.int32))
             else:
-                self.asr_generate(feats, 100, np.array(asr_prompt_ids(tok, 13), np.int32), 2, 2)
-                self.asr_generate_from_audio(audio, np.array(asr_prompt_ids(tok, 13), np.int32), 2, 2)
+                self.asr_generate(feats, frames, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
         # the device log-mel at its full tile size (backend.h QA_MEL_TILE_FRAMES, 2048 frames) or the
-        # plan's longest clip, so that its GEMMs' kernels are loaded now too
-        frames = min(2048, max(m["mel_frames"] for m in self._plan()["models"].values()))
+        # plan's longest clip
+        frames = min(2048, max(m["mel_frames"] for m in plan["models"].values()))
         self.mel_features(np.zeros(frames * 160, np.float32))
+
+    @staticmethod
+    def _warm_up_ids(tok, n_audio, words, plan):
+        """Aligner prompt ids with `words` words ("a"), or as many as the plan's sequence allows."""
+        import numpy as np
+
+        from .frontend import aligner_prompt_ids
+
+        most = plan["models"]["aligner"]["seq_tokens"]
+
+        def ids_of(n):
+            return aligner_prompt_ids(tok, ["a"] * n, n_audio)
+
+        n = words or max(1, (most - n_audio) // 3)
+        while n > 1 and len(ids_of(n)) > most:
+            n = max(1, n - max(1, (len(ids_of(n)) - most) // 3))
+        while words is None and len(ids_of(n + 1)) <= most:
+            n += 1
+        return np.array(ids_of(n), np.int32)
 
     @property
     def loaded(self):

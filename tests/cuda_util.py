@@ -46,7 +46,7 @@ class Probe(C.Structure):
 class MemStats(C.Structure):
     _fields_ = [("device_allocs", C.c_uint64), ("host_allocs", C.c_uint64), ("free_at_open", C.c_size_t),
                 ("free_after_handles", C.c_size_t), ("total", C.c_size_t), ("pinned_bytes", C.c_size_t),
-                ("graph_instantiations", C.c_uint64), ("graph_bytes", C.c_size_t)]
+                ("graph_instantiations", C.c_uint64), ("graph_bytes", C.c_size_t), ("gemm_plans", C.c_uint64)]
 
 
 S, P, I64, VP = C.c_int, C.c_void_p, C.c_int64, C.c_void_p

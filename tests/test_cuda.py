@@ -968,6 +968,37 @@ def test_gpu_requests_allocate_nothing_after_load():
 
 
 @gpu_only
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_requests_of_any_length_load_no_kernel_after_load(dtype):
+    """Issue 5: device memory after load equals device memory after work. load_models' warm-up visits
+    every size bucket of every planned product (matmul.cu), so requests of random lengths plan no new
+    cuBLASLt kernel (gemm_plans_after_load 0), allocate nothing, and leave cudaMemGetInfo's free bytes
+    exactly where load left them."""
+    import qwen3align as qa
+
+    rng = np.random.default_rng(zlib.crc32(dtype.encode()))
+    with qa.load_models(aligner=os.path.join(FIXTURES, "aligner"), asr=os.path.join(FIXTURES, "asr"),
+                        device="cuda:0", dtype=dtype, max_audio_seconds=120, max_new_tokens=16) as m:
+        before = m.memory_report()
+        for i in range(24):
+            secs = float(rng.choice([rng.uniform(0.3, 3), rng.uniform(3, 40), rng.uniform(40, 120)]))
+            audio = (rng.standard_normal(int(secs * 16000)) * 0.1).astype(np.float32)
+            if i % 3 == 2:
+                m.transcribe(audio, sample_rate=16000, max_new_tokens=int(rng.integers(1, 16)))
+            else:
+                words = ["w%d" % j for j in range(int(rng.integers(1, max(2, 3 * secs))))]
+                m.align(audio, words=words, language="English", sample_rate=16000)
+        after = m.memory_report()
+    cu = after["cuda"]
+    assert cu["gemm_plans"] == before["cuda"]["gemm_plans"] and cu["gemm_plans_after_load"] == 0, cu
+    assert after["allocations_after_load"] == 0 and cu["allocations_after_load"] == 0, after
+    assert after["device_free_bytes"] == before["device_free_bytes"], (before["device_free_bytes"],
+                                                                       after["device_free_bytes"])
+    print(f"{dtype}: {cu['gemm_plans']} planned products, context+others "
+          f"{cu['context_and_other_processes_bytes'] >> 20} MiB, stream+cuBLASLt {cu['stream_and_cublas_bytes'] >> 20} MiB")
+
+
+@gpu_only
 def test_bf16_model_runs_and_is_close():
     """BF16 weights on the tiny random models flip classes (fixtures/README): check logits loosely."""
     model("aligner")  # skips when the fixture checkpoint was not carried

@@ -58,16 +58,43 @@ def test_only_entry_points_exported():
     assert ours == {"qa_cuda_api_get", "qa_backend_cuda_init"}, f"unexpected exported qa_ symbols: {sorted(ours)}"
 
 
-def test_library_links_cuda_runtime_and_cublas():
+def test_library_links_cuda_runtime_and_cublaslt():
     if not os.path.exists(LIB):
         pytest.skip("libqa_cuda.so not built (QA_NO_CUDA)")
     if not shutil.which("ldd"):
         pytest.skip("ldd not available")
     out = subprocess.run(["ldd", LIB], capture_output=True, text=True, check=True).stdout
-    for lib in ("libcudart", "libcublas"):
+    for lib in ("libcudart", "libcublasLt"):
         lines = [line for line in out.splitlines() if lib in line]
         assert lines, f"{lib} not linked:\n{out}"
         assert all("not found" not in line for line in lines), f"{lib} not resolvable:\n{out}"
+    # every product goes through cuBLASLt with a planned algorithm (matmul.cu); plain cuBLAS would pick
+    # kernels per shape again, and its handle alone costs device memory
+    assert "libcublas.so" not in out, out
+
+
+def test_kernel_stacks_fit_the_lowered_stack_limit():
+    """device.cu lowers cudaLimitStackSize to QA_CUDA_STACK_BYTES (the default 1 KiB per thread reserves
+    ~264 MiB on an H200); every kernel's frame, as ptxas reports it for sm_90, must fit."""
+    import concurrent.futures as cf
+    import glob
+    import re
+
+    limit = int(re.search(r"#define QA_CUDA_STACK_BYTES (\d+)",
+                          open(os.path.join(REPO, "csrc", "backend", "cuda", "cuda_ctx.cuh")).read()).group(1))
+
+    def frames(src):
+        r = subprocess.run([nvcc(), "-cubin", "-o", os.devnull, src, "-O3", "-std=c++17", "-I",
+                            os.path.join(REPO, "csrc"), "-arch=sm_90", "-Xptxas", "-v"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return [(os.path.basename(src), int(n)) for n in re.findall(r"(\d+) bytes stack frame", r.stderr)]
+
+    sources = sorted(glob.glob(os.path.join(REPO, "csrc", "backend", "cuda", "*.cu")))
+    with cf.ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as ex:
+        found = [f for fs in ex.map(frames, sources) for f in fs]
+    assert len(found) > 40, found  # every kernel reported
+    assert max(n for _, n in found) <= limit, [f for f in found if f[1] > limit]
 
 
 LAYOUT_C = r"""

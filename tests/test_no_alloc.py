@@ -97,3 +97,22 @@ def test_public_align_and_transcribe_allocate_nothing_after_load():
     assert before["allocations_after_load"] == 0
     assert after["allocations_after_load"] == 0, after
     assert after["arena_bytes"] == before["arena_bytes"]
+
+
+def test_warm_up_ladder_stays_inside_any_plan():
+    """The CUDA warm-up (qwen3align/models.py _warm_up: requests of every size bucket) clips its rungs to
+    the plan: it runs on plans far smaller and larger than its rungs, allocates nothing, and its largest
+    aligner prompt fills the plan's sequence exactly (so the largest GEMM bucket the plan allows is seen)."""
+    import qwen3align as qa
+
+    for limits in ({"max_audio_seconds": 0.5, "max_text_tokens": 8}, {"max_audio_seconds": 7},
+                   {"max_audio_seconds": 200, "max_new_tokens": 4}):
+        m = qa.load_models(aligner=f"{FIXTURES}/aligner", asr=f"{FIXTURES}/asr", device="cpu", **limits)
+        m._warm_up()
+        assert m.memory_report()["allocations_after_load"] == 0
+        plan = m._plan()
+        seq = plan["models"]["aligner"]["seq_tokens"]
+        n_audio = plan["models"]["aligner"]["audio_tokens"]
+        ids = m._warm_up_ids(m.tokenizers["aligner"], n_audio, None, plan)
+        assert seq - 3 <= len(ids) <= seq, (limits, len(ids), seq)
+        m.close()

@@ -113,7 +113,7 @@ typedef struct qa_backend qa_backend;
 struct qa_backend {
     int api_version;       /* QA_BACKEND_API_VERSION of the implementation */
     const char *name;      /* "cpu" or "cuda" (static string) */
-    void *ctx;             /* backend-private state (CUDA stream, cuBLAS handle, ...) */
+    void *ctx;             /* backend-private state (CUDA stream, cuBLASLt handle, ...) */
     void *scratch;         /* backend memory given by the engine (arena view), see scratch_need */
     size_t scratch_bytes;
     qa_cancel cancel;      /* per request, set by the engine: polled between layers (core/cancel.h) */

@@ -28,8 +28,8 @@
 #include "../memory/device.h"
 #include "backend.h"
 
-#define QA_CUDA_API_VERSION 5 /* 4: host_alloc, host_free, upload_rows, upload_convert; 5: mem_stats graph
-                               * fields */
+#define QA_CUDA_API_VERSION 6 /* 4: host_alloc, host_free, upload_rows, upload_convert; 5: mem_stats graph
+                               * fields; 6: mem_stats gemm_plans */
 #define QA_CUDA_ENTRY "qa_cuda_api_get"
 #define QA_CUDA_LIBRARY "libqa_cuda.so"
 
@@ -46,11 +46,12 @@ typedef struct qa_cuda_mem_stats {
     uint64_t device_allocs;    /* cudaMalloc calls of this backend (its context) through the counting wrapper */
     uint64_t host_allocs;      /* cudaMallocHost calls (pinned staging) of this backend */
     size_t free_at_open;       /* cudaMemGetInfo free right after the CUDA context was created */
-    size_t free_after_handles; /* ... and after the stream and cuBLAS handle were created */
+    size_t free_after_handles; /* ... and after the stream and cuBLASLt handle were created */
     size_t total;              /* device memory */
     size_t pinned_bytes;       /* pinned staging held by this backend */
     uint64_t graph_instantiations; /* cudaGraphInstantiate calls (recorded decode steps, graph.cu) */
     size_t graph_bytes;        /* device memory the driver took for them (cudaMemGetInfo drop, 2 MiB pages) */
+    uint64_t gemm_plans;       /* planned matrix-product keys (matmul.cu); a new one loads a cuBLASLt kernel */
 } qa_cuda_mem_stats;
 
 typedef struct qa_cuda_api {

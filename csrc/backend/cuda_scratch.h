@@ -2,8 +2,8 @@
  * can size the workspace for a CUDA device without loading libqa_cuda.so (the backend's
  * scratch_need returns the same number).
  *
- * Layout of be->scratch on CUDA: [cuBLAS workspace, 32 MiB (cuBLAS' Hopper recommendation; set with
- * cublasSetWorkspace so cuBLAS never allocates after load) | work area]. The work area holds either
+ * Layout of be->scratch on CUDA: [cuBLASLt workspace, 32 MiB (cuBLAS' Hopper recommendation; passed to
+ * every cublasLtMatmul, so it never allocates after load) | work area]. The work area holds either
  * the BF16 copy of a GEMM's activation rows (at most QA_CUDA_STAGE_ROWS rows of max_gemm_k at once)
  * or the im2col matrix of at least one conv chunk (max_im2col elements, FP32 at most), or the partial
  * results of a split decode attention (attention_decode.cu: heads x QA_CUDA_DEC_SPLITS slices x

@@ -259,6 +259,7 @@ void qa_models_mark_loaded(qa_models *ms)
         if (qa_cuda_stats(&ms->be, &st, NULL) == QA_OK) {
             ms->cuda_allocs_at_load = st.device_allocs + st.host_allocs;
             ms->cuda_graphs_at_load = st.graph_instantiations;
+            ms->cuda_gemm_plans_at_load = st.gemm_plans;
         }
     }
 }
@@ -323,8 +324,10 @@ qa_status qa_models_report(qa_models *ms, qa_memory_report *r, qa_err *e)
         r->cuda_graphs = st.graph_instantiations;
         r->cuda_graphs_after_load = (int64_t)(st.graph_instantiations - ms->cuda_graphs_at_load);
         r->cuda_graph_bytes = st.graph_bytes;
-        r->cuda_allocations_after_load += r->cuda_graphs_after_load;
-        r->allocations_after_load += r->cuda_graphs_after_load;
+        r->cuda_gemm_plans = st.gemm_plans;
+        r->cuda_gemm_plans_after_load = (int64_t)(st.gemm_plans - ms->cuda_gemm_plans_at_load);
+        r->cuda_allocations_after_load += r->cuda_graphs_after_load + r->cuda_gemm_plans_after_load;
+        r->allocations_after_load += r->cuda_graphs_after_load + r->cuda_gemm_plans_after_load;
     }
     return ms->dev.mem_info(ms->dev.ctx, &r->device_free_bytes, &r->device_total_bytes, e);
 }

@@ -51,6 +51,7 @@ typedef struct qa_models {
     uint64_t allocs_at_load; /* qa_alloc_scoped_count() at the end of load */
     uint64_t cuda_allocs_at_load; /* CUDA device + pinned allocations at the end of load */
     uint64_t cuda_graphs_at_load; /* graph instantiations at the end of load (after the warm-up) */
+    uint64_t cuda_gemm_plans_at_load; /* planned GEMM kernels at the end of load (backend/cuda/matmul.cu) */
     void *host_table[2];   /* pinned host memory of the tables the plan keeps off the device (plan.host_bytes):
                             * the CUDA aligner's embedding table; NULL elsewhere. Freed by qa_models_free */
     qa_backend be;         /* the op table of dev; owns the backend context (destroyed once, at free) */
@@ -79,6 +80,10 @@ typedef struct qa_memory_report {
     uint64_t cuda_graphs;
     int64_t cuda_graphs_after_load;
     size_t cuda_graph_bytes;
+    /* planned GEMM kernels (backend/cuda/matmul.cu) in all and since load: a kernel first needed after
+     * load is loaded then (lazy module loading takes device memory), so it counts as an allocation */
+    uint64_t cuda_gemm_plans;
+    int64_t cuda_gemm_plans_after_load;
 } qa_memory_report;
 
 /* Load the models named in dirs[QA_MODEL_ALIGNER] / dirs[QA_MODEL_ASR] (either may be NULL) on device

@@ -373,7 +373,7 @@ static PyObject *cuda_dict(const qa_memory_report *r)
     if (!r->is_cuda)
         Py_RETURN_NONE;
     size_t total = r->device_total_bytes;
-    return Py_BuildValue("{s:L,s:K,s:K,s:n,s:n,s:n,s:n,s:K,s:L,s:n}", "allocations_after_load",
+    return Py_BuildValue("{s:L,s:K,s:K,s:n,s:n,s:n,s:n,s:K,s:L,s:n,s:K,s:L}", "allocations_after_load",
                          (long long)r->cuda_allocations_after_load, "cuda_malloc_calls",
                          (unsigned long long)r->cuda_device_allocs, "pinned_host_alloc_calls",
                          (unsigned long long)r->cuda_pinned_allocs, "free_bytes_at_context_creation",
@@ -382,7 +382,9 @@ static PyObject *cuda_dict(const qa_memory_report *r)
                          (Py_ssize_t)(r->cuda_free_at_open - r->cuda_free_after_handles), "pinned_staging_bytes",
                          (Py_ssize_t)r->cuda_pinned_bytes, "graph_instantiations",
                          (unsigned long long)r->cuda_graphs, "graph_instantiations_after_load",
-                         (long long)r->cuda_graphs_after_load, "graph_bytes", (Py_ssize_t)r->cuda_graph_bytes);
+                         (long long)r->cuda_graphs_after_load, "graph_bytes", (Py_ssize_t)r->cuda_graph_bytes,
+                         "gemm_plans", (unsigned long long)r->cuda_gemm_plans, "gemm_plans_after_load",
+                         (long long)r->cuda_gemm_plans_after_load);
 }
 
 static PyObject *report_dict_base(const qa_models *ms, const qa_memory_report *r);

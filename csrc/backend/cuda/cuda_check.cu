@@ -26,6 +26,6 @@ qa_status qa_cuda_fail(qa_err *e, cudaError_t err, const char *stmt, const char 
 qa_status qa_cublas_fail(qa_err *e, cublasStatus_t st, const char *stmt, const char *func, const char *file,
                          int line)
 {
-    return qa_err_set(e, QA_ERR_CUDA, file, line, "cuBLAS error %s (%s) in %s: `%s`", cublasGetStatusName(st),
-                      cublasGetStatusString(st), func, stmt);
+    return qa_err_set(e, QA_ERR_CUDA, file, line, "cuBLASLt error %s (%s) in %s: `%s`",
+                      cublasLtGetStatusName(st), cublasLtGetStatusString(st), func, stmt);
 }

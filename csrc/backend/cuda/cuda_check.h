@@ -13,7 +13,7 @@
 #ifndef QA_CUDA_CHECK_H
 #define QA_CUDA_CHECK_H
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 extern "C" {

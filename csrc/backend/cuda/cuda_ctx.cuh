@@ -1,7 +1,7 @@
-/* cuda_ctx.cuh — the state of one opened CUDA backend (one device, one stream, one cuBLAS handle).
+/* cuda_ctx.cuh — the state of one opened CUDA backend (one device, one stream, one cuBLASLt handle).
  *
  * Contract: created by qa_cuda_ctx_open (device.cu), freed by qa_cuda_ctx_close; it is the `ctx` of
- * the qa_backend that backend.cu fills. It owns no device memory: the cuBLAS workspace and the work
+ * the qa_backend that backend.cu fills. It owns no device memory: the cuBLASLt workspace and the work
  * area of the ops (BF16 GEMM operands, im2col matrices) are carved from be->scratch, a view into the
  * arena workspace that the engine sets (DESIGN.md §5: every device byte comes from the one
  * allocation). qa_cuda_bind_scratch re-partitions whenever be->scratch changes.
@@ -13,7 +13,7 @@
 #ifndef QA_CUDA_CTX_CUH
 #define QA_CUDA_CTX_CUH
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -27,10 +27,27 @@ extern "C" {
 
 typedef struct qa_cuda_prof qa_cuda_prof; /* profile.cu */
 
+/* One matrix product for matmul.cu, in cuBLAS' column-major terms: C[m, n] = alpha op(A)[m, k] op(B)[k, n]
+ * + beta C (C is also the output), `batch` of them at element strides sa / sb / sc (0: shared). `var` is
+ * the dimension that changes from request to request (the token count); var_max > 0 puts all its values
+ * 1 .. var_max in one bucket (one kernel), 0 uses matmul.cu's standard buckets. Enums are stored as int. */
+enum { QA_MM_VAR_M = 0, QA_MM_VAR_N = 1, QA_MM_VAR_BATCH = 2 };
+typedef struct qa_mm {
+    int opA, opB;         /* cublasOperation_t */
+    int ta, tb, tc;       /* cudaDataType_t of A, B and C */
+    int compute;          /* cublasComputeType_t: CUBLAS_COMPUTE_32F (never TF32) or CUBLAS_COMPUTE_64F */
+    int m, n, k, batch;
+    long long lda, ldb, ldc, sa, sb, sc;
+    int var, var_max;
+} qa_mm;
+typedef struct qa_mm_plan qa_mm_plan; /* matmul.cu */
+#define QA_CUDA_STACK_BYTES 64 /* per-thread stack our kernels need at most (device.cu lower_stack_limit) */
+#define QA_MM_PLANS 256 /* planned (shape, bucket) keys: ~35 shapes x <= 5 buckets for both models */
+
 typedef struct qa_cuda_ctx {
     int device;
     cudaStream_t stream;
-    cublasHandle_t blas;
+    cublasLtHandle_t lt;
     void *scratch;              /* be->scratch last bound (arena view) */
     size_t scratch_bytes;
     void *work;                 /* scratch after the cuBLAS workspace: GEMM staging / im2col */
@@ -55,6 +72,8 @@ typedef struct qa_cuda_ctx {
     int capturing;              /* the stream is being recorded */
     size_t graph_bytes;         /* device memory the driver took for instantiated graphs (measured) */
     unsigned long long n_graph_instantiations;
+    qa_mm_plan *mm_plans;       /* [QA_MM_PLANS] open-addressed table of planned products (matmul.cu) */
+    unsigned long long n_mm_plans;
 } qa_cuda_ctx;
 
 /* QA_CUDA_BLAS_WS_BYTES, QA_CUDA_STAGE_ROWS and the scratch formula: ../cuda_scratch.h */
@@ -100,6 +119,11 @@ qa_status qa_cuda_graph_end(qa_cuda_ctx *c, int slot, const void *key, qa_err *e
 qa_status qa_cuda_graph_launch(qa_cuda_ctx *c, int slot, qa_err *e);
 int qa_cuda_graph_ready(const qa_cuda_ctx *c, int slot, const void *key);
 void qa_cuda_graphs_free(qa_cuda_ctx *c);
+
+/* matmul.cu: C = alpha op(A) op(B) + beta C with the key's planned cuBLASLt algorithm (planned now if new). */
+qa_status qa_cuda_matmul(qa_cuda_ctx *c, const qa_mm *g, const void *alpha, const void *A, const void *B,
+                         const void *beta, void *C, qa_err *e);
+size_t qa_cuda_mm_plans_bytes(void);
 
 /* gemm.cu */
 /* y[T, N] (row stride ldy) = x[T, K] (row stride ldx) @ W[N, K]^T + beta * y. W is BF16 (x is

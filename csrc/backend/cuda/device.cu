@@ -1,4 +1,4 @@
-/* device.cu — opening the CUDA backend: version and device checks, the context (stream + cuBLAS),
+/* device.cu — opening the CUDA backend: version and device checks, the context (stream + cuBLASLt),
  * the counting device-memory wrapper the arena's block goes through, scratch partitioning, and the
  * pinned-staging weight upload.
  *
@@ -81,18 +81,32 @@ static qa_status probe(int device, qa_cuda_probe *out, qa_err *e)
     return QA_OK;
 }
 
+/* The driver reserves cudaLimitStackSize bytes of local memory for every thread the device can hold
+ * (H200: 132 SMs x 2048 threads): the default 1 KiB/thread is 264 MiB of the context's ~520 MiB. Our
+ * kernels need at most QA_CUDA_STACK_BYTES (tests/test_cuda_build.py reads ptxas' frame sizes); a
+ * kernel of another library that needs more still runs — the driver grows the reservation at its
+ * launch (which memory_report / QA_CUDA_MEMWATCH would show). Only ever lowered, never raised. */
+static qa_status lower_stack_limit(qa_err *e)
+{
+    size_t now = 0;
+    QA_CUDA_CHECK(e, cudaDeviceGetLimit(&now, cudaLimitStackSize));
+    if (now > QA_CUDA_STACK_BYTES)
+        QA_CUDA_CHECK(e, cudaDeviceSetLimit(cudaLimitStackSize, QA_CUDA_STACK_BYTES));
+    return QA_OK;
+}
+
 static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
 {
     QA_CUDA_CHECK(e, cudaSetDevice(c->device));
+    QA_TRY(lower_stack_limit(e)); /* creates the context; measured below with its lowered reservation */
     size_t fr, tot;
-    QA_CUDA_CHECK(e, cudaMemGetInfo(&fr, &tot)); /* first runtime call that creates the context */
+    QA_CUDA_CHECK(e, cudaMemGetInfo(&fr, &tot));
     c->free_at_open = fr;
     c->total_at_open = tot;
     QA_CUDA_CHECK(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-    QA_CUBLAS_CHECK(e, cublasCreate(&c->blas));
-    QA_CUBLAS_CHECK(e, cublasSetStream(c->blas, c->stream));
-    /* TF32 stays off: COMPUTE_32F GEMMs are true FP32 (the float32 parity mode relies on it). */
-    QA_CUBLAS_CHECK(e, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    QA_CUBLAS_CHECK(e, cublasLtCreate(&c->lt));
+    if (!(c->mm_plans = (qa_mm_plan *)qa_calloc_n(1, qa_cuda_mm_plans_bytes(), e)))
+        return QA_ERR_OOM;
     for (int i = 0; i < 2; i++)
         QA_CUDA_CHECK(e, cudaEventCreateWithFlags(&c->pin_done[i], cudaEventDisableTiming));
     QA_CUDA_CHECK(e, cudaMemGetInfo(&fr, &tot));
@@ -115,8 +129,9 @@ static void ctx_close(qa_cuda_ctx *c)
         if (c->pin_done[i])
             cudaEventDestroy(c->pin_done[i]);
     }
-    if (c->blas)
-        cublasDestroy(c->blas);
+    if (c->lt)
+        cublasLtDestroy(c->lt);
+    qa_free(c->mm_plans);
     if (c->stream)
         cudaStreamDestroy(c->stream);
     qa_free(c);
@@ -198,7 +213,6 @@ qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_e
                        "CUDA backend: scratch of %zu bytes at %p is missing or smaller than the cuBLAS workspace "
                        "(%zu bytes); set be->scratch to scratch_need() bytes of the arena workspace",
                        bytes, scratch, QA_CUDA_BLAS_WS_BYTES);
-    QA_CUBLAS_CHECK(e, cublasSetWorkspace(c->blas, scratch, QA_CUDA_BLAS_WS_BYTES));
     c->scratch = scratch;
     c->scratch_bytes = bytes;
     c->work = (char *)scratch + QA_CUDA_BLAS_WS_BYTES;
@@ -371,6 +385,7 @@ void qa_cuda_mem_stats_of(const qa_cuda_ctx *c, qa_cuda_mem_stats *out)
         out->pinned_bytes = c->pin[0] ? 2 * c->pin_bytes : 0;
         out->graph_instantiations = c->n_graph_instantiations;
         out->graph_bytes = c->graph_bytes;
+        out->gemm_plans = c->n_mm_plans;
     }
 }
 

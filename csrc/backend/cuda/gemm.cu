@@ -1,20 +1,31 @@
-/* gemm.cu — the Linear layers and the convolutions' matrix products through cuBLAS.
+/* gemm.cu — the Linear layers and the convolutions' matrix products (cuBLASLt via matmul.cu, GEMV).
  *
  * Contract: cuda_ctx.cuh. Row-major y[T, N] = x[T, K] W[N, K]^T is, in cuBLAS' column-major terms,
- * y^T = W x^T: GemmEx(OP_T, OP_N, m = N, n = T, k = K, A = W (ld K), B = x (ld ldx), C = y (ld ldy)).
+ * y^T = W x^T: (OP_T, OP_N, m = N, n = T, k = K, A = W (ld K), B = x (ld ldx), C = y (ld ldy)), run by
+ * matmul.cu (cuBLASLt, algorithm planned per bucket of T).
  * BF16 weights: the FP32 activation rows are rounded to BF16 into the scratch work area (in row
  * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
  * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32. One to four
  * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth.
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
- * cuBLAS runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
+ * cuBLASLt runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
  * so it allocates nothing after load (DESIGN.md §5).
  */
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
 
-static cudaDataType_t cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+static int cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+/* y[T, N] (ld ldy) = x[T, K] (ld ldx, type xt) W[N, K]^T (type wt) + beta y, FP32 compute and output. */
+static qa_status linear(qa_cuda_ctx *c, float *y, int ldy, const void *x, int xt, int ldx, const void *w, int wt,
+                        int T, int N, int K, float beta, qa_err *e)
+{
+    const float alpha = 1.0f;
+    qa_mm g = {CUBLAS_OP_T, CUBLAS_OP_N, wt, xt, CUDA_R_32F, CUBLAS_COMPUTE_32F, N, T, K, 1, K, ldx, ldy, 0, 0, 0,
+               QA_MM_VAR_N, 0};
+    return qa_cuda_matmul(c, &g, &alpha, w, x, &beta, y, e);
+}
 
 /* Rows of a K-wide BF16 operand the work area holds at once. */
 static qa_status stage_rows(qa_cuda_ctx *c, int K, int want, int *rows, qa_err *e)
@@ -34,13 +45,8 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
     QA_TRY(qa_cu_check_wdtype(wt, "gemm", e));
     if (T <= 0 || N <= 0)
         return QA_OK;
-    const float alpha = 1.0f;
-    if (wt == QA_F32) {
-        QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, w, CUDA_R_32F, K, x,
-                                        CUDA_R_32F, ldx, &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
-                                        CUBLAS_GEMM_DEFAULT));
-        return QA_OK;
-    }
+    if (wt == QA_F32)
+        return linear(c, y, ldy, x, CUDA_R_32F, ldx, w, CUDA_R_32F, T, N, K, beta, e);
     if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) /* decode rows: a bandwidth-bound pass over W */
         return qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e);
     int rows = 0;
@@ -49,9 +55,7 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
         int n = T - t0 < rows ? T - t0 : rows;
         __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
         QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
-        QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, n, K, &alpha, w, CUDA_R_16BF, K,
-                                        stage, CUDA_R_16BF, K, &beta, y + (size_t)t0 * ldy, CUDA_R_32F, ldy,
-                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        QA_TRY(linear(c, y + (size_t)t0 * ldy, ldy, stage, CUDA_R_16BF, K, w, CUDA_R_16BF, n, N, K, beta, e));
     }
     return QA_OK;
 }
@@ -63,10 +67,9 @@ qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dt
     if (batch <= 0 || M <= 0 || N <= 0)
         return QA_OK;
     const float alpha = 1.0f, beta = 0.0f;
-    /* Column-major view: C_b^T[N, M] = B_b^T[N, K] A^T[K, M]; A is shared (stride 0). */
-    QA_CUBLAS_CHECK(e, cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B,
-                                                  cuda_type(at), N, (long long)K * N, A, cuda_type(at), K, 0,
-                                                  &beta, C, CUDA_R_32F, N, (long long)M * N, batch,
-                                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    return QA_OK;
+    /* Column-major view: C_b^T[N, M] = B_b^T[N, K] A^T[K, M]; A is shared (stride 0); the chunk count
+     * (batch) is what varies */
+    qa_mm g = {CUBLAS_OP_N, CUBLAS_OP_N, cuda_type(at), cuda_type(at), CUDA_R_32F, CUBLAS_COMPUTE_32F, N, M, K,
+               batch, N, K, N, (long long)K * N, 0, (long long)M * N, QA_MM_VAR_BATCH, 0};
+    return qa_cuda_matmul(c, &g, &alpha, B, A, &beta, C, e);
 }

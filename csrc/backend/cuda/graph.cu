@@ -4,7 +4,7 @@
  * the host they cost ~10 ms per token, replayed as one graph they cost one launch (issue #6).
  * begin puts the stream into capture (cudaStreamCaptureModeThreadLocal, as PyTorch does: only this
  * thread is barred from unsafe calls such as cudaMalloc while capturing); the ops then enqueue as usual
- * — cuBLAS records too, since its workspace is the arena view given by cublasSetWorkspace, and the
+ * — cuBLASLt records too, since its workspace is the arena view matmul.cu passes per call, and the
  * GEMMs' BF16 staging writes the fixed work area. end instantiates the graph into a slot and uploads
  * it (cudaGraphUpload), so the first launch does not set it up lazily during a request.
  * Memory: cudaGraphInstantiate / cudaGraphUpload take device memory from the driver for the executable

@@ -159,8 +159,9 @@ static qa_status dft_tile(qa_cuda_ctx *c, const double *D, const mel_work *w, in
     const double one = 1.0, zero = 0.0;
     for (int q = 0; q < 3; q++) {
         int Kq = q < 2 ? HOP : NFFT - 2 * HOP;
-        QA_CUBLAS_CHECK(e, cublasDgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, ROWS, Ft, Kq, &one, D + q * HOP, NFFT,
-                                       w->P + q * HOP, HOP, q ? &one : &zero, w->S, ROWS));
+        qa_mm g = {CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_64F, CUDA_R_64F, CUDA_R_64F, CUBLAS_COMPUTE_64F, ROWS, Ft, Kq, 1,
+                   NFFT, HOP, ROWS, 0, 0, 0, QA_MM_VAR_N, QA_MEL_TILE_FRAMES};
+        QA_TRY(qa_cuda_matmul(c, &g, &one, D + q * HOP, w->P + q * HOP, q ? &one : &zero, w->S, e));
     }
     return QA_OK;
 }
@@ -171,10 +172,9 @@ static qa_status filter_tile(qa_cuda_ctx *c, float *feat, int64_t T, int64_t t0,
                              const mel_work *w, int Ft, qa_err *e)
 {
     const float one = 1.0f, zero = 0.0f;
-    QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, Ft, QA_MEL_BINS, FREQS, &one, w->pw,
-                                    CUDA_R_32F, FREQS, filters, CUDA_R_32F, FREQS, &zero, feat + t0, CUDA_R_32F,
-                                    (int)T, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    return QA_OK;
+    qa_mm g = {CUBLAS_OP_T, CUBLAS_OP_N, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F, Ft, QA_MEL_BINS,
+               FREQS, 1, FREQS, FREQS, T, 0, 0, 0, QA_MM_VAR_M, QA_MEL_TILE_FRAMES};
+    return qa_cuda_matmul(c, &g, &one, w->pw, filters, &zero, feat + t0, e);
 }
 
 qa_status qa_cuda_log_mel(qa_cuda_ctx *c, float *feat, const float *x, int64_t n, const void *tables, void *work,
