@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--models", default="/tmp/qa_bench/models")
     ap.add_argument("--out", default=os.environ.get("OUT", os.path.join(HERE, "out")))
     ap.add_argument("--child")
+    ap.add_argument("--memwatch-only", action="store_true", help="only the memwatch scenario")
     a = ap.parse_args()
     if a.child == "memwatch":
         memwatch(a.models)
@@ -115,7 +116,7 @@ def main():
             subprocess.check_call([sys.executable, os.path.join(ROOT, "tools", "make_random_checkpoint.py"),
                                    "--preset", p, "--out", os.path.join(a.models, p)])
     lines = []
-    for name in SCENARIOS:
+    for name in [] if a.memwatch_only else SCENARIOS:
         for prof in ("0", "1"):
             env = dict(os.environ, QA_CUDA_PROFILE=prof)
             r = subprocess.run([sys.executable, __file__, "--child", name, "--models", a.models], env=env,

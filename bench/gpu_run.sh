@@ -10,7 +10,7 @@
 #   - pytest is installed from wheels in .whl/ when the interpreter lacks it.
 #   - the reference fixtures must be at shared/fixtures inside the repository (or $QA_SHARED/fixtures).
 # Device call:  run(command="bash bench/gpu_run.sh", carry=[".debs", "shared"])  after bench/pack_gpu.sh
-#               (QA_PROFILE=1 adds the per-op profile; QA_BENCH=0 skips the bench; QA_BENCH_BUDGET seconds, QA_BENCH_ARGS e.g. --quick)
+#               (QA_PROFILE=1 adds the per-op profile and the memwatch trace, QA_PROFILE_ARGS=--memwatch-only the trace alone; QA_BENCH=0 skips the bench; QA_BENCH_BUDGET seconds, QA_BENCH_ARGS e.g. --quick)
 # Outputs: full logs under $OUT (the device tool's folder) or bench/out; the summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -104,7 +104,7 @@ if [ "${QA_PROFILE:-0}" = 1 ]; then
   summary+=("$(grep CTXPROBE "$OUT/ctxprobe.log" || tail -5 "$OUT/ctxprobe.log")")
   echo "== per-op CUDA profile of the benchmark requests (bench/gpu_profile.py; QA_PROFILE=1 runs it)"
   t0=$(date +%s)
-  timeout ${QA_PROFILE_BUDGET:-300} $PY bench/gpu_profile.py --out "$OUT" >"$OUT/profile_run.log" 2>&1; rc_p=$?
+  timeout ${QA_PROFILE_BUDGET:-300} $PY bench/gpu_profile.py --out "$OUT" ${QA_PROFILE_ARGS:-} >"$OUT/profile_run.log" 2>&1; rc_p=$?
   note "profile: exit $rc_p in $(( $(date +%s) - t0 )) s (table in $OUT/profile.log)"
   summary+=("$(cat "$OUT/profile.log" 2>/dev/null || tail -20 "$OUT/profile_run.log")")
 fi

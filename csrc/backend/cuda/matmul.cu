@@ -14,6 +14,7 @@
  * FP32 and BF16 inputs, FP64 for the mel DFT); the algorithm choice only changes summation order.
  * Descriptors use the *Init forms on caller-owned opaque structs: cuBLASLt allocates nothing per call.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cuda_ctx.cuh"
@@ -24,15 +25,15 @@ static const int BUCKET_AT[] = {4, 64, 512, 2048, 8192};
 #define N_BUCKETS ((int)(sizeof BUCKET_HI / sizeof BUCKET_HI[0]))
 #define N_CANDIDATES 8
 
-/* What decides a plan: the shape with the varying dimension replaced by its bucket's top, and the
- * byte alignments (<= 16) of the pointers and leading dimensions instead of their values (the
- * mel's output ld is the request's frame count). No padding: hashed and compared as bytes. */
+/* What decides a plan: the shape with the varying dimension replaced by its bucket's top, and instead
+ * of the pointers and leading dimensions the smallest of their byte alignments (<= 16; the mel's
+ * output ld is the request's frame count, so a single-bucket key takes its element size, the
+ * alignment every request has). No padding: hashed and compared as bytes. */
 typedef struct mm_key {
     long long sa, sb, sc;
-    int opA, opB, ta, tb, tc, compute, m, n, k, batch, var, var_max;
-    int lda_al, ldb_al, ldc_al, ptr_al;
+    int opA, opB, ta, tb, tc, compute, m, n, k, batch, var, var_max, al, pad_;
 } mm_key;
-static_assert(sizeof(mm_key) == 3 * 8 + 16 * 4, "mm_key must have no padding bytes");
+static_assert(sizeof(mm_key) == 3 * 8 + 14 * 4, "mm_key must have no padding bytes");
 
 struct qa_mm_plan {
     mm_key key;
@@ -67,17 +68,35 @@ static int align_of(uintptr_t a)
 
 static int type_bytes(int t) { return t == CUDA_R_64F ? 8 : t == CUDA_R_32F ? 4 : 2; }
 
+static int min_type_bytes(const qa_mm *g)
+{
+    int a = type_bytes(g->ta), b = type_bytes(g->tb), c = type_bytes(g->tc);
+    return a < b ? (a < c ? a : c) : (b < c ? b : c);
+}
+
+/* The smallest ld >= need whose rows start `al`-aligned and no better (al <= 16): the worst layout a
+ * key of alignment al can bring, which the plan's algorithm must accept. */
+static long long ld_worst(long long need, int elem, int al)
+{
+    long long ld = need;
+    while (align_of((uintptr_t)ld * (uintptr_t)elem) != (al < 16 ? al : 16) && ld < need + 16)
+        ld++;
+    return ld;
+}
+
 static mm_key key_of(const qa_mm *g, int b, const void *A, const void *B, const void *C)
 {
     mm_key k = {g->sa, g->sb, g->sc, g->opA, g->opB, g->ta, g->tb, g->tc, g->compute, g->m, g->n, g->k, g->batch,
-                g->var, g->var_max, 0, 0, 0, 0};
+                g->var, g->var_max, 16, 0};
     int *v = g->var == QA_MM_VAR_M ? &k.m : g->var == QA_MM_VAR_N ? &k.n : &k.batch;
     *v = bucket_hi(g, b);
-    k.lda_al = align_of((uintptr_t)g->lda * (uintptr_t)type_bytes(g->ta));
-    k.ldb_al = align_of((uintptr_t)g->ldb * (uintptr_t)type_bytes(g->tb));
-    k.ldc_al = align_of((uintptr_t)g->ldc * (uintptr_t)type_bytes(g->tc));
-    int a = align_of((uintptr_t)A), bb = align_of((uintptr_t)B), c = align_of((uintptr_t)C);
-    k.ptr_al = a < bb ? (a < c ? a : c) : (bb < c ? bb : c);
+    const int al[] = {align_of((uintptr_t)A), align_of((uintptr_t)B), align_of((uintptr_t)C),
+                      align_of((uintptr_t)g->lda * (uintptr_t)type_bytes(g->ta)),
+                      align_of((uintptr_t)g->ldb * (uintptr_t)type_bytes(g->tb)),
+                      align_of((uintptr_t)g->ldc * (uintptr_t)type_bytes(g->tc)),
+                      g->var_max > 0 ? min_type_bytes(g) : 16};
+    for (int i = 0; i < (int)(sizeof al / sizeof al[0]); i++)
+        k.al = al[i] < k.al ? al[i] : k.al;
     return k;
 }
 
@@ -122,15 +141,15 @@ static cublasStatus_t describe(const qa_mm *g, mm_desc *d)
     return st;
 }
 
-/* g with its varying dimension set to v, leading dimensions grown to hold it (layouts stay valid). */
-static qa_mm at_size(const qa_mm *g, int v)
+/* g with its varying dimension set to v and the worst leading dimensions of alignment al that hold it. */
+static qa_mm at_size(const qa_mm *g, int v, int al)
 {
     qa_mm s = *g;
     *var_dim(&s) = v;
     long long ra = s.opA == CUBLAS_OP_N ? s.m : s.k, rb = s.opB == CUBLAS_OP_N ? s.k : s.n;
-    s.lda = s.lda > ra ? s.lda : ra;
-    s.ldb = s.ldb > rb ? s.ldb : rb;
-    s.ldc = s.ldc > s.m ? s.ldc : s.m;
+    s.lda = ld_worst(s.lda > ra ? s.lda : ra, type_bytes(s.ta), al);
+    s.ldb = ld_worst(s.ldb > rb ? s.ldb : rb, type_bytes(s.tb), al);
+    s.ldc = ld_worst(s.ldc > s.m ? s.ldc : s.m, type_bytes(s.tc), al);
     return s;
 }
 
@@ -148,7 +167,8 @@ static int algo_fits(cublasLtHandle_t lt, const qa_mm *g, const cublasLtMatmulAl
 /* Choose the algorithm of bucket b of shape g for pointers aligned to `align` bytes (file comment). */
 static qa_status plan(qa_cuda_ctx *c, const qa_mm *g, int b, int align, cublasLtMatmulAlgo_t *out, qa_err *e)
 {
-    qa_mm at = at_size(g, bucket_at(g, b)), lo = at_size(g, bucket_lo(g, b)), hi = at_size(g, bucket_hi(g, b));
+    qa_mm at = at_size(g, bucket_at(g, b), align), lo = at_size(g, bucket_lo(g, b), align);
+    qa_mm hi = at_size(g, bucket_hi(g, b), align);
     mm_desc d;
     QA_CUBLAS_CHECK(e, describe(&at, &d));
     cublasLtMatmulPreferenceOpaque_t pref;
@@ -200,10 +220,14 @@ static qa_status algo_of(qa_cuda_ctx *c, const qa_mm *g, const void *A, const vo
             return QA_OK;
         }
         if (!p->used) {
-            QA_TRY(plan(c, g, b, key.ptr_al, &p->algo, e));
+            QA_TRY(plan(c, g, b, key.al, &p->algo, e));
             p->key = key;
             p->used = 1;
             c->n_mm_plans++;
+            if (c->memwatch) /* which shape a plan after load came from (issue 5's trace) */
+                fprintf(stderr, "QA_CUDA_MEMWATCH matmul plan %llu: m %d n %d k %d batch %d types %d/%d/%d var %d "
+                        "bucket %d..%d align %d\n", c->n_mm_plans, g->m, g->n, g->k, g->batch, g->ta, g->tb, g->tc,
+                        g->var, bucket_lo(g, b), bucket_hi(g, b), key.al);
             *out = &p->algo;
             return QA_OK;
         }
