@@ -121,67 +121,11 @@ class Models(_qwen3align.Models):
         try:
             self.tokenizers = _load_tokenizers(self.folders)
             if device.startswith("cuda"):
-                self._warm_up()
+                _warm_up(self, self.tokenizers)
         except BaseException:
             self.close()
             raise
         self._mark_loaded()  # the tokenizers' host allocations belong to the load, not to requests
-
-    # Warm-up requests per model: (seconds of audio, words of the aligner's transcript), clipped to the
-    # plan's limits; None = as many words as the plan allows. Chosen so that every varying GEMM
-    # dimension (audio tokens, prompt tokens, <timestamp> rows) visits each bucket of
-    # csrc/backend/cuda/matmul.cu (1-4, 5-64, 65-512, 513-2048, more) that the plan can reach.
-    _WARM_UP_RUNGS = ((0.5, 1), (1, 8), (10, 100), (60, 300), (None, None))
-
-    def _warm_up(self):
-        """Requests of every size class during load. CUDA loads a kernel on its first use, taking device
-        memory outside the arena; matmul.cu gives each product shape one planned cuBLASLt kernel per
-        size bucket, and these requests touch them all, so nothing is loaded after load_models returns
-        (memory_report()['cuda']['gemm_plans_after_load'] stays 0; issue 5)."""
-        import numpy as np
-
-        from .frontend import aligner_prompt_ids, asr_prompt_ids, audio_token_count
-
-        plan = self._plan()
-        for kind in self.loaded:
-            tok, top = self.tokenizers[kind], plan["limits"]["max_audio_seconds"][kind]
-            for secs, words in self._WARM_UP_RUNGS:
-                audio = np.zeros(int(16000 * min(top, secs or top)), np.float32)
-                n_audio = audio_token_count(max(len(audio), 8000) // 160)
-                if kind == "aligner":
-                    self._align_forward_audio(audio, self._warm_up_ids(tok, n_audio, words, plan))
-                else:
-                    self.asr_generate_from_audio(audio, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
-            # the host-features entry points too (1 s, or the plan's longest clip)
-            frames = min(100, plan["models"][kind]["mel_frames"])
-            feats, n_audio = np.zeros((128, 100), np.float32), audio_token_count(frames)
-            if kind == "aligner":
-                self._align_forward(feats, frames, np.array(aligner_prompt_ids(tok, ["a"], n_audio), np.int32))
-            else:
-                self.asr_generate(feats, frames, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
-        # the device log-mel at its full tile size (backend.h QA_MEL_TILE_FRAMES, 2048 frames) or the
-        # plan's longest clip
-        frames = min(2048, max(m["mel_frames"] for m in plan["models"].values()))
-        self.mel_features(np.zeros(frames * 160, np.float32))
-
-    @staticmethod
-    def _warm_up_ids(tok, n_audio, words, plan):
-        """Aligner prompt ids with `words` words ("a"), or as many as the plan's sequence allows."""
-        import numpy as np
-
-        from .frontend import aligner_prompt_ids
-
-        most = plan["models"]["aligner"]["seq_tokens"]
-
-        def ids_of(n):
-            return aligner_prompt_ids(tok, ["a"] * n, n_audio)
-
-        n = words or max(1, (most - n_audio) // 3)
-        while n > 1 and len(ids_of(n)) > most:
-            n = max(1, n - max(1, (len(ids_of(n)) - most) // 3))
-        while words is None and len(ids_of(n + 1)) <= most:
-            n += 1
-        return np.array(ids_of(n), np.int32)
 
     @property
     def loaded(self):
@@ -306,3 +250,61 @@ def load_models(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.
                         _resolve_dtype(dtype, "cpu" if dev == "cpu" else "cuda"), _resolve_workers(workers, dev))
     folders = {k: kw.pop(k) for k in ("aligner", "asr")}
     return Models(folders["aligner"], folders["asr"], device=dev, **kw)
+
+
+# Warm-up requests per model: (seconds of audio, words of the aligner's transcript), clipped to the
+# plan's limits; None = as many words as the plan allows. Chosen so that every varying GEMM
+# dimension (audio tokens, prompt tokens, <timestamp> rows) visits each bucket of
+# csrc/backend/cuda/matmul.cu (1-4, 5-64, 65-512, 513-2048, more) that the plan can reach.
+_WARM_UP_RUNGS = ((0.5, 1), (1, 8), (10, 100), (60, 300), (None, None))
+
+
+def _warm_up(m, tokenizers):
+    """Requests of every size class during load. CUDA loads a kernel on its first use, taking device
+    memory outside the arena; matmul.cu gives each product shape one planned cuBLASLt kernel per
+    size bucket, and these requests touch them all, so nothing is loaded after load_models returns
+    (memory_report()['cuda']['gemm_plans_after_load'] stays 0; issue 5)."""
+    import numpy as np
+
+    from .frontend import aligner_prompt_ids, asr_prompt_ids, audio_token_count
+
+    plan = m._plan()
+    for kind in tokenizers:
+        tok, top = tokenizers[kind], plan["limits"]["max_audio_seconds"][kind]
+        for secs, words in _WARM_UP_RUNGS:
+            audio = np.zeros(int(16000 * min(top, secs or top)), np.float32)
+            n_audio = audio_token_count(max(len(audio), 8000) // 160)
+            if kind == "aligner":
+                m._align_forward_audio(audio, _warm_up_ids(tok, n_audio, words, plan))
+            else:
+                m.asr_generate_from_audio(audio, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
+        # the host-features entry points too (1 s, or the plan's longest clip)
+        frames = min(100, plan["models"][kind]["mel_frames"])
+        feats, n_audio = np.zeros((128, 100), np.float32), audio_token_count(frames)
+        if kind == "aligner":
+            m._align_forward(feats, frames, np.array(aligner_prompt_ids(tok, ["a"], n_audio), np.int32))
+        else:
+            m.asr_generate(feats, frames, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
+    # the device log-mel at its full tile size (backend.h QA_MEL_TILE_FRAMES, 2048 frames) or the
+    # plan's longest clip
+    frames = min(2048, max(p["mel_frames"] for p in plan["models"].values()))
+    m.mel_features(np.zeros(frames * 160, np.float32))
+
+
+def _warm_up_ids(tok, n_audio, words, plan):
+    """Aligner prompt ids with `words` words ("a"), or as many as the plan's sequence allows."""
+    import numpy as np
+
+    from .frontend import aligner_prompt_ids
+
+    most = plan["models"]["aligner"]["seq_tokens"]
+
+    def ids_of(n):
+        return aligner_prompt_ids(tok, ["a"] * n, n_audio)
+
+    n = words or max(1, (most - n_audio) // 3)
+    while n > 1 and len(ids_of(n)) > most:
+        n = max(1, n - max(1, (len(ids_of(n)) - most) // 3))
+    while words is None and len(ids_of(n + 1)) <= most:
+        n += 1
+    return np.array(ids_of(n), np.int32)

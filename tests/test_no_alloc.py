@@ -79,6 +79,7 @@ def test_public_align_and_transcribe_allocate_nothing_after_load():
     """100 mixed align/transcribe calls of different lengths through the public API: the engine
     takes every buffer from the arena (the frontend's input-sized buffers are outside its scope)."""
     import qwen3align as qa
+    from qwen3align.models import _warm_up, _warm_up_ids
     from conftest import load_case
 
     cases = ["en_short", "tiny", "zh_mixed", "punct_numbers", "en_long"]
@@ -108,11 +109,11 @@ def test_warm_up_ladder_stays_inside_any_plan():
     for limits in ({"max_audio_seconds": 0.5, "max_text_tokens": 8}, {"max_audio_seconds": 7},
                    {"max_audio_seconds": 200, "max_new_tokens": 4}):
         m = qa.load_models(aligner=f"{FIXTURES}/aligner", asr=f"{FIXTURES}/asr", device="cpu", **limits)
-        m._warm_up()
+        _warm_up(m, m.tokenizers)
         assert m.memory_report()["allocations_after_load"] == 0
         plan = m._plan()
         seq = plan["models"]["aligner"]["seq_tokens"]
         n_audio = plan["models"]["aligner"]["audio_tokens"]
-        ids = m._warm_up_ids(m.tokenizers["aligner"], n_audio, None, plan)
+        ids = _warm_up_ids(m.tokenizers["aligner"], n_audio, None, plan)
         assert seq - 3 <= len(ids) <= seq, (limits, len(ids), seq)
         m.close()
