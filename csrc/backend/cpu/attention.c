@@ -14,7 +14,6 @@
  */
 #include <cblas.h>
 #include <math.h>
-#include <string.h>
 
 #include "cpu.h"
 
@@ -54,7 +53,7 @@ static void softmax_row(float *s, int64_t n, int64_t lo, int64_t hi)
 }
 
 /* K or V rows [j0, j0 + n) of kv head g as float32 rows of stride *ld: a view into kv (F32), or the rows
- * converted into buf (BF16: exact, bits << 16). */
+ * converted into buf (BF16: exact). */
 static const float *kv_rows(const void *kv, qa_dtype dt, int64_t ldk, int64_t g, int64_t Dh, int64_t j0, int64_t n,
                             float *buf, int64_t *ld)
 {
@@ -64,10 +63,7 @@ static const float *kv_rows(const void *kv, qa_dtype dt, int64_t ldk, int64_t g,
     }
     const uint16_t *src = (const uint16_t *)kv + j0 * ldk + g * Dh;
     for (int64_t j = 0; j < n; j++)
-        for (int64_t d = 0; d < Dh; d++) {
-            uint32_t u = (uint32_t)src[j * ldk + d] << 16;
-            memcpy(&buf[j * Dh + d], &u, sizeof u);
-        }
+        qa_cpu_bf16_to_f32(buf + j * Dh, src + j * ldk, Dh);
     *ld = Dh;
     return buf;
 }

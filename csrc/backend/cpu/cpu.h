@@ -27,6 +27,9 @@
  * NULL with QA_ERR_INTERNAL naming `what` when the engine gave less than scratch_need promised. */
 float *qa_cpu_scratch(qa_backend *be, int64_t offset, int64_t floats, const char *what, qa_err *e);
 
+/* dst[n] = src[n] read as bf16 bit patterns (exact: the bf16 is the upper half of the float's bits). */
+void qa_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
+
 /* Rows [r0, r0+rows) of W viewed as (N, K), as float32: F32 -> a pointer into W, BF16 -> converted
  * into `tile` (rows*K floats). */
 const float *qa_cpu_weight_rows(const qa_tensor *W, int64_t K, int64_t r0, int64_t rows, float *tile);
