@@ -66,8 +66,11 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("layernorm", S, [P, P, TP, TP, I64, I64, C.c_float, EP]),
     ("rmsnorm", S, [P, P, TP, I64, I64, C.c_float, EP]),
     ("rope", S, [P, I64, I64, I64, I64, C.c_float, EP]),
+    # API 6: q [T, H*Dh], kdst, vdst, kv dtype, k, v, q_norm, k_norm, T, H, Hk, Dh, pos0, pos (device or None),
+    # max_rows, theta, eps
+    ("qkv_prep", S, [P, P, P, C.c_int, P, P, TP, TP, I64, I64, I64, I64, I64, P, I64, C.c_float, C.c_float, EP]),
     ("add_sinusoid", S, [P, I64, I64, I64, EP]),
-    ("attention", S, [P, P, P, P, I64, I64, I64, I64, I64, I64, C.c_int, I64, EP]),
+    ("attention", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, I64, C.c_int, I64, EP]),  # kv dtype after v
     ("gelu", S, [P, P, I64, EP]),
     ("silu_mul", S, [P, P, P, I64, EP]),
     ("add", S, [P, P, P, I64, EP]),
@@ -79,9 +82,7 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("mel_tables", S, [P, P, EP]),
     ("log_mel", S, [P, P, I64, P, P, C.c_size_t, EP]),
     # API 4: decode steps with the position in backend memory, recorded steps
-    ("rope_at", S, [P, I64, I64, I64, P, C.c_float, EP]),
-    ("attention_at", S, [P, P, P, P, I64, I64, I64, I64, I64, P, EP]),
-    ("store_rows_at", S, [P, P, I64, I64, P, I64, EP]),
+    ("attention_at", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, P, EP]),
     ("argmax_at", S, [P, I64, P, P, I64, C.POINTER(C.c_int32), C.c_int, P, EP]),
     ("step_advance", S, [P, EP]),
     ("graph_begin", S, [EP]),

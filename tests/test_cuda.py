@@ -124,19 +124,24 @@ def test_rmsnorm_in_place(g, rng, T, D):
     assert_close_rel(g.get(xp, (T, D)), ref, 1e-5, "rmsnorm")
 
 
-def test_rope_neox_long_positions(g, rng):
-    T, H, Dh, pos0, theta = 50, 4, 128, 3000, 1e6
-    x = rng.standard_normal((T, H * Dh)).astype(np.float32)
-    xp = g.put(x)
-    g.call("rope", xp, T, H, Dh, pos0, theta)
-    half = Dh // 2
+def rope_ref(x, H, Dh, pos0, theta):
+    """float64 NeoX RoPE of x [T, H*Dh] at positions pos0.. with the reference's float32 inv_freq and angles."""
+    T, half = x.shape[0], Dh // 2
     expo = (np.arange(half) * 2).astype(np.float32) / np.float32(Dh)                  # arange(...).float() / dim
     inv = np.float32(1.0) / (np.float64(theta) ** expo.astype(np.float64)).astype(np.float32)  # as backend.h
     ang = (np.arange(pos0, pos0 + T, dtype=np.float32)[:, None] * inv[None, :]).astype(np.float64)  # fp32 angle
     c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
     v = x.reshape(T, H, Dh).astype(np.float64)
     ref = np.concatenate([v[..., :half] * c - v[..., half:] * s, v[..., half:] * c + v[..., :half] * s], -1)
-    assert_close_rel(g.get(xp, (T, H * Dh)), ref.reshape(T, H * Dh), 1e-5, "rope")
+    return ref.reshape(T, H * Dh)
+
+
+def test_rope_neox_long_positions(g, rng):
+    T, H, Dh, pos0, theta = 50, 4, 128, 3000, 1e6
+    x = rng.standard_normal((T, H * Dh)).astype(np.float32)
+    xp = g.put(x)
+    g.call("rope", xp, T, H, Dh, pos0, theta)
+    assert_close_rel(g.get(xp, (T, H * Dh)), rope_ref(x, H, Dh, pos0, theta), 1e-5, "rope")
 
 
 def test_add_sinusoid(g, rng):
@@ -207,7 +212,7 @@ def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
     v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
     ref = attention_ref(q, k, v, H, Hk, Dh, q0, causal, window)
     # FP32 sums over Tk keys: the rounding grows with the key count (Tk = 4100 reached 1.07e-5 on the CPU)
     tol = 1e-5 * max(1.0, Tk / 2048)
@@ -273,13 +278,13 @@ def test_attention_bf16_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0, c
     q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
     qp, kp, vp = g.put(q), g.put(k), g.put(v)
     out = g.empty((Tq, H * Dh))  # NaN-poisoned: an unwritten row fails the bound
-    g.call("attention", out, qp, kp, vp, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out, qp, kp, vp, F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
     got = g.get(out, (Tq, H * Dh))
     assert_tc_close(got, q, k, v, case, f"tc attention Tq={Tq} Tk={Tk} H={H} Dh={Dh} q0={q0} c={causal} w={window}")
     # and against the FP32 kernel on the unrounded operands
     g.be.dtype = F32
     out32 = g.empty((Tq, H * Dh))
-    g.call("attention", out32, qp, kp, vp, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out32, qp, kp, vp, F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
     assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 2e-2, "tc vs fp32 attention")
 
 
@@ -287,7 +292,7 @@ WMMA_CHILD = r"""
 import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from cuda_util import BF16, Cuda
+from cuda_util import BF16, F32, Cuda
 d = np.load({inputs!r})
 g = Cuda(block_bytes=256 << 20)
 g.be.dtype = BF16
@@ -297,7 +302,7 @@ for n in range(len(d.files) // 4):
     Tq, Tk, H, Hk, Dh, q0, causal, window = case
     g.reset()
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
     outs["out%d" % n] = g.get(out, (Tq, H * Dh))
 np.savez({outputs!r}, **outs)
 print("WMMA DONE")
@@ -316,7 +321,7 @@ def test_attention_wmma_switch_agrees(bf16_backend, rng, tmp_path):
         arrays.update({"q%d" % n: q, "k%d" % n: k, "v%d" % n: v, "case%d" % n: np.array(case)})
         g.reset()
         out = g.empty((Tq, H * Dh))
-        g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, causal, window)
+        g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
         mine.append(g.get(out, (Tq, H * Dh)))
     inputs, outputs = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
     np.savez(inputs, **arrays)
@@ -336,7 +341,7 @@ TIMING_CHILD = r"""
 import sys, time
 import numpy as np
 sys.path.insert(0, {tests!r})
-from cuda_util import BF16, Cuda
+from cuda_util import BF16, F32, Cuda
 T, H, Hk, Dh = {shape!r}
 g = Cuda(block_bytes=512 << 20)
 g.reset()
@@ -344,11 +349,11 @@ g.be.dtype = BF16
 rng = np.random.default_rng(0)
 q, k = g.put(rng.standard_normal((T, H * Dh), np.float32)), g.put(rng.standard_normal((T, Hk * Dh), np.float32))
 out = g.empty((T, H * Dh))
-g.call("attention", out, q, k, k, T, T, H, Hk, Dh, 0, 1, 0)
+g.call("attention", out, q, k, k, F32, T, T, H, Hk, Dh, 0, 1, 0)
 g.call("sync")
 t0 = time.perf_counter()
 for _ in range(3):
-    g.call("attention", out, q, k, k, T, T, H, Hk, Dh, 0, 1, 0)
+    g.call("attention", out, q, k, k, F32, T, T, H, Hk, Dh, 0, 1, 0)
 g.call("sync")
 print("MS %.3f" % ((time.perf_counter() - t0) / 3 * 1e3))
 """
@@ -367,11 +372,11 @@ def test_attention_tc_decoder_timing(bf16_backend, rng):
     flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
 
     def timed(reps=3):
-        g.call("attention", out, qp, kp, vp, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
+        g.call("attention", out, qp, kp, vp, F32, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
         g.call("sync")
         t0 = time.perf_counter()
         for _ in range(reps):
-            g.call("attention", out, qp, kp, vp, T, T, H, Hk, Dh, 0, 1, 0)
+            g.call("attention", out, qp, kp, vp, F32, T, T, H, Hk, Dh, 0, 1, 0)
         g.call("sync")
         return (time.perf_counter() - t0) / reps * 1e3
 
@@ -399,7 +404,7 @@ def test_attention_bf16_few_rows_stay_fp32(bf16_backend, rng):
         k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
         v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
         out = g.empty((Tq, H * Dh))
-        g.call("attention", out, g.put(q), g.put(k), g.put(v), Tq, Tk, H, Hk, Dh, q0, 1, 0)
+        g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, 1, 0)
         ref = attention_ref(q, k, v, H, Hk, Dh, q0, 1, 0)
         assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5, f"bf16-mode attention Tq={Tq} Dh={Dh}")
 
@@ -624,46 +629,176 @@ def _state(g, pos, index=0, min_new=0):
     return g.put(np.array([pos, index, min_new, 0], np.int32))
 
 
-def test_rope_at_equals_rope(g, rng):
-    T, H, Dh = 2, 4, 128
-    x = rng.standard_normal((T, H * Dh)).astype(np.float32)
-    for pos in (0, 17, 4095):
-        a, b = g.put(x), g.put(x)
-        g.call("rope", a, T, H, Dh, pos, 1e6)
-        g.call("rope_at", b, T, H, Dh, _state(g, pos), 1e6)
-        np.testing.assert_array_equal(g.get(b, (T, H * Dh)), g.get(a, (T, H * Dh)), err_msg=f"rope_at pos {pos}")
+def put_kv(g, x, kv_dtype):
+    """K or V rows on the device in the cache dtype (BF16: rounded to nearest even, as qkv_prep stores them)."""
+    return g.put(to_bf16_bits(x) if kv_dtype == BF16 else x)
+
+
+def kv_values(x, kv_dtype):
+    """The values attention reads from put_kv's rows (BF16 -> FP32 is exact)."""
+    return bf16_round(x) if kv_dtype == BF16 else x
 
 
 @pytest.mark.parametrize("H,Hk,Dh", [(16, 8, 128), (4, 2, 16)])
-def test_attention_at_equals_attention(g, rng, H, Hk, Dh):
+@pytest.mark.parametrize("kvdt", [F32, BF16])
+def test_attention_at_equals_attention(g, rng, H, Hk, Dh, kvdt):
     """The device-position decode attention gives bit for bit the host-position call's numbers (same
-    slices of keys), whatever rows of the cache past the position hold."""
+    slices of keys), whatever rows of the cache past the position hold; with a BF16 cache (issue #6) the
+    FP32 math on the exactly converted rows stays within the FP32 bound of the float64 reference."""
     max_kv = 3000
     q = (rng.standard_normal((1, H * Dh)) * 2).astype(np.float32)
     k = (rng.standard_normal((max_kv, Hk * Dh)) * 2).astype(np.float32)
     v = rng.standard_normal((max_kv, Hk * Dh)).astype(np.float32)
-    qp, kp, vp = g.put(q), g.put(k), g.put(v)
+    qp, kp, vp = g.put(q), put_kv(g, k, kvdt), put_kv(g, v, kvdt)
+    kr, vr = kv_values(k, kvdt), kv_values(v, kvdt)
     for pos in (0, 31, 32, 700, 2047, max_kv - 1):
         a, b = g.empty((1, H * Dh)), g.empty((1, H * Dh))
-        g.call("attention", a, qp, kp, vp, 1, pos + 1, H, Hk, Dh, pos, 1, 0)
-        g.call("attention_at", b, qp, kp, vp, 1, max_kv, H, Hk, Dh, _state(g, pos))
+        g.call("attention", a, qp, kp, vp, kvdt, 1, pos + 1, H, Hk, Dh, pos, 1, 0)
+        g.call("attention_at", b, qp, kp, vp, kvdt, 1, max_kv, H, Hk, Dh, _state(g, pos))
         got = g.get(b, (1, H * Dh))
         np.testing.assert_array_equal(got, g.get(a, (1, H * Dh)), err_msg=f"attention_at pos {pos}")
-        ref = attention_ref(q, k[:pos + 1], v[:pos + 1], H, Hk, Dh, pos, 1, 0)
-        assert_close_rel(got, ref, 1e-5, f"attention_at pos {pos}")
+        ref = attention_ref(q, kr[:pos + 1], vr[:pos + 1], H, Hk, Dh, pos, 1, 0)
+        assert_close_rel(got, ref, 1e-5, f"attention_at pos {pos} kv {kvdt}")
 
 
-def test_store_rows_at(g, rng):
-    rows, W = 10, 24
-    cache = np.full((rows, W), -1.0, np.float32)
-    src = rng.standard_normal((2, W)).astype(np.float32)
-    cp, sp = g.put(cache), g.put(src)
-    g.call("store_rows_at", cp, sp, 2, W, _state(g, 3), rows)
-    g.call("store_rows_at", cp, sp, 2, W, _state(g, rows - 1), rows)  # the second row falls off: skipped
-    want = cache.copy()
-    want[3:5] = src
-    want[rows - 1] = src[0]
-    np.testing.assert_array_equal(g.get(cp, (rows, W)), want)
+# ---- BF16 K / V (the KV cache of a bfloat16 engine, issue #6) --------------------------------------
+
+
+@pytest.mark.parametrize("Tq,Tk,H,Hk,Dh,q0", [
+    (77, 77, 4, 2, 128, 0),        # prefill, FP32 kernel (attention.cu) with BF16 loads
+    (3, 200, 4, 2, 128, 197),      # a few rows continuing a cache
+    (50, 50, 4, 2, 16, 0),         # the fixtures' head dim
+    (1, 1000, 16, 8, 128, 999),    # one row: the split-K decode kernel (attention_decode.cu)
+    (1, 37, 4, 2, 16, 36),         # decode, the fixtures' shapes
+    (1, 4100, 4, 2, 128, 4099),    # decode over more keys than 64 slices of 32
+])
+def test_attention_bf16_kv_fp32_math(g, rng, Tq, Tk, H, Hk, Dh, q0):
+    """dtype=float32 math over a BF16 cache: the FP32 kernels read BF16 K / V exactly, so the FP32 bound holds
+    against float64 on the BF16-rounded K / V."""
+    q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
+    out = g.empty((Tq, H * Dh))
+    g.call("attention", out, g.put(q), put_kv(g, k, BF16), put_kv(g, v, BF16), BF16, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+    ref = attention_ref(q, bf16_round(k), bf16_round(v), H, Hk, Dh, q0, 1, 0)
+    assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5 * max(1.0, Tk / 2048), f"bf16-kv attention Tq={Tq} Tk={Tk}")
+
+
+@pytest.mark.parametrize("Tq,Tk,H,Hk,Dh,q0", [
+    (200, 200, 16, 8, 128, 0),     # the ASR prefill shape on tensor cores (mma.sync, cp.async of BF16 rows)
+    (100, 1037, 16, 8, 128, 937),  # continuing a cache, Tk % 64 = 13
+    (17, 17, 4, 2, 128, 0),        # one partial block and tile
+    (130, 130, 4, 2, 64, 0),       # Dh 64
+    (3, 200, 4, 2, 128, 197),      # few rows stay on the FP32 kernel in bf16 mode
+    (50, 50, 4, 2, 16, 0),         # Dh 16: the FP32 kernel in bf16 mode
+])
+def test_attention_bf16_kv_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0):
+    """dtype=bfloat16 with a BF16 cache: against float64 on BF16-rounded operands (assert_tc_close's bounds),
+    and close to the same call with the FP32 copies of the rounded K / V."""
+    g = bf16_backend
+    q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
+    kr, vr = bf16_round(k), bf16_round(v)
+    qp = g.put(q)
+    out = g.empty((Tq, H * Dh))
+    g.call("attention", out, qp, put_kv(g, k, BF16), put_kv(g, v, BF16), BF16, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+    got = g.get(out, (Tq, H * Dh))
+    what = f"bf16-kv tc attention Tq={Tq} Tk={Tk} Dh={Dh}"
+    if Tq < 16 or Dh not in (64, 128):  # backend.cu: the FP32 kernel, exact BF16 loads
+        assert_close_rel(got, attention_ref(q, kr, vr, H, Hk, Dh, q0, 1, 0), 1e-5, what)
+    else:
+        assert_tc_close(got, q, kr, vr, (Tq, Tk, H, Hk, Dh, q0, 1, 0), what)
+    out32 = g.empty((Tq, H * Dh))  # the rounded values as an FP32 K / V: the kernel rounds them to themselves
+    g.call("attention", out32, qp, g.put(kr), g.put(vr), F32, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+    assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 1e-5 if SHIM else 1e-2, what + " vs f32 kv")
+
+
+# ---- qkv_prep: per-head q / k norm + RoPE + K / V rows into the cache (backend.h API 6) ------------------
+
+
+def qkv_inputs(rng, T, H, Hk, Dh):
+    q = (rng.standard_normal((T, H * Dh)) * 3).astype(np.float32)
+    k = (rng.standard_normal((T, Hk * Dh)) * 3).astype(np.float32)
+    v = rng.standard_normal((T, Hk * Dh)).astype(np.float32)
+    qw, kw = (1 + 0.3 * rng.standard_normal((2, Dh))).astype(np.float32)
+    return q, k, v, qw, kw
+
+
+def qkv_ref(x, w, heads, Dh, pos0, theta, eps):
+    """float64 RoPE(RMSNorm(head) * w) of every head of x [T, heads*Dh] (Qwen3Attention: norm before RoPE)."""
+    x64 = x.astype(np.float64).reshape(len(x), heads, Dh)
+    y = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + eps) * w
+    return rope_ref(y.reshape(len(x), heads * Dh), heads, Dh, pos0, theta)
+
+
+@pytest.mark.parametrize("T,H,Hk,Dh,pos0", [(5, 4, 2, 128, 0), (3, 16, 8, 128, 3000), (1, 16, 8, 128, 4095),
+                                            (7, 4, 2, 16, 11), (2, 4, 4, 64, 60)])
+@pytest.mark.parametrize("kvdt", [F32, BF16])
+@pytest.mark.parametrize("device_pos", [False, True])
+def test_qkv_prep(g, rng, T, H, Hk, Dh, pos0, kvdt, device_pos):
+    """q normalised and rotated in place, K / V rows stored at their positions in the cache dtype; rows of the
+    cache outside [pos0, pos0 + T) keep their poison; BF16 rows are the round-to-nearest-even of the FP32 ones."""
+    theta, eps, KD = 1e6, 1e-6, Hk * Dh
+    rows = pos0 + T + 3
+    q, k, v, qw, kw = qkv_inputs(rng, T, H, Hk, Dh)
+    kp, vp, qwt, kwt = g.put(k), g.put(v), g.tensor(qw), g.tensor(kw)
+    outs, fills = {}, {}
+    for dt in sorted({F32, kvdt}):
+        fills[dt] = np.full((rows, KD), 0x7FC1, np.uint16) if dt == BF16 else np.full((rows, KD), np.nan, np.float32)
+        qp, kc, vc = g.put(q), g.put(fills[dt]), g.put(fills[dt])
+        pos, p0 = (_state(g, pos0), 0) if device_pos else (None, pos0)
+        g.call("qkv_prep", qp, kc, vc, dt, kp, vp, qwt, kwt, T, H, Hk, Dh, p0, pos, rows, theta, eps)
+        nd = fills[dt].dtype
+        outs[dt] = g.get(qp, (T, H * Dh)), g.get(kc, (rows, KD), nd), g.get(vc, (rows, KD), nd)
+    gq, gk, gv = outs[F32]
+    assert_close_rel(gq, qkv_ref(q, qw, H, Dh, pos0, theta, eps), 1e-5, "qkv_prep q")
+    assert_close_rel(gk[pos0:pos0 + T], qkv_ref(k, kw, Hk, Dh, pos0, theta, eps), 1e-5, "qkv_prep k")
+    np.testing.assert_array_equal(gv[pos0:pos0 + T], v)
+    bq, bk, bv = outs[kvdt]
+    np.testing.assert_array_equal(bq, gq)  # q is FP32 whatever the cache dtype
+    if kvdt == BF16:
+        # the same arithmetic, rounded once more: equal bits (a different FMA contraction between the two kernel
+        # instantiations could move an FP32 value across a BF16 rounding midpoint: 1 unit, rarely)
+        step = np.abs(bk[pos0:pos0 + T].astype(np.int32) - to_bf16_bits(gk[pos0:pos0 + T]).astype(np.int32))
+        assert step.max() <= 1 and (step > 0).mean() <= 1e-3, f"BF16 k rows: {(step > 0).sum()} differ"
+        np.testing.assert_array_equal(bv[pos0:pos0 + T], to_bf16_bits(v))
+    outside = np.r_[0:pos0, pos0 + T:rows]
+    for dt, (_, ok, ov) in outs.items():
+        bits = fills[dt].view(np.uint16 if dt == BF16 else np.uint32)[outside]
+        for name, got in (("k", ok), ("v", ov)):
+            np.testing.assert_array_equal(got.view(bits.dtype)[outside], bits, err_msg=f"{name} {dt}: row outside written")
+
+
+def test_qkv_prep_device_pos_equals_host_pos_and_skips_rows_past_the_cache(g, rng):
+    """The device position gives the host position's bits; a row whose position falls at or past max_rows is
+    not stored (its q still is), so a cache of max_rows rows is never overrun."""
+    T, H, Hk, Dh, rows, theta, eps = 3, 4, 2, 128, 10, 1e6, 1e-6
+    q, k, v, qw, kw = qkv_inputs(rng, T, H, Hk, Dh)
+    args = (g.put(k), g.put(v), g.tensor(qw), g.tensor(kw), T, H, Hk, Dh)
+    got = []
+    for pos in ((None, rows - 2), (_state(g, rows - 2), 0)):  # rows 8, 9 stored; row 10 is past the cache
+        qp, kc, vc = g.put(q), g.put(np.zeros((rows, Hk * Dh), np.uint16)), g.put(np.zeros((rows, Hk * Dh), np.uint16))
+        g.call("qkv_prep", qp, kc, vc, BF16, *args, pos[1], pos[0], rows, theta, eps)
+        got.append((g.get(qp, (T, H * Dh)), g.get(kc, (rows, Hk * Dh), np.uint16), g.get(vc, (rows, Hk * Dh), np.uint16)))
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a, b)
+    gq, gk, gv = got[0]
+    assert_close_rel(gq, qkv_ref(q, qw, H, Dh, rows - 2, theta, eps), 1e-5, "q of all rows")
+    assert not gk[:rows - 2].any() and not gv[:rows - 2].any()
+    np.testing.assert_array_equal(gv[rows - 2:], to_bf16_bits(v[:2]))
+    stored_k = (gk[rows - 2:].astype(np.uint32) << 16).view(np.float32)  # BF16 -> FP32, exact
+    assert_close_rel(stored_k, qkv_ref(k[:2], kw, Hk, Dh, rows - 2, theta, eps), 2 ** -8, "stored BF16 k rows")
+
+
+def test_qkv_prep_in_place_f32(g, rng):
+    """kdst == k and vdst == v (FP32, positions from 0: backend.h's allowed aliasing) equal separate outputs."""
+    T, H, Hk, Dh = 6, 4, 2, 128
+    q, k, v, qw, kw = qkv_inputs(rng, T, H, Hk, Dh)
+    qwt, kwt = g.tensor(qw), g.tensor(kw)
+    qa, kp, vp, ka, va = g.put(q), g.put(k), g.put(v), g.empty((T, Hk * Dh)), g.empty((T, Hk * Dh))
+    g.call("qkv_prep", qa, ka, va, F32, kp, vp, qwt, kwt, T, H, Hk, Dh, 0, None, T, 1e6, 1e-6)
+    qb, kb, vb = g.put(q), g.put(k), g.put(v)
+    g.call("qkv_prep", qb, kb, vb, F32, kb, vb, qwt, kwt, T, H, Hk, Dh, 0, None, T, 1e6, 1e-6)
+    np.testing.assert_array_equal(g.get(qb, (T, H * Dh)), g.get(qa, (T, H * Dh)))
+    for sep, same in ((ka, kb), (va, vb)):
+        np.testing.assert_array_equal(g.get(same, (T, Hk * Dh)), g.get(sep, (T, Hk * Dh)))
 
 
 def test_argmax_at_and_step_advance(g, rng):
@@ -688,28 +823,30 @@ def test_argmax_at_and_step_advance(g, rng):
 
 @gpu_only
 def test_graph_replays_with_the_state_read_at_launch(g, rng):
-    """A recorded rope_at + store_rows_at + step_advance replayed 3 times writes 3 different rows: the
-    position comes from the state when the graph runs, not when it was recorded."""
-    H, Dh, rows = 2, 64, 8
-    x = rng.standard_normal((1, H * Dh)).astype(np.float32)
-    xp, tmp, cache = g.put(x), g.empty((1, H * Dh)), g.put(np.zeros((rows, H * Dh), np.float32))
+    """A recorded qkv_prep (device position, BF16 cache) + step_advance replayed 3 times writes 3 different
+    rows: the position comes from the state when the graph runs, not when it was recorded."""
+    H, Hk, Dh, rows = 2, 1, 64, 8
+    q, k, v, qw, kw = qkv_inputs(rng, 1, H, Hk, Dh)
+    qp, kp, vp, qwt, kwt = g.put(q), g.put(k), g.put(v), g.tensor(qw), g.tensor(kw)
+    tmp = g.empty((1, H * Dh))
+    kc, vc = g.put(np.zeros((rows, Hk * Dh), np.uint16)), g.put(np.zeros((rows, Hk * Dh), np.uint16))
     st = _state(g, 2)
     g.call("graph_begin")
-    g.call("copy", tmp, xp, x.nbytes, 2)
-    g.call("rope_at", tmp, 1, H, Dh, st, 1e6)
-    g.call("store_rows_at", cache, tmp, 1, H * Dh, st, rows)
+    g.call("copy", tmp, qp, q.nbytes, 2)
+    g.call("qkv_prep", tmp, kc, vc, BF16, kp, vp, qwt, kwt, 1, H, Hk, Dh, 0, st, rows, 1e6, 1e-6)
     g.call("step_advance", st)
     g.call("graph_end", 1, st)
-    assert g.be.graph_ready(g.addr, 1, st) == 1 and g.be.graph_ready(g.addr, 1, xp) == 0
+    assert g.be.graph_ready(g.addr, 1, st) == 1 and g.be.graph_ready(g.addr, 1, qp) == 0
     assert g.stats().graph_instantiations >= 1
     for _ in range(3):
         g.call("graph_launch", 1)
-    got = g.get(cache, (rows, H * Dh))
+    got_k, got_v = g.get(kc, (rows, Hk * Dh), np.uint16), g.get(vc, (rows, Hk * Dh), np.uint16)
     for pos in (2, 3, 4):
-        ref = g.put(x)
-        g.call("rope", ref, 1, H, Dh, pos, 1e6)
-        np.testing.assert_array_equal(got[pos], g.get(ref, (1, H * Dh))[0], err_msg=f"row {pos}")
-    assert not got[[0, 1, 5, 6, 7]].any()
+        ref, ref_v = g.put(np.zeros((rows, Hk * Dh), np.uint16)), g.put(np.zeros((rows, Hk * Dh), np.uint16))
+        g.call("qkv_prep", g.put(q), ref, ref_v, BF16, kp, vp, qwt, kwt, 1, H, Hk, Dh, pos, None, rows, 1e6, 1e-6)
+        np.testing.assert_array_equal(got_k[pos], g.get(ref, (rows, Hk * Dh), np.uint16)[pos], err_msg=f"row {pos}")
+        np.testing.assert_array_equal(got_v[pos], to_bf16_bits(v)[0], err_msg=f"v row {pos}")
+    assert not got_k[[0, 1, 5, 6, 7]].any() and not got_v[[0, 1, 5, 6, 7]].any()
     assert g.get(st, 4, np.int32)[:2].tolist() == [5, 3]
 
 
@@ -728,13 +865,16 @@ def test_ops_allocate_nothing(g, rng):
     w = g.tensor((rng.standard_normal((8, 5, 3, 3)) / 6).astype(np.float32), BF16)
     c_in, c_out = g.put(rng.standard_normal((2, 5, 20, 15)).astype(np.float32)), g.empty((2, 8, 10, 8))
     eye = g.tensor(np.eye(1024, dtype=np.float32))  # an FP32 GEMM too
+    nw, kc, vc = g.tensor(np.ones(128, np.float32)), g.empty((512, 1024), np.float16), g.empty((512, 1024), np.float16)
     for it in range(4):
         if it == 1:
             g.call("sync")
             before, free0 = g.stats(), g.mem_info()[0]  # taking views of the one block allocates nothing
         g.call("gemm", y, x, W, None, 512, 1024, 3072, 0, 0)
         g.call("gemm", kv, x, eye, None, 512, 1024, 1024, 0, 0)
-        g.call("attention", o, q, kv, kv, 512, 512, 16, 8, 128, 0, 1, 0)
+        g.call("attention", o, q, kv, kv, F32, 512, 512, 16, 8, 128, 0, 1, 0)
+        g.call("qkv_prep", q, kc, vc, BF16, kv, kv, nw, nw, 512, 16, 8, 128, 0, None, 512, 1e6, 1e-6)  # a BF16 cache
+        g.call("attention", o, q, kc, vc, BF16, 512, 512, 16, 8, 128, 0, 1, 0)
         g.call("conv2d", c_out, c_in, w, None, 2, 5, 20, 15, 8, 1)
     g.call("sync")
     after, free1 = g.stats(), g.mem_info()[0]
@@ -746,12 +886,12 @@ def test_ops_allocate_nothing(g, rng):
 BROKEN = r"""
 import ctypes, sys
 sys.path.insert(0, {tests!r})
-from cuda_util import Cuda
+from cuda_util import F32, Cuda
 g = Cuda(block_bytes=64 << 20)
 g.reset(dict(max_kv=64, max_q=64, max_heads=1, max_gemm_k=64, max_gemm_n=64, max_im2col=64))
 bad = 0x10  # not a device address: an illegal address, a sticky error
 try:
-    g.call("attention", bad, bad, bad, bad, 64, 64, 1, 1, 64, 0, 1, 0)
+    g.call("attention", bad, bad, bad, bad, F32, 64, 64, 1, 1, 64, 0, 1, 0)
     g.call("sync")
 except AssertionError as ex:
     print("FIRST", ex)

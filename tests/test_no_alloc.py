@@ -1,6 +1,7 @@
 """After load, requests take memory only from the arena: the host allocation counter does not move, and
 the workspace peak of a request at the plan's limits is exactly what the plan computed."""
 import numpy as np
+import pytest
 
 from conftest import FIXTURES, npy
 from engine_util import features
@@ -66,6 +67,25 @@ def test_asr_workspace_peak_equals_plan_at_the_limits():
     rep = m._memory_report()
     assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
     assert rep["allocations_after_load"] == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_asr_decoder_peak_equals_plan_with_a_long_prompt(dtype):
+    """A short clip with a long text context makes the decoder's prefill the workspace peak (q, the attention
+    output holding the k / v projections; K / V go to the cache of the compute dtype): planned == used."""
+    from qwen3align._qwen3align import Models
+
+    m = Models(asr=f"{FIXTURES}/asr", max_audio_seconds_asr=0.5, max_new_tokens=2, max_text_tokens=3000,
+               dtype=dtype)
+    plan = m._plan()["models"]["asr"]
+    frames, n_audio = plan["mel_frames"], plan["audio_tokens"]
+    ids = np.array([151644, 8948, 198] + [151676] * n_audio + [198] * (plan["seq_tokens"] - n_audio - 3), np.int32)
+    feat = np.random.default_rng(3).standard_normal((128, frames)).astype(np.float32)
+    out, _ = m.asr_generate(feat, frames, ids, 2, 2)
+    assert len(out) == 2
+    rep = m._memory_report()
+    assert rep["regions_peak"]["workspace"] == rep["regions"]["workspace"], rep
+    m.close()
 
 
 def test_scoped_counter_sees_an_engine_allocation():

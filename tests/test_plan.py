@@ -85,13 +85,24 @@ def test_audio_token_counts(seconds, tokens):
     assert p["models"]["asr"]["mel_frames"] == max(int(round(seconds * 16000)), 8000) // 160
 
 
-# the KV cache is float32 whatever the weight dtype (the engine's attention reads float32 K/V)
-@pytest.mark.parametrize("dtype,per_token", [("float32", 229_376), ("bfloat16", 229_376)])
+# the KV cache has the compute dtype (issue #6): 28 layers x K, V x 8 kv heads x 128 x 4 or 2 bytes a position
+@pytest.mark.parametrize("dtype,per_token", [("float32", 28 * 2 * 8 * 128 * 4), ("bfloat16", 28 * 2 * 8 * 128 * 2)])
 def test_kv_cache_bytes(dtype, per_token):
     p = qa.plan(asr="Qwen3-ASR-1.7B", max_audio_seconds=60, max_new_tokens=500, dtype=dtype, device="cpu")
     m = p["models"]["asr"]
     assert m["seq_tokens"] == 15 + 16 + 780 + 256  # fixed prompt + language + audio + context
     assert p["regions"]["kv/asr"] == aligned(per_token * (m["seq_tokens"] + 500)) == m["kv_bytes"]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_bf16_kv_cache_is_half_the_float32_one(device):
+    """At the issue-6 limits (300 s, 1024 new tokens) the FP32 cache of the 1.7B ASR is ~1.1 GiB; BF16 halves it
+    exactly, on every device (the region is a multiple of 256 bytes either way)."""
+    kw = dict(asr="Qwen3-ASR-1.7B", max_audio_seconds=300, max_new_tokens=1024, device=device)
+    f32, bf16 = qa.plan(dtype="float32", **kw), qa.plan(dtype="bfloat16", **kw)
+    assert f32["regions"]["kv/asr"] == 2 * bf16["regions"]["kv/asr"]
+    assert f32["models"]["asr"]["kv_bytes"] == 2 * bf16["models"]["asr"]["kv_bytes"]
+    assert f32["regions"]["kv/asr"] > 1100 * 2**20
 
 
 def test_aligner_text_tokens_default_and_limits():

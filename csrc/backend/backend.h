@@ -41,8 +41,10 @@
 #include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 5 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
-                                  * 5: decode-step state ops, graphs and decode_mode (layout changes) */
+#define QA_BACKEND_API_VERSION 6 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
+                                  * 5: decode-step state ops, graphs and decode_mode (layout changes);
+                                  * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
+                                  *    decoder's rope_at / store_rows_at (layout and signatures change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -172,6 +174,25 @@ struct qa_backend {
     qa_status (*rope)(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
                       float theta, qa_err *e);
 
+    /* The decoder's q / k / v of one layer in one op (API 6; one launch instead of norm, norm, rope,
+     * rope and two row stores). Row t < T has position p = (pos ? pos[0] : pos0) + t; pos (int32 in
+     * backend memory, may be NULL) is read when the op runs, so a recorded decode step serves every
+     * position. With the arithmetic of rmsnorm then rope above (Qwen3Attention: q_norm / k_norm over
+     * each head BEFORE RoPE, MODEL_FACTS §5), per head:
+     *   q[t, h]    <- rope_p(rmsnorm(q[t, h]) · q_norm)                 in place, float32, h < H
+     *   kdst[p, g] <- kv_dtype(rope_p(rmsnorm(k[t, g]) · k_norm))        g < Hk
+     *   vdst[p, g] <- kv_dtype(v[t, g])
+     * q [T, H·Dh], k, v [T, Hk·Dh] float32; kdst, vdst [max_rows, Hk·Dh] of kv_dtype (QA_F32, or QA_BF16
+     * rounded to nearest even: a BF16 KV cache). Rows p outside [0, max_rows) of kdst / vdst are not
+     * written (q is); the engine keeps them inside. q_norm, k_norm: F32 (Dh).
+     * Aliasing: kdst may be k and vdst may be v only when kv_dtype is QA_F32, pos is NULL and pos0 is 0
+     * (every row goes back to where it came from); otherwise the outputs must not overlap the inputs.
+     * CUDA builds Dh % 4 == 0, Dh <= 256; the CPU any even Dh <= 1024. */
+    qa_status (*qkv_prep)(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype kv_dtype, const float *k,
+                          const float *v, const qa_tensor *q_norm, const qa_tensor *k_norm, int64_t T, int64_t H,
+                          int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,
+                          float eps, qa_err *e);
+
     /* In place x[T,E] += sinusoid(t mod period) (Whisper/Qwen3-ASR SinusoidsPositionEmbedding):
      * half = E/2, inc = ln(10000)/(half−1), inv[i] = exp(−inc·i), row p = [sin(p·inv), cos(p·inv)]
      * (concatenated, float32). period = tokens per 100-frame chunk (13): positions restart per chunk. */
@@ -181,16 +202,18 @@ struct qa_backend {
     /* ---- attention ------------------------------------------------------------------------ */
 
     /* out[Tq, H·Dh] = softmax(q·kᵀ / sqrt(Dh) + mask) · v, per head, GQA: query head h reads kv head
-     * h / (H/Hk) (repeat_kv). q[Tq, H·Dh]; k, v[Tkv, Hk·Dh] (a KV cache's first Tkv rows work as is).
+     * h / (H/Hk) (repeat_kv). q[Tq, H·Dh] float32; k, v[Tkv, Hk·Dh] of kv_dtype: QA_F32, or QA_BF16 (a
+     * BF16 KV cache: the values are read as the float32 they convert to, exactly); a KV cache's first
+     * Tkv rows work as is.
      * Query row i has absolute position q_pos0 + i; key row j has position j.
      * causal != 0: key j visible iff j <= q_pos0 + i.
      * window > 0: key j visible iff j / window == (q_pos0 + i) / window (the encoder's cu_seqlens:
      *   bidirectional inside consecutive windows of `window` tokens, last one shorter, none across).
      * Both may be combined; every query row must see at least one key. Never materialises a Tq×Tkv
      * matrix for the whole sequence (tiles of at most scratch_need's size). */
-    qa_status (*attention)(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                           int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
-                           int causal, int64_t window, qa_err *e);
+    qa_status (*attention)(qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                           qa_dtype kv_dtype, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
+                           int64_t q_pos0, int causal, int64_t window, qa_err *e);
 
     /* ---- elementwise ---------------------------------------------------------------------- */
 
@@ -257,24 +280,16 @@ struct qa_backend {
                          void *work, size_t work_bytes, qa_err *e);
 
     /* ---- decode steps with the position in backend memory (API 4) -------------------------------
-     * The same math as rope / attention / argmax above, with pos = state[QA_STEP_POS] read by the
-     * op when it runs (not when it is enqueued), so a recorded step stays valid for every step. */
-
-    /* rope with row t at position pos[0] + t (pos: int32 in backend memory). */
-    qa_status (*rope_at)(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
-                         float theta, qa_err *e);
+     * The same math as attention / argmax above, with pos = state[QA_STEP_POS] read by the op when it
+     * runs (not when it is enqueued), so a recorded step stays valid for every step (qkv_prep above
+     * takes such a pos too). */
 
     /* Causal attention of Tq query rows at positions pos[0] + i over the first pos[0] + Tq rows of k, v
-     * (a KV cache of max_kv rows; pos[0] + Tq <= max_kv): attention(..., Tkv = pos[0] + Tq,
+     * (a KV cache of max_kv rows of kv_dtype; pos[0] + Tq <= max_kv): attention(..., Tkv = pos[0] + Tq,
      * q_pos0 = pos[0], causal = 1, window = 0), same numbers. */
-    qa_status (*attention_at)(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                              int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
-                              qa_err *e);
-
-    /* dst[(pos[0] + t)·W + i] = src[t·W + i] for t < T, i < W: new K / V rows into a cache of max_rows
-     * rows (rows at or past max_rows are not written; the engine keeps pos[0] + T <= max_rows). */
-    qa_status (*store_rows_at)(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
-                               const int32_t *pos, int64_t max_rows, qa_err *e);
+    qa_status (*attention_at)(qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                              qa_dtype kv_dtype, int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
+                              const int32_t *pos, qa_err *e);
 
     /* Greedy pick of one logits row x[V] for decode step i = state[QA_STEP_INDEX]: argmax (R = 1, no
      * prob) with the suppress ids (HOST array) applied only while i < state[QA_STEP_MIN_NEW]; the id goes

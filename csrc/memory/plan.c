@@ -87,13 +87,16 @@ size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, in
            max2(qa_plan_workspace_mel(mel_frames), fb(N * c->text.hidden) + qa_plan_workspace_encoder(c, mel_frames));
 }
 
-/* Text layers over T rows (model/decoder.c): h [T, D]; then q, attn [T, H·Dh] (+ k, v [T, Hk·Dh]
- * without a cache: with one they are written into the kv region), or gate, up [min(T,512), F]. */
-size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache)
+/* Text layers over T rows (model/decoder.c): h [T, D]; then q [T, H·Dh] and the attention output
+ * [T, H·Dh], widened to hold the float32 k, v projections [T, Hk·Dh] each until qkv_prep stores them
+ * (+ the stored K, V [T, Hk·Dh] of the compute dtype without a cache: with one they go into the kv
+ * region), or gate, up [min(T,512), F]. */
+size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache, qa_dtype dtype)
 {
     const qa_text_config *t = &c->text;
     int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
-    size_t attn = 2 * fb(T * QD) + (with_cache ? 0 : 2 * fb(T * KD));
+    size_t stored = with_cache ? 0 : 2 * qa_align_up((size_t)(T * KD) * qa_dtype_size(dtype));
+    size_t attn = fb(T * QD) + max2(fb(T * QD), 2 * fb(T * KD)) + stored;
     size_t mlp = 2 * fb(min64(T, QA_MLP_TILE) * t->inter);
     return fb(T * t->hidden) + max2(attn, mlp);
 }
@@ -106,32 +109,23 @@ size_t qa_plan_workspace_head(const qa_model_config *c, int64_t n)
 }
 
 /* Aligner request: x [T, D] throughout, then the inputs, decoder or head stage. */
-size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n)
+size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n, qa_dtype dtype)
 {
     return fb(T * c->text.hidden) + max3(qa_plan_workspace_inputs(c, mel_frames, T),
-                                         qa_plan_workspace_decoder(c, T, 0), qa_plan_workspace_head(c, n));
-}
-
-/* One decode row with the position on the device (model/decoder.c qa_decoder_step_at): h [D]; then
- * q, attn [H·Dh] and the new k, v rows [Hk·Dh] (stored into the cache by store_rows_at), or gate, up [F].
- * At least qa_plan_workspace_decoder(c, 1, 1), the host-position step's. */
-size_t qa_plan_workspace_decoder_step(const qa_model_config *c)
-{
-    const qa_text_config *t = &c->text;
-    int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
-    return fb(t->hidden) + max2(2 * fb(QD) + 2 * fb(KD), 2 * fb(t->inter));
+                                         qa_plan_workspace_decoder(c, T, 0, dtype), qa_plan_workspace_head(c, n));
 }
 
 /* ASR request (pipeline/asr.c). First the decode loop's buffers, at fixed offsets after the scratch so a
  * recorded decode step stays valid for every request: logits [V], token int32, norm row [D], token
  * row [D], generated ids int32 [max_new], step state int32 [QA_STEP_INTS]. Then either the prefill —
- * x [T, D] with the inputs or the decoder over T rows — or, once x is released, one decode step. */
-size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_new)
+ * x [T, D] with the inputs or the decoder over T rows — or, once x is released, one decode step (the
+ * decoder over one row, whether its position comes from the host or the device). */
+size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_new, qa_dtype dtype)
 {
     size_t fixed = fb(c->text.vocab) + fb(1) + 2 * fb(c->text.hidden) + fb(max_new) + fb(QA_STEP_INTS);
     size_t prefill = fb(T * c->text.hidden) + max2(qa_plan_workspace_inputs(c, mel_frames, T),
-                                                   qa_plan_workspace_decoder(c, T, 1));
-    return fixed + max2(prefill, qa_plan_workspace_decoder_step(c));
+                                                   qa_plan_workspace_decoder(c, T, 1, dtype));
+    return fixed + max2(prefill, qa_plan_workspace_decoder(c, 1, 1, dtype)); /* a decode step: one row */
 }
 
 void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_kv,
@@ -151,9 +145,9 @@ void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t 
     d->max_im2col = max64(d->max_im2col, max64(9 * f1 * t1, 9 * C * f2 * t2)); /* conv1, conv2 (largest) */
 }
 
-size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx)
+size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx, qa_dtype dtype)
 {
-    return (size_t)t->layers * 2 * (size_t)max_ctx * (size_t)t->kv_heads * (size_t)t->head_dim * sizeof(float);
+    return (size_t)t->layers * 2 * (size_t)max_ctx * (size_t)t->kv_heads * (size_t)t->head_dim * qa_dtype_size(dtype);
 }
 
 static qa_status plan_aligner(const qa_model_config *c, const qa_limits *lim, double sec, qa_plan_model *pm,
@@ -178,7 +172,7 @@ static qa_status plan_aligner(const qa_model_config *c, const qa_limits *lim, do
                        pm->audio_tokens, (long long)avail);
     pm->text_tokens = (int)text;
     pm->seq_tokens = 2 + pm->audio_tokens + (int)text;
-    pm->workspace_bytes = qa_plan_workspace_aligner(c, pm->mel_frames, pm->seq_tokens, pm->text_tokens);
+    pm->workspace_bytes = qa_plan_workspace_aligner(c, pm->mel_frames, pm->seq_tokens, pm->text_tokens, lim->dtype);
     qa_plan_scratch_dims(c, pm->mel_frames, pm->seq_tokens, pm->seq_tokens, dims);
     return QA_OK;
 }
@@ -197,8 +191,8 @@ static qa_status plan_asr(const qa_model_config *c, const qa_limits *lim, double
                        t->max_positions);
     pm->text_tokens = ctx;
     pm->seq_tokens = (int)prompt;
-    pm->kv_bytes = qa_align_up(qa_plan_kv_bytes(t, total));
-    pm->workspace_bytes = qa_plan_workspace_asr(c, pm->mel_frames, prompt, lim->max_new_tokens);
+    pm->kv_bytes = qa_align_up(qa_plan_kv_bytes(t, total, lim->dtype));
+    pm->workspace_bytes = qa_plan_workspace_asr(c, pm->mel_frames, prompt, lim->max_new_tokens, lim->dtype);
     qa_plan_scratch_dims(c, pm->mel_frames, prompt, total, dims);
     return QA_OK;
 }

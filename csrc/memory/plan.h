@@ -8,8 +8,8 @@
  *
  * Regions, in order: `weights/aligner`, `weights/asr` (bytes of names.c's tensor table at the compute
  * dtype, each tensor rounded to 256 B — equal to what checkpoint.c loads), `kv/asr`
- * (layers x 2 x Hk x Dh x (max prompt + max_new_tokens) x 4 bytes: the cache is float32 on every
- * backend), `mel/tables` (backend.h QA_MEL_TABLE_BYTES: the log-mel DFT matrix and filters, filled at
+ * (layers x 2 x Hk x Dh x (max prompt + max_new_tokens) x 4 or 2 bytes: the cache has the compute
+ * dtype, BF16 for dtype="bfloat16" on every backend), `mel/tables` (backend.h QA_MEL_TABLE_BYTES: the log-mel DFT matrix and filters, filled at
  * load), `workspace` (the peak of one request at the limits: the backend scratch + the max of
  * qa_plan_workspace_aligner / _asr, reset per request).
  * With limits.workers = W > 1 (CPU: W requests at once, weights shared) the KV cache and the
@@ -95,22 +95,22 @@ int64_t qa_audio_tokens_of_frames(const qa_audio_config *a, int64_t frames);
 #define QA_MEL_REGION "mel/tables"
 
 /* Workspace bytes of the pieces of a request, excluding the backend scratch (see plan.c for the
- * buffer-by-buffer layout). T = prompt tokens, n = <timestamp> rows, max_new = ASR new tokens. */
+ * buffer-by-buffer layout). T = prompt tokens, n = <timestamp> rows, max_new = ASR new tokens, dtype =
+ * the compute dtype (of the K / V rows the decoder stores). */
 size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames); /* tower temporaries */
 size_t qa_plan_workspace_mel(int64_t mel_frames); /* samples + log_mel work, above the features */
 size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, int64_t T);
-size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache);
+size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache, qa_dtype dtype);
 size_t qa_plan_workspace_head(const qa_model_config *c, int64_t n);
-size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n);
-size_t qa_plan_workspace_decoder_step(const qa_model_config *c); /* one device-position decode row */
-size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_new);
+size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t n, qa_dtype dtype);
+size_t qa_plan_workspace_asr(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_new, qa_dtype dtype);
 
 /* Grow *d to cover the op dimensions of an aligner / ASR request at these sizes. */
 void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t T, int64_t max_kv,
                           qa_scratch_dims *d);
 
-/* Float32 KV cache bytes for max_ctx positions. */
-size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx);
+/* KV cache bytes for max_ctx positions of the compute dtype (QA_F32: 4 bytes an element, QA_BF16: 2). */
+size_t qa_plan_kv_bytes(const qa_text_config *t, int64_t max_ctx, qa_dtype dtype);
 
 /* Replace the backend scratch size (the CPU formula by default) by another backend's, e.g. the CUDA
  * formula of backend/cuda_scratch.h, growing or shrinking every workspace region and the arena total. */

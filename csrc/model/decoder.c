@@ -6,55 +6,65 @@
  *   h = RMSNorm(x); q,k,v = h·Wq/Wk/Wvᵀ (no bias); q,k = RMSNorm per 128-dim head (q_norm, k_norm)
  *   BEFORE RoPE; RoPE θ from the config (plain: M-RoPE rows are equal); causal GQA attention (H/Hk
  *   query heads per kv head), scale 1/√Dh; x += o_proj; x += down(silu(gate(y))·up(y)), y = RMSNorm(x).
- * With a cache, k/v projections are written straight into the cache rows of their positions, so a
- * decode step reads every earlier position from the cache (HF DynamicCache, prefill then one token).
+ * The k / v projections land in float32 temporaries; one qkv_prep op per layer normalises and rotates q
+ * (in place) and k, and stores the K / V rows at their positions in the kv dtype: the cache rows (HF
+ * DynamicCache, prefill then one token per step) or, without a cache, workspace buffers of the weights'
+ * compute dtype (BF16 K / V for a bfloat16 engine: half the bytes, exact reads). The temporaries live
+ * in the attention output buffer, which is free until attention writes it (its rows are H·Dh wide,
+ * at least 2·Hk·Dh for Qwen3's GQA; the buffer is widened otherwise).
  * The MLP runs QA_MLP_TILE rows at a time. The takes below are mirrored by qa_plan_workspace_decoder().
  * qa_decoder_step_at is one decode row whose position is read from backend memory (the step state),
- * so a recorded step (CUDA graph) serves every position: k, v go to temporaries and store_rows_at puts
- * them into the cache row of that position; the numbers equal the host-position path's.
+ * so a recorded step (CUDA graph) serves every position: qkv_prep and attention_at read it when they
+ * run; the numbers equal the host-position path's.
  */
 #include "decoder.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-#define TAKE(ptr, n)                                                       \
-    do {                                                                   \
-        if (!((ptr) = qa_arena_take(ws, (size_t)(n) * sizeof(float), e))) \
-            return e->code;                                                \
+/* One workspace buffer of n bytes. */
+#define TAKE_BYTES(ptr, n)                                  \
+    do {                                                    \
+        if (!((ptr) = qa_arena_take(ws, (size_t)(n), e)))   \
+            return e->code;                                 \
     } while (0)
+#define TAKE(ptr, n) TAKE_BYTES(ptr, (size_t)(n) * sizeof(float))
 
-/* Self-attention block: x += o_proj(attn(RMSNorm(x))). h [T, D] is the caller's norm buffer. */
+/* Self-attention block: x += o_proj(attn(RMSNorm(x))). h [T, D] is the caller's norm buffer. The rows sit
+ * at positions pos0 + t, or pos[0] + t when pos (backend memory, a decode step: T = 1, kv given) is set. */
 static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                            float *x, float *h, int64_t T, int64_t pos0, const qa_kv_cache *kv, int li,
-                            qa_err *e)
+                            float *x, float *h, int64_t T, int64_t pos0, const int32_t *pos, const qa_kv_cache *kv,
+                            int li, qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
-    size_t mark = qa_region_mark(ws);
-    float *q, *a, *k, *v, *kall, *vall;
+    qa_dtype dt = kv ? kv->dtype : l->k_w.dtype; /* the compute dtype */
+    size_t mark = qa_region_mark(ws), kvb = qa_align_up((size_t)(T * KD) * sizeof(float));
+    float *q, *a;
+    void *kc, *vc;
     TAKE(q, T * QD);
-    TAKE(a, T * QD);
+    TAKE_BYTES(a, max64((int64_t)qa_align_up((size_t)(T * QD) * sizeof(float)), 2 * (int64_t)kvb));
+    float *k = a, *v = (float *)((char *)a + kvb); /* consumed by qkv_prep before attention writes a */
+    int64_t rows = T;
     if (kv) {
-        kall = kv->base + (int64_t)(2 * li) * kv->max_ctx * KD;
-        vall = kv->base + (int64_t)(2 * li + 1) * kv->max_ctx * KD;
-        k = kall + pos0 * KD;
-        v = vall + pos0 * KD;
+        size_t es = qa_dtype_size(dt), layer = (size_t)kv->max_ctx * (size_t)KD * es;
+        kc = (char *)kv->base + (size_t)(2 * li) * layer;
+        vc = (char *)kv->base + (size_t)(2 * li + 1) * layer;
+        rows = kv->max_ctx;
     } else {
-        TAKE(k, T * KD);
-        TAKE(v, T * KD);
-        kall = k;
-        vall = v;
+        TAKE_BYTES(kc, (size_t)(T * KD) * qa_dtype_size(dt));
+        TAKE_BYTES(vc, (size_t)(T * KD) * qa_dtype_size(dt));
     }
     QA_TRY(be->rmsnorm(be, h, x, &l->in_norm, T, D, eps, e));
     QA_TRY(be->gemm(be, q, h, &l->q_w, NULL, T, D, QD, QA_ACT_NONE, 0, e));
     QA_TRY(be->gemm(be, k, h, &l->k_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
     QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->rmsnorm(be, q, q, &l->q_norm, T * H, Dh, eps, e)); /* q_norm over each head, before RoPE */
-    QA_TRY(be->rmsnorm(be, k, k, &l->k_norm, T * Hk, Dh, eps, e));
-    QA_TRY(be->rope(be, q, T, H, Dh, pos0, theta, e));
-    QA_TRY(be->rope(be, k, T, Hk, Dh, pos0, theta, e));
-    int64_t Tkv = kv ? pos0 + T : T, qpos = kv ? pos0 : 0;
-    QA_TRY(be->attention(be, a, q, kall, vall, T, Tkv, H, Hk, Dh, qpos, 1, 0, e));
+    QA_TRY(be->qkv_prep(be, q, kc, vc, dt, k, v, &l->q_norm, &l->k_norm, T, H, Hk, Dh, pos0, pos, rows, theta, eps,
+                        e));
+    if (pos)
+        QA_TRY(be->attention_at(be, a, q, kc, vc, dt, T, kv->max_ctx, H, Hk, Dh, pos, e));
+    else
+        QA_TRY(be->attention(be, a, q, kc, vc, dt, T, kv ? pos0 + T : T, H, Hk, Dh, pos0, 1, 0, e));
     QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, T, QD, D, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark);
     return QA_OK;
@@ -95,40 +105,9 @@ qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, f
     TAKE(h, T * t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, kv, i, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, NULL, kv, i, e));
         QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, T, e));
     }
-    qa_region_release(ws, mark);
-    return QA_OK;
-}
-
-/* Attention block of one decode row at position *pos (backend memory): as attn_block with T = 1, but
- * k, v are computed in temporaries and stored into the cache row by store_rows_at. */
-static qa_status attn_block_at(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                               float *x, float *h, const int32_t *pos, const qa_kv_cache *kv, int li, qa_err *e)
-{
-    int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
-    float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
-    size_t mark = qa_region_mark(ws);
-    float *q, *a, *k, *v;
-    float *kall = kv->base + (int64_t)(2 * li) * kv->max_ctx * KD;
-    float *vall = kv->base + (int64_t)(2 * li + 1) * kv->max_ctx * KD;
-    TAKE(q, QD);
-    TAKE(a, QD);
-    TAKE(k, KD);
-    TAKE(v, KD);
-    QA_TRY(be->rmsnorm(be, h, x, &l->in_norm, 1, D, eps, e));
-    QA_TRY(be->gemm(be, q, h, &l->q_w, NULL, 1, D, QD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, k, h, &l->k_w, NULL, 1, D, KD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, 1, D, KD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->rmsnorm(be, q, q, &l->q_norm, H, Dh, eps, e));
-    QA_TRY(be->rmsnorm(be, k, k, &l->k_norm, Hk, Dh, eps, e));
-    QA_TRY(be->rope_at(be, q, 1, H, Dh, pos, theta, e));
-    QA_TRY(be->rope_at(be, k, 1, Hk, Dh, pos, theta, e));
-    QA_TRY(be->store_rows_at(be, kall, k, 1, KD, pos, kv->max_ctx, e));
-    QA_TRY(be->store_rows_at(be, vall, v, 1, KD, pos, kv->max_ctx, e));
-    QA_TRY(be->attention_at(be, a, q, kall, vall, 1, kv->max_ctx, H, Hk, Dh, pos, e));
-    QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, 1, QD, D, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }
@@ -137,12 +116,14 @@ qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, f
                              const qa_kv_cache *kv, qa_err *e)
 {
     const qa_text_config *t = &m->cfg.text;
+    if (!kv)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a step at a device position needs a KV cache");
     size_t mark = qa_region_mark(ws);
     float *h;
     TAKE(h, t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block_at(be, &m->dec.layers[i], t, ws, x, h, pos, kv, i, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, 1, 0, pos, kv, i, e));
         QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, 1, e));
     }
     qa_region_release(ws, mark);

@@ -7,7 +7,8 @@
  *     QA_TRY(qa_decoder_step_at(be, model, ws, x1, state + QA_STEP_POS, &kv, e)); // position on the device
  *
  * x [T, D] float32 in backend memory is updated in place (the residual stream). Temporaries come from
- * the workspace region and are released before returning; peak qa_plan_workspace_decoder().
+ * the workspace region and are released before returning; peak qa_plan_workspace_decoder(). Without a
+ * cache the layer's K / V rows are of the weights' compute dtype too (workspace buffers).
  */
 #ifndef QA_DECODER_H
 #define QA_DECODER_H
@@ -16,10 +17,13 @@
 #include "../memory/plan.h" /* QA_MLP_TILE */
 #include "weights.h"
 
-/* A KV cache view (float32, backend memory): layer l's keys at base + (2l)·max_ctx·KD, values at
- * base + (2l+1)·max_ctx·KD, KD = Hk·Dh, rows = positions. Borrowed from the arena's kv region. */
+/* A KV cache view (backend memory) of dtype QA_F32, or QA_BF16 for a bfloat16 engine (the compute dtype:
+ * half the bytes; attention reads the rows back exactly as the float32 they round to): layer l's keys
+ * at element (2l)·max_ctx·KD of base, values at (2l+1)·max_ctx·KD, KD = Hk·Dh, rows = positions.
+ * Borrowed from the arena's kv region. */
 typedef struct qa_kv_cache {
-    float *base;
+    void *base;
+    qa_dtype dtype;
     int64_t max_ctx;
     int64_t kd;     /* Hk·Dh */
 } qa_kv_cache;
@@ -32,8 +36,8 @@ qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, f
 
 /* One decode row x[1, D] at the position pos[0] (int32 in backend memory, read when the ops run):
  * writes cache row pos[0] of every layer and reads rows [0, pos[0]]. The caller keeps
- * pos[0] < kv->max_ctx. Same numbers as qa_decoder_forward(x, 1, pos[0], kv); its temporaries (k, v
- * rows besides) are in qa_plan_workspace_decoder_step(). Borrowed: everything. */
+ * pos[0] < kv->max_ctx. Same numbers as qa_decoder_forward(x, 1, pos[0], kv), with the same
+ * temporaries (qa_plan_workspace_decoder(c, 1, 1, dtype)). Borrowed: everything. */
 qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, float *x, const int32_t *pos,
                              const qa_kv_cache *kv, qa_err *e);
 

@@ -86,7 +86,7 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
     QA_TRY(be->gemm(be, q, h, &l->q_w, &l->q_b, T, E, E, QA_ACT_NONE, 0, e));
     QA_TRY(be->gemm(be, k, h, &l->k_w, &l->k_b, T, E, E, QA_ACT_NONE, 0, e));
     QA_TRY(be->gemm(be, v, h, &l->v_w, &l->v_b, T, E, E, QA_ACT_NONE, 0, e));
-    QA_TRY(be->attention(be, h, q, k, v, T, T, H, H, E / H, 0, 0, window, e));
+    QA_TRY(be->attention(be, h, q, k, v, QA_F32, T, T, H, H, E / H, 0, 0, window, e));
     QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark_h);
     QA_TRY(be->layernorm(be, h, x, &l->ln2_w, &l->ln2_b, T, E, ENC_LN_EPS, e));

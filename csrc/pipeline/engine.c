@@ -108,12 +108,14 @@ static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, float *log
     return finish(wk, qa_align_forward(wk->be, m, wk->ws, &req, logits, classes, probs, e));
 }
 
-/* Worker w's KV cache (every worker's has the same size: the check below may use worker 0's). */
+/* Worker w's KV cache (every worker's has the same size: the check below may use worker 0's), of the
+ * compute dtype as the plan sized it (qa_plan_kv_bytes). */
 static qa_kv_cache kv_view(qa_models *ms, int w, const qa_model *m)
 {
     qa_region *r = ms->worker[w].kv;
     const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ASR];
-    qa_kv_cache kv = {r ? (float *)r->base : NULL, (int64_t)pm->seq_tokens + ms->plan.limits.max_new_tokens,
+    qa_kv_cache kv = {r ? r->base : NULL, ms->plan.limits.dtype,
+                      (int64_t)pm->seq_tokens + ms->plan.limits.max_new_tokens,
                       (int64_t)m->cfg.text.kv_heads * m->cfg.text.head_dim};
     return kv;
 }

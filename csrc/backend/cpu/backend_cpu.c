@@ -32,7 +32,7 @@ size_t qa_cpu_scratch_need(const qa_backend *be, const qa_scratch_dims *d)
 
 size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d)
 {
-    int64_t attn = QA_CPU_ATTN_BQ * d->max_kv;
+    int64_t attn = QA_CPU_ATTN_BQ * d->max_kv + QA_CPU_KV_CHUNK_FLOATS;
     int64_t conv = d->max_im2col + QA_CPU_TILE_FLOATS;
     int64_t n = attn > conv ? attn : conv;
     return (size_t)n * sizeof(float);
@@ -110,6 +110,7 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->layernorm = qa_cpu_layernorm;
     be->rmsnorm = qa_cpu_rmsnorm;
     be->rope = qa_cpu_rope;
+    be->qkv_prep = qa_cpu_qkv_prep;
     be->add_sinusoid = qa_cpu_add_sinusoid;
     be->attention = qa_cpu_attention;
     be->gelu = qa_cpu_gelu;
@@ -122,9 +123,7 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->argmax = qa_cpu_argmax;
     be->mel_tables = qa_cpu_mel_tables;
     be->log_mel = qa_cpu_log_mel;
-    be->rope_at = qa_cpu_rope_at;
     be->attention_at = qa_cpu_attention_at;
-    be->store_rows_at = qa_cpu_store_rows_at;
     be->argmax_at = qa_cpu_argmax_at;
     be->step_advance = qa_cpu_step_advance;
     be->graph_begin = qa_cpu_graph_begin;

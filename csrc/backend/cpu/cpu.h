@@ -1,10 +1,11 @@
 /* cpu.h — private declarations shared by the CPU backend files (backend/cpu/), not an engine API.
  *
- * Each op family lives in its own file (gemm.c, norm.c, rope.c, attention.c, act.c, conv.c, embed.c,
- * logmel.c, step.c);
+ * Each op family lives in its own file (gemm.c, norm.c, rope.c, qkv.c, attention.c, act.c, conv.c,
+ * embed.c, logmel.c, step.c);
  * backend_cpu.c fills the qa_backend table with them. The signatures are exactly the function
  * pointer types of backend.h. Scratch (be->scratch, float32) is used per call from offset 0:
- *   attention: scores QA_CPU_ATTN_BQ × Tkv;  gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
+ *   attention: scores QA_CPU_ATTN_BQ × Tkv, then (BF16 K / V) QA_CPU_KV_CHUNK_FLOATS of converted rows;
+ *   gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
  *   conv2d: im2col of one chunk, then the weight tile after it.
  * scratch_need() is the maximum of these for the dims the engine passes.
  */
@@ -15,12 +16,19 @@
 
 /* Query rows per attention tile: the score tile is QA_CPU_ATTN_BQ × Tkv floats, never Tq × Tkv. */
 #define QA_CPU_ATTN_BQ 128
+/* Floats of BF16 K or V rows converted to F32 at a time by attention (rows = this / Dh). */
+#define QA_CPU_KV_CHUNK_FLOATS ((int64_t)1 << 16)
+/* Largest Dh / 2 of rope and qkv_prep (stack tables of cos / sin). */
+#define QA_CPU_ROPE_MAX_HALF 512
 /* Floats of one BF16 -> F32 weight tile (4 MiB): rows = QA_CPU_TILE_FLOATS / K, at least 1. */
 #define QA_CPU_TILE_FLOATS ((int64_t)1 << 20)
 
 /* Scratch (be->scratch) as float32, checked: returns the first `floats` floats after `offset` floats, or
  * NULL with QA_ERR_INTERNAL naming `what` when the engine gave less than scratch_need promised. */
 float *qa_cpu_scratch(qa_backend *be, int64_t offset, int64_t floats, const char *what, qa_err *e);
+
+/* dst[n] = src[n] read as bf16 bit patterns (exact: the bf16 is the upper half of the float's bits). */
+void qa_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
 
 /* Rows [r0, r0+rows) of W viewed as (N, K), as float32: F32 -> a pointer into W, BF16 -> converted
  * into `tile` (rows*K floats). */
@@ -41,6 +49,16 @@ void qa_cpu_matmul(float *y, int64_t ldy, const float *x, const qa_tensor *W, in
 /* Number of rows of W (N×K) converted per tile. */
 int64_t qa_cpu_tile_rows(const qa_tensor *W, int64_t K);
 
+/* y[D] = x · rsqrt(mean(x²) + eps) · w (w may be NULL: no weight); y may == x (norm.c). */
+void qa_cpu_rmsnorm_row(float *y, const float *x, const float *w, int64_t D, float eps);
+
+/* RoPE pieces (rope.c), shared by rope and qkv_prep so both round alike: inv[Dh/2] = 1 / theta^(2i/Dh)
+ * (fails for an odd Dh or Dh / 2 > QA_CPU_ROPE_MAX_HALF, naming `who`); c, s[half] = cos, sin of
+ * (float)pos · inv; one head v[2·half] rotated in place (rotate_half). */
+qa_status qa_cpu_rope_freqs(float *inv, int64_t Dh, float theta, const char *who, qa_err *e);
+void qa_cpu_rope_angles(float *c, float *s, const float *inv, int64_t half, int64_t pos);
+void qa_cpu_rope_head(float *v, const float *c, const float *s, int64_t half);
+
 /* Apply GELU(erf) in place. */
 void qa_cpu_gelu_inplace(float *x, int64_t n);
 
@@ -54,10 +72,14 @@ qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tens
                          int64_t D, float eps, qa_err *e);
 qa_status qa_cpu_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
                       float theta, qa_err *e);
+qa_status qa_cpu_qkv_prep(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype kv_dtype, const float *k,
+                          const float *v, const qa_tensor *q_norm, const qa_tensor *k_norm, int64_t T, int64_t H,
+                          int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,
+                          float eps, qa_err *e);
 qa_status qa_cpu_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E, int64_t period, qa_err *e);
-qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                           int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
-                           int causal, int64_t window, qa_err *e);
+qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                           qa_dtype kv_dtype, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
+                           int64_t q_pos0, int causal, int64_t window, qa_err *e);
 qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
 qa_status qa_cpu_silu_mul(qa_backend *be, float *y, const float *gate, const float *up, int64_t n,
                           qa_err *e);
@@ -78,13 +100,9 @@ qa_status qa_cpu_log_mel(qa_backend *be, float *feat, const float *samples, int6
                          void *work, size_t work_bytes, qa_err *e);
 
 /* step.c: the decode-step ops (backend.h API 4) and the refusing graph ops. */
-qa_status qa_cpu_rope_at(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
-                         float theta, qa_err *e);
-qa_status qa_cpu_attention_at(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                              int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
-                              qa_err *e);
-qa_status qa_cpu_store_rows_at(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
-                               const int32_t *pos, int64_t max_rows, qa_err *e);
+qa_status qa_cpu_attention_at(qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                              qa_dtype kv_dtype, int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
+                              const int32_t *pos, qa_err *e);
 qa_status qa_cpu_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
                            const int32_t *suppress, int n_suppress, const int32_t *state, qa_err *e);
 qa_status qa_cpu_step_advance(qa_backend *be, int32_t *state, qa_err *e);

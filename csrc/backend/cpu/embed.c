@@ -26,11 +26,7 @@ qa_status qa_cpu_embed(qa_backend *be, float *y, const qa_tensor *table, const i
         if (table->dtype == QA_F32) {
             memcpy(dst, (const float *)table->data + id * D, (size_t)D * sizeof *dst);
         } else if (table->dtype == QA_BF16) {
-            const uint16_t *src = (const uint16_t *)table->data + id * D;
-            for (int64_t i = 0; i < D; i++) {
-                uint32_t u = (uint32_t)src[i] << 16;
-                memcpy(&dst[i], &u, sizeof u);
-            }
+            qa_cpu_bf16_to_f32(dst, (const uint16_t *)table->data + id * D, D);
         } else {
             return QA_FAIL(e, QA_ERR_INTERNAL, "embed: table dtype %d not F32/BF16", (int)table->dtype);
         }

@@ -20,8 +20,7 @@ int64_t qa_cpu_tile_rows(const qa_tensor *W, int64_t K)
     return r > 0 ? r : 1;
 }
 
-/* bf16 bit pattern -> float32: the bf16 is the upper half of the float's bits. */
-static void bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
+void qa_cpu_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         uint32_t u = (uint32_t)src[i] << 16;
@@ -33,7 +32,7 @@ const float *qa_cpu_weight_rows(const qa_tensor *W, int64_t K, int64_t r0, int64
 {
     if (W->dtype == QA_F32)
         return (const float *)W->data + r0 * K;
-    bf16_to_f32(tile, (const uint16_t *)W->data + r0 * K, rows * K);
+    qa_cpu_bf16_to_f32(tile, (const uint16_t *)W->data + r0 * K, rows * K);
     return tile;
 }
 

@@ -13,33 +13,47 @@
 
 #include "cpu.h"
 
-qa_status qa_cpu_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
-                      float theta, qa_err *e)
+qa_status qa_cpu_rope_freqs(float *inv, int64_t Dh, float theta, const char *who, qa_err *e)
 {
-    int64_t half = Dh / 2;
-    if (Dh % 2 || half > 512)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "rope: head dim %lld must be even and <= 1024", (long long)Dh);
-    float inv[512];
-    for (int64_t i = 0; i < half; i++) {
+    if (Dh <= 0 || Dh % 2 || Dh / 2 > QA_CPU_ROPE_MAX_HALF)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: head dim %lld must be even and <= %d", who, (long long)Dh,
+                       2 * QA_CPU_ROPE_MAX_HALF);
+    for (int64_t i = 0; i < Dh / 2; i++) {
         float expo = (float)(2 * i) / (float)Dh;              /* arange(...).float() / dim */
         inv[i] = 1.0f / (float)pow((double)theta, (double)expo); /* base ** expo, then 1.0 / . */
     }
+    return QA_OK;
+}
+
+void qa_cpu_rope_angles(float *c, float *s, const float *inv, int64_t half, int64_t pos)
+{
+    float p = (float)pos;
+    for (int64_t i = 0; i < half; i++) {
+        float ang = inv[i] * p; /* inv_freq @ position_ids in float32 */
+        c[i] = cosf(ang);
+        s[i] = sinf(ang);
+    }
+}
+
+void qa_cpu_rope_head(float *v, const float *c, const float *s, int64_t half)
+{
+    for (int64_t i = 0; i < half; i++) {
+        float x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * c[i] - x2 * s[i];
+        v[i + half] = x2 * c[i] + x1 * s[i];
+    }
+}
+
+qa_status qa_cpu_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
+                      float theta, qa_err *e)
+{
+    float inv[QA_CPU_ROPE_MAX_HALF], c[QA_CPU_ROPE_MAX_HALF], s[QA_CPU_ROPE_MAX_HALF];
+    int64_t half = Dh / 2;
+    QA_TRY(qa_cpu_rope_freqs(inv, Dh, theta, "rope", e));
     for (int64_t t = 0; t < T; t++) {
-        float pos = (float)(pos0 + t);
-        float c[512], s[512];
-        for (int64_t i = 0; i < half; i++) {
-            float ang = inv[i] * pos; /* inv_freq @ position_ids in float32 */
-            c[i] = cosf(ang);
-            s[i] = sinf(ang);
-        }
-        for (int64_t h = 0; h < H; h++) {
-            float *v = x + (t * H + h) * Dh;
-            for (int64_t i = 0; i < half; i++) {
-                float x1 = v[i], x2 = v[i + half];
-                v[i] = x1 * c[i] - x2 * s[i];
-                v[i + half] = x2 * c[i] + x1 * s[i];
-            }
-        }
+        qa_cpu_rope_angles(c, s, inv, half, pos0 + t);
+        for (int64_t h = 0; h < H; h++)
+            qa_cpu_rope_head(x + (t * H + h) * Dh, c, s, half);
     }
     return QA_OK;
 }

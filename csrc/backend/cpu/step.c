@@ -1,6 +1,6 @@
 /* step.c — the decode-step ops with the position in backend memory, on the CPU (backend.h, API 4).
  *
- * Contract (backend.h rope_at / attention_at / store_rows_at / argmax_at / step_advance, graph_*).
+ * Contract (backend.h attention_at / argmax_at / step_advance, graph_*; qkv_prep's pos is read in qkv.c).
  * Backend memory is host memory here, so "read the position when the op runs" is a plain load: each op
  * reads the state and calls the host-position op of the same family, which makes the CPU the exact
  * reference the CUDA variants are compared with (tests/test_cuda.py through the CPU shim, and
@@ -9,32 +9,15 @@
  */
 #include "cpu.h"
 
-qa_status qa_cpu_rope_at(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
-                         float theta, qa_err *e)
-{
-    return qa_cpu_rope(be, x, T, H, Dh, (int64_t)pos[0], theta, e);
-}
-
-qa_status qa_cpu_attention_at(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                              int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
-                              qa_err *e)
+qa_status qa_cpu_attention_at(qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                              qa_dtype kv_dtype, int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
+                              const int32_t *pos, qa_err *e)
 {
     int64_t p = pos[0];
     if (p < 0 || p + Tq > max_kv)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_at: position %lld + %lld rows outside the %lld-row cache",
                        (long long)p, (long long)Tq, (long long)max_kv);
-    return qa_cpu_attention(be, out, q, k, v, Tq, p + Tq, H, Hk, Dh, p, 1, 0, e);
-}
-
-qa_status qa_cpu_store_rows_at(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
-                               const int32_t *pos, int64_t max_rows, qa_err *e)
-{
-    int64_t p = pos[0];
-    for (int64_t t = 0; t < T; t++) /* rows past the cache are skipped, as on the GPU */
-        if (p + t >= 0 && p + t < max_rows)
-            for (int64_t i = 0; i < W; i++)
-                dst[(p + t) * W + i] = src[t * W + i];
-    return QA_OK;
+    return qa_cpu_attention(be, out, q, k, v, kv_dtype, Tq, p + Tq, H, Hk, Dh, p, 1, 0, e);
 }
 
 qa_status qa_cpu_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,

@@ -10,6 +10,7 @@
  * Masks (MODEL_FACTS §4.6, §5): encoder — bidirectional inside windows of 104 tokens, nothing across
  * (transformers' cu_seqlens); decoder — causal with GQA (kv head = h / (H / Hk)), queries at absolute
  * positions q0 + i against a cache of Tk keys. Softmax in fp32 as in transformers' eager/sdpa path.
+ * K / V are FP32 or a BF16 KV cache (template parameter KV; staged into shared memory as FP32, exactly).
  */
 #include <math.h>
 
@@ -22,7 +23,8 @@
 
 struct attn_args {
     float *out;
-    const float *q, *k, *v;
+    const float *q;
+    const void *k, *v; /* KV elements (FP32 or BF16) */
     int ldo, ldq, ldk, ldv;
     int Tq, Tk, H, Hk, q0, causal, window;
     float scale;
@@ -34,7 +36,7 @@ template <typename A> __device__ __forceinline__ void key_range(const A &a, int 
     qa_attn_key_range(p, a.Tk, a.window, a.causal, lo, hi);
 }
 
-template <int DH> __global__ void __launch_bounds__(WARPS * 32) attention_kernel(attn_args a)
+template <int DH, typename KV> __global__ void __launch_bounds__(WARPS * 32) attention_kernel(attn_args a)
 {
     constexpr int C = (DH + 31) / 32; /* output columns per lane (lanes >= DH idle when DH < 32) */
     __shared__ float Qs[BQ][DH];
@@ -43,6 +45,7 @@ template <int DH> __global__ void __launch_bounds__(WARPS * 32) attention_kernel
     const int h = blockIdx.y, kvh = h / (a.H / a.Hk);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int i0 = blockIdx.x * BQ;
+    const KV *K = (const KV *)a.k, *V = (const KV *)a.v;
 
     for (int x = tid; x < BQ * DH; x += WARPS * 32) {
         int r = x / DH, d = x % DH;
@@ -74,8 +77,8 @@ template <int DH> __global__ void __launch_bounds__(WARPS * 32) attention_kernel
         for (int x = tid; x < BK * DH; x += WARPS * 32) {
             int r = x / DH, d = x % DH, j = j0 + r;
             bool ok = j < khi;
-            Ks[r][d] = ok ? a.k[(size_t)j * a.ldk + (size_t)kvh * DH + d] : 0.f;
-            Vs[r][d] = ok ? a.v[(size_t)j * a.ldv + (size_t)kvh * DH + d] : 0.f;
+            Ks[r][d] = ok ? qa_ld(K, (size_t)j * a.ldk + (size_t)kvh * DH + d) : 0.f;
+            Vs[r][d] = ok ? qa_ld(V, (size_t)j * a.ldv + (size_t)kvh * DH + d) : 0.f;
         }
         __syncthreads();
         float s[QPW];
@@ -127,20 +130,28 @@ template <int DH> __global__ void __launch_bounds__(WARPS * 32) attention_kernel
     }
 }
 
-qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
-                          const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
+template <int DH> static void launch(cudaStream_t s, const attn_args &a, int kv_bf16)
+{
+    dim3 grid(qa_cuda_blocks((size_t)a.Tq, BQ), a.H);
+    if (kv_bf16)
+        attention_kernel<DH, __nv_bfloat16><<<grid, WARPS * 32, 0, s>>>(a);
+    else
+        attention_kernel<DH, float><<<grid, WARPS * 32, 0, s>>>(a);
+}
+
+qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
+                          const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
                           int window, float scale, qa_err *e)
 {
     QA_TRY(qa_cu_attention_heads_ok("attention", H, Hk, e));
     if (Tq <= 0)
         return QA_OK;
     attn_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale};
-    dim3 grid(qa_cuda_blocks((size_t)Tq, BQ), H);
     switch (Dh) { /* the real models use 64 (encoder) and 128 (decoder); the test fixtures 16 */
-    case 16: attention_kernel<16><<<grid, WARPS * 32, 0, s>>>(a); break;
-    case 32: attention_kernel<32><<<grid, WARPS * 32, 0, s>>>(a); break;
-    case 64: attention_kernel<64><<<grid, WARPS * 32, 0, s>>>(a); break;
-    case 128: attention_kernel<128><<<grid, WARPS * 32, 0, s>>>(a); break;
+    case 16: launch<16>(s, a, kv_bf16); break;
+    case 32: launch<32>(s, a, kv_bf16); break;
+    case 64: launch<64>(s, a, kv_bf16); break;
+    case 128: launch<128>(s, a, kv_bf16); break;
     default: return QA_FAIL(e, QA_ERR_INTERNAL, "attention: head dim %d not built (16, 32, 64 or 128)", Dh);
     }
     QA_LAUNCH_CHECK(e);

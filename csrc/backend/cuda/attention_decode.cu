@@ -13,6 +13,8 @@
  * and the device-position call (STEPS / GRAPH: n = pos[0] + 1 read by the kernel, the grid sized for
  * QA_CU_DEC_SPLITS slices, blocks past ns exit at once) add the same numbers in the same order.
  * Causal decode only: the query sits at position n - 1 and sees keys 0 .. n-1 (MODEL_FACTS §5).
+ * K / V: FP32 or a BF16 KV cache (template parameter KV: half the bytes a step reads, the math stays
+ * FP32 since BF16 -> FP32 is exact).
  */
 #include <math.h>
 
@@ -25,7 +27,7 @@
 struct dec_args {
     float *out;        /* [H * Dh] */
     const float *q;    /* [H * Dh] */
-    const float *k, *v;
+    const void *k, *v; /* KV elements (FP32 or BF16) */
     float *part;       /* [H][QA_CU_DEC_SPLITS][Dh + 2] */
     int ldk, ldv, H, Hk;
     int n_host;        /* visible keys when pos_dev is NULL */
@@ -50,12 +52,13 @@ __device__ __forceinline__ void dec_slices(int n, int *ns, int *chunk)
 }
 
 /* Fold keys [jb, jb + DEC_KB) ∩ [.., j1) into the warp's running state of G query heads. */
-template <int DH, int G>
+template <int DH, int G, typename KV>
 __device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, int j1, int lane,
                                           const float (&qr)[G][(DH + 31) / 32], float (&m)[G], float (&l)[G],
                                           float (&acc)[G][(DH + 31) / 32])
 {
     constexpr int C = (DH + 31) / 32;
+    const KV *K = (const KV *)a.k, *V = (const KV *)a.v;
     float kr[DEC_KB][C], vr[DEC_KB][C];
 #pragma unroll
     for (int u = 0; u < DEC_KB; u++)
@@ -63,8 +66,8 @@ __device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, in
         for (int c = 0; c < C; c++) {
             int j = jb + u, d = lane + 32 * c;
             bool ok = j < j1 && (DH % 32 == 0 || d < DH);
-            kr[u][c] = ok ? a.k[(size_t)j * a.ldk + (size_t)kvh * DH + d] : 0.f;
-            vr[u][c] = ok ? a.v[(size_t)j * a.ldv + (size_t)kvh * DH + d] : 0.f;
+            kr[u][c] = ok ? qa_ld(K, (size_t)j * a.ldk + (size_t)kvh * DH + d) : 0.f;
+            vr[u][c] = ok ? qa_ld(V, (size_t)j * a.ldv + (size_t)kvh * DH + d) : 0.f;
         }
 #pragma unroll
     for (int g = 0; g < G; g++) {
@@ -100,7 +103,7 @@ __device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, in
 }
 
 /* One slice of keys for the G query heads of kv head blockIdx.y -> partials. */
-template <int DH, int G> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_kernel(dec_args a)
+template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_kernel(dec_args a)
 {
     constexpr int C = (DH + 31) / 32;
     __shared__ float sml[DEC_WARPS][G][2];
@@ -125,7 +128,7 @@ template <int DH, int G> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_s
         }
     }
     for (int jb = j0 + warp * DEC_KB; jb < j1; jb += DEC_WARPS * DEC_KB)
-        fold_keys<DH, G>(a, kvh, jb, j1, lane, qr, m, l, acc);
+        fold_keys<DH, G, KV>(a, kvh, jb, j1, lane, qr, m, l, acc);
 #pragma unroll
     for (int g = 0; g < G; g++) {
         if (lane == 0) {
@@ -179,19 +182,23 @@ template <int DH> __global__ void dec_combine_kernel(dec_args a)
     }
 }
 
-template <int DH, int G> static void launch(cudaStream_t s, const dec_args &a, int grid_splits)
+template <int DH, int G> static void launch(cudaStream_t s, const dec_args &a, int kv_bf16, int grid_splits)
 {
-    dec_split_kernel<DH, G><<<dim3(grid_splits, a.Hk), DEC_WARPS * 32, 0, s>>>(a);
+    dim3 grid(grid_splits, a.Hk);
+    if (kv_bf16)
+        dec_split_kernel<DH, G, __nv_bfloat16><<<grid, DEC_WARPS * 32, 0, s>>>(a);
+    else
+        dec_split_kernel<DH, G, float><<<grid, DEC_WARPS * 32, 0, s>>>(a);
     dec_combine_kernel<DH><<<a.H, DH < 128 ? DH : 128, 0, s>>>(a);
 }
 
-template <int DH> static int launch_g(cudaStream_t s, const dec_args &a, int G, int grid_splits)
+template <int DH> static int launch_g(cudaStream_t s, const dec_args &a, int G, int kv_bf16, int grid_splits)
 {
     switch (G) {
-    case 1: launch<DH, 1>(s, a, grid_splits); return 1;
-    case 2: launch<DH, 2>(s, a, grid_splits); return 1;
-    case 4: launch<DH, 4>(s, a, grid_splits); return 1;
-    case 8: launch<DH, 8>(s, a, grid_splits); return 1;
+    case 1: launch<DH, 1>(s, a, kv_bf16, grid_splits); return 1;
+    case 2: launch<DH, 2>(s, a, kv_bf16, grid_splits); return 1;
+    case 4: launch<DH, 4>(s, a, kv_bf16, grid_splits); return 1;
+    case 8: launch<DH, 8>(s, a, kv_bf16, grid_splits); return 1;
     default: return 0;
     }
 }
@@ -204,9 +211,9 @@ int qa_cu_attention_decode_supported(int Dh, int H, int Hk)
     return (Dh == 16 || Dh == 32 || Dh == 64 || Dh == 128) && (G == 1 || G == 2 || G == 4 || G == 8);
 }
 
-qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const float *k, int ldk, const float *v,
-                                 int ldv, float *part, int H, int Hk, int Dh, int n, const int32_t *pos, int max_kv,
-                                 float scale, qa_err *e)
+qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const void *k, int ldk, const void *v,
+                                 int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n, const int32_t *pos,
+                                 int max_kv, float scale, qa_err *e)
 {
     if (!qa_cu_attention_decode_supported(Dh, H, Hk))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode: head dim %d with %d / %d heads not built", Dh, H, Hk);
@@ -218,10 +225,10 @@ qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, con
     splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;
     int G = H / Hk;
     switch (Dh) {
-    case 16: launch_g<16>(s, a, G, splits); break;
-    case 32: launch_g<32>(s, a, G, splits); break;
-    case 64: launch_g<64>(s, a, G, splits); break;
-    default: launch_g<128>(s, a, G, splits); break;
+    case 16: launch_g<16>(s, a, G, kv_bf16, splits); break;
+    case 32: launch_g<32>(s, a, G, kv_bf16, splits); break;
+    case 64: launch_g<64>(s, a, G, kv_bf16, splits); break;
+    default: launch_g<128>(s, a, G, kv_bf16, splits); break;
     }
     QA_LAUNCH_CHECK(e);
     return QA_OK;

@@ -221,13 +221,46 @@ static qa_status rope_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t H, int64
                            qa_err *e)
 {
     INT_DIMS(e, "rope", T, H, Dh, H * Dh);
-    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, pos0, NULL, theta, e);
+    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, pos0, theta, e);
 }
 
 static qa_status be_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0, float theta,
                          qa_err *e)
 {
     RUN(be, e, rope_impl(ctx_of(be), x, T, H, Dh, pos0, theta, e));
+}
+
+/* K / V element types the attention kernels and qkv_prep are built for. */
+static qa_status kv_dtype_ok(qa_err *e, const char *op, qa_dtype t)
+{
+    if (t != QA_F32 && t != QA_BF16)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: K / V dtype %d is neither f32 nor bf16", op, (int)t);
+    return QA_OK;
+}
+
+static qa_status qkv_prep_impl(qa_cuda_ctx *c, float *q, void *kdst, void *vdst, qa_dtype dt, const float *k,
+                               const float *v, const qa_tensor *qn, const qa_tensor *kn, int64_t T, int64_t H,
+                               int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,
+                               float eps, qa_err *e)
+{
+    /* 32-bit index math in the kernel: every element offset and the grid's items fit an int */
+    INT_DIMS(e, "qkv_prep", T, H, Hk, Dh, max_rows, pos0, pos0 + T, T * (H + 2 * Hk), T * H * Dh, T * Hk * Dh,
+             max_rows * Hk * Dh);
+    QA_TRY(kv_dtype_ok(e, "qkv_prep", dt));
+    QA_TRY(vec_ok(e, "qkv_prep", "q_norm", qn, Dh));
+    QA_TRY(vec_ok(e, "qkv_prep", "k_norm", kn, Dh));
+    return qa_cu_qkv_prep(c->stream, q, kdst, vdst, dt == QA_BF16, k, v, (const float *)qn->data,
+                          (const float *)kn->data, (int)T, (int)H, (int)Hk, (int)Dh, (int)pos0, pos, (int)max_rows,
+                          theta, eps, e);
+}
+
+static qa_status be_qkv_prep(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype dt, const float *k,
+                             const float *v, const qa_tensor *qn, const qa_tensor *kn, int64_t T, int64_t H, int64_t Hk,
+                             int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta, float eps,
+                             qa_err *e)
+{
+    RUN(be, e, qkv_prep_impl(ctx_of(be), q, kdst, vdst, dt, k, v, qn, kn, T, H, Hk, Dh, pos0, pos, max_rows, theta,
+                             eps, e));
 }
 
 static qa_status sinusoid_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t E, int64_t period, qa_err *e)
@@ -259,12 +292,14 @@ static qa_status decode_partials_fit(const qa_cuda_ctx *c, int64_t H, qa_err *e)
     return QA_OK;
 }
 
-static qa_status attention_impl(const qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                                int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
+static qa_status attention_impl(const qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                                qa_dtype dt, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
                                 int causal, int64_t window, qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
     INT_DIMS(e, "attention", Tq, Tkv, H, Hk, Dh, H * Dh, Hk * Dh, q_pos0, q_pos0 + Tq, window);
+    QA_TRY(kv_dtype_ok(e, "attention", dt));
+    int bf = dt == QA_BF16;
     if (!causal && window <= 0 && Tkv <= 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention: no keys");
     int ldq = (int)(H * Dh), ldk = (int)(Hk * Dh);
@@ -274,23 +309,25 @@ static qa_status attention_impl(const qa_backend *be, float *out, const float *q
         int n = (int)(q_pos0 + 1 < Tkv ? q_pos0 + 1 : Tkv);
         QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
         QA_TRY(decode_partials_fit(c, H, e));
-        return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, (float *)c->work, (int)H, (int)Hk, (int)Dh,
-                                      n, NULL, n, scale, e);
+        return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, bf, (float *)c->work, (int)H, (int)Hk,
+                                      (int)Dh, n, NULL, n, scale, e);
     }
+    /* BF16 K / V rows must start on 16 bytes for the tensor-core kernels' cp.async (checked there too):
+     * a cache region's base is 256-aligned and its rows Hk·Dh·2 bytes, a multiple of 16 for Hk·Dh % 8 == 0 */
     if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&
-        qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldq, out, 0))
-        return qa_cu_attention_tc(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, 0, (int)Tq, (int)Tkv, (int)H,
+        qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldq, out, bf))
+        return qa_cu_attention_tc(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H,
                                   (int)Hk, (int)Dh, (int)q_pos0, causal, (int)window, scale, c->attn_wmma, e);
-    return qa_cu_attention(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, (int)Tq, (int)Tkv, (int)H, (int)Hk, (int)Dh,
-                           (int)q_pos0, causal, (int)window, scale, e);
+    return qa_cu_attention(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H, (int)Hk,
+                           (int)Dh, (int)q_pos0, causal, (int)window, scale, e);
 }
 
-static qa_status be_attention(qa_backend *be, float *out, const float *q, const float *k, const float *v, int64_t Tq,
-                              int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0, int causal,
+static qa_status be_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v, qa_dtype dt,
+                              int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0, int causal,
                               int64_t window, qa_err *e)
 {
     RUN_AS(be, e, Tq == 1 ? "attention Tq=1" : window ? "attention window" : "attention causal",
-           attention_impl(be, out, q, k, v, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
+           attention_impl(be, out, q, k, v, dt, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
 }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
@@ -435,25 +472,13 @@ static qa_status be_log_mel(qa_backend *be, float *feat, const float *x, int64_t
 
 /* ---- decode steps with the position in device memory (backend.h API 4) ------------------------ */
 
-static qa_status rope_at_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
-                              float theta, qa_err *e)
-{
-    INT_DIMS(e, "rope_at", T, H, Dh, H * Dh);
-    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, 0, pos, theta, e);
-}
-
-static qa_status be_rope_at(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, const int32_t *pos,
-                            float theta, qa_err *e)
-{
-    RUN(be, e, rope_at_impl(ctx_of(be), x, T, H, Dh, pos, theta, e));
-}
-
-static qa_status attention_at_impl(const qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                                   int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
-                                   qa_err *e)
+static qa_status attention_at_impl(const qa_backend *be, float *out, const float *q, const void *k, const void *v,
+                                   qa_dtype dt, int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
+                                   const int32_t *pos, qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
     INT_DIMS(e, "attention_at", Tq, max_kv, H, Hk, Dh, H * Dh, Hk * Dh);
+    QA_TRY(kv_dtype_ok(e, "attention_at", dt));
     if (Tq != 1 || !qa_cu_attention_decode_supported((int)Dh, (int)H, (int)Hk))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_at: built for one query row with head dim 16/32/64/128 and "
                        "1/2/4/8 query heads per kv head; got %lld rows, Dh %lld, %lld/%lld heads", (long long)Tq,
@@ -462,28 +487,15 @@ static qa_status attention_at_impl(const qa_backend *be, float *out, const float
     QA_TRY(decode_partials_fit(c, H, e));
     int ldk = (int)(Hk * Dh);
     float scale = (float)(1.0 / sqrt((double)Dh)); /* the same rounding as attention_impl */
-    return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, (float *)c->work, (int)H, (int)Hk, (int)Dh, 0,
-                                  pos, (int)max_kv, scale, e);
+    return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, dt == QA_BF16, (float *)c->work, (int)H, (int)Hk,
+                                  (int)Dh, 0, pos, (int)max_kv, scale, e);
 }
 
-static qa_status be_attention_at(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+static qa_status be_attention_at(qa_backend *be, float *out, const float *q, const void *k, const void *v, qa_dtype dt,
                                  int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
                                  qa_err *e)
 {
-    RUN(be, e, attention_at_impl(be, out, q, k, v, Tq, max_kv, H, Hk, Dh, pos, e));
-}
-
-static qa_status store_rows_impl(qa_cuda_ctx *c, float *dst, const float *src, int64_t T, int64_t W,
-                                 const int32_t *pos, int64_t max_rows, qa_err *e)
-{
-    INT_DIMS(e, "store_rows_at", T, W, T * W);
-    return qa_cu_store_rows_at(c->stream, dst, src, (int)T, (int)W, pos, (long long)max_rows, e);
-}
-
-static qa_status be_store_rows_at(qa_backend *be, float *dst, const float *src, int64_t T, int64_t W,
-                                  const int32_t *pos, int64_t max_rows, qa_err *e)
-{
-    RUN(be, e, store_rows_impl(ctx_of(be), dst, src, T, W, pos, max_rows, e));
+    RUN(be, e, attention_at_impl(be, out, q, k, v, dt, Tq, max_kv, H, Hk, Dh, pos, e));
 }
 
 static qa_status argmax_at_impl(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
@@ -570,6 +582,7 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->layernorm = be_layernorm;
     be->rmsnorm = be_rmsnorm;
     be->rope = be_rope;
+    be->qkv_prep = be_qkv_prep;
     be->add_sinusoid = be_add_sinusoid;
     be->attention = be_attention;
     be->gelu = be_gelu;
@@ -582,9 +595,7 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->argmax = be_argmax;
     be->mel_tables = be_mel_tables;
     be->log_mel = be_log_mel;
-    be->rope_at = be_rope_at;
     be->attention_at = be_attention_at;
-    be->store_rows_at = be_store_rows_at;
     be->argmax_at = be_argmax_at;
     be->step_advance = be_step_advance;
     be->graph_begin = be_graph_begin;

@@ -38,6 +38,17 @@ __device__ __forceinline__ float qa_warp_sum(float v)
     return v;
 }
 
+/* RoPE angle of pair i (< Dh/2) at position pos, rounded as transformers' Qwen3RotaryEmbedding does:
+ * inv_freq = 1 / theta^(fp32(2i) / Dh) with the power rounded once to fp32 (as the CPU backend), then one
+ * fp32 product fp32(pos) * inv_freq (the position_ids matmul). rope.cu and qkv.cu share it so both round
+ * alike; callers take the accurate cosf / sinf of it (angles reach thousands of radians). */
+__device__ __forceinline__ float qa_rope_angle(int i, int Dh, float theta, float pos)
+{
+    float expo = (float)(2 * i) / (float)Dh;
+    float inv = 1.0f / (float)pow((double)theta, (double)expo);
+    return inv * pos;
+}
+
 /* Attention masks (backend.h attention): the visible keys [lo, hi) of the query at absolute position p
  * among Tk keys: inside its window of `window` positions when window > 0, keys <= p when causal. */
 __device__ __forceinline__ void qa_attn_key_range(int p, int Tk, int window, int causal, int *lo, int *hi)
@@ -76,12 +87,21 @@ qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *
                         float eps, qa_err *e);
 
 /* ---- rope.cu ---------------------------------------------------------------------------------- */
-/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope); with pos_dev
- * (device int32, may be NULL) the positions are pos_dev[0] .. pos_dev[0]+T-1, read when the kernel runs. */
-qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, const int32_t *pos_dev,
-                     float theta, qa_err *e);
+/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope). */
+qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, float theta, qa_err *e);
 /* In place x[T, E] += sinusoid(t mod period) (backend.h add_sinusoid). */
 qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long long period, qa_err *e);
+
+/* ---- qkv.cu ----------------------------------------------------------------------------------- */
+/* backend.h qkv_prep: per head of row t at position p = (pos_dev ? pos_dev[0] : pos0) + t (pos_dev read
+ * when the kernel runs): q [T, H*Dh] <- rope_p(rmsnorm(q) * qw) in place; kdst row p <- rope_p(rmsnorm(k)
+ * * kw), vdst row p <- v, as BF16 (kv_bf16) or FP32; rows p outside [0, max_rows) of kdst / vdst skipped.
+ * qw, kw FP32 [Dh]. Dh % 4 == 0, Dh <= QA_CU_QKV_MAX_DH; T * (H + 2 Hk) and (max_rows + T) * Hk * Dh
+ * within int. kdst == k / vdst == v only for FP32, pos_dev NULL and pos0 == 0. */
+#define QA_CU_QKV_MAX_DH 256
+qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int kv_bf16, const float *k, const float *v,
+                         const float *qw, const float *kw, int T, int H, int Hk, int Dh, int pos0, const int32_t *pos_dev,
+                         int max_rows, float theta, float eps, qa_err *e);
 
 /* ---- act.cu ----------------------------------------------------------------------------------- */
 qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */
@@ -154,32 +174,30 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, 
 
 /* ---- attention.cu ----------------------------------------------------------------------------- */
 /* Fused softmax(q k^T * scale) v without storing scores (flash-style online softmax, fp32).
- * q [Tq, H, Dh] (row stride ldq), k, v [Tk, Hk, Dh] (row strides ldk, ldv), out [Tq, H, Dh] (ldo).
+ * q [Tq, H, Dh] (row stride ldq), k, v [Tk, Hk, Dh] (row strides ldk, ldv; FP32, or BF16 when kv_bf16:
+ * a BF16 KV cache, converted exactly as loaded), out [Tq, H, Dh] (ldo).
  * Query i sits at absolute position q0 + i; key j at position j. causal: keys j <= q0 + i.
  * window > 0: bidirectional inside consecutive windows of `window` positions (key j visible to
  * query i iff j / window == (q0 + i) / window). GQA: query head h reads kv head h / (H / Hk).
  * Dh must be 16, 32, 64 or 128. */
-qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
-                          const float *v, int ldv, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
+qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
+                          const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
                           int window, float scale, qa_err *e);
 
 /* ---- attention_decode.cu ---------------------------------------------------------------------- */
-/* One causal query row (a decode step) against n keys, split over the keys (flash-decoding), FP32:
+/* One causal query row (a decode step) against n keys, split over the keys (flash-decoding), FP32 math:
  * out [H*Dh] = softmax(q [H*Dh] . k[0..n)^T * scale) v[0..n), GQA as qa_cu_attention; k, v rows of
- * stride ldk, ldv in a cache of max_kv rows. pos (device int32, may be NULL): n = pos[0] + 1 read when
+ * stride ldk, ldv in a cache of max_kv rows, FP32 or BF16 (kv_bf16, loads converted exactly). pos (device int32, may be NULL): n = pos[0] + 1 read when
  * the kernels run (the grid then covers the most slices of max_kv keys). part: scratch of
  * H * QA_CUDA_DEC_SPLITS * (Dh + 2) floats. Same numbers for a host n and a device pos[0] = n - 1.
  * _supported: Dh 16 / 32 / 64 / 128 and H / Hk in 1, 2, 4, 8. */
 int qa_cu_attention_decode_supported(int Dh, int H, int Hk);
-qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const float *k, int ldk, const float *v,
-                                 int ldv, float *part, int H, int Hk, int Dh, int n, const int32_t *pos, int max_kv,
-                                 float scale, qa_err *e);
+qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const void *k, int ldk, const void *v,
+                                 int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n, const int32_t *pos,
+                                 int max_kv, float scale, qa_err *e);
 #define QA_CU_DEC_SPLITS QA_CUDA_DEC_SPLITS
 
 /* ---- step.cu ---------------------------------------------------------------------------------- */
-/* dst[(pos[0] + t) * W + i] = src[t * W + i], t < T, i < W; rows >= max_rows skipped (backend.h store_rows_at). */
-qa_status qa_cu_store_rows_at(cudaStream_t s, float *dst, const float *src, int T, int W, const int32_t *pos,
-                              long long max_rows, qa_err *e);
 /* state[QA_STEP_POS] += 1, state[QA_STEP_INDEX] += 1. */
 qa_status qa_cu_step_advance(cudaStream_t s, int32_t *state, qa_err *e);
 

@@ -1,11 +1,11 @@
-/* rope.cu — positions: rotary embedding (text decoder, NeoX split-half) and the encoder's sinusoids.
+/* rope.cu — positions: rotary embedding (NeoX split-half) and the encoder's sinusoids.
  *
- * Contract: ops.cuh. rope: in place on x [T, H*Dh]; token t at position pos0 + t (or pos_dev[0] + t); for i < Dh/2,
+ * Contract: ops.cuh. rope: in place on x [T, H*Dh]; token t at position pos0 + t; for i < Dh/2,
  * a = x[i], b = x[i + Dh/2] -> a cos - b sin, b cos + a sin (rotate_half = cat(-x2, x1)).
- * Reference: transformers Qwen3RotaryEmbedding / apply_rotary_pos_emb (MODEL_FACTS §5): inv_freq =
- * 1 / theta^(arange(0, Dh, 2).float() / Dh) (the power rounded once to fp32, as the CPU backend does),
- * angle = fp32(pos) * inv_freq (one fp32 product: the position_ids matmul), cos/sin in fp32 with the
- * accurate cosf/sinf (angles reach thousands of radians; the fast intrinsics lose digits there).
+ * Reference: transformers Qwen3RotaryEmbedding / apply_rotary_pos_emb (MODEL_FACTS §5); the angles are
+ * ops.cuh's qa_rope_angle (the rounding of the reference), cos/sin in fp32 with the accurate cosf/sinf
+ * (angles reach thousands of radians; the fast intrinsics lose digits there). The decoder's fused
+ * qkv_prep (qkv.cu) rotates with the same angle and the same products.
  * One block per token: the Dh/2 cos/sin values are computed once into shared memory, then applied to
  * all H heads.
  * add_sinusoid: x[t, :] += [sin(p inv), cos(p inv)], p = t mod period, inv[i] = exp(-inc i),
@@ -17,16 +17,13 @@
 
 #define MAX_HALF 512
 
-__global__ void rope_kernel(float *x, int H, int Dh, long long pos0, const int32_t *pos_dev, float theta)
+__global__ void rope_kernel(float *x, int H, int Dh, long long pos0, float theta)
 {
     __shared__ float cs[MAX_HALF], sn[MAX_HALF];
     const int half = Dh / 2, t = blockIdx.x;
-    /* a decode step's position comes from the step state (read now, so a graph replays correctly) */
-    const float pos = (float)((pos_dev ? (long long)*pos_dev : pos0) + t);
+    const float pos = (float)(pos0 + t);
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float expo = (float)(2 * i) / (float)Dh;
-        float inv = 1.0f / (float)pow((double)theta, (double)expo);
-        float ang = inv * pos;
+        float ang = qa_rope_angle(i, Dh, theta, pos);
         cs[i] = cosf(ang);
         sn[i] = sinf(ang);
     }
@@ -56,8 +53,7 @@ __global__ void add_sinusoid_kernel(float *x, long long T, int E, long long peri
     }
 }
 
-qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, const int32_t *pos_dev,
-                     float theta, qa_err *e)
+qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, float theta, qa_err *e)
 {
     if (Dh % 2 != 0 || Dh / 2 > MAX_HALF)
         return QA_FAIL(e, QA_ERR_INTERNAL, "rope: head dim %d must be even and <= %d", Dh, 2 * MAX_HALF);
@@ -65,7 +61,7 @@ qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long 
         return QA_OK;
     if (T > 0x7fffffffLL)
         return QA_FAIL(e, QA_ERR_INTERNAL, "rope: %lld rows exceed the grid limit", T);
-    rope_kernel<<<(unsigned)T, 256, 0, s>>>(x, H, Dh, pos0, pos_dev, theta);
+    rope_kernel<<<(unsigned)T, 256, 0, s>>>(x, H, Dh, pos0, theta);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
