@@ -99,7 +99,6 @@ def test_public_align_and_transcribe_allocate_nothing_after_load():
     """100 mixed align/transcribe calls of different lengths through the public API: the engine
     takes every buffer from the arena (the frontend's input-sized buffers are outside its scope)."""
     import qwen3align as qa
-    from qwen3align.models import _warm_up, _warm_up_ids
     from conftest import load_case
 
     cases = ["en_short", "tiny", "zh_mixed", "punct_numbers", "en_long"]
@@ -125,6 +124,7 @@ def test_warm_up_ladder_stays_inside_any_plan():
     the plan: it runs on plans far smaller and larger than its rungs, allocates nothing, and its largest
     aligner prompt fills the plan's sequence exactly (so the largest GEMM bucket the plan allows is seen)."""
     import qwen3align as qa
+    from qwen3align.models import _warm_up, _warm_up_ids
 
     for limits in ({"max_audio_seconds": 0.5, "max_text_tokens": 8}, {"max_audio_seconds": 7},
                    {"max_audio_seconds": 200, "max_new_tokens": 4}):
