@@ -87,15 +87,16 @@ size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, in
            max2(qa_plan_workspace_mel(mel_frames), fb(N * c->text.hidden) + qa_plan_workspace_encoder(c, mel_frames));
 }
 
-/* Text layers over T rows (model/decoder.c): h [T, D]; then q, attn [T, H·Dh] (+ k, v [T, Hk·Dh]
- * without a cache: with one they are written into the kv region), or gate, up [min(T,512), F]. */
+/* Text layers over T rows (model/decoder.c): q, attn [T, H·Dh] (+ k, v [T, Hk·Dh] without a cache:
+ * with one they are written into the kv region), or gate, up [min(T,512), F]. The normalised x lives
+ * in the backend scratch only (norm_gemm / norm_mlp). */
 size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache)
 {
     const qa_text_config *t = &c->text;
     int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
     size_t attn = 2 * fb(T * QD) + (with_cache ? 0 : 2 * fb(T * KD));
     size_t mlp = 2 * fb(min64(T, QA_MLP_TILE) * t->inter);
-    return fb(T * t->hidden) + max2(attn, mlp);
+    return max2(attn, mlp);
 }
 
 /* Aligner head stage (pipeline/align.c + model/heads.c): rows int32 [n], logits [n, classes],
@@ -112,14 +113,14 @@ size_t qa_plan_workspace_aligner(const qa_model_config *c, int64_t mel_frames, i
                                          qa_plan_workspace_decoder(c, T, 0), qa_plan_workspace_head(c, n));
 }
 
-/* One decode row with the position on the device (model/decoder.c qa_decoder_step_at): h [D]; then
- * q, attn [H·Dh] and the new k, v rows [Hk·Dh] (stored into the cache by store_rows_at), or gate, up [F].
+/* One decode row with the position on the device (model/decoder.c qa_decoder_step_at): q, attn [H·Dh]
+ * and the new k, v rows [Hk·Dh] (stored into the cache by store_rows_at), or gate, up [F].
  * At least qa_plan_workspace_decoder(c, 1, 1), the host-position step's. */
 size_t qa_plan_workspace_decoder_step(const qa_model_config *c)
 {
     const qa_text_config *t = &c->text;
     int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
-    return fb(t->hidden) + max2(2 * fb(QD) + 2 * fb(KD), 2 * fb(t->inter));
+    return max2(2 * fb(QD) + 2 * fb(KD), 2 * fb(t->inter));
 }
 
 /* ASR request (pipeline/asr.c). First the decode loop's buffers, at fixed offsets after the scratch so a
@@ -146,7 +147,8 @@ void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t 
     d->max_kv = max64(d->max_kv, max64(max_kv, min64(window, N)));
     d->max_q = max64(d->max_q, max64(T, N));
     d->max_heads = max64(d->max_heads, max64(a->heads, t->heads));
-    d->max_gemm_k = max64(d->max_gemm_k, max64(max64(C * conv3_len(M), a->ffn), t->inter));
+    /* t->hidden: the rows norm_gemm / norm_mlp normalise into the scratch (never above t->inter in Qwen3) */
+    d->max_gemm_k = max64(d->max_gemm_k, max64(max64(C * conv3_len(M), a->ffn), max64(t->inter, t->hidden)));
     d->max_gemm_n = max64(d->max_gemm_n, max64(max64(a->ffn, t->inter), max64(t->vocab, c->classify_num)));
     d->max_im2col = max64(d->max_im2col, max64(9 * f1 * t1, 9 * C * f2 * t2)); /* conv1, conv2 (largest) */
 }

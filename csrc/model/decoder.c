@@ -8,7 +8,9 @@
  *   query heads per kv head), scale 1/√Dh; x += o_proj; x += down(silu(gate(y))·up(y)), y = RMSNorm(x).
  * With a cache, k/v projections are written straight into the cache rows of their positions, so a
  * decode step reads every earlier position from the cache (HF DynamicCache, prefill then one token).
- * The MLP runs QA_MLP_TILE rows at a time. The takes below are mirrored by qa_plan_workspace_decoder().
+ * Each RMSNorm in front of Linear layers runs inside them (backend.h norm_gemm for q/k/v, norm_mlp for the
+ * MLP), so the normalised x never sits in the workspace. The MLP runs QA_MLP_TILE rows at a time.
+ * The takes below are mirrored by qa_plan_workspace_decoder().
  * qa_decoder_step_at is one decode row whose position is read from backend memory (the step state),
  * so a recorded step (CUDA graph) serves every position: k, v go to temporaries and store_rows_at puts
  * them into the cache row of that position; the numbers equal the host-position path's.
@@ -23,10 +25,19 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
             return e->code;                                                \
     } while (0)
 
-/* Self-attention block: x += o_proj(attn(RMSNorm(x))). h [T, D] is the caller's norm buffer. */
+/* q, k, v [T, H·Dh / Hk·Dh] = RMSNorm(x) · Wq/Wk/Wvᵀ: one norm_gemm, the normalised x shared (no copy). */
+static qa_status qkv_proj(qa_backend *be, const qa_decoder_layer *l, const float *x, float *q, float *k, float *v,
+                          int64_t T, int64_t D, int64_t QD, int64_t KD, float eps, qa_err *e)
+{
+    float *const y[3] = {q, k, v};
+    const qa_tensor *const W[3] = {&l->q_w, &l->k_w, &l->v_w};
+    const int64_t N[3] = {QD, KD, KD};
+    return be->norm_gemm(be, y, x, &l->in_norm, eps, W, N, 3, T, D, 0, e);
+}
+
+/* Self-attention block: x += o_proj(attn(RMSNorm(x))). */
 static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                            float *x, float *h, int64_t T, int64_t pos0, const qa_kv_cache *kv, int li,
-                            qa_err *e)
+                            float *x, int64_t T, int64_t pos0, const qa_kv_cache *kv, int li, qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
@@ -45,10 +56,7 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
         kall = k;
         vall = v;
     }
-    QA_TRY(be->rmsnorm(be, h, x, &l->in_norm, T, D, eps, e));
-    QA_TRY(be->gemm(be, q, h, &l->q_w, NULL, T, D, QD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, k, h, &l->k_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
+    QA_TRY(qkv_proj(be, l, x, q, k, v, T, D, QD, KD, eps, e));
     QA_TRY(be->rmsnorm(be, q, q, &l->q_norm, T * H, Dh, eps, e)); /* q_norm over each head, before RoPE */
     QA_TRY(be->rmsnorm(be, k, k, &l->k_norm, T * Hk, Dh, eps, e));
     QA_TRY(be->rope(be, q, T, H, Dh, pos0, theta, e));
@@ -60,23 +68,18 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
     return QA_OK;
 }
 
-/* MLP block: x += down(silu(gate(y)) · up(y)), y = RMSNorm(x), QA_MLP_TILE rows at a time. */
+/* MLP block: x += down(silu(gate(y)) · up(y)), y = RMSNorm(x), QA_MLP_TILE rows at a time (norm_mlp). */
 static qa_status mlp_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                           float *x, float *h, int64_t T, qa_err *e)
+                           float *x, int64_t T, qa_err *e)
 {
     int64_t D = t->hidden, F = t->inter, tile = min64(T, QA_MLP_TILE);
     size_t mark = qa_region_mark(ws);
     float *g, *u;
     TAKE(g, tile * F);
     TAKE(u, tile * F);
-    QA_TRY(be->rmsnorm(be, h, x, &l->post_norm, T, D, (float)t->rms_eps, e));
-    for (int64_t r0 = 0; r0 < T; r0 += tile) {
-        int64_t rows = min64(tile, T - r0);
-        QA_TRY(be->gemm(be, g, h + r0 * D, &l->gate_w, NULL, rows, D, F, QA_ACT_NONE, 0, e));
-        QA_TRY(be->gemm(be, u, h + r0 * D, &l->up_w, NULL, rows, D, F, QA_ACT_NONE, 0, e));
-        QA_TRY(be->silu_mul(be, g, g, u, rows * F, e));
-        QA_TRY(be->gemm(be, x + r0 * D, g, &l->down_w, NULL, rows, F, D, QA_ACT_NONE, 1, e));
-    }
+    for (int64_t r0 = 0; r0 < T; r0 += tile)
+        QA_TRY(be->norm_mlp(be, x + r0 * D, &l->post_norm, (float)t->rms_eps, &l->gate_w, &l->up_w, &l->down_w, g,
+                            u, min64(tile, T - r0), D, F, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }
@@ -90,22 +93,18 @@ qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, f
     if (kv && pos0 + T > kv->max_ctx)
         return QA_FAIL(e, QA_ERR_INPUT, "decoder: %lld positions exceed the KV cache of %lld (max_new_tokens / "
                        "max_audio_seconds of the plan)", (long long)(pos0 + T), (long long)kv->max_ctx);
-    size_t mark = qa_region_mark(ws);
-    float *h;
-    TAKE(h, T * t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, kv, i, e));
-        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, T, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, T, pos0, kv, i, e));
+        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, T, e));
     }
-    qa_region_release(ws, mark);
     return QA_OK;
 }
 
 /* Attention block of one decode row at position *pos (backend memory): as attn_block with T = 1, but
  * k, v are computed in temporaries and stored into the cache row by store_rows_at. */
 static qa_status attn_block_at(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                               float *x, float *h, const int32_t *pos, const qa_kv_cache *kv, int li, qa_err *e)
+                               float *x, const int32_t *pos, const qa_kv_cache *kv, int li, qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
@@ -117,10 +116,7 @@ static qa_status attn_block_at(qa_backend *be, const qa_decoder_layer *l, const 
     TAKE(a, QD);
     TAKE(k, KD);
     TAKE(v, KD);
-    QA_TRY(be->rmsnorm(be, h, x, &l->in_norm, 1, D, eps, e));
-    QA_TRY(be->gemm(be, q, h, &l->q_w, NULL, 1, D, QD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, k, h, &l->k_w, NULL, 1, D, KD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, 1, D, KD, QA_ACT_NONE, 0, e));
+    QA_TRY(qkv_proj(be, l, x, q, k, v, 1, D, QD, KD, eps, e));
     QA_TRY(be->rmsnorm(be, q, q, &l->q_norm, H, Dh, eps, e));
     QA_TRY(be->rmsnorm(be, k, k, &l->k_norm, Hk, Dh, eps, e));
     QA_TRY(be->rope_at(be, q, 1, H, Dh, pos, theta, e));
@@ -137,14 +133,10 @@ qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, f
                              const qa_kv_cache *kv, qa_err *e)
 {
     const qa_text_config *t = &m->cfg.text;
-    size_t mark = qa_region_mark(ws);
-    float *h;
-    TAKE(h, t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block_at(be, &m->dec.layers[i], t, ws, x, h, pos, kv, i, e));
-        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, 1, e));
+        QA_TRY(attn_block_at(be, &m->dec.layers[i], t, ws, x, pos, kv, i, e));
+        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, 1, e));
     }
-    qa_region_release(ws, mark);
     return QA_OK;
 }

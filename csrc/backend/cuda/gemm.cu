@@ -16,15 +16,25 @@
 
 static cudaDataType_t cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
-/* Rows of a K-wide BF16 operand the work area holds at once. */
-static qa_status stage_rows(qa_cuda_ctx *c, int K, int want, int *rows, qa_err *e)
+qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, const char *what, int *rows,
+                            qa_err *e)
 {
-    size_t r = K > 0 ? c->work_bytes / (sizeof(__nv_bfloat16) * (size_t)K) : 0;
+    size_t r = row_bytes > 0 ? c->work_bytes / row_bytes : 0;
     if (r == 0)
         return QA_FAIL(e, QA_ERR_INTERNAL,
-                       "gemm: scratch work area of %zu bytes cannot hold one BF16 row of %d (scratch not set or "
-                       "smaller than scratch_need)", c->work_bytes, K);
+                       "%s: scratch work area of %zu bytes cannot hold one row of %zu bytes (scratch not set or "
+                       "smaller than scratch_need)", what, c->work_bytes, row_bytes);
     *rows = r < (size_t)want ? (int)r : want;
+    return QA_OK;
+}
+
+qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
+                              int N, int K, float beta, qa_err *e)
+{
+    const float alpha = 1.0f;
+    QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, w, CUDA_R_16BF, K, xb,
+                                    CUDA_R_16BF, K, &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
     return QA_OK;
 }
 
@@ -34,8 +44,8 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
     QA_TRY(qa_cu_check_wdtype(wt, "gemm", e));
     if (T <= 0 || N <= 0)
         return QA_OK;
-    const float alpha = 1.0f;
     if (wt == QA_F32) {
+        const float alpha = 1.0f;
         QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, w, CUDA_R_32F, K, x,
                                         CUDA_R_32F, ldx, &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
                                         CUBLAS_GEMM_DEFAULT));
@@ -44,14 +54,12 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
     if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) /* decode rows: a bandwidth-bound pass over W */
         return qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e);
     int rows = 0;
-    QA_TRY(stage_rows(c, K, T, &rows, e));
+    QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)K, T, "gemm", &rows, e));
+    __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
     for (int t0 = 0; t0 < T; t0 += rows) {
         int n = T - t0 < rows ? T - t0 : rows;
-        __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
         QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
-        QA_CUBLAS_CHECK(e, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, n, K, &alpha, w, CUDA_R_16BF, K,
-                                        stage, CUDA_R_16BF, K, &beta, y + (size_t)t0 * ldy, CUDA_R_32F, ldy,
-                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        QA_TRY(qa_cuda_gemm_staged(c, y + (size_t)t0 * ldy, ldy, stage, w, n, N, K, beta, e));
     }
     return QA_OK;
 }
