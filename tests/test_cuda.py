@@ -819,6 +819,10 @@ def test_ops_allocate_nothing(g, rng):
     w = g.tensor((rng.standard_normal((8, 5, 3, 3)) / 6).astype(np.float32), BF16)
     c_in, c_out = g.put(rng.standard_normal((2, 5, 20, 15)).astype(np.float32)), g.empty((2, 8, 10, 8))
     eye = g.tensor(np.eye(1024, dtype=np.float32))  # an FP32 GEMM too
+    # the fused decoder ops: cuBLAS on the staged BF16 norm (512 rows) and the one-launch decode path (1 row)
+    xm, nw = g.put(rng.standard_normal((512, 1024)).astype(np.float32)), g.tensor(np.ones(1024, np.float32))
+    Wd = g.tensor((rng.standard_normal((1024, 3072)) / 55).astype(np.float32), BF16)
+    gu = (g.empty((512, 3072)), g.empty((512, 3072)))
     for it in range(4):
         if it == 1:
             g.call("sync")
@@ -827,6 +831,8 @@ def test_ops_allocate_nothing(g, rng):
         g.call("gemm", kv, x, eye, None, 512, 1024, 1024, 0, 0)
         g.call("attention", o, q, kv, kv, 512, 512, 16, 8, 128, 0, 1, 0)
         g.call("conv2d", c_out, c_in, w, None, 2, 5, 20, 15, 8, 1)
+        for T in (512, 1):
+            g.call("norm_mlp", xm, nw, 1e-6, W, W, Wd, gu[0], gu[1], T, 1024, 3072)
     g.call("sync")
     after, free1 = g.stats(), g.mem_info()[0]
     assert (after.device_allocs, after.host_allocs) == (before.device_allocs, before.host_allocs)

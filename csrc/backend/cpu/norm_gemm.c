@@ -50,21 +50,12 @@ qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, flo
                           const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
                           int64_t F, qa_err *e)
 {
-    QA_TRY(qa_cpu_check_weight(Wg, F, D, "norm_mlp gate", e));
-    QA_TRY(qa_cpu_check_weight(Wu, F, D, "norm_mlp up", e));
+    /* every row is normalised (into g, u) before the down GEMM changes x: a row's norm reads that row only */
+    float *const gu[2] = {g, u};
+    const qa_tensor *const W[2] = {Wg, Wu};
+    const int64_t N[2] = {F, F};
     QA_TRY(qa_cpu_check_weight(Wd, D, F, "norm_mlp down", e));
-    if (T <= 0)
-        return QA_OK;
-    int64_t rows = 0;
-    float *h = NULL;
-    QA_TRY(norm_rows(be, T, D, "norm_mlp", &rows, &h, e));
-    for (int64_t r0 = 0; r0 < T; r0 += rows) {
-        int64_t nr = T - r0 < rows ? T - r0 : rows;
-        QA_TRY(qa_cpu_rmsnorm(be, h, x + r0 * D, norm_w, nr, D, eps, e));
-        QA_TRY(qa_cpu_gemm(be, g, h, Wg, NULL, nr, D, F, QA_ACT_NONE, 0, e));
-        QA_TRY(qa_cpu_gemm(be, u, h, Wu, NULL, nr, D, F, QA_ACT_NONE, 0, e));
-        qa_cpu_silu_mul(g, g, u, nr * F);
-        QA_TRY(qa_cpu_gemm(be, x + r0 * D, g, Wd, NULL, nr, F, D, QA_ACT_NONE, 1, e));
-    }
-    return QA_OK;
+    QA_TRY(qa_cpu_norm_gemm(be, gu, x, norm_w, eps, W, N, 2, T, D, 0, e));
+    qa_cpu_silu_mul(g, g, u, T * F);
+    return qa_cpu_gemm(be, x, g, Wd, NULL, T, F, D, QA_ACT_NONE, 1, e);
 }

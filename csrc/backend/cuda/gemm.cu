@@ -5,7 +5,8 @@
  * BF16 weights: the FP32 activation rows are rounded to BF16 into the scratch work area (in row
  * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
  * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32. One to four
- * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth.
+ * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth. qa_cuda_gemm_staged is the
+ * cuBLAS half alone, for operands norm_gemm.cu has already written as BF16 into the work area.
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
  * cuBLAS runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),

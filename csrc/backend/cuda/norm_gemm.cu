@@ -6,8 +6,8 @@
  * - BF16 weights, 1..4 rows (a decode step, issue #6: ~500 small kernels per token): ONE launch for all the
  *   weights of the call. Every block normalises the rows itself with norm.cu's row code (the row of
  *   K = 2048 FP32 comes from L2; 256 threads, as norm.cu uses for K >= 1024, so the same bits), rounds
- *   it to BF16 into shared memory as gemm.cu stages its input, and then one warp per output row streams
- *   the BF16 weight row with 16-byte loads, FP32 sums in gemv.cu's order. norm_mlp computes the gate and
+ *   it to BF16 into shared memory as gemm.cu stages its input, and then each warp streams the BF16 weight
+ *   rows of NG_ROWS outputs side by side with 16-byte loads, FP32 sums in gemv.cu's order per row. norm_mlp computes the gate and
  *   up rows of one output j in the same warp and writes silu(g)·u (act.cu's formula), which the down
  *   GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
@@ -16,12 +16,14 @@
  * - FP32 weights (dtype="float32"): RMSNorm into an FP32 block of the work area, then gemm.cu's exact
  *   FP32 GEMMs (no TF32), act.cu's silu·mul — the separate ops to the bit.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
 
 #define NG_WARPS 8 /* 256 threads: norm.cu's row kernel's block size for K >= 1024 */
+#define NG_ROWS 2  /* output rows per warp: each block normalises x again, so fewer blocks read less of L2 */
 #define NG_SMEM_BYTES (48 << 10) /* the normalised rows in shared memory without an opt-in */
 
 typedef struct ngemv_args {
@@ -48,8 +50,33 @@ __device__ __forceinline__ void ngemv_fma8(float (&acc)[TT], const __nv_bfloat16
     }
 }
 
-/* SILU == 0: output rows of seg[0..n) concatenated, warp j of the grid owns row j of that list.
- * SILU != 0: warp j owns row j of both seg[0] (gate) and seg[1] (up) and writes silu(g)·u to seg[0].y. */
+/* Output row j of the list of seg[0..n) rows concatenated: its weight row (w NULL past the end), output, width
+ * and index within its weight. Unrolled, so the arguments stay in the parameter bank (no local copy for a
+ * dynamic index). */
+typedef struct ngemv_row {
+    const __nv_bfloat16 *w;
+    float *y;
+    int N, j;
+} ngemv_row;
+
+__device__ __forceinline__ ngemv_row ngemv_find(const ngemv_args &a, int n, int j)
+{
+    ngemv_row r = {NULL, NULL, 0, 0};
+#pragma unroll
+    for (int i = 0; i < QA_NORM_GEMM_MAX; i++) {
+        if (r.w || i >= n)
+            continue;
+        if (j < a.seg[i].N)
+            r = ngemv_row{(const __nv_bfloat16 *)a.seg[i].W + (size_t)j * a.K, a.seg[i].y, a.seg[i].N, j};
+        else
+            j -= a.seg[i].N;
+    }
+    return r;
+}
+
+/* SILU == 0: output rows of seg[0..n) concatenated; each warp owns NG_ROWS consecutive rows of that list.
+ * SILU != 0: each warp owns NG_ROWS rows j of both seg[0] (gate) and seg[1] (up) and writes silu(g)·u to
+ * seg[0].y. The rows of a warp are streamed side by side (more loads in flight per warp). */
 template <int TT, int SILU>
 __global__ void __launch_bounds__(NG_WARPS * 32) ngemv_kernel(const ngemv_args a)
 {
@@ -61,53 +88,46 @@ __global__ void __launch_bounds__(NG_WARPS * 32) ngemv_kernel(const ngemv_args a
         qa_rmsnorm_row(xs + t * K, a.x + (size_t)t * K, a.w, K, a.eps, part);
     __syncthreads();
 
-    /* this warp's output: row j of the first weight whose rows reach it (unrolled: the arguments stay in
-     * the parameter bank instead of a local copy for a dynamic index) */
-    const int lane = threadIdx.x & 31, K8 = K / 8;
-    int j = blockIdx.x * NG_WARPS + (threadIdx.x >> 5), N = 0;
-    const void *W = NULL;
-    float *y = NULL;
+    const int lane = threadIdx.x & 31, K8 = K / 8, first = (blockIdx.x * NG_WARPS + (threadIdx.x >> 5)) * NG_ROWS;
+    ngemv_row row[NG_ROWS];
+    const __nv_bfloat16 *wu[NG_ROWS];
+    float acc[NG_ROWS][TT], acc_up[NG_ROWS][TT];
 #pragma unroll
-    for (int i = 0; i < (SILU ? 1 : QA_NORM_GEMM_MAX); i++) {
-        if (W || i >= a.n)
-            continue;
-        if (j < a.seg[i].N) {
-            N = a.seg[i].N;
-            W = a.seg[i].W;
-            y = a.seg[i].y;
-        } else {
-            j -= a.seg[i].N;
-        }
+    for (int r = 0; r < NG_ROWS; r++) {
+        row[r] = ngemv_find(a, SILU ? 1 : a.n, first + r);
+        wu[r] = SILU && row[r].w ? (const __nv_bfloat16 *)a.seg[1].W + (size_t)row[r].j * K : NULL;
+#pragma unroll
+        for (int t = 0; t < TT; t++)
+            acc[r][t] = acc_up[r][t] = 0.f;
     }
-    if (!W)
+    if (!row[0].w) /* the rows of a warp are consecutive: none left */
         return;
-    const __nv_bfloat16 *w0 = (const __nv_bfloat16 *)W + (size_t)j * K;
-    float acc[TT], acc_up[TT];
+#pragma unroll 4
+    for (int c = lane; c < K8; c += 32) {
 #pragma unroll
-    for (int t = 0; t < TT; t++)
-        acc[t] = acc_up[t] = 0.f;
-    if (SILU) {
-        const __nv_bfloat16 *w1 = (const __nv_bfloat16 *)a.seg[1].W + (size_t)j * K;
-#pragma unroll 4
-        for (int c = lane; c < K8; c += 32) {
-            ngemv_fma8<TT>(acc, w0, xs, K, c);
-            ngemv_fma8<TT>(acc_up, w1, xs, K, c);
+        for (int r = 0; r < NG_ROWS; r++) {
+            if (!row[r].w)
+                continue;
+            ngemv_fma8<TT>(acc[r], row[r].w, xs, K, c);
+            if (SILU)
+                ngemv_fma8<TT>(acc_up[r], wu[r], xs, K, c);
         }
-    } else {
-#pragma unroll 4
-        for (int c = lane; c < K8; c += 32)
-            ngemv_fma8<TT>(acc, w0, xs, K, c);
     }
 #pragma unroll
-    for (int t = 0; t < TT; t++) {
-        float g = qa_warp_sum(acc[t]);
-        if (SILU) {
-            float u = qa_warp_sum(acc_up[t]);
-            if (lane == 0)
-                y[(size_t)t * N + j] = g / (1.0f + expf(-g)) * u; /* act.cu silu_mul */
-        } else if (lane == 0) {
-            float *o = y + (size_t)t * N + j;
-            *o = a.beta != 0.f ? g + a.beta * *o : g;
+    for (int r = 0; r < NG_ROWS; r++) {
+        if (!row[r].w)
+            continue;
+#pragma unroll
+        for (int t = 0; t < TT; t++) {
+            float g = qa_warp_sum(acc[r][t]);
+            float *o = row[r].y + (size_t)t * row[r].N + row[r].j;
+            if (SILU) {
+                float u = qa_warp_sum(acc_up[r][t]);
+                if (lane == 0)
+                    *o = g / (1.0f + expf(-g)) * u; /* act.cu silu_mul */
+            } else if (lane == 0) {
+                *o = a.beta != 0.f ? g + a.beta * *o : g;
+            }
         }
     }
 }
@@ -154,6 +174,8 @@ qa_status qa_cu_norm_gemv(cudaStream_t s, const qa_cu_ngemv_seg *seg, int n, int
         rows = (size_t)seg[0].N;
     if (rows == 0)
         return QA_OK;
+    if (rows > (size_t)INT_MAX - NG_WARPS * NG_ROWS) /* the kernel numbers the rows with int */
+        return QA_FAIL(e, QA_ERR_INTERNAL, "norm_gemv: %zu output rows exceed the int range", rows);
     a.n = n;
     a.x = x;
     a.w = w;
@@ -161,9 +183,9 @@ qa_status qa_cu_norm_gemv(cudaStream_t s, const qa_cu_ngemv_seg *seg, int n, int
     a.beta = beta;
     a.K = K;
     if (silu)
-        ngemv_launch<1>(s, a, T, qa_cuda_blocks(rows, NG_WARPS));
+        ngemv_launch<1>(s, a, T, qa_cuda_blocks(rows, NG_WARPS * NG_ROWS));
     else
-        ngemv_launch<0>(s, a, T, qa_cuda_blocks(rows, NG_WARPS));
+        ngemv_launch<0>(s, a, T, qa_cuda_blocks(rows, NG_WARPS * NG_ROWS));
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -184,7 +184,7 @@ qa_status qa_cu_gemv_bf16(cudaStream_t s, float *y, int ldy, const float *x, int
 
 /* ---- norm_gemm.cu ----------------------------------------------------------------------------- */
 /* Decode rows of norm_gemm / norm_mlp in one launch: every block normalises x [T, K] itself (qa_rmsnorm_row,
- * rounded to BF16 into shared memory), then one warp per output row streams its BF16 weight row. */
+ * rounded to BF16 into shared memory), then each warp streams the BF16 weight rows of its outputs. */
 typedef struct qa_cu_ngemv_seg { /* one weight of a norm_gemm: y [T, N] (row stride N) += W [N, K] */
     const void *W;
     float *y;
