@@ -114,8 +114,8 @@ qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, co
 qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
                                   int N, int K, int batch, qa_err *e);
 
-/* norm_gemm.cu (backend.h norm_gemm / norm_mlp; arguments checked by backend.cu, scratch bound). W of one
- * dtype wt; y[i] [T, N[i]] += beta. */
+/* norm_gemm.cu (backend.h norm_gemm / norm_mlp; arguments checked by backend.cu, scratch bound): W of one
+ * dtype wt, y[i][T, N[i]] = RMSNorm(x)·W[i]^T + beta·y[i]; nw the FP32 norm weight [K]. */
 qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *nw, float eps,
                             const void *const W[], qa_dtype wt, const int N[], int n, int T, int K, float beta,
                             qa_err *e);
