@@ -192,6 +192,66 @@ def test_norm_gemm_rejects_mixed_dtypes_and_counts(g, rng):
         g.call("norm_gemm", ys, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 4, 1, K, 0)
 
 
+@gpu_only
+def test_norm_ops_decode_timing(g, rng):
+    """Issue 6: one decode row through a Qwen3-ASR-1.7B layer's norm + GEMMs (D 2048, q 2048, k/v 1024, F 6144,
+    BF16), the fused ops against the unfused sequence they replace (rmsnorm, then one GEMV per weight; the MLP's
+    silu·mul, no longer an op, not counted). Each is recorded 24 times in a CUDA graph (host launch costs do not
+    count, as in the decode step) over 3 copies of the weights (so they do not sit in L2). Prints µs and GB/s
+    of weights read (run with -s); fails only when a fused op is clearly slower than the sequence."""
+    D, QD, KD, F, copies, reps = 2048, 2048, 1024, 6144, 3, 24
+
+    def bf16_weight(n, k):
+        return g.tensor((rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), BF16)
+
+    layers = [dict(q=bf16_weight(QD, D), k=bf16_weight(KD, D), v=bf16_weight(KD, D), g=bf16_weight(F, D),
+                   u=bf16_weight(F, D), d=bf16_weight(D, F)) for _ in range(copies)]
+    x, h = g.put(rng.standard_normal((1, D)).astype(np.float32)), g.empty((1, D))
+    nw = g.tensor(rng.standard_normal(D).astype(np.float32))
+    q, k, v, gb, ub = g.empty((1, QD)), g.empty((1, KD)), g.empty((1, KD)), g.empty((1, F)), g.empty((1, F))
+    ys, Ns = (C.c_void_p * 3)(q, k, v), (C.c_int64 * 3)(QD, KD, KD)
+
+    def qkv_fused(L):
+        Ws = (C.POINTER(Tensor) * 3)(*[C.pointer(L[n]) for n in "qkv"])
+        g.call("norm_gemm", ys, x, nw, 1e-6, Ws, Ns, 3, 1, D, 0)
+
+    def qkv_split(L):
+        g.call("rmsnorm", h, x, nw, 1, D, 1e-6)
+        for y, n, N in ((q, "q", QD), (k, "k", KD), (v, "v", KD)):
+            g.call("gemm", y, h, L[n], None, 1, D, N, 0, 0)
+
+    def mlp_fused(L):
+        g.call("norm_mlp", x, nw, 1e-6, L["g"], L["u"], L["d"], gb, ub, 1, D, F)
+
+    def mlp_split(L):
+        g.call("rmsnorm", h, x, nw, 1, D, 1e-6)
+        g.call("gemm", gb, h, L["g"], None, 1, D, F, 0, 0)
+        g.call("gemm", ub, h, L["u"], None, 1, D, F, 0, 0)
+        g.call("gemm", x, gb, L["d"], None, 1, F, D, 0, 1)
+
+    def us_per_call(body):
+        body(layers[0])  # outside the recording: scratch binding, lazy kernel loading
+        g.call("sync")
+        g.call("graph_begin")
+        for i in range(reps):
+            body(layers[i % copies])
+        g.call("graph_end", 0, g.block)
+        g.call("graph_launch", 0)  # warm-up
+        g.call("sync")
+        t0 = time.perf_counter()
+        for _ in range(5):
+            g.call("graph_launch", 0)
+        g.call("sync")
+        return (time.perf_counter() - t0) / 5 / reps * 1e6
+
+    for what, fused, split, nbytes in (("q/k/v", qkv_fused, qkv_split, 2 * D * (QD + 2 * KD)),
+                                        ("mlp", mlp_fused, mlp_split, 2 * 3 * D * F)):
+        a, b = us_per_call(fused), us_per_call(split)
+        print(f"{what} T=1: fused {a:.1f} us ({nbytes / a / 1e3:.0f} GB/s), unfused {b:.1f} us "
+              f"({nbytes / b / 1e3:.0f} GB/s)")
+        assert a <= 1.2 * b, f"{what}: the fused op ({a:.1f} us) is slower than the sequence it replaces ({b:.1f} us)"
+
+
 # ---- norms, positions, elementwise ---------------------------------------------------------------
 
 
