@@ -3,13 +3,13 @@
  *
  * Contract: backend.h and cuda_ctx.cuh. The numbers are those of rmsnorm followed by gemm.cu's GEMMs (and
  * act.cu's silu·mul) up to the FP32 summation order:
- * - BF16 weights, 1..4 rows (a decode step, issue #6: ~500 small kernels per token): ONE launch for all the
+ * - BF16 weights, 1..4 rows (a decode step, issue #6: ~450 small kernels per token): ONE launch for all the
  *   weights of the call. Every block normalises the rows itself with norm.cu's row code (the row of
  *   K = 2048 FP32 comes from L2; 256 threads, as norm.cu uses for K >= 1024, so the same bits), rounds
  *   it to BF16 into shared memory as gemm.cu stages its input, and then each warp streams the BF16 weight
- *   rows of NG_ROWS outputs side by side with 16-byte loads, FP32 sums in gemv.cu's order per row. norm_mlp computes the gate and
- *   up rows of one output j in the same warp and writes silu(g)·u (act.cu's formula), which the down
- *   GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
+ *   rows of NG_ROWS outputs side by side with 16-byte loads, FP32 sums in gemv.cu's order per row.
+ *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
+ *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
  *   staging the same way. Row blocks when the work area is smaller than the rows.
