@@ -63,6 +63,9 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("memset0", S, [P, C.c_size_t, EP]),
     ("sync", S, [EP]),
     ("gemm", S, [P, P, TP, TP, I64, I64, I64, C.c_int, C.c_int, EP]),
+    # API 6: the decoder's RMSNorm fused into the GEMMs behind it
+    ("norm_gemm", S, [P, P, TP, C.c_float, P, P, C.c_int, I64, I64, C.c_int, EP]),
+    ("norm_mlp", S, [P, TP, C.c_float, TP, TP, TP, P, P, I64, I64, I64, EP]),
     ("layernorm", S, [P, P, TP, TP, I64, I64, C.c_float, EP]),
     ("rmsnorm", S, [P, P, TP, I64, I64, C.c_float, EP]),
     ("rope", S, [P, I64, I64, I64, I64, C.c_float, EP]),
@@ -72,7 +75,6 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("add_sinusoid", S, [P, I64, I64, I64, EP]),
     ("attention", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, I64, C.c_int, I64, EP]),  # kv dtype after v
     ("gelu", S, [P, P, I64, EP]),
-    ("silu_mul", S, [P, P, P, I64, EP]),
     ("add", S, [P, P, P, I64, EP]),
     ("mel_chunks", S, [P, P, I64, I64, I64, I64, I64, I64, EP]),
     ("conv2d", S, [P, P, TP, TP, I64, I64, I64, I64, I64, C.c_int, EP]),

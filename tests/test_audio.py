@@ -311,9 +311,9 @@ def test_request_path_uses_ready_arrays_as_is_and_loads_everything_else():
         request_samples(np.zeros(0, np.float32), 16000)
 
 
-def test_peak_normalisation_never_needs_the_clip():
-    """The reference clips after dividing by the peak; audio.c skips that pass because x / peak of finite
-    samples stays within [-1, 1] — checked here on values where rounding could matter."""
+def test_peak_normalisation_divides_by_the_peak_exactly():
+    """The reference clips after dividing by the peak; for finite samples x / peak stays within [-1, 1]
+    (audio.c runs its one divide-and-clip pass only when the peak is above 1 or a value is not finite)."""
     rng = np.random.default_rng(6)
     for scale in (1.0000002, 1.5, 3.0, 1e30):
         x = (rng.uniform(-1, 1, 100000) * scale).astype(np.float32)

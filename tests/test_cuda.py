@@ -4,8 +4,10 @@ parity tests). Everything skips, with the probe's reason, where no usable CUDA d
 
 Bounds (‖out − ref‖ / ‖ref‖): FP32 math 1e-5; BF16 weights against the reference computed from the
 same BF16-rounded operands 1e-5 (only the FP32 accumulation order differs) and against the unrounded
-float64 reference 2e-2 (BF16 has 8 bits of mantissa).
+float64 reference 2e-2 (BF16 has 8 bits of mantissa). norm_mlp with BF16 weights 3e-4: the product it
+rounds to BF16 for the down GEMM is FP32 on the GPU and float64 in the reference (test_norm_mlp says why).
 """
+import ctypes as C
 import math
 import os
 import subprocess
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy
-from cuda_util import BF16, F32, Cuda, bf16_round, gpu_reason, to_bf16_bits
+from cuda_util import BF16, F32, Cuda, Tensor, bf16_round, gpu_reason, to_bf16_bits
 
 WHY = gpu_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
@@ -98,6 +100,158 @@ def test_gemm_rejects_wrong_weight_shape(g, rng):
         g.call("gemm", g.empty((2, 8)), g.put(np.ones((2, 4), np.float32)), W, None, 2, 4, 8, 0, 0)
 
 
+# ---- RMSNorm fused into the GEMMs behind it (backend.h norm_gemm, norm_mlp) --------------------------
+
+
+def rms64(x, w, eps=1e-6):
+    x64 = x.astype(np.float64)
+    return x64 / np.sqrt((x64 ** 2).mean(1, keepdims=True) + eps) * w
+
+
+def staged_norm(g, x, w, T, K):
+    """What the unfused path multiplies with BF16 weights: the rmsnorm op's FP32 rows (checked against float64
+    by test_rmsnorm_in_place), rounded to BF16 as gemm stages them. A float64 norm would not do: its BF16 rounding
+    differs from the FP32 one in a few elements per row (~3e-5 of the output, above the 1e-5 bound)."""
+    h = g.empty((T, K))
+    g.call("rmsnorm", h, g.put(x), g.tensor(w), T, K, 1e-6)
+    return bf16_round(g.get(h, (T, K))).astype(np.float64)
+
+
+NG_WIDTHS = (1024, 512, 512)  # q, k, v of a small decoder; K = 1024: norm.cu's 256-thread row blocks
+
+
+# T <= 4: the fused decode kernel; 5, 600: BF16 staging + cuBLAS; (1, 36): K % 8 != 0 leaves the decode kernel
+@pytest.mark.parametrize("T,K", [(1, 1024), (3, 1024), (4, 1024), (5, 1024), (600, 1024), (1, 36)])
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("wdt", [F32, BF16])
+@pytest.mark.parametrize("accumulate", [0, 1])
+def test_norm_gemm(g, rng, T, K, n, wdt, accumulate):
+    skip_bf16_on_shim(wdt)
+    x = (rng.standard_normal((T, K)) * 3).astype(np.float32)
+    w = rng.standard_normal(K).astype(np.float32)
+    N = [NG_WIDTHS[i] if K >= 1024 else 40 + 8 * i for i in range(n)]
+    Ws = [(rng.standard_normal((N[i], K)) / np.sqrt(K)).astype(np.float32) for i in range(n)]
+    y0 = [rng.standard_normal((T, N[i])).astype(np.float32) for i in range(n)]
+    Wt = [g.tensor(W, wdt) for W in Ws]
+    ys = [g.put(y0[i]) if accumulate else g.empty((T, N[i])) for i in range(n)]
+    g.call("norm_gemm", (C.c_void_p * n)(*ys), g.put(x), g.tensor(w), 1e-6, (C.POINTER(Tensor) * n)(
+        *[C.pointer(t) for t in Wt]), (C.c_int64 * n)(*N), n, T, K, accumulate)
+    h = staged_norm(g, x, w, T, K) if wdt == BF16 else rms64(x, w)
+    for i in range(n):
+        Wr = bf16_round(Ws[i]) if wdt == BF16 else Ws[i]
+        base = y0[i] if accumulate else 0.0
+        got = g.get(ys[i], (T, N[i]))
+        assert_close_rel(got, base + h @ Wr.T.astype(np.float64), 1e-5, f"norm_gemm y[{i}] T={T} w={wdt}")
+        if wdt == BF16:
+            assert_close_rel(got, base + rms64(x, w) @ Ws[i].T, 2e-2, f"norm_gemm y[{i}] vs unrounded")
+
+
+def silu64(v):
+    return v / (1.0 + np.exp(-v))
+
+
+@pytest.mark.parametrize("T", [1, 3, 4, 5, 600])
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_norm_mlp(g, rng, T, wdt):
+    """x += down(silu(gate(h))·up(h)), h = RMSNorm(x). BF16: against float64 from the same BF16 operands, with the
+    product rounded to BF16 where the down GEMM stages it. That rounding sees the GPU's FP32 product, the reference
+    a float64 one: a few elements per row fall on the other side of a rounding boundary (~1e-4 of the MLP's
+    output, simulated), so 3e-4 here — not rounding the product at all would be ~1e-3."""
+    skip_bf16_on_shim(wdt)
+    D, F = 1024, 3072
+    x = (rng.standard_normal((T, D)) * 3).astype(np.float32)
+    w = rng.standard_normal(D).astype(np.float32)
+    Wg, Wu = ((rng.standard_normal((F, D)) / np.sqrt(D)).astype(np.float32) for _ in range(2))
+    Wd = (rng.standard_normal((D, F)) / np.sqrt(F)).astype(np.float32)
+    xp = g.put(x)
+    g.call("norm_mlp", xp, g.tensor(w), 1e-6, g.tensor(Wg, wdt), g.tensor(Wu, wdt), g.tensor(Wd, wdt),
+           g.empty((T, F)), g.empty((T, F)), T, D, F)
+    delta = g.get(xp, (T, D)).astype(np.float64) - x
+    if wdt == F32:
+        h = rms64(x, w)
+        ref = (silu64(h @ Wg.T) * (h @ Wu.T)) @ Wd.T
+        assert_close_rel(delta, ref, 1e-5, f"norm_mlp T={T} f32")
+        return
+    h = staged_norm(g, x, w, T, D)
+    p = bf16_round(silu64(h @ bf16_round(Wg).T) * (h @ bf16_round(Wu).T)).astype(np.float64)
+    assert_close_rel(delta, p @ bf16_round(Wd).T, 3e-4, f"norm_mlp T={T} bf16")
+    h = rms64(x, w)
+    assert_close_rel(delta, (silu64(h @ Wg.T) * (h @ Wu.T)) @ Wd.T, 2e-2, f"norm_mlp T={T} vs unrounded")
+
+
+def test_norm_gemm_rejects_mixed_dtypes_and_counts(g, rng):
+    K = 64
+    x, w = g.put(np.ones((1, K), np.float32)), g.tensor(np.ones(K, np.float32))
+    Wt = [g.tensor(np.ones((8, K), np.float32), F32), g.tensor(np.ones((8, K), np.float32), BF16)]
+    ys = (C.c_void_p * 2)(g.empty((1, 8)), g.empty((1, 8)))
+    Ws = (C.POINTER(Tensor) * 2)(*[C.pointer(t) for t in Wt])
+    if not SHIM:  # the CPU takes each weight as it comes
+        with pytest.raises(AssertionError, match="dtype"):
+            g.call("norm_gemm", ys, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 2, 1, K, 0)
+    with pytest.raises(AssertionError, match="weights"):
+        g.call("norm_gemm", ys, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 4, 1, K, 0)
+
+
+@gpu_only
+def test_norm_ops_decode_timing(g, rng):
+    """Issue 6: one decode row through a Qwen3-ASR-1.7B layer's norm + GEMMs (D 2048, q 2048, k/v 1024, F 6144,
+    BF16), the fused ops against the unfused sequence they replace (rmsnorm, then one GEMV per weight; the MLP's
+    silu·mul, no longer an op, not counted). Each is recorded 24 times in a CUDA graph (host launch costs do not
+    count, as in the decode step) over 3 copies of the weights (so they do not sit in L2). Prints µs and GB/s
+    of weights read (run with -s); fails only when a fused op is clearly slower than the sequence."""
+    D, QD, KD, F, copies, reps = 2048, 2048, 1024, 6144, 3, 24
+
+    def bf16_weight(n, k):
+        return g.tensor((rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), BF16)
+
+    layers = [dict(q=bf16_weight(QD, D), k=bf16_weight(KD, D), v=bf16_weight(KD, D), g=bf16_weight(F, D),
+                   u=bf16_weight(F, D), d=bf16_weight(D, F)) for _ in range(copies)]
+    x, h = g.put(rng.standard_normal((1, D)).astype(np.float32)), g.empty((1, D))
+    nw = g.tensor(rng.standard_normal(D).astype(np.float32))
+    q, k, v, gb, ub = g.empty((1, QD)), g.empty((1, KD)), g.empty((1, KD)), g.empty((1, F)), g.empty((1, F))
+    ys, Ns = (C.c_void_p * 3)(q, k, v), (C.c_int64 * 3)(QD, KD, KD)
+
+    def qkv_fused(L):
+        Ws = (C.POINTER(Tensor) * 3)(*[C.pointer(L[n]) for n in "qkv"])
+        g.call("norm_gemm", ys, x, nw, 1e-6, Ws, Ns, 3, 1, D, 0)
+
+    def qkv_split(L):
+        g.call("rmsnorm", h, x, nw, 1, D, 1e-6)
+        for y, n, N in ((q, "q", QD), (k, "k", KD), (v, "v", KD)):
+            g.call("gemm", y, h, L[n], None, 1, D, N, 0, 0)
+
+    def mlp_fused(L):
+        g.call("norm_mlp", x, nw, 1e-6, L["g"], L["u"], L["d"], gb, ub, 1, D, F)
+
+    def mlp_split(L):
+        g.call("rmsnorm", h, x, nw, 1, D, 1e-6)
+        g.call("gemm", gb, h, L["g"], None, 1, D, F, 0, 0)
+        g.call("gemm", ub, h, L["u"], None, 1, D, F, 0, 0)
+        g.call("gemm", x, gb, L["d"], None, 1, F, D, 0, 1)
+
+    def us_per_call(body):
+        body(layers[0])  # outside the recording: scratch binding, lazy kernel loading
+        g.call("sync")
+        g.call("graph_begin")
+        for i in range(reps):
+            body(layers[i % copies])
+        g.call("graph_end", 0, g.block)
+        g.call("graph_launch", 0)  # warm-up
+        g.call("sync")
+        t0 = time.perf_counter()
+        for _ in range(5):
+            g.call("graph_launch", 0)
+        g.call("sync")
+        return (time.perf_counter() - t0) / 5 / reps * 1e6
+
+    for what, fused, split, nbytes in (("q/k/v", qkv_fused, qkv_split, 2 * D * (QD + 2 * KD)),
+                                        ("mlp", mlp_fused, mlp_split, 2 * 3 * D * F)):
+        a, b = us_per_call(fused), us_per_call(split)
+        print(f"{what} T=1: fused {a:.1f} us ({nbytes / a / 1e3:.0f} GB/s), unfused {b:.1f} us "
+              f"({nbytes / b / 1e3:.0f} GB/s)")
+        assert a <= 1.2 * b, f"{what}: the fused op ({a:.1f} us) is slower than the sequence it replaces ({b:.1f} us)"
+
+
 # ---- norms, positions, elementwise ---------------------------------------------------------------
 
 
@@ -161,9 +315,7 @@ def test_elementwise(g, rng):
     ap, bp, y = g.put(a), g.put(b), g.empty(n)
     g.call("gelu", y, ap, n)
     assert_close_rel(g.get(y, n), gelu(a.astype(np.float64)), 1e-6, "gelu")
-    g.call("silu_mul", y, ap, bp, n)
-    a64 = a.astype(np.float64)
-    assert_close_rel(g.get(y, n), a64 / (1 + np.exp(-a64)) * b, 1e-6, "silu_mul")
+    a64 = a.astype(np.float64)  # (silu·mul is inside norm_mlp since API 6: tested there)
     g.call("add", ap, ap, bp, n)  # in place
     assert_close_rel(g.get(ap, n), a64 + b, 1e-7, "add")
 
@@ -855,7 +1007,7 @@ def test_graph_replays_with_the_state_read_at_launch(g, rng):
 
 @gpu_only
 def test_ops_allocate_nothing(g, rng):
-    """After the one block: GEMMs (cuBLAS workspace in scratch), convs, attention allocate nothing.
+    """After the one block: GEMMs (cuBLASLt workspace in scratch), convs, attention allocate nothing.
     The first pass is a warm-up: CUDA loads kernel modules lazily (CUDA_MODULE_LOADING=LAZY, the
     default), which takes device memory for code at a kernel's first launch — not an allocation of ours."""
     x = g.put(rng.standard_normal((512, 1024)).astype(np.float32))
@@ -865,7 +1017,11 @@ def test_ops_allocate_nothing(g, rng):
     w = g.tensor((rng.standard_normal((8, 5, 3, 3)) / 6).astype(np.float32), BF16)
     c_in, c_out = g.put(rng.standard_normal((2, 5, 20, 15)).astype(np.float32)), g.empty((2, 8, 10, 8))
     eye = g.tensor(np.eye(1024, dtype=np.float32))  # an FP32 GEMM too
-    nw, kc, vc = g.tensor(np.ones(128, np.float32)), g.empty((512, 1024), np.float16), g.empty((512, 1024), np.float16)
+    nh, kc, vc = g.tensor(np.ones(128, np.float32)), g.empty((512, 1024), np.float16), g.empty((512, 1024), np.float16)
+    # the fused decoder ops: cuBLAS on the staged BF16 norm (512 rows) and the one-launch decode path (1 row)
+    xm, nw = g.put(rng.standard_normal((512, 1024)).astype(np.float32)), g.tensor(np.ones(1024, np.float32))
+    Wd = g.tensor((rng.standard_normal((1024, 3072)) / 55).astype(np.float32), BF16)
+    gu = (g.empty((512, 3072)), g.empty((512, 3072)))
     for it in range(4):
         if it == 1:
             g.call("sync")
@@ -873,9 +1029,11 @@ def test_ops_allocate_nothing(g, rng):
         g.call("gemm", y, x, W, None, 512, 1024, 3072, 0, 0)
         g.call("gemm", kv, x, eye, None, 512, 1024, 1024, 0, 0)
         g.call("attention", o, q, kv, kv, F32, 512, 512, 16, 8, 128, 0, 1, 0)
-        g.call("qkv_prep", q, kc, vc, BF16, kv, kv, nw, nw, 512, 16, 8, 128, 0, None, 512, 1e6, 1e-6)  # a BF16 cache
+        g.call("qkv_prep", q, kc, vc, BF16, kv, kv, nh, nh, 512, 16, 8, 128, 0, None, 512, 1e6, 1e-6)  # a BF16 cache
         g.call("attention", o, q, kc, vc, BF16, 512, 512, 16, 8, 128, 0, 1, 0)
         g.call("conv2d", c_out, c_in, w, None, 2, 5, 20, 15, 8, 1)
+        for T in (512, 1):
+            g.call("norm_mlp", xm, nw, 1e-6, W, W, Wd, gu[0], gu[1], T, 1024, 3072)
     g.call("sync")
     after, free1 = g.stats(), g.mem_info()[0]
     assert (after.device_allocs, after.host_allocs) == (before.device_allocs, before.host_allocs)

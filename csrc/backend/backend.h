@@ -44,10 +44,13 @@
 #define QA_BACKEND_API_VERSION 6 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
                                   * 5: decode-step state ops, graphs and decode_mode (layout changes);
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
-                                  *    decoder's rope_at / store_rows_at (layout and signatures change) */
+                                  *    decoder's rope_at / store_rows_at; norm_gemm and norm_mlp after
+                                  *    gemm, silu_mul gone (layout and signatures change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
+
+#define QA_NORM_GEMM_MAX 3 /* weights of one norm_gemm: q, k, v */
 
 typedef enum qa_copy_kind {
     QA_COPY_H2D = 0, /* host -> backend */
@@ -154,6 +157,27 @@ struct qa_backend {
     qa_status (*gemm)(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
                       int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e);
 
+    /* The decoder's GEMMs with the RMSNorm in front fused in (API 6): fewer, larger kernels for a decode
+     * step, and no normalised copy of x in the workspace. Both read x[T, K] and normalise it exactly as
+     * rmsnorm(h, x, norm_w, T, K, eps) does; on a backend that feeds GEMMs BF16 operands (CUDA, BF16
+     * weights) the normalised values are rounded to BF16 as gemm rounds its input. The numbers are
+     * those of the separate ops up to the FP32 summation order.
+     *
+     * norm_gemm: y[i][T, N[i]] = h · W[i]ᵀ (+ y[i] when accumulate), h = RMSNorm(x) (the one shared
+     * input of q/k/v), for i < n, 1 <= n <= QA_NORM_GEMM_MAX; W[i] (N[i], K), all of one dtype. The y[i]
+     * must not overlap x or each other. */
+    qa_status (*norm_gemm)(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
+                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+                           int accumulate, qa_err *e);
+
+    /* norm_mlp: x[T, D] += (silu(h·Wgᵀ) · (h·Wuᵀ)) · Wdᵀ, h = RMSNorm(x) — Qwen3MLP after
+     * post_attention_layernorm, with the residual add (silu(g) = g / (1 + exp(−g)) in FP32).
+     * Wg, Wu (F, D), Wd (D, F), one dtype. g, u: [T, F] backend memory for the intermediates (their
+     * contents afterwards are unspecified). */
+    qa_status (*norm_mlp)(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
+                          const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
+                          int64_t F, qa_err *e);
+
     /* ---- normalisation -------------------------------------------------------------------- */
 
     /* y[T,D] = (x − mean) / sqrt(var + eps) · w + b, per row, biased variance (nn.LayerNorm).
@@ -219,10 +243,6 @@ struct qa_backend {
 
     /* y[n] = gelu_erf(x[n]) = 0.5·x·(1 + erf(x/√2)).  y may == x. */
     qa_status (*gelu)(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
-
-    /* y[n] = silu(gate[n]) · up[n] (Qwen3MLP act_fn(gate_proj(x)) * up_proj(x)). y may == gate. */
-    qa_status (*silu_mul)(qa_backend *be, float *y, const float *gate, const float *up, int64_t n,
-                          qa_err *e);
 
     /* y[n] = a[n] + b[n].  y may == a or b. */
     qa_status (*add)(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);

@@ -4,7 +4,8 @@
  *
  * Layout of be->scratch on CUDA: [cuBLASLt workspace, 32 MiB (cuBLAS' Hopper recommendation; passed to
  * every cublasLtMatmul, so it never allocates after load) | work area]. The work area holds either
- * the BF16 copy of a GEMM's activation rows (at most QA_CUDA_STAGE_ROWS rows of max_gemm_k at once)
+ * the BF16 copy of a GEMM's activation rows (at most QA_CUDA_STAGE_ROWS rows of max_gemm_k at once; the
+ * normalised rows of norm_gemm / norm_mlp, BF16, or FP32 for FP32 weights: at least one row)
  * or the im2col matrix of at least one conv chunk (max_im2col elements, FP32 at most), or the partial
  * results of a split decode attention (attention_decode.cu: heads x QA_CUDA_DEC_SPLITS slices x
  * (head dim <= 128, + max and sum) floats). Ops run in stream order, so they share the area.
@@ -40,7 +41,9 @@ static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
     size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * 4; /* FP32 worst case */
     size_t heads = d->max_heads > 0 ? (size_t)d->max_heads : 1;
     size_t partials = heads * QA_CUDA_DEC_SPLITS * (QA_CUDA_DEC_MAX_DH + 2) * 4;
+    size_t norm_f32 = k * 4; /* one FP32 row of norm_gemm / norm_mlp with FP32 weights (norm_gemm.cu) */
     size_t work = stage > im2col ? stage : im2col;
+    work = work > norm_f32 ? work : norm_f32;
     work = work > partials ? work : partials;
     return QA_CUDA_BLAS_WS_BYTES + ((work + 255) & ~(size_t)255);
 }

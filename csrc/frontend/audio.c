@@ -1,7 +1,7 @@
 /* audio.c — every audio source to the models' input: float32 mono 16 kHz in [-1, 1].
  *
  * Contract (audio.h): samples, a file or file bytes -> channel mean -> resample to 16 kHz (soxr HQ,
- * linear phase) -> if peak > 1 divide by the peak (-> clip to [-1, 1], a no-op then); the result is a new qa_malloc
+ * linear phase) -> if peak > 1 divide by the peak -> clip to [-1, 1]; the result is a new qa_malloc
  * buffer the caller frees. Reference: Qwen3-ASR `normalize_audio_input` (qwen_asr/inference/utils.py):
  * float32 conversion, mean over channels, librosa resample to 16 kHz, peak normalisation, clip.
  * Integer samples are scaled by their type's full range (int16 / 32768, uint8 (x - 128) / 128),
@@ -98,15 +98,19 @@ static qa_status check_finite(const float *x, size_t n, const char *name, qa_err
     return QA_OK;
 }
 
-/* Peak > 1 -> divide by the peak. The reference then clips to [-1, 1]; for finite samples that is a
- * no-op (|x| <= peak, so the correctly rounded x / peak is within [-1, 1]), so no pass is spent on it. */
+/* Peak > 1 -> divide by the peak, then clip to [-1, 1] (the reference's order). For finite samples the
+ * clip changes nothing (|x| <= peak), so the pass runs only when it can matter: a peak above 1, or
+ * non-finite values (the resampler can overflow float32 near its limit; the clip turns NaN into -1). */
 static void normalize_peak(float *x, size_t n)
 {
-    int ok;
-    float peak = scan(x, n, &ok);
-    if (peak > 1.0f)
-        for (size_t i = 0; i < n; i++)
-            x[i] /= peak;
+    int finite;
+    float peak = scan(x, n, &finite);
+    if (peak <= 1.0f && finite)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        float v = peak > 1.0f ? x[i] / peak : x[i];
+        x[i] = fminf(1.0f, fmaxf(-1.0f, v));
+    }
 }
 
 int qa_audio_ready16k(const float *x, size_t n)

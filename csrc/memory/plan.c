@@ -87,10 +87,10 @@ size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, in
            max2(qa_plan_workspace_mel(mel_frames), fb(N * c->text.hidden) + qa_plan_workspace_encoder(c, mel_frames));
 }
 
-/* Text layers over T rows (model/decoder.c): h [T, D]; then q [T, H·Dh] and the attention output
- * [T, H·Dh], widened to hold the float32 k, v projections [T, Hk·Dh] each until qkv_prep stores them
- * (+ the stored K, V [T, Hk·Dh] of the compute dtype without a cache: with one they go into the kv
- * region), or gate, up [min(T,512), F]. */
+/* Text layers over T rows (model/decoder.c): q [T, H·Dh] and the attention output [T, H·Dh], widened
+ * to hold the float32 k, v projections [T, Hk·Dh] each until qkv_prep stores them (+ the stored K, V
+ * [T, Hk·Dh] of the compute dtype without a cache: with one they go into the kv region), or gate, up
+ * [min(T,512), F]. The normalised x lives in the backend scratch only (norm_gemm / norm_mlp). */
 size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache, qa_dtype dtype)
 {
     const qa_text_config *t = &c->text;
@@ -98,7 +98,7 @@ size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_c
     size_t stored = with_cache ? 0 : 2 * qa_align_up((size_t)(T * KD) * qa_dtype_size(dtype));
     size_t attn = fb(T * QD) + max2(fb(T * QD), 2 * fb(T * KD)) + stored;
     size_t mlp = 2 * fb(min64(T, QA_MLP_TILE) * t->inter);
-    return fb(T * t->hidden) + max2(attn, mlp);
+    return max2(attn, mlp);
 }
 
 /* Aligner head stage (pipeline/align.c + model/heads.c): rows int32 [n], logits [n, classes],
@@ -140,7 +140,8 @@ void qa_plan_scratch_dims(const qa_model_config *c, int64_t mel_frames, int64_t 
     d->max_kv = max64(d->max_kv, max64(max_kv, min64(window, N)));
     d->max_q = max64(d->max_q, max64(T, N));
     d->max_heads = max64(d->max_heads, max64(a->heads, t->heads));
-    d->max_gemm_k = max64(d->max_gemm_k, max64(max64(C * conv3_len(M), a->ffn), t->inter));
+    /* t->hidden: the rows norm_gemm / norm_mlp normalise into the scratch (never above t->inter in Qwen3) */
+    d->max_gemm_k = max64(d->max_gemm_k, max64(max64(C * conv3_len(M), a->ffn), max64(t->inter, t->hidden)));
     d->max_gemm_n = max64(d->max_gemm_n, max64(max64(a->ffn, t->inter), max64(t->vocab, c->classify_num)));
     d->max_im2col = max64(d->max_im2col, max64(9 * f1 * t1, 9 * C * f2 * t2)); /* conv1, conv2 (largest) */
 }

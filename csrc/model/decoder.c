@@ -12,7 +12,9 @@
  * compute dtype (BF16 K / V for a bfloat16 engine: half the bytes, exact reads). The temporaries live
  * in the attention output buffer, which is free until attention writes it (its rows are H·Dh wide,
  * at least 2·Hk·Dh for Qwen3's GQA; the buffer is widened otherwise).
- * The MLP runs QA_MLP_TILE rows at a time. The takes below are mirrored by qa_plan_workspace_decoder().
+ * Each RMSNorm in front of Linear layers runs inside them (backend.h norm_gemm for q/k/v, norm_mlp for the
+ * MLP), so the normalised x never sits in the workspace. The MLP runs QA_MLP_TILE rows at a time.
+ * The takes below are mirrored by qa_plan_workspace_decoder().
  * qa_decoder_step_at is one decode row whose position is read from backend memory (the step state),
  * so a recorded step (CUDA graph) serves every position: qkv_prep and attention_at read it when they
  * run; the numbers equal the host-position path's.
@@ -30,11 +32,21 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
     } while (0)
 #define TAKE(ptr, n) TAKE_BYTES(ptr, (size_t)(n) * sizeof(float))
 
-/* Self-attention block: x += o_proj(attn(RMSNorm(x))). h [T, D] is the caller's norm buffer. The rows sit
- * at positions pos0 + t, or pos[0] + t when pos (backend memory, a decode step: T = 1, kv given) is set. */
+/* q, k, v [T, H·Dh / Hk·Dh] = RMSNorm(x) · Wq/Wk/Wvᵀ: one norm_gemm, the normalised x shared (no copy). */
+static qa_status qkv_proj(qa_backend *be, const qa_decoder_layer *l, const float *x, float *q, float *k, float *v,
+                          int64_t T, int64_t D, int64_t QD, int64_t KD, float eps, qa_err *e)
+{
+    float *const y[3] = {q, k, v};
+    const qa_tensor *const W[3] = {&l->q_w, &l->k_w, &l->v_w};
+    const int64_t N[3] = {QD, KD, KD};
+    return be->norm_gemm(be, y, x, &l->in_norm, eps, W, N, 3, T, D, 0, e);
+}
+
+/* Self-attention block: x += o_proj(attn(RMSNorm(x))). The rows sit at positions pos0 + t, or pos[0] + t
+ * when pos (backend memory, a decode step: T = 1, kv given) is set. */
 static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                            float *x, float *h, int64_t T, int64_t pos0, const int32_t *pos, const qa_kv_cache *kv,
-                            int li, qa_err *e)
+                            float *x, int64_t T, int64_t pos0, const int32_t *pos, const qa_kv_cache *kv, int li,
+                            qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
@@ -55,10 +67,7 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
         TAKE_BYTES(kc, (size_t)(T * KD) * qa_dtype_size(dt));
         TAKE_BYTES(vc, (size_t)(T * KD) * qa_dtype_size(dt));
     }
-    QA_TRY(be->rmsnorm(be, h, x, &l->in_norm, T, D, eps, e));
-    QA_TRY(be->gemm(be, q, h, &l->q_w, NULL, T, D, QD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, k, h, &l->k_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
+    QA_TRY(qkv_proj(be, l, x, q, k, v, T, D, QD, KD, eps, e));
     QA_TRY(be->qkv_prep(be, q, kc, vc, dt, k, v, &l->q_norm, &l->k_norm, T, H, Hk, Dh, pos0, pos, rows, theta, eps,
                         e));
     if (pos)
@@ -70,23 +79,18 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
     return QA_OK;
 }
 
-/* MLP block: x += down(silu(gate(y)) · up(y)), y = RMSNorm(x), QA_MLP_TILE rows at a time. */
+/* MLP block: x += down(silu(gate(y)) · up(y)), y = RMSNorm(x), QA_MLP_TILE rows at a time (norm_mlp). */
 static qa_status mlp_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
-                           float *x, float *h, int64_t T, qa_err *e)
+                           float *x, int64_t T, qa_err *e)
 {
     int64_t D = t->hidden, F = t->inter, tile = min64(T, QA_MLP_TILE);
     size_t mark = qa_region_mark(ws);
     float *g, *u;
     TAKE(g, tile * F);
     TAKE(u, tile * F);
-    QA_TRY(be->rmsnorm(be, h, x, &l->post_norm, T, D, (float)t->rms_eps, e));
-    for (int64_t r0 = 0; r0 < T; r0 += tile) {
-        int64_t rows = min64(tile, T - r0);
-        QA_TRY(be->gemm(be, g, h + r0 * D, &l->gate_w, NULL, rows, D, F, QA_ACT_NONE, 0, e));
-        QA_TRY(be->gemm(be, u, h + r0 * D, &l->up_w, NULL, rows, D, F, QA_ACT_NONE, 0, e));
-        QA_TRY(be->silu_mul(be, g, g, u, rows * F, e));
-        QA_TRY(be->gemm(be, x + r0 * D, g, &l->down_w, NULL, rows, F, D, QA_ACT_NONE, 1, e));
-    }
+    for (int64_t r0 = 0; r0 < T; r0 += tile)
+        QA_TRY(be->norm_mlp(be, x + r0 * D, &l->post_norm, (float)t->rms_eps, &l->gate_w, &l->up_w, &l->down_w, g,
+                            u, min64(tile, T - r0), D, F, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }
@@ -100,15 +104,11 @@ qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, f
     if (kv && pos0 + T > kv->max_ctx)
         return QA_FAIL(e, QA_ERR_INPUT, "decoder: %lld positions exceed the KV cache of %lld (max_new_tokens / "
                        "max_audio_seconds of the plan)", (long long)(pos0 + T), (long long)kv->max_ctx);
-    size_t mark = qa_region_mark(ws);
-    float *h;
-    TAKE(h, T * t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, NULL, kv, i, e));
-        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, T, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, T, pos0, NULL, kv, i, e));
+        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, T, e));
     }
-    qa_region_release(ws, mark);
     return QA_OK;
 }
 
@@ -118,14 +118,10 @@ qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, f
     const qa_text_config *t = &m->cfg.text;
     if (!kv)
         return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a step at a device position needs a KV cache");
-    size_t mark = qa_region_mark(ws);
-    float *h;
-    TAKE(h, t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, 1, 0, pos, kv, i, e));
-        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, 1, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, 1, 0, pos, kv, i, e));
+        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, 1, e));
     }
-    qa_region_release(ws, mark);
     return QA_OK;
 }

@@ -1,8 +1,8 @@
-/* act.c — elementwise ops on the CPU: GELU (exact erf), SiLU·mul (SwiGLU), add.
+/* act.c — elementwise ops on the CPU: GELU (exact erf), SiLU·mul (SwiGLU, inside norm_mlp), add.
  *
- * Contract (backend.h `gelu`, `silu_mul`, `add`): n floats, outputs may alias inputs.
+ * Contract (backend.h `gelu`, `add`; norm_mlp's silu): n floats, outputs may alias inputs.
  * GELU matches nn.GELU() / ACT2FN["gelu"] (0.5·x·(1+erf(x/√2)), not the tanh approximation) used by
- * the audio encoder's convs, MLP and projector; silu_mul matches Qwen3MLP act_fn(gate)·up with
+ * the audio encoder's convs, MLP and projector; qa_cpu_silu_mul matches Qwen3MLP act_fn(gate)·up with
  * silu(g) = g / (1 + exp(−g)).
  */
 #include <math.h>
@@ -26,14 +26,12 @@ qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_er
     return QA_OK;
 }
 
-qa_status qa_cpu_silu_mul(qa_backend *be, float *y, const float *gate, const float *up, int64_t n,
-                          qa_err *e)
+void qa_cpu_silu_mul(float *y, const float *gate, const float *up, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         y[i] = g / (1.0f + expf(-g)) * up[i];
     }
-    return QA_OK;
 }
 
 qa_status qa_cpu_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e)

@@ -34,7 +34,9 @@ size_t qa_backend_cpu_scratch_need(const qa_scratch_dims *d)
 {
     int64_t attn = QA_CPU_ATTN_BQ * d->max_kv + QA_CPU_KV_CHUNK_FLOATS;
     int64_t conv = d->max_im2col + QA_CPU_TILE_FLOATS;
+    int64_t norm = QA_CPU_TILE_FLOATS + QA_CPU_NORM_ROWS * d->max_gemm_k;
     int64_t n = attn > conv ? attn : conv;
+    n = n > norm ? n : norm;
     return (size_t)n * sizeof(float);
 }
 
@@ -107,6 +109,8 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->memset0 = cpu_memset0;
     be->sync = cpu_sync;
     be->gemm = qa_cpu_gemm;
+    be->norm_gemm = qa_cpu_norm_gemm;
+    be->norm_mlp = qa_cpu_norm_mlp;
     be->layernorm = qa_cpu_layernorm;
     be->rmsnorm = qa_cpu_rmsnorm;
     be->rope = qa_cpu_rope;
@@ -114,7 +118,6 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->add_sinusoid = qa_cpu_add_sinusoid;
     be->attention = qa_cpu_attention;
     be->gelu = qa_cpu_gelu;
-    be->silu_mul = qa_cpu_silu_mul;
     be->add = qa_cpu_add;
     be->mel_chunks = qa_cpu_mel_chunks;
     be->conv2d = qa_cpu_conv2d;

@@ -1,12 +1,13 @@
 /* cpu.h — private declarations shared by the CPU backend files (backend/cpu/), not an engine API.
  *
- * Each op family lives in its own file (gemm.c, norm.c, rope.c, qkv.c, attention.c, act.c, conv.c,
- * embed.c, logmel.c, step.c);
+ * Each op family lives in its own file (gemm.c, norm_gemm.c, norm.c, rope.c, qkv.c, attention.c, act.c,
+ * conv.c, embed.c, logmel.c, step.c);
  * backend_cpu.c fills the qa_backend table with them. The signatures are exactly the function
  * pointer types of backend.h. Scratch (be->scratch, float32) is used per call from offset 0:
  *   attention: scores QA_CPU_ATTN_BQ × Tkv, then (BF16 K / V) QA_CPU_KV_CHUNK_FLOATS of converted rows;
  *   gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
- *   conv2d: im2col of one chunk, then the weight tile after it.
+ *   conv2d: im2col of one chunk, then the weight tile after it;
+ *   norm_gemm / norm_mlp: the weight tile, then normalised rows (at least QA_CPU_NORM_ROWS of them).
  * scratch_need() is the maximum of these for the dims the engine passes.
  */
 #ifndef QA_BACKEND_CPU_H
@@ -22,6 +23,9 @@
 #define QA_CPU_ROPE_MAX_HALF 512
 /* Floats of one BF16 -> F32 weight tile (4 MiB): rows = QA_CPU_TILE_FLOATS / K, at least 1. */
 #define QA_CPU_TILE_FLOATS ((int64_t)1 << 20)
+/* Normalised rows of max_gemm_k floats norm_gemm / norm_mlp hold at once, at least (more when the scratch,
+ * sized for attention or the convs, has room). */
+#define QA_CPU_NORM_ROWS 256
 
 /* Scratch (be->scratch) as float32, checked: returns the first `floats` floats after `offset` floats, or
  * NULL with QA_ERR_INTERNAL naming `what` when the engine gave less than scratch_need promised. */
@@ -62,10 +66,19 @@ void qa_cpu_rope_head(float *v, const float *c, const float *s, int64_t half);
 /* Apply GELU(erf) in place. */
 void qa_cpu_gelu_inplace(float *x, int64_t n);
 
+/* y[n] = silu(gate[n]) · up[n] (Qwen3MLP act_fn(gate_proj(x)) * up_proj(x)); y may == gate (norm_mlp). */
+void qa_cpu_silu_mul(float *y, const float *gate, const float *up, int64_t n);
+
 size_t qa_cpu_scratch_need(const qa_backend *be, const qa_scratch_dims *d);
 
 qa_status qa_cpu_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
                       int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e);
+qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
+                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+                           int accumulate, qa_err *e);
+qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
+                          const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
+                          int64_t F, qa_err *e);
 qa_status qa_cpu_layernorm(qa_backend *be, float *y, const float *x, const qa_tensor *w,
                            const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
 qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,
@@ -81,8 +94,6 @@ qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const voi
                            qa_dtype kv_dtype, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
                            int64_t q_pos0, int causal, int64_t window, qa_err *e);
 qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
-qa_status qa_cpu_silu_mul(qa_backend *be, float *y, const float *gate, const float *up, int64_t n,
-                          qa_err *e);
 qa_status qa_cpu_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);
 qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,
                             int64_t frame0, int64_t valid_frames, int64_t N, int64_t L, qa_err *e);

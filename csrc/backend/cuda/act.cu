@@ -14,11 +14,15 @@ __global__ void gelu_kernel(float *out, const float *x, size_t n)
         out[i] = gelu_erf(x[i]);
 }
 
-__global__ void silu_mul_kernel(float *out, const float *g, const float *u, size_t n)
+__device__ __forceinline__ void put(float *p, float v) { *p = v; }
+__device__ __forceinline__ void put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+/* O = __nv_bfloat16: the product rounded as gemm.cu would stage it for the down GEMM (norm_mlp). */
+template <typename O> __global__ void silu_mul_kernel(O *out, const float *g, const float *u, size_t n)
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float a = g[i];
-        out[i] = a / (1.0f + expf(-a)) * u[i];
+        put(out + i, a / (1.0f + expf(-a)) * u[i]);
     }
 }
 
@@ -50,13 +54,25 @@ qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_er
     return QA_OK;
 }
 
-qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e)
+template <typename O> static qa_status silu_mul(cudaStream_t s, O *out, const float *gate, const float *up, size_t n,
+                                                qa_err *e)
 {
     if (!n)
         return QA_OK;
     silu_mul_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, gate, up, n);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
+}
+
+qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e)
+{
+    return silu_mul(s, out, gate, up, n, e);
+}
+
+qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *gate, const float *up, size_t n,
+                              qa_err *e)
+{
+    return silu_mul(s, out, gate, up, n, e);
 }
 
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e)

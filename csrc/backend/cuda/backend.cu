@@ -2,12 +2,13 @@
  *
  * Contract: backend.h, op by op; this file only checks arguments (shapes of the qa_tensors, int
  * ranges for cuBLAS and grids), binds be->scratch, and forwards to the launchers of ops.cuh and the
- * GEMMs of gemm.cu. Every op runs asynchronously on the context's stream; copy(D2H) and sync() wait.
+ * GEMMs of gemm.cu / norm_gemm.cu. Every op runs asynchronously on the context's stream; copy(D2H) and sync() wait.
  * Every op first refuses to run on a broken context, makes the context's device current for the calling
  * thread, and records a new CUDA error as the breaking one (cuda_ctx.cuh), so after e.g. an illegal
  * address every later call reports the first failure.
  * Scratch (arena view set by the engine): [cuBLAS workspace 32 MiB | work area], the work area
- * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time) or the im2col matrices
+ * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time; norm_gemm / norm_mlp: the
+ * normalised rows, BF16 or FP32) or the im2col matrices
  * of as many conv chunks as fit (scratch_need sizes it for one chunk at least).
  */
 #include <limits.h>
@@ -186,6 +187,79 @@ static qa_status be_gemm(qa_backend *be, float *y, const float *x, const qa_tens
            gemm_impl(be, y, x, W, b, T, K, N, act, accumulate, e));
 }
 
+/* The weights of one fused norm + GEMM op: each (N[i], K), all of one dtype (returned in *wt). */
+static qa_status weights_ok(qa_err *e, const char *op, const qa_tensor *const W[], const int64_t N[], int n, int64_t K,
+                            qa_dtype *wt)
+{
+    for (int i = 0; i < n; i++) {
+        QA_TRY(weight_ok(e, op, W[i], N[i], K));
+        if (W[i]->dtype != W[0]->dtype)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "%s: weight %d has dtype %d, weight 0 dtype %d (one dtype per call)", op,
+                           i, (int)W[i]->dtype, (int)W[0]->dtype);
+    }
+    *wt = W[0]->dtype;
+    return QA_OK;
+}
+
+static qa_status norm_gemm_impl(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
+                                const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+                                int accumulate, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    if (n < 1 || n > QA_NORM_GEMM_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "norm_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
+    int Ni[QA_NORM_GEMM_MAX];
+    const void *Wd[QA_NORM_GEMM_MAX];
+    qa_dtype wt = QA_F32;
+    INT_DIMS(e, "norm_gemm", T, K);
+    QA_TRY(vec_ok(e, "norm_gemm", "norm weight", norm_w, K));
+    QA_TRY(weights_ok(e, "norm_gemm", W, N, n, K, &wt));
+    for (int i = 0; i < n; i++) {
+        INT_DIMS(e, "norm_gemm", N[i]);
+        Ni[i] = (int)N[i];
+        Wd[i] = W[i]->data;
+    }
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    return qa_cuda_norm_gemm(c, y, x, (const float *)norm_w->data, eps, Wd, wt, Ni, n, (int)T, (int)K,
+                             accumulate ? 1.f : 0.f, e);
+}
+
+static qa_status be_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
+                              const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+                              int accumulate, qa_err *e)
+{
+    RUN_AS(be, e, T == 1 ? "norm_gemm T=1" : "norm_gemm",
+           norm_gemm_impl(be, y, x, norm_w, eps, W, N, n, T, K, accumulate, e));
+}
+
+static qa_status norm_mlp_impl(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
+                               const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
+                               int64_t F, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    const qa_tensor *const W[2] = {Wg, Wu};
+    const int64_t N[2] = {F, F};
+    qa_dtype wt = QA_F32;
+    INT_DIMS(e, "norm_mlp", T, D, F);
+    QA_TRY(vec_ok(e, "norm_mlp", "norm weight", norm_w, D));
+    QA_TRY(weights_ok(e, "norm_mlp", W, N, 2, D, &wt));
+    QA_TRY(weight_ok(e, "norm_mlp", Wd, D, F));
+    if (Wd->dtype != wt)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "norm_mlp: down weight dtype %d, gate dtype %d (one dtype per call)",
+                       (int)Wd->dtype, (int)Wg->dtype);
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    return qa_cuda_norm_mlp(c, x, (const float *)norm_w->data, eps, Wg->data, Wu->data, Wd->data, wt, g, u, (int)T,
+                            (int)D, (int)F, e);
+}
+
+static qa_status be_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
+                             const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
+                             int64_t F, qa_err *e)
+{
+    RUN_AS(be, e, T == 1 ? "norm_mlp T=1" : "norm_mlp",
+           norm_mlp_impl(be, x, norm_w, eps, Wg, Wu, Wd, g, u, T, D, F, e));
+}
+
 /* ---- normalisation and positions ----------------------------------------------------------- */
 
 static qa_status layernorm_impl(qa_cuda_ctx *c, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
@@ -335,11 +409,6 @@ static qa_status be_attention(qa_backend *be, float *out, const float *q, const 
 static qa_status be_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e)
 {
     RUN(be, e, qa_cu_gelu(ctx_of(be)->stream, y, x, n > 0 ? (size_t)n : 0, e));
-}
-
-static qa_status be_silu_mul(qa_backend *be, float *y, const float *gate, const float *up, int64_t n, qa_err *e)
-{
-    RUN(be, e, qa_cu_silu_mul(ctx_of(be)->stream, y, gate, up, n > 0 ? (size_t)n : 0, e));
 }
 
 static qa_status be_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e)
@@ -579,6 +648,8 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->memset0 = be_memset0;
     be->sync = be_sync;
     be->gemm = be_gemm;
+    be->norm_gemm = be_norm_gemm;
+    be->norm_mlp = be_norm_mlp;
     be->layernorm = be_layernorm;
     be->rmsnorm = be_rmsnorm;
     be->rope = be_rope;
@@ -586,7 +657,6 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->add_sinusoid = be_add_sinusoid;
     be->attention = be_attention;
     be->gelu = be_gelu;
-    be->silu_mul = be_silu_mul;
     be->add = be_add;
     be->mel_chunks = be_mel_chunks;
     be->conv2d = be_conv2d;

@@ -131,10 +131,25 @@ size_t qa_cuda_mm_plans_bytes(void);
  * or FP32 (true FP32, TF32 off: CUBLAS_COMPUTE_32F with the default math mode). */
 qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
                        int T, int N, int K, float beta, qa_err *e);
+/* y[T, N] (row stride ldy) = xb[T, K] @ W[N, K]^T + beta * y for a BF16 operand already staged in the work
+ * area (ld K) and BF16 W: the cuBLAS half of qa_cuda_gemm, for norm_gemm.cu's RMSNorm written as BF16. */
+qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
+                              int N, int K, float beta, qa_err *e);
+/* Rows of row_bytes the work area holds at once, at most want (>= 1, else QA_ERR_INTERNAL naming what). */
+qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, const char *what, int *rows,
+                            qa_err *e);
 /* For b < batch: C_b[M, N] = A[M, K] @ B_b[K, N] (row-major; B_b = B + b*K*N elements of B's dtype,
  * C_b = C + b*M*N). A is a weight (BF16 or FP32), B already in A's dtype (the conv's im2col). */
 qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
                                   int N, int K, int batch, qa_err *e);
+
+/* norm_gemm.cu (backend.h norm_gemm / norm_mlp; arguments checked by backend.cu, scratch bound): W of one
+ * dtype wt, y[i][T, N[i]] = RMSNorm(x)·W[i]^T + beta·y[i]; nw the FP32 norm weight [K]. */
+qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *nw, float eps,
+                            const void *const W[], qa_dtype wt, const int N[], int n, int T, int K, float beta,
+                            qa_err *e);
+qa_status qa_cuda_norm_mlp(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
+                           const void *Wd, qa_dtype wt, float *g, float *u, int T, int D, int F, qa_err *e);
 
 /* mel.cu (backend.h mel_tables / log_mel; the cuBLAS workspace must be bound first) */
 qa_status qa_cuda_mel_tables(qa_cuda_ctx *c, void *tables, const float *filters_host, qa_err *e);

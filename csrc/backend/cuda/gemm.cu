@@ -6,7 +6,8 @@
  * BF16 weights: the FP32 activation rows are rounded to BF16 into the scratch work area (in row
  * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
  * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32. One to four
- * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth.
+ * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth. qa_cuda_gemm_staged is the
+ * cuBLASLt half alone, for operands norm_gemm.cu has already written as BF16 into the work area.
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
  * cuBLASLt runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
@@ -27,16 +28,22 @@ static qa_status linear(qa_cuda_ctx *c, float *y, int ldy, const void *x, int xt
     return qa_cuda_matmul(c, &g, &alpha, w, x, &beta, y, e);
 }
 
-/* Rows of a K-wide BF16 operand the work area holds at once. */
-static qa_status stage_rows(qa_cuda_ctx *c, int K, int want, int *rows, qa_err *e)
+qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, const char *what, int *rows,
+                            qa_err *e)
 {
-    size_t r = K > 0 ? c->work_bytes / (sizeof(__nv_bfloat16) * (size_t)K) : 0;
+    size_t r = row_bytes > 0 ? c->work_bytes / row_bytes : 0;
     if (r == 0)
         return QA_FAIL(e, QA_ERR_INTERNAL,
-                       "gemm: scratch work area of %zu bytes cannot hold one BF16 row of %d (scratch not set or "
-                       "smaller than scratch_need)", c->work_bytes, K);
+                       "%s: scratch work area of %zu bytes cannot hold one row of %zu bytes (scratch not set or "
+                       "smaller than scratch_need)", what, c->work_bytes, row_bytes);
     *rows = r < (size_t)want ? (int)r : want;
     return QA_OK;
+}
+
+qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
+                              int N, int K, float beta, qa_err *e)
+{
+    return linear(c, y, ldy, xb, CUDA_R_16BF, K, w, CUDA_R_16BF, T, N, K, beta, e);
 }
 
 qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
@@ -50,12 +57,12 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
     if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) /* decode rows: a bandwidth-bound pass over W */
         return qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e);
     int rows = 0;
-    QA_TRY(stage_rows(c, K, T, &rows, e));
+    QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)K, T, "gemm", &rows, e));
+    __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
     for (int t0 = 0; t0 < T; t0 += rows) {
         int n = T - t0 < rows ? T - t0 : rows;
-        __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
         QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
-        QA_TRY(linear(c, y + (size_t)t0 * ldy, ldy, stage, CUDA_R_16BF, K, w, CUDA_R_16BF, n, N, K, beta, e));
+        QA_TRY(qa_cuda_gemm_staged(c, y + (size_t)t0 * ldy, ldy, stage, w, n, N, K, beta, e));
     }
     return QA_OK;
 }

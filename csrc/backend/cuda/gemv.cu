@@ -30,15 +30,8 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_bf16_kernel(float *y, int ldy
     const int K8 = K / 8;
 #pragma unroll 4
     for (int c = lane; c < K8; c += 32) {
-        uint4 raw = __ldg((const uint4 *)w + c);
-        const __nv_bfloat162 *p = (const __nv_bfloat162 *)&raw;
         float wf[8];
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            float2 f = __bfloat1622float2(p[j]);
-            wf[2 * j] = f.x;
-            wf[2 * j + 1] = f.y;
-        }
+        qa_bf16x8(__ldg((const uint4 *)w + c), wf);
 #pragma unroll
         for (int t = 0; t < TT; t++) {
             const float4 *xv = (const float4 *)(x + (size_t)t * ldx) + 2 * c;

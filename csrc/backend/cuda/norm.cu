@@ -1,11 +1,12 @@
 /* norm.cu — LayerNorm (audio encoder) and RMSNorm (text decoder, also per head for q/k norm).
  *
- * Contract: ops.cuh. One warp per row; the row is read once into registers-by-stride, statistics in
- * fp32 with a two-pass variance (mean first, then sum of squared deviations) like PyTorch's CPU/GPU
+ * Contract: ops.cuh. One warp per row (a block per row for RMSNorm rows of D % 4 == 0); the row is read
+ * once into registers-by-stride, statistics in fp32 with a two-pass variance (mean first, then sum of squared deviations) like PyTorch's CPU/GPU
  * LayerNorm, so rows with a large mean lose no precision.
  * References: torch.nn.LayerNorm (eps 1e-5 in the encoder, MODEL_FACTS §4.6) and transformers
  * Qwen3RMSNorm: hidden.float() * rsqrt(mean(hidden^2) + eps), then * weight (MODEL_FACTS §5;
  * with fp32 activations the intermediate cast to the input dtype is the identity).
+ * RMSNorm also writes BF16 rows: the staged operand of the GEMMs behind it (norm_gemm.cu).
  */
 #include "ops.cuh"
 
@@ -33,54 +34,39 @@ __global__ void layernorm_kernel(float *out, const float *x, const W *w, const W
         yr[i] = (xr[i] - mean) * rstd * qa_ld(w, i) + qa_ld(b, i);
 }
 
-template <typename W>
-__global__ void rmsnorm_kernel(float *out, const float *x, const W *w, int R, int D, float eps)
+__device__ __forceinline__ void store1(float *p, float v) { *p = v; }
+__device__ __forceinline__ void store1(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+/* O: float, or __nv_bfloat16 for a GEMM's staged operand (qa_cu_rmsnorm_bf16). */
+template <typename W, typename O>
+__global__ void rmsnorm_kernel(O *out, const float *x, const W *w, int R, int D, float eps)
 {
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
     if (row >= R)
         return;
     const float *xr = x + (size_t)row * D;
-    float *yr = out + (size_t)row * D;
+    O *yr = out + (size_t)row * D;
     float s = 0.f;
     for (int i = threadIdx.x; i < D; i += 32)
         s += xr[i] * xr[i];
     float r = rsqrtf(qa_warp_sum(s) / D + eps);
     for (int i = threadIdx.x; i < D; i += 32)
-        yr[i] = xr[i] * r * qa_ld(w, i);
+        store1(yr + i, xr[i] * r * qa_ld(w, i));
 }
 
 /* One block per row, float4 loads: a decode step's rows (one row of 2048, or 16 heads of 128) left the
  * warp-per-row kernel waiting on 64 dependent loads per lane (~20 us per call on an H200). */
-template <typename W>
-__global__ void rmsnorm_row_kernel(float *out, const float *x, const W *w, int D, float eps)
+template <typename W, typename O>
+__global__ void rmsnorm_row_kernel(O *out, const float *x, const W *w, int D, float eps)
 {
     __shared__ float part[32];
-    const float4 *xr = (const float4 *)(x + (size_t)blockIdx.x * D);
-    float4 *yr = (float4 *)(out + (size_t)blockIdx.x * D);
-    const int D4 = D / 4, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    float s = 0.f;
-    for (int i = threadIdx.x; i < D4; i += blockDim.x) {
-        float4 v = xr[i];
-        s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    }
-    s = qa_warp_sum(s);
-    if (lane == 0)
-        part[warp] = s;
-    __syncthreads();
-    s = lane < nw ? part[lane] : 0.f;
-    s = qa_warp_sum(s);
-    const float r = rsqrtf(s / D + eps);
-    for (int i = threadIdx.x; i < D4; i += blockDim.x) {
-        float4 v = xr[i];
-        yr[i] = make_float4(v.x * r * qa_ld(w, 4 * i), v.y * r * qa_ld(w, 4 * i + 1), v.z * r * qa_ld(w, 4 * i + 2),
-                            v.w * r * qa_ld(w, 4 * i + 3));
-    }
+    qa_rmsnorm_row(out + (size_t)blockIdx.x * D, x + (size_t)blockIdx.x * D, w, D, eps, part);
 }
 
-template <typename W>
-static void rmsnorm_launch(cudaStream_t s, float *out, const float *x, const W *w, int R, int D, float eps)
+template <typename W, typename O>
+static void rmsnorm_launch(cudaStream_t s, O *out, const float *x, const W *w, int R, int D, float eps)
 {
-    if (D % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & 15) == 0) {
+    if (D % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & (4 * sizeof(O) - 1)) == 0) {
         int threads = (D / 4 + 31) / 32 * 32;
         rmsnorm_row_kernel<<<R, threads < 256 ? threads : 256, 0, s>>>(out, x, w, D, eps);
         return;
@@ -123,6 +109,16 @@ qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *
         rmsnorm_launch(s, out, x, (const __nv_bfloat16 *)w, R, D, eps);
     else
         rmsnorm_launch(s, out, x, (const float *)w, R, D, eps);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
+
+qa_status qa_cu_rmsnorm_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, const float *w, int R, int D,
+                             float eps, qa_err *e)
+{
+    if (R <= 0)
+        return QA_OK;
+    rmsnorm_launch(s, out, x, w, R, D, eps);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

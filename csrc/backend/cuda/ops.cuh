@@ -49,6 +49,63 @@ __device__ __forceinline__ float qa_rope_angle(int i, int Dh, float theta, float
     return inv * pos;
 }
 
+/* Sum of v over the block (blockDim.x a multiple of 32); part: __shared__ float[32]. Every thread gets the
+ * total, and part is free again on return. */
+__device__ __forceinline__ float qa_block_sum(float v, float *part)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = qa_warp_sum(v);
+    if (lane == 0)
+        part[warp] = v;
+    __syncthreads();
+    v = lane < nw ? part[lane] : 0.f;
+    v = qa_warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+/* Four values to an FP32 row, or rounded to nearest even into a BF16 row (a GEMM's staged operand). */
+__device__ __forceinline__ void qa_store4(float *p, float4 v) { *(float4 *)p = v; }
+__device__ __forceinline__ void qa_store4(__nv_bfloat16 *p, float4 v)
+{
+    __nv_bfloat162 *q = (__nv_bfloat162 *)p;
+    q[0] = __floats2bfloat162_rn(v.x, v.y);
+    q[1] = __floats2bfloat162_rn(v.z, v.w);
+}
+
+/* out[0, D) = x · rsqrt(mean(x²) + eps) · w for one row, by the whole block (Qwen3RMSNorm, FP32 math, then
+ * rounded to O): D % 4 == 0, x 16-byte and out 4·sizeof(O)-byte aligned. norm.cu's row kernel and
+ * norm_gemm.cu's fused GEMV both normalise with it, so with equal block sizes they give the same bits. */
+template <typename W, typename O>
+__device__ __forceinline__ void qa_rmsnorm_row(O *out, const float *x, const W *w, int D, float eps, float *part)
+{
+    const float4 *xr = (const float4 *)x;
+    const int D4 = D / 4;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < D4; i += blockDim.x) {
+        float4 v = xr[i];
+        s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    const float r = rsqrtf(qa_block_sum(s, part) / D + eps);
+    for (int i = threadIdx.x; i < D4; i += blockDim.x) {
+        float4 v = xr[i];
+        qa_store4(out + 4 * i, make_float4(v.x * r * qa_ld(w, 4 * i), v.y * r * qa_ld(w, 4 * i + 1),
+                                           v.z * r * qa_ld(w, 4 * i + 2), v.w * r * qa_ld(w, 4 * i + 3)));
+    }
+}
+
+/* Eight BF16 (one 16-byte load) as FP32, in order. */
+__device__ __forceinline__ void qa_bf16x8(uint4 raw, float f[8])
+{
+    const __nv_bfloat162 *p = (const __nv_bfloat162 *)&raw;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        float2 v = __bfloat1622float2(p[j]);
+        f[2 * j] = v.x;
+        f[2 * j + 1] = v.y;
+    }
+}
+
 /* Attention masks (backend.h attention): the visible keys [lo, hi) of the query at absolute position p
  * among Tk keys: inside its window of `window` positions when window > 0, keys <= p when causal. */
 __device__ __forceinline__ void qa_attn_key_range(int p, int Tk, int window, int causal, int *lo, int *hi)
@@ -85,6 +142,10 @@ qa_status qa_cu_layernorm(cudaStream_t s, float *out, const float *x, const void
  * D = Dh it is the per-head q_norm / k_norm. in place ok. */
 qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *w, qa_dtype wt, int R, int D,
                         float eps, qa_err *e);
+/* The same rows rounded to BF16: a GEMM's staged operand (norm_gemm.cu), the bits gemm.cu's staging of the
+ * FP32 rmsnorm output would hold. w FP32. */
+qa_status qa_cu_rmsnorm_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, const float *w, int R, int D,
+                             float eps, qa_err *e);
 
 /* ---- rope.cu ---------------------------------------------------------------------------------- */
 /* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope). */
@@ -105,7 +166,10 @@ qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int k
 
 /* ---- act.cu ----------------------------------------------------------------------------------- */
 qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */
+/* out[i] = silu(gate[i]) * up[i] (FP32), or rounded to BF16 (the down GEMM's staged operand). in place ok. */
 qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e);
+qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *gate, const float *up, size_t n,
+                              qa_err *e);
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e);
 /* In place over n elements: x[i] += bias[(i / inner) % D] (bias may be NULL), then GELU when gelu != 0.
  * inner = 1: row bias of [T, D]; inner = Ho*Wo: channel bias of [N, D, Ho, Wo]. */
@@ -137,6 +201,23 @@ int qa_cu_gemv_bf16_fits(const float *x, int ldx, const void *W, int T, int K);
 /* y[T, N] (stride ldy) = bf16(x[T, K]) (stride ldx) W[N, K]^T + beta y, W BF16 row-major, FP32 sums. */
 qa_status qa_cu_gemv_bf16(cudaStream_t s, float *y, int ldy, const float *x, int ldx, const void *W, int T, int N,
                           int K, float beta, qa_err *e);
+
+/* ---- norm_gemm.cu ----------------------------------------------------------------------------- */
+/* Decode rows of norm_gemm / norm_mlp in one launch: every block normalises x [T, K] itself (qa_rmsnorm_row,
+ * rounded to BF16 into shared memory), then each warp streams the BF16 weight rows of its outputs. */
+typedef struct qa_cu_ngemv_seg { /* one weight of a norm_gemm: y [T, N] (row stride N) += W [N, K] */
+    const void *W;
+    float *y;
+    int N;
+} qa_cu_ngemv_seg;
+/* Whether the fused decode kernel takes these operands: 1..4 rows, K % 8 == 0, x and every W 16-byte
+ * aligned, and T·K BF16 values in 48 KiB of shared memory. */
+int qa_cu_norm_gemv_fits(const float *x, const void *const W[], int n, int T, int K);
+/* silu == 0: seg[i].y = bf16(RMSNorm(x)) seg[i].W^T + beta seg[i].y for i < n (the outputs of n <= 3 weights
+ * as one grid). silu != 0: n == 2 (gate, up of width N = seg[0].N = seg[1].N), seg[0].y [T, N] =
+ * silu(h Wg^T) * (h Wu^T) with h = bf16(RMSNorm(x)), FP32, beta unused. w: the norm weight, FP32 [K]. */
+qa_status qa_cu_norm_gemv(cudaStream_t s, const qa_cu_ngemv_seg *seg, int n, int silu, const float *x,
+                          const float *w, float eps, int T, int K, float beta, qa_err *e);
 
 /* ---- argmax.cu -------------------------------------------------------------------------------- */
 #define QA_CU_MAX_SUPPRESS 16

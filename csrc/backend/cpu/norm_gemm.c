@@ -1,0 +1,61 @@
+/* norm_gemm.c — the decoder's RMSNorm-then-Linear pairs on the CPU: norm_gemm (q/k/v) and norm_mlp
+ * (Qwen3MLP with its post_attention_layernorm and the residual add).
+ *
+ * Contract (backend.h `norm_gemm`, `norm_mlp`): the plain composition of the separate ops — rmsnorm
+ * into a temporary, then gemm per weight (and silu·up, then the down gemm accumulating into x) — so
+ * the numbers are exactly those of the unfused sequence the decoder ran before API 6. The temporary
+ * is the scratch after the BF16 weight tile (cpu.h layout), filled a block of rows at a time; the
+ * workspace no longer holds a normalised copy of x. (The fusion pays on the GPU, where it saves
+ * kernels per decode step; here it only keeps one contract for both backends.)
+ */
+#include "cpu.h"
+
+/* Rows of K floats the scratch holds after the weight tile (at most T), and where they start. */
+static qa_status norm_rows(qa_backend *be, int64_t T, int64_t K, const char *op, int64_t *rows, float **h,
+                           qa_err *e)
+{
+    int64_t floats = (int64_t)(be->scratch_bytes / sizeof(float)) - QA_CPU_TILE_FLOATS;
+    int64_t r = floats > 0 && K > 0 ? floats / K : 0;
+    if (r == 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: scratch of %zu bytes holds no normalised row of %lld after the "
+                       "weight tile (scratch smaller than scratch_need)", op, be->scratch_bytes, (long long)K);
+    *rows = r < T ? r : T;
+    *h = qa_cpu_scratch(be, QA_CPU_TILE_FLOATS, *rows * K, op, e);
+    return *h ? QA_OK : e->code;
+}
+
+qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
+                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+                           int accumulate, qa_err *e)
+{
+    if (n < 1 || n > QA_NORM_GEMM_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "norm_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
+    for (int i = 0; i < n; i++)
+        QA_TRY(qa_cpu_check_weight(W[i], N[i], K, "norm_gemm", e));
+    if (T <= 0)
+        return QA_OK;
+    int64_t rows = 0;
+    float *h = NULL;
+    QA_TRY(norm_rows(be, T, K, "norm_gemm", &rows, &h, e));
+    for (int64_t r0 = 0; r0 < T; r0 += rows) {
+        int64_t nr = T - r0 < rows ? T - r0 : rows;
+        QA_TRY(qa_cpu_rmsnorm(be, h, x + r0 * K, norm_w, nr, K, eps, e));
+        for (int i = 0; i < n; i++)
+            QA_TRY(qa_cpu_gemm(be, y[i] + r0 * N[i], h, W[i], NULL, nr, K, N[i], QA_ACT_NONE, accumulate, e));
+    }
+    return QA_OK;
+}
+
+qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
+                          const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
+                          int64_t F, qa_err *e)
+{
+    /* every row is normalised (into g, u) before the down GEMM changes x: a row's norm reads that row only */
+    float *const gu[2] = {g, u};
+    const qa_tensor *const W[2] = {Wg, Wu};
+    const int64_t N[2] = {F, F};
+    QA_TRY(qa_cpu_check_weight(Wd, D, F, "norm_mlp down", e));
+    QA_TRY(qa_cpu_norm_gemm(be, gu, x, norm_w, eps, W, N, 2, T, D, 0, e));
+    qa_cpu_silu_mul(g, g, u, T * F);
+    return qa_cpu_gemm(be, x, g, Wd, NULL, T, F, D, QA_ACT_NONE, 1, e);
+}
