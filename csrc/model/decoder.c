@@ -23,10 +23,12 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
             return e->code;                                                \
     } while (0)
 
-/* Self-attention block: x += o_proj(attn(RMSNorm(x))). h [T, D] is the caller's norm buffer. */
+/* Self-attention block: x += o_proj(attn(RMSNorm(x))). h [T, D] is the caller's norm buffer. The rows
+ * are the spans sp[0..n_sp) in order (a packed batch: one span per clip, see decoder.h); everything but
+ * RoPE and attention is per row, so only those two run per span, each span from position pos0. */
 static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
                             float *x, float *h, int64_t T, int64_t pos0, const qa_kv_cache *kv, int li,
-                            qa_err *e)
+                            const qa_span *sp, int64_t n_sp, qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
@@ -51,10 +53,13 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
     QA_TRY(be->gemm(be, v, h, &l->v_w, NULL, T, D, KD, QA_ACT_NONE, 0, e));
     QA_TRY(be->rmsnorm(be, q, q, &l->q_norm, T * H, Dh, eps, e)); /* q_norm over each head, before RoPE */
     QA_TRY(be->rmsnorm(be, k, k, &l->k_norm, T * Hk, Dh, eps, e));
-    QA_TRY(be->rope(be, q, T, H, Dh, pos0, theta, e));
-    QA_TRY(be->rope(be, k, T, Hk, Dh, pos0, theta, e));
-    int64_t Tkv = kv ? pos0 + T : T, qpos = kv ? pos0 : 0;
-    QA_TRY(be->attention(be, a, q, kall, vall, T, Tkv, H, Hk, Dh, qpos, 1, 0, e));
+    for (int64_t s = 0; s < n_sp; s++) { /* with a cache: one span, rows 0..T (decoder.h) */
+        int64_t r0 = sp[s].row0, n = sp[s].rows, Tkv = kv ? pos0 + n : n, qpos = kv ? pos0 : 0;
+        QA_TRY(be->rope(be, q + r0 * QD, n, H, Dh, pos0, theta, e));
+        QA_TRY(be->rope(be, k + r0 * KD, n, Hk, Dh, pos0, theta, e));
+        QA_TRY(be->attention(be, a + r0 * QD, q + r0 * QD, kall + r0 * KD, vall + r0 * KD, n, Tkv, H, Hk, Dh, qpos,
+                             1, 0, e));
+    }
     QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, T, QD, D, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark);
     return QA_OK;
@@ -81,25 +86,44 @@ static qa_status mlp_block(qa_backend *be, const qa_decoder_layer *l, const qa_t
     return QA_OK;
 }
 
-qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
-                             const qa_kv_cache *kv, qa_err *e)
+static qa_status run_layers(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
+                            const qa_kv_cache *kv, const qa_span *sp, int64_t n_sp, qa_err *e)
 {
     const qa_text_config *t = &m->cfg.text;
-    if (!kv && pos0 != 0)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a start position %lld needs a KV cache", (long long)pos0);
-    if (kv && pos0 + T > kv->max_ctx)
-        return QA_FAIL(e, QA_ERR_INPUT, "decoder: %lld positions exceed the KV cache of %lld (max_new_tokens / "
-                       "max_audio_seconds of the plan)", (long long)(pos0 + T), (long long)kv->max_ctx);
     size_t mark = qa_region_mark(ws);
     float *h;
     TAKE(h, T * t->hidden);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, kv, i, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, h, T, pos0, kv, i, sp, n_sp, e));
         QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, h, T, e));
     }
     qa_region_release(ws, mark);
     return QA_OK;
+}
+
+qa_status qa_decoder_forward_spans(qa_backend *be, const qa_model *m, qa_region *ws, float *x, const qa_span *sp,
+                                   int64_t n_sp, qa_err *e)
+{
+    int64_t T = 0;
+    for (int64_t s = 0; s < n_sp; T += sp[s].rows, s++)
+        if (sp[s].row0 != T || sp[s].rows < 1)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: span %lld starts at row %lld with %lld rows, expected "
+                           "row %lld and >= 1 row", (long long)s, (long long)sp[s].row0, (long long)sp[s].rows,
+                           (long long)T);
+    return run_layers(be, m, ws, x, T, 0, NULL, sp, n_sp, e);
+}
+
+qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
+                             const qa_kv_cache *kv, qa_err *e)
+{
+    if (!kv && pos0 != 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a start position %lld needs a KV cache", (long long)pos0);
+    if (kv && pos0 + T > kv->max_ctx)
+        return QA_FAIL(e, QA_ERR_INPUT, "decoder: %lld positions exceed the KV cache of %lld (max_new_tokens / "
+                       "max_audio_seconds of the plan)", (long long)(pos0 + T), (long long)kv->max_ctx);
+    qa_span all = {0, T};
+    return run_layers(be, m, ws, x, T, pos0, kv, &all, 1, e);
 }
 
 /* Attention block of one decode row at position *pos (backend memory): as attn_block with T = 1, but
