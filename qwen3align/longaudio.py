@@ -373,10 +373,7 @@ class _PackedAlign:
         self.models, self.n, self.progress = models, n, progress
         self.out, self.done = [None] * n, 0
         self.pack, self.size = [], dict.fromkeys(self._KEYS, 0)  # [(index, job)], their totals
-        self.limits = models._align_pack_limits() if n else {}
-        cfg = models._config("aligner") if n else {}
-        self.chunk = 2 * cfg.get("audio", {}).get("n_window", 50)
-        self.stamp_id = cfg.get("timestamp_token_id")
+        self.limits = None  # read with the first clip: a closed Models or a missing aligner fails in align()'s words
 
     def run(self, items, split):
         _tick(self.progress, "batch", 0, self.n)
@@ -399,6 +396,10 @@ class _PackedAlign:
         _tick(self.progress, "batch", self.done, self.n)
 
     def sizes(self, job):
+        if self.limits is None:
+            cfg = self.models._config("aligner")
+            self.limits = self.models._align_pack_limits()
+            self.chunk, self.stamp_id = 2 * cfg["audio"]["n_window"], cfg["timestamp_token_id"]
         return {"frames": job.frames, "chunks": -(-job.frames // self.chunk),
                 "audio_tokens": audio_token_count(job.frames), "tokens": len(job.ids),
                 "stamps": int(np.count_nonzero(job.ids == self.stamp_id))}
