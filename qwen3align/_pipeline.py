@@ -20,7 +20,7 @@ import warnings as _warnings
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, load_audio, log_mel
+from .audio import SAMPLE_RATE, _samples16k, log_mel
 from .errors import InputError
 from .frontend import (ALIGNER_LANGUAGES, Tokenizer, aligner_prompt_ids, asr_prompt_ids, audio_token_count,
                        normalize_language, parse_asr_output, repair_timestamps, split_words)
@@ -48,7 +48,7 @@ def _require(models, kind, why):
 
 def _samples(audio, sample_rate, models, kind):
     """16 kHz mono samples, refused (InputError naming the limit) when longer than the plan allows."""
-    x = load_audio(audio, sample_rate=sample_rate)
+    x = _samples16k(audio, sample_rate)
     seconds = len(x) / SAMPLE_RATE
     limit = models._plan()["limits"]["max_audio_seconds"][kind]
     if seconds > limit:

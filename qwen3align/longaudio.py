@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _pipeline
 from . import _qwen3align as _C
-from .audio import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE, _samples16k
 from .errors import InputError, Qwen3AlignError
 from .frontend import ALIGNER_LANGUAGES, audio_token_count, normalize_language, split_words
 from .results import AlignItem, Alignment, Transcription
@@ -90,13 +90,9 @@ def chunk_limits(models, kind, target_seconds=None):
 
 
 def _samples(audio, sample_rate):
-    """16 kHz float32 samples; an array that already is (1-D float32 at 16 kHz within [-1, 1]) is
-    used as is, which saves a copy of a long recording (load_audio would return the same values;
-    max/min instead of abs().max() avoid a temporary as large as the recording; NaN fails both)."""
-    if (isinstance(audio, np.ndarray) and audio.ndim == 1 and audio.dtype == np.float32
-            and sample_rate == SAMPLE_RATE and audio.size and audio.max() <= 1.0 and audio.min() >= -1.0):
-        return np.ascontiguousarray(audio)
-    return load_audio(audio, sample_rate=sample_rate)
+    """16 kHz float32 samples (audio._samples16k: an array that already is one is used as is, which
+    saves a copy of a long recording)."""
+    return _samples16k(audio, sample_rate)
 
 
 def _tick(progress, stage, done, total):
