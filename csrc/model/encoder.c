@@ -142,6 +142,8 @@ qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, c
     const qa_encoder_weights *w = &m->enc;
     int64_t L = 2 * (int64_t)a->n_window, n_chunks = 0, T = 0, Tc = chunk_tokens(a), E = a->d_model;
     int64_t D = a->output_dim;
+    if (n < 1)
+        return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: no clips");
     for (int64_t i = 0; i < n; i++) {
         if (clips[i].frames <= 0 || clips[i].frames > clips[i].ld)
             return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: clip %lld has %lld valid mel frames, expected 1 to %lld",
@@ -149,8 +151,6 @@ qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, c
         n_chunks += (clips[i].frames + L - 1) / L;
         T += qa_audio_tokens_of_frames(a, clips[i].frames);
     }
-    if (n < 1)
-        return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: no clips");
     size_t mark = qa_region_mark(ws);
     float *x, *h, *p;
     TAKE(x, n_chunks * Tc * E);
