@@ -358,10 +358,15 @@ class _PackedAlign:
     (Models._align_pack_limits), so a pack needs no memory beyond the plan. A clip over the limits
     by itself, and long audio (chunked), run as align() runs them. Each clip's results equal its own
     forward's within float tolerance (classes identical except near-ties).
-    Errors keep the one-by-one semantics: when preparing item k fails (audio, words, ASR), the pack of
-    earlier items runs first (its error, if any, comes first), then k's error is raised; when a pack's
-    forward fails, its clips are redone one by one, which raises the first failing clip's own error.
-    progress("batch", done, n) after each finished item; Ctrl-C stops the forward in flight."""
+    A full pack's forward runs on a helper thread (_PackForward; the engine releases the GIL) while
+    this thread prepares the next clips (audio, words, prompt) and finishes the pack before (repair,
+    items), so the host work hides behind the device's; at most two packs are in flight, and the
+    second one's engine call waits for the worker until the first one's ends.
+    Errors keep the one-by-one semantics: when preparing item k fails (audio, words, ASR), the packs of
+    earlier items are collected first (their error, if any, comes first), then k's error is raised;
+    when a pack's forward fails, its clips are redone one by one, which raises the first failing
+    clip's own error. progress("batch", done, n) after each finished item; Ctrl-C (or a progress
+    callback that raises) cancels the forwards in flight (their threads' flags) and re-raises."""
 
     _KEYS = ("frames", "chunks", "audio_tokens", "tokens", "stamps")
 
@@ -369,21 +374,27 @@ class _PackedAlign:
         self.models, self.n, self.progress = models, n, progress
         self.out, self.done = [None] * n, 0
         self.pack, self.size = [], dict.fromkeys(self._KEYS, 0)  # [(index, job)], their totals
+        self.inflight = []  # _PackForward, oldest first
         self.limits = None  # read with the first clip: a closed Models or a missing aligner fails in align()'s words
 
     def run(self, items, split):
         _tick(self.progress, "batch", 0, self.n)
-        for i, it in enumerate(items):
-            try:
-                job = _batch_item(self.models, it, split)
-            except Exception:  # earlier items first, as a loop would have run them
-                self.flush()
-                raise
-            if isinstance(job, Alignment):
-                self.finished(i, job)
-            else:
-                self.add(i, job)
-        self.flush()
+        try:
+            for i, it in enumerate(items):
+                try:
+                    job = _batch_item(self.models, it, split)
+                except Exception:  # earlier items first, as a loop would have run them
+                    self.flush(wait=True)
+                    raise
+                if isinstance(job, Alignment):
+                    self.finished(i, job)
+                else:
+                    self.add(i, job)
+            self.flush(wait=True)
+        except BaseException:
+            for fw in self.inflight:
+                fw.cancel()
+            raise
         return self.out
 
     def finished(self, i, res):
@@ -410,8 +421,8 @@ class _PackedAlign:
     def add(self, i, job):
         sz = self.sizes(job)
         if not self.fits(sz, alone=True):  # over the plan by itself: the engine says why, as align() would
-            self.flush()
-            self.finished(i, _pipeline._finish(self.models, job, *_pipeline._forward(self.models, job)))
+            self.flush(wait=True)
+            self.finished(i, _single(self.models, job))
             return
         if not self.fits(sz):
             self.flush()
@@ -419,26 +430,65 @@ class _PackedAlign:
         for k in self._KEYS:
             self.size[k] += sz[k]
 
-    def flush(self):
+    def flush(self, wait=False):
+        """Start the current pack's forward, then collect the packs before it (all of them: wait)."""
         pack, self.pack, self.size = self.pack, [], dict.fromkeys(self._KEYS, 0)
-        if not pack:
-            return
-        jobs = [job for _, job in pack]
-        for (i, _), res in zip(pack, _align_pack(self.models, jobs)):
-            self.finished(i, res)
+        if pack:
+            self.inflight.append(_PackForward(self.models, pack))
+        while len(self.inflight) > (0 if wait else 1):
+            fw = self.inflight[0]
+            results = fw.results()  # waits; the pack's own error (or its first clip's) raises here
+            self.inflight.pop(0)
+            for (i, _), res in zip(fw.pack, results):
+                self.finished(i, res)
 
 
-def _align_pack(models, jobs):
-    """The Alignments of prepared jobs, computed in one aligner forward (one job: the plain forward)."""
-    if len(jobs) == 1:
-        return [_pipeline._finish(models, jobs[0], *_pipeline._forward(models, jobs[0]))]
-    try:
-        classes, probs, counts = models._align_pack([job.clip() for job in jobs])
-    except Qwen3AlignError:  # redo one by one: the first failing clip's own error, as align() raises it
-        return [_pipeline._finish(models, job, *_pipeline._forward(models, job)) for job in jobs]
-    cuts = np.cumsum(counts)[:-1]
-    return [_pipeline._finish(models, job, c, p)
-            for job, c, p in zip(jobs, np.split(classes, cuts), np.split(probs, cuts))]
+class _PackForward:
+    """One pack's aligner forward on a helper thread; cancel() stops it through the thread's flag
+    (_C._set_thread_cancel: the engine polls it between layers, as it polls Ctrl-C on the main thread)."""
+
+    def __init__(self, models, pack):
+        self.models, self.pack = models, pack
+        self.flag, self.raw, self.error = bytearray(1), None, None
+        self.thread = threading.Thread(target=self._run, name="qwen3align-pack", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        _C._set_thread_cancel(self.flag)
+        try:
+            jobs = [job for _, job in self.pack]
+            if len(jobs) == 1:
+                self.raw = _pipeline._forward(self.models, jobs[0]) + ([None],)
+            else:
+                self.raw = self.models._align_pack([job.clip() for job in jobs])
+        except BaseException as ex:  # noqa: B036 — handed to the calling thread
+            self.error = ex
+        finally:
+            _C._set_thread_cancel(None)
+
+    def results(self):
+        """The pack's Alignments, in order (waits for the forward)."""
+        self.thread.join()  # interruptible: Ctrl-C lands here
+        jobs = [job for _, job in self.pack]
+        if isinstance(self.error, Qwen3AlignError):  # redo one by one: the first failing clip's own error
+            return [_single(self.models, job) for job in jobs]
+        if self.error is not None:
+            raise self.error
+        classes, probs, counts = self.raw
+        if len(jobs) == 1:
+            return [_pipeline._finish(self.models, jobs[0], classes, probs)]
+        cuts = np.cumsum(counts)[:-1]
+        return [_pipeline._finish(self.models, job, c, p)
+                for job, c, p in zip(jobs, np.split(classes, cuts), np.split(probs, cuts))]
+
+    def cancel(self):
+        self.flag[0] = 1
+        self.thread.join()
+
+
+def _single(models, job):
+    """A prepared job through its own forward, as align() runs it."""
+    return _pipeline._finish(models, job, *_pipeline._forward(models, job))
 
 
 def transcribe_batch(models, audios, language=None, *, context="", sample_rate=None, max_new_tokens=None,

@@ -230,6 +230,7 @@ def test_errors_are_those_of_the_first_failing_item(one):
         one.align_batch([its[0], its[1], many, its[2]])
     assert str(batch.value) == str(single.value) and "max_text_tokens" in str(single.value)
     assert_same_alignments(one.align_batch(its), one_by_one(one, its))  # still usable
+    assert not pack_threads()
 
 
 def test_an_item_that_alone_exceeds_a_limit_keeps_the_single_path():
@@ -260,5 +261,19 @@ def test_ctrl_c_stops_a_packed_batch_and_leaves_the_models_usable(one):
         timer.cancel()
         timer.join()
     assert time.monotonic() - t0 < 0.3 + 1.0
+    assert not pack_threads()  # the forwards in flight were cancelled and joined
     lg = one.aligner_logits(*feature_clip("en_short"))
     assert_close_rel(lg, npy("en_short", "aligner_logits_at_timestamps.npy"), 1e-4, "after Ctrl-C")
+
+    def stop(stage, done, total):  # a progress callback that raises stops the batch the same way
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        one.align_batch(its[:30], progress=stop)
+    assert not pack_threads()
+    assert_same_alignments(one.align_batch(its[:4]), one_by_one(one, its[:1]) * 4)
+
+
+def pack_threads():
+    return [t for t in threading.enumerate() if t.name == "qwen3align-pack"]
