@@ -248,7 +248,10 @@ static PyObject *align_exec(PyObject *self, qa_py_state *st, const qa_inputs *in
     if (!ms)
         goto error;
     qa_err e = {0};
-    qa_status s = qa_engine_align_pack_count(ms, ins, B, n, &e);
+    qa_status s;
+    Py_BEGIN_ALLOW_THREADS /* a pass over every sample or feature: a batch prepares the next clips meanwhile */
+    s = qa_engine_align_pack_count(ms, ins, B, n, &e);
+    Py_END_ALLOW_THREADS
     if (s == QA_OK) {
         const qa_model *m = qa_models_model(ms, QA_MODEL_ALIGNER);
         for (Py_ssize_t i = 0; i < B; i++)
