@@ -127,6 +127,34 @@ def _aligner_language(language, detected, notes):
 
 def align(models, audio, text=None, language=None, *, words=None, sample_rate=None, context="", _samples16k=None):
     """Word timestamps of `audio`: an Alignment of AlignItem(text, start, end, confidence)."""
+    job = _prepare_align(models, audio, text, language, words=words, sample_rate=sample_rate, context=context,
+                         _samples16k=_samples16k)
+    if isinstance(job, Alignment):
+        return job
+    classes, probs = _forward(models, job)
+    return _finish(models, job, classes, probs)
+
+
+class _AlignJob:
+    """One clip ready for the aligner forward: samples, words, the prompt ids and (host log-mel path)
+    its features; what align() computes before the engine call, so a batch can pack several jobs."""
+
+    def __init__(self, models, x, words, text, language, notes):
+        self.x, self.words, self.text, self.language, self.notes = x, words, text, language, notes
+        self.device_mel = _device_mel(models)
+        self.feats, self.frames = (None, _mel_frames(len(x))) if self.device_mel else log_mel(x)
+        self.ids = np.asarray(aligner_prompt_ids(_tokenizer(models, "aligner"), words,
+                                                 audio_token_count(self.frames)), np.int32)
+
+    def clip(self):
+        """This job as one entry of Models._align_pack."""
+        return (self.x, self.ids) if self.device_mel else (self.feats, self.frames, self.ids)
+
+
+def _prepare_align(models, audio, text=None, language=None, *, words=None, sample_rate=None, context="",
+                   _samples16k=None):
+    """Everything align() does before the aligner forward (checks, audio, ASR without text, word
+    split, prompt): an _AlignJob, or the finished Alignment when a transcript has no words."""
     _require(models, "aligner", "align()")
     if text is not None and words is not None:
         raise InputError("give text= or words=, not both")
@@ -152,20 +180,22 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
             notes.append("the transcript has no words to align (silence?)")
             return Alignment([], text=text, language=lang or detected, warnings=notes,
                              duration=len(x) / SAMPLE_RATE)
-    return _align_words(models, x, words, text, lang or detected, notes)
+    return _AlignJob(models, x, words, text, lang or detected, notes)
 
 
-def _align_words(models, x, words, text, language, notes):
-    device_mel = _device_mel(models)
-    feats, frames = (None, _mel_frames(len(x))) if device_mel else log_mel(x)
-    ids = np.asarray(aligner_prompt_ids(_tokenizer(models, "aligner"), words, audio_token_count(frames)), np.int32)
-    if device_mel:
-        classes, probs = models._align_forward_audio(x, ids)
-    else:
-        classes, probs = models._align_forward(feats, frames, ids)
+def _forward(models, job):
+    """(classes, probs) of one job: the aligner forward alone."""
+    if job.device_mel:
+        return models._align_forward_audio(job.x, job.ids)
+    return models._align_forward(job.feats, job.frames, job.ids)
+
+
+def _finish(models, job, classes, probs):
+    """The Alignment of a job from its classes and probabilities (repair, 80 ms steps, confidences)."""
     segment_ms = models._config("aligner")["timestamp_segment_ms"]
     ms = repair_timestamps([float(c) * segment_ms for c in classes.tolist()])
     items = [AlignItem(w, round(ms[2 * i] / 1000.0, 3), round(ms[2 * i + 1] / 1000.0, 3),
                        float(min(probs[2 * i], probs[2 * i + 1])))
-             for i, w in enumerate(words)]
-    return Alignment(items, text=text, language=language, warnings=notes, duration=len(x) / SAMPLE_RATE)
+             for i, w in enumerate(job.words)]
+    return Alignment(items, text=job.text, language=job.language, warnings=job.notes,
+                     duration=len(job.x) / SAMPLE_RATE)

@@ -29,7 +29,8 @@ progress(stage, done, total) is called before the first and after each chunk of 
 ("transcribe", "split", "align", "batch"). A KeyboardInterrupt (Ctrl-C, or raised by the callback)
 stops between chunks; each request leaves the models in a usable state, so the next call works.
 
-Batches (align_batch, transcribe_batch) run their items one by one, or, when the models were
+Batches (align_batch, transcribe_batch) run their items one by one — align_batch packing the clips
+that need one forward each into shared aligner forwards (_PackedAlign) — or, when the models were
 loaded with workers=N > 1 (CPU), on N threads at once: each item's engine calls take a free worker
 (its own workspace in the arena), the GIL is released while they compute, and OpenBLAS's threads
 are shared out while the batch runs (_blas_share). The results are the one-by-one results, in order.
@@ -46,8 +47,8 @@ import numpy as np
 from . import _pipeline
 from . import _qwen3align as _C
 from .audio import SAMPLE_RATE, request_samples
-from .errors import InputError
-from .frontend import ALIGNER_LANGUAGES, normalize_language, split_words
+from .errors import InputError, Qwen3AlignError
+from .frontend import ALIGNER_LANGUAGES, audio_token_count, normalize_language, split_words
 from .results import AlignItem, Alignment, Transcription
 from .textsplit import split_by_aligner, split_by_asr
 
@@ -159,23 +160,40 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
           split="auto", progress=None, target_seconds=None):
     """Word timestamps of audio of any length (module docstring). split: how a given transcript is
     divided among chunks — "auto" (ASR when loaded, else aligner windows), "asr" or "aligner"."""
+    _align_checks(models, text, words, split)
+    x = request_samples(audio, sample_rate)
+    b = _align_bounds(models, x, text, words, split, target_seconds)
+    if len(b) == 2:  # one forward, as the reference does up to the target length
+        return _pipeline.align(models, None, text, language, words=words, context=context, _samples16k=x)
+    return _align_chunks(models, x, b, text, language, words, context, split, progress)
+
+
+def _align_checks(models, text, words, split):
     _need(models, "aligner", "align()")
     if text is not None and words is not None:
         raise InputError("give text= or words=, not both")
     if split not in ("auto", "asr", "aligner"):
         raise InputError(f"split must be 'auto', 'asr' or 'aligner', got {split!r}")
-    x = request_samples(audio, sample_rate)
-    uses_asr = (text is None and words is None) or split == "asr" or (
+
+
+def _uses_asr(models, text, words, split):
+    return (text is None and words is None) or split == "asr" or (
         split == "auto" and models.folders.get("asr") is not None)
+
+
+def _align_bounds(models, x, text, words, split, target_seconds):
+    """Sample bounds of the chunks align() cuts x into; [0, len(x)]: one forward."""
     single, target, search = chunk_limits(models, "aligner", target_seconds)
-    if uses_asr and models.folders.get("asr") is not None:  # chunks must fit the ASR's limit too
-        s_single, t_asr, s_asr = chunk_limits(models, "asr", target)
+    if _uses_asr(models, text, words, split) and models.folders.get("asr") is not None:
+        s_single, t_asr, s_asr = chunk_limits(models, "asr", target)  # chunks must fit the ASR's limit too
         single, target, search = min(single, s_single), min(target, t_asr), min(search, s_asr)
     # a clip no longer than the requested target (and one forward) is never cut
     wanted = ALIGN_TARGET_SECONDS if target_seconds is None else float(target_seconds)
-    b = [0, len(x)] if len(x) <= round(min(wanted, single) * SAMPLE_RATE) else chunk_bounds(x, target, search)
-    if len(b) == 2:  # one forward, as the reference does up to the target length
-        return _pipeline.align(models, None, text, language, words=words, context=context, _samples16k=x)
+    return [0, len(x)] if len(x) <= round(min(wanted, single) * SAMPLE_RATE) else chunk_bounds(x, target, search)
+
+
+def _align_chunks(models, x, b, text, language, words, context, split, progress):
+    """align() of audio cut at the bounds b (more than one chunk)."""
     if text is None and words is None:
         return _align_transcribing(models, x, b, language, context, progress)
     lang = normalize_language(language, aligner=True)
@@ -186,7 +204,7 @@ def align(models, audio, text=None, language=None, *, words=None, sample_rate=No
         raise InputError(f"text must be a str, not {type(text).__name__}")
     else:
         words = split_words(text, lang)
-    if uses_asr:
+    if _uses_asr(models, text, words, split):
         _need(models, "asr", "split='asr'")
         wb = _split_with_asr(models, x, b, words, lang, context, progress)
     else:
@@ -288,8 +306,10 @@ _ALIGN_KEYS = {"audio", "text", "words", "language", "sample_rate", "context"}
 
 def align_batch(models, items, *, progress=None, split="auto"):
     """align() for each dict in items (keys: audio, and text or words, language, sample_rate,
-    context); a list of Alignment in the same order. Long items are chunked. Every item is checked
-    before the first one runs; with workers > 1 the items run on that many threads (_run_batch)."""
+    context); a list of Alignment in the same order. Long items are chunked. Every item's keys are
+    checked before the first one runs. One worker: clips that need one forward each are packed into
+    shared aligner forwards (_PackedAlign); with workers > 1 the items run on that many threads
+    (_run_batch)."""
     items = list(items)
     for i, it in enumerate(items):
         if not isinstance(it, Mapping):
@@ -298,6 +318,8 @@ def align_batch(models, items, *, progress=None, split="auto"):
         if "audio" not in it or extra:
             raise InputError(f"align_batch: item {i} needs key 'audio' and only {sorted(_ALIGN_KEYS)}"
                              + (f"; unknown {sorted(extra)}" if extra else ""))
+    if _workers(models) <= 1:
+        return _PackedAlign(models, len(items), progress).run(items, split)
 
     def run(i):
         it = items[i]
@@ -305,6 +327,162 @@ def align_batch(models, items, *, progress=None, split="auto"):
                      sample_rate=it.get("sample_rate"), context=it.get("context", ""), split=split)
 
     return _run_batch(models, len(items), run, progress)
+
+
+def _batch_item(models, it, split):
+    """align() of one batch item up to the aligner forward: an _AlignJob when the item needs one
+    forward, else its finished Alignment (long audio, cut and aligned chunk by chunk now; or a
+    transcript without words)."""
+    text, words, language, context = it.get("text"), it.get("words"), it.get("language"), it.get("context", "")
+    _align_checks(models, text, words, split)
+    x = request_samples(it["audio"], it.get("sample_rate"))
+    b = _align_bounds(models, x, text, words, split, None)
+    if len(b) > 2:
+        return _align_chunks(models, x, b, text, language, words, context, split, None)
+    return _pipeline._prepare_align(models, None, text, language, words=words, context=context, _samples16k=x)
+
+
+class _PackedAlign:
+    """align_batch on one worker: the items' single-forward clips go through the aligner several at a
+    time, packed into ONE forward (Models._align_pack: the rows of all clips in the same GEMMs,
+    attention and RoPE positions per clip), which keeps a GPU busy where one ~60 s clip cannot.
+
+    Packs are filled greedily in item order while the clips' summed mel frames, 100-frame chunks,
+    audio tokens, prompt tokens and timestamps stay within the plan of the longest single request
+    (Models._align_pack_limits), so a pack needs no memory beyond the plan. A clip over the limits
+    by itself, and long audio (chunked), run as align() runs them. Each clip's results equal its own
+    forward's within float tolerance (classes identical except near-ties).
+    A full pack's forward runs on a helper thread (_PackForward; the engine releases the GIL) while
+    this thread prepares the next clips (audio, words, prompt) and finishes the pack before (repair,
+    items), so the host work hides behind the device's; at most two packs are in flight, and the
+    second one's engine call waits for the worker until the first one's ends.
+    Errors keep the one-by-one semantics: when preparing item k fails (audio, words, ASR), the packs of
+    earlier items are collected first (their error, if any, comes first), then k's error is raised;
+    when a pack's forward fails, its clips are redone one by one, which raises the first failing
+    clip's own error. progress("batch", done, n) after each finished item; Ctrl-C (or a progress
+    callback that raises) cancels the forwards in flight (their threads' flags) and re-raises."""
+
+    _KEYS = ("frames", "chunks", "audio_tokens", "tokens", "stamps")
+
+    def __init__(self, models, n, progress):
+        self.models, self.n, self.progress = models, n, progress
+        self.out, self.done = [None] * n, 0
+        self.pack, self.size = [], dict.fromkeys(self._KEYS, 0)  # [(index, job)], their totals
+        self.inflight = []  # _PackForward, oldest first
+        self.limits = None  # read with the first clip: a closed Models or a missing aligner fails in align()'s words
+
+    def run(self, items, split):
+        _tick(self.progress, "batch", 0, self.n)
+        try:
+            for i, it in enumerate(items):
+                try:
+                    job = _batch_item(self.models, it, split)
+                except Exception:  # earlier items first, as a loop would have run them
+                    self.flush(wait=True)
+                    raise
+                if isinstance(job, Alignment):
+                    self.finished(i, job)
+                else:
+                    self.add(i, job)
+            self.flush(wait=True)
+        except BaseException:
+            for fw in self.inflight:
+                fw.cancel()
+            raise
+        return self.out
+
+    def finished(self, i, res):
+        self.out[i] = res
+        self.done += 1
+        _tick(self.progress, "batch", self.done, self.n)
+
+    def sizes(self, job):
+        if self.limits is None:
+            cfg = self.models._config("aligner")
+            self.limits = self.models._align_pack_limits()
+            self.chunk, self.stamp_id = 2 * cfg["audio"]["n_window"], cfg["timestamp_token_id"]
+        return {"frames": job.frames, "chunks": -(-job.frames // self.chunk),
+                "audio_tokens": audio_token_count(job.frames), "tokens": len(job.ids),
+                "stamps": int(np.count_nonzero(job.ids == self.stamp_id))}
+
+    def fits(self, sz, alone=False):
+        """Whether a clip of sizes sz fits the plan by itself (alone) or joins the current pack."""
+        if alone:
+            return all(sz[k] <= self.limits[k] for k in self._KEYS)
+        return len(self.pack) < self.limits["clips"] and all(
+            self.size[k] + sz[k] <= self.limits[k] for k in self._KEYS)
+
+    def add(self, i, job):
+        sz = self.sizes(job)
+        if not self.fits(sz, alone=True):  # over the plan by itself: the engine says why, as align() would
+            self.flush(wait=True)
+            self.finished(i, _single(self.models, job))
+            return
+        if not self.fits(sz):
+            self.flush()
+        self.pack.append((i, job))
+        for k in self._KEYS:
+            self.size[k] += sz[k]
+
+    def flush(self, wait=False):
+        """Start the current pack's forward, then collect the packs before it (all of them: wait)."""
+        pack, self.pack, self.size = self.pack, [], dict.fromkeys(self._KEYS, 0)
+        if pack:
+            self.inflight.append(_PackForward(self.models, pack))
+        while len(self.inflight) > (0 if wait else 1):
+            fw = self.inflight[0]
+            results = fw.results()  # waits; the pack's own error (or its first clip's) raises here
+            self.inflight.pop(0)
+            for (i, _), res in zip(fw.pack, results):
+                self.finished(i, res)
+
+
+class _PackForward:
+    """One pack's aligner forward on a helper thread; cancel() stops it through the thread's flag
+    (_C._set_thread_cancel: the engine polls it between layers, as it polls Ctrl-C on the main thread)."""
+
+    def __init__(self, models, pack):
+        self.models, self.pack = models, pack
+        self.flag, self.raw, self.error = bytearray(1), None, None
+        self.thread = threading.Thread(target=self._run, name="qwen3align-pack", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        _C._set_thread_cancel(self.flag)
+        try:
+            jobs = [job for _, job in self.pack]
+            if len(jobs) == 1:
+                self.raw = _pipeline._forward(self.models, jobs[0]) + ([None],)
+            else:
+                self.raw = self.models._align_pack([job.clip() for job in jobs])
+        except BaseException as ex:  # noqa: B036 — handed to the calling thread
+            self.error = ex
+        finally:
+            _C._set_thread_cancel(None)
+
+    def results(self):
+        """The pack's Alignments, in order (waits for the forward)."""
+        self.thread.join()  # interruptible: Ctrl-C lands here
+        jobs = [job for _, job in self.pack]
+        if isinstance(self.error, Qwen3AlignError):  # redo one by one: the first failing clip's own error
+            return [_single(self.models, job) for job in jobs]
+        if self.error is not None:
+            raise self.error
+        classes, probs, counts = self.raw
+        if len(jobs) == 1:
+            return [_pipeline._finish(self.models, jobs[0], classes, probs)]
+        cuts = np.cumsum(counts)[:-1]
+        return [_pipeline._finish(self.models, job, c, p)
+                for job, c, p in zip(jobs, np.split(classes, cuts), np.split(probs, cuts))]
+
+    def cancel(self):
+        self.flag[0] = 1
+        self.thread.join()
+
+
+def _single(models, job):
+    """A prepared job through its own forward, as align() runs it."""
+    return _pipeline._finish(models, job, *_pipeline._forward(models, job))
 
 
 def transcribe_batch(models, audios, language=None, *, context="", sample_rate=None, max_new_tokens=None,

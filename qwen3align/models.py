@@ -170,7 +170,9 @@ class Models(_qwen3align.Models):
     def align_batch(self, items, *, progress=None, split="auto"):
         """align() for each dict of `items` (keys: audio, text or words, language, sample_rate,
         context) -> list of Alignment in the same order; every item is checked before the first runs.
-        With workers=N (load_models) the items run on N threads at once; results equal align()'s.
+        One worker: clips that need one forward each are packed several to an aligner forward (within
+        the plan's max_audio_seconds; GPU throughput); with workers=N (load_models, CPU) the items run
+        on N threads at once. Results equal align()'s (within float tolerance).
         An item that fails raises its error (of the first failing item in order, as one-by-one
         calls would); Ctrl-C stops every worker and leaves the models usable."""
         from . import longaudio

@@ -1314,6 +1314,34 @@ def test_bf16_model_runs_and_is_close():
     assert_close_rel(out, npy("en_short", "aligner_logits_at_timestamps.npy"), 1e-1, "gpu bf16 logits")
 
 
+@gpu_only
+def test_packed_aligner_forward_equals_single_forwards():
+    """Issue #6 on the GPU (float32 model): clips packed into one forward (Models._align_pack) give each
+    clip its own forward's logits and the reference's classes, from features and from samples (device
+    mel), without allocating; a bf16 pack follows bf16 single forwards loosely."""
+    m = model("aligner")
+    names = ["en_short", "tiny", "zh_mixed", "en_long", "punct_numbers"]
+    clips = [(*features(c), npy(c, "aligner_input_ids.npy")) for c in names]
+    lg, counts = m._align_pack(clips, logits=True)
+    cuts = np.cumsum(counts)[:-1]
+    for c, part, clip in zip(names, np.split(lg, cuts), clips):
+        assert_close_rel(part, m.aligner_logits(*clip), 1e-4, f"gpu packed {c} vs single")
+        assert_close_rel(part, npy(c, "aligner_logits_at_timestamps.npy"), 1e-4, f"gpu packed {c} vs reference")
+        np.testing.assert_array_equal(part.argmax(1), npy(c, "aligner_raw_classes.npy"))
+    audio = [(npy(c, "audio16k.npy"), npy(c, "aligner_input_ids.npy")) for c in names]
+    classes, probs, counts = m._align_pack(audio)
+    for (x, ids), cl, pr in zip(audio, np.split(classes, cuts), np.split(probs, cuts)):
+        cl1, pr1 = m._align_forward_audio(x, ids)
+        assert cl.tolist() == cl1.tolist()
+        np.testing.assert_allclose(pr, pr1, rtol=1e-4, atol=1e-6)
+    rep = m._memory_report()
+    assert rep["allocations_after_load"] == 0 and rep["cuda"]["allocations_after_load"] == 0, rep
+    b = gpu_model("aligner", dtype="bfloat16")
+    lg, counts = b._align_pack(clips, logits=True)
+    for part, clip in zip(np.split(lg, np.cumsum(counts)[:-1]), clips):
+        assert_close_rel(part, b.aligner_logits(*clip), 5e-2, "gpu bf16 packed vs single")  # rounding, not rows
+
+
 def converted_aligner(tmp_path, file_dtype):
     """The aligner fixture rewritten with F32 or F16 tensors whose values BF16 cannot hold exactly (the
     fixture is BF16), so that the load's rounding is exercised on every matrix."""

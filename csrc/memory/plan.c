@@ -7,6 +7,9 @@
  * The workspace formulas list, buffer by buffer, what the engine takes (model/encoder.c, decoder.c,
  * heads.c, pipeline/inputs.c, align.c, asr.c): every workspace buffer the engine takes must be listed
  * here, or qa_arena_take fails loudly; a request at the limits reaches the planned peak exactly.
+ * Every formula is non-decreasing in the mel frames, chunks, audio tokens, prompt tokens and timestamps
+ * it sees (per-clip parts such as the conv tile and the log-mel work only in one clip's), which is why a
+ * packed batch whose totals stay within these limits fits this plan (pipeline/align.c, test_pack.py).
  */
 #include "plan.h"
 

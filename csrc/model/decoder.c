@@ -42,11 +42,20 @@ static qa_status qkv_proj(qa_backend *be, const qa_decoder_layer *l, const float
     return be->norm_gemm(be, y, x, &l->in_norm, eps, W, N, 3, T, D, 0, e);
 }
 
-/* Self-attention block: x += o_proj(attn(RMSNorm(x))). The rows sit at positions pos0 + t, or pos[0] + t
- * when pos (backend memory, a decode step: T = 1, kv given) is set. */
+/* The K or V rows of the span starting at row r0: the cache rows are positions (one span), the
+ * workspace rows of a packed batch are the span's own rows. */
+static void *span_rows(void *base, const qa_kv_cache *kv, int64_t r0, size_t row_bytes)
+{
+    return kv ? base : (char *)base + (size_t)r0 * row_bytes;
+}
+
+/* Self-attention block: x += o_proj(attn(RMSNorm(x))). The rows are the spans sp[0..n_sp) in order (a
+ * packed batch: one span per clip, see decoder.h); everything but qkv_prep (RoPE positions, K / V rows)
+ * and attention is per row, so only those two run per span, each span from position pos0 — or pos[0]
+ * when pos (backend memory, a decode step: T = 1, kv given) is set. With a cache there is one span. */
 static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_text_config *t, qa_region *ws,
                             float *x, int64_t T, int64_t pos0, const int32_t *pos, const qa_kv_cache *kv, int li,
-                            qa_err *e)
+                            const qa_span *sp, int64_t n_sp, qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
@@ -56,7 +65,7 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
     void *kc, *vc;
     TAKE(q, T * QD);
     TAKE_BYTES(a, max64((int64_t)qa_align_up((size_t)(T * QD) * sizeof(float)), 2 * (int64_t)kvb));
-    float *k = a, *v = (float *)((char *)a + kvb); /* consumed by qkv_prep before attention writes a */
+    float *k = a, *v = (float *)((char *)a + kvb); /* consumed by qkv_prep before any attention writes a */
     int64_t rows = T;
     if (kv) {
         size_t es = qa_dtype_size(dt), layer = (size_t)kv->max_ctx * (size_t)KD * es;
@@ -68,12 +77,23 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
         TAKE_BYTES(vc, (size_t)(T * KD) * qa_dtype_size(dt));
     }
     QA_TRY(qkv_proj(be, l, x, q, k, v, T, D, QD, KD, eps, e));
-    QA_TRY(be->qkv_prep(be, q, kc, vc, dt, k, v, &l->q_norm, &l->k_norm, T, H, Hk, Dh, pos0, pos, rows, theta, eps,
-                        e));
-    if (pos)
-        QA_TRY(be->attention_at(be, a, q, kc, vc, dt, T, kv->max_ctx, H, Hk, Dh, pos, e));
-    else
-        QA_TRY(be->attention(be, a, q, kc, vc, dt, T, kv ? pos0 + T : T, H, Hk, Dh, pos0, 1, 0, e));
+    size_t kvrow = (size_t)KD * qa_dtype_size(dt);
+    /* every span's qkv_prep first: the k / v temporaries live in a, which the attentions then overwrite */
+    for (int64_t s = 0; s < n_sp; s++) {
+        int64_t r0 = sp[s].row0, n = sp[s].rows;
+        QA_TRY(be->qkv_prep(be, q + r0 * QD, span_rows(kc, kv, r0, kvrow), span_rows(vc, kv, r0, kvrow), dt,
+                            k + r0 * KD, v + r0 * KD, &l->q_norm, &l->k_norm, n, H, Hk, Dh, pos0, pos,
+                            kv ? rows : n, theta, eps, e));
+    }
+    for (int64_t s = 0; s < n_sp; s++) {
+        int64_t r0 = sp[s].row0, n = sp[s].rows;
+        float *qs = q + r0 * QD, *as = a + r0 * QD;
+        void *ks = span_rows(kc, kv, r0, kvrow), *vs = span_rows(vc, kv, r0, kvrow);
+        if (pos)
+            QA_TRY(be->attention_at(be, as, qs, ks, vs, dt, n, kv->max_ctx, H, Hk, Dh, pos, e));
+        else
+            QA_TRY(be->attention(be, as, qs, ks, vs, dt, n, kv ? pos0 + n : n, H, Hk, Dh, pos0, 1, 0, e));
+    }
     QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, T, QD, D, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark);
     return QA_OK;
@@ -95,33 +115,47 @@ static qa_status mlp_block(qa_backend *be, const qa_decoder_layer *l, const qa_t
     return QA_OK;
 }
 
-qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
-                             const qa_kv_cache *kv, qa_err *e)
+static qa_status run_layers(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
+                            const int32_t *pos, const qa_kv_cache *kv, const qa_span *sp, int64_t n_sp, qa_err *e)
 {
     const qa_text_config *t = &m->cfg.text;
-    if (!kv && pos0 != 0)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a start position %lld needs a KV cache", (long long)pos0);
-    if (kv && pos0 + T > kv->max_ctx)
-        return QA_FAIL(e, QA_ERR_INPUT, "decoder: %lld positions exceed the KV cache of %lld (max_new_tokens / "
-                       "max_audio_seconds of the plan)", (long long)(pos0 + T), (long long)kv->max_ctx);
     for (int i = 0; i < t->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, T, pos0, NULL, kv, i, e));
+        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, T, pos0, pos, kv, i, sp, n_sp, e));
         QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, T, e));
     }
     return QA_OK;
 }
 
+qa_status qa_decoder_forward_spans(qa_backend *be, const qa_model *m, qa_region *ws, float *x, const qa_span *sp,
+                                   int64_t n_sp, qa_err *e)
+{
+    int64_t T = 0;
+    for (int64_t s = 0; s < n_sp; T += sp[s].rows, s++)
+        if (sp[s].row0 != T || sp[s].rows < 1)
+            return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: span %lld starts at row %lld with %lld rows, expected "
+                           "row %lld and >= 1 row", (long long)s, (long long)sp[s].row0, (long long)sp[s].rows,
+                           (long long)T);
+    return run_layers(be, m, ws, x, T, 0, NULL, NULL, sp, n_sp, e);
+}
+
+qa_status qa_decoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, float *x, int64_t T, int64_t pos0,
+                             const qa_kv_cache *kv, qa_err *e)
+{
+    if (!kv && pos0 != 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a start position %lld needs a KV cache", (long long)pos0);
+    if (kv && pos0 + T > kv->max_ctx)
+        return QA_FAIL(e, QA_ERR_INPUT, "decoder: %lld positions exceed the KV cache of %lld (max_new_tokens / "
+                       "max_audio_seconds of the plan)", (long long)(pos0 + T), (long long)kv->max_ctx);
+    qa_span all = {0, T};
+    return run_layers(be, m, ws, x, T, pos0, NULL, kv, &all, 1, e);
+}
+
 qa_status qa_decoder_step_at(qa_backend *be, const qa_model *m, qa_region *ws, float *x, const int32_t *pos,
                              const qa_kv_cache *kv, qa_err *e)
 {
-    const qa_text_config *t = &m->cfg.text;
     if (!kv)
         return QA_FAIL(e, QA_ERR_INTERNAL, "decoder: a step at a device position needs a KV cache");
-    for (int i = 0; i < t->layers; i++) {
-        QA_TRY(qa_cancel_poll(&be->cancel, "a decoder layer", e));
-        QA_TRY(attn_block(be, &m->dec.layers[i], t, ws, x, 1, 0, pos, kv, i, e));
-        QA_TRY(mlp_block(be, &m->dec.layers[i], t, ws, x, 1, e));
-    }
-    return QA_OK;
+    qa_span one = {0, 1};
+    return run_layers(be, m, ws, x, 1, 0, pos, kv, &one, 1, e);
 }

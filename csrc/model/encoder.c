@@ -12,6 +12,11 @@
  * Memory: chunks go through the convs QA_ENC_CHUNK_TILE at a time and the MLP QA_MLP_TILE rows at a
  * time, so the workspace grows with the token count, not with chunks × conv maps. The takes below
  * are mirrored by qa_plan_workspace_encoder() (memory/plan.c) — change both together.
+ * Packed clips (several requests in one forward): each clip's chunks go through the conv front on
+ * their own, its valid tokens land right after the previous clip's (the partial chunk's padding rows
+ * are overwritten by the next clip), the layers run once over all tokens, and attention stays inside
+ * each clip's windows. Every take is at most that of one clip with the clips' summed frames, chunks
+ * and tokens, which is how a pack fits the plan of the longest single request.
  */
 #include "encoder.h"
 
@@ -70,11 +75,25 @@ static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const q
     return QA_OK;
 }
 
+/* Bidirectional attention of every clip inside its own windows; rows of clip i follow clip i−1's. */
+static qa_status clip_attention(qa_backend *be, const qa_audio_config *a, float *out, const float *q,
+                                const float *k, const float *v, const qa_enc_clip *clips, int64_t n, qa_err *e)
+{
+    int64_t E = a->d_model, H = a->heads;
+    for (int64_t i = 0, r = 0; i < n; i++) {
+        int64_t Ti = qa_audio_tokens_of_frames(a, clips[i].frames), window = qa_encoder_window(a, clips[i].frames);
+        QA_TRY(be->attention(be, out + r * E, q + r * E, k + r * E, v + r * E, QA_F32, Ti, Ti, H, H, E / H, 0, 0,
+                             window, e));
+        r += Ti;
+    }
+    return QA_OK;
+}
+
 /* Step 4, one layer in place on x[T, E] (Qwen3ASREncoderLayer: pre-LN, residual adds). */
 static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_audio_config *a, qa_region *ws,
-                           float *x, int64_t T, int64_t window, qa_err *e)
+                           float *x, int64_t T, const qa_enc_clip *clips, int64_t n, qa_err *e)
 {
-    int64_t E = a->d_model, H = a->heads, F = a->ffn;
+    int64_t E = a->d_model, F = a->ffn;
     size_t mark = qa_region_mark(ws);
     float *h, *q, *k, *v, *f;
     TAKE(h, T * E);
@@ -86,7 +105,7 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
     QA_TRY(be->gemm(be, q, h, &l->q_w, &l->q_b, T, E, E, QA_ACT_NONE, 0, e));
     QA_TRY(be->gemm(be, k, h, &l->k_w, &l->k_b, T, E, E, QA_ACT_NONE, 0, e));
     QA_TRY(be->gemm(be, v, h, &l->v_w, &l->v_b, T, E, E, QA_ACT_NONE, 0, e));
-    QA_TRY(be->attention(be, h, q, k, v, QA_F32, T, T, H, H, E / H, 0, 0, window, e));
+    QA_TRY(clip_attention(be, a, h, q, k, v, clips, n, e));
     QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark_h);
     QA_TRY(be->layernorm(be, h, x, &l->ln2_w, &l->ln2_b, T, E, ENC_LN_EPS, e));
@@ -101,25 +120,45 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
     return QA_OK;
 }
 
-qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, const float *feat, int64_t ld,
-                             int64_t frames, float *emb, qa_err *e)
+/* Steps 1–3 for every clip: x[T, E] = valid conv tokens + sinusoid, the clips one after another. */
+static qa_status front_all(qa_backend *be, const qa_encoder_weights *w, const qa_audio_config *a, qa_region *ws,
+                           const qa_enc_clip *clips, int64_t n, float *x, qa_err *e)
+{
+    int64_t E = a->d_model, Tc = chunk_tokens(a);
+    for (int64_t i = 0, r = 0; i < n; i++) {
+        int64_t Ti = qa_audio_tokens_of_frames(a, clips[i].frames);
+        /* writes whole chunks from row r; rows past r + Ti are the next clip's (written after) */
+        QA_TRY(conv_front(be, w, a, ws, clips[i].feat, clips[i].ld, clips[i].frames, x + r * E, e));
+        /* positions restart every chunk; the valid tokens are a prefix (only the last chunk is short) */
+        QA_TRY(be->add_sinusoid(be, x + r * E, Ti, E, Tc, e));
+        r += Ti;
+    }
+    return QA_OK;
+}
+
+qa_status qa_encoder_forward(qa_backend *be, const qa_model *m, qa_region *ws, const qa_enc_clip *clips, int64_t n,
+                             float *emb, qa_err *e)
 {
     const qa_audio_config *a = &m->cfg.audio;
     const qa_encoder_weights *w = &m->enc;
-    if (frames <= 0)
-        return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: no valid mel frames");
-    int64_t L = 2 * (int64_t)a->n_window, n_chunks = (frames + L - 1) / L, Tc = chunk_tokens(a);
-    int64_t T = qa_audio_tokens_of_frames(a, frames), E = a->d_model, D = a->output_dim;
-    int64_t window = qa_encoder_window(a, frames);
+    int64_t L = 2 * (int64_t)a->n_window, n_chunks = 0, T = 0, Tc = chunk_tokens(a), E = a->d_model;
+    int64_t D = a->output_dim;
+    if (n < 1)
+        return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: no clips");
+    for (int64_t i = 0; i < n; i++) {
+        if (clips[i].frames <= 0 || clips[i].frames > clips[i].ld)
+            return QA_FAIL(e, QA_ERR_INPUT, "audio encoder: clip %lld has %lld valid mel frames, expected 1 to %lld",
+                           (long long)i, (long long)clips[i].frames, (long long)clips[i].ld);
+        n_chunks += (clips[i].frames + L - 1) / L;
+        T += qa_audio_tokens_of_frames(a, clips[i].frames);
+    }
     size_t mark = qa_region_mark(ws);
     float *x, *h, *p;
     TAKE(x, n_chunks * Tc * E);
-    QA_TRY(conv_front(be, w, a, ws, feat, ld, frames, x, e));
-    /* positions restart every chunk; the valid tokens are the first T rows (only the last chunk is short) */
-    QA_TRY(be->add_sinusoid(be, x, T, E, Tc, e));
+    QA_TRY(front_all(be, w, a, ws, clips, n, x, e));
     for (int i = 0; i < a->layers; i++) {
         QA_TRY(qa_cancel_poll(&be->cancel, "an encoder layer", e));
-        QA_TRY(enc_layer(be, &w->layers[i], a, ws, x, T, window, e));
+        QA_TRY(enc_layer(be, &w->layers[i], a, ws, x, T, clips, n, e));
     }
     TAKE(h, T * E);
     TAKE(p, T * E);

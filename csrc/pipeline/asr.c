@@ -196,7 +196,7 @@ qa_status qa_asr_generate(qa_backend *be, const qa_model *m, qa_region *ws, cons
     QA_TRY(take_bufs(ws, m, cap, &b, e));
     size_t fixed = qa_region_mark(ws);
     TAKE(x, (size_t)(T * D) * sizeof(float));
-    QA_TRY(qa_inputs_embed(be, m, ws, in, x, e));
+    QA_TRY(qa_inputs_embed(be, m, ws, in, 1, x, e));
     QA_TRY(qa_decoder_forward(be, m, ws, x, T, 0, kv, e));
     QA_TRY(qa_head_row(be, m, x + (T - 1) * D, b.g, b.logits, e));
     if (first_logits)

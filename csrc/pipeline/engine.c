@@ -82,11 +82,19 @@ static qa_status audio_run(qa_models *ms, int w, qa_model_kind kind, const qa_in
     return finish(wk, qa_inputs_audio(wk->be, m, wk->ws, &audio, out_host, e));
 }
 
-qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
+void qa_engine_align_pack_limit(qa_models *ms, qa_pack_size *lim)
 {
-    const qa_model *m;
     const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ALIGNER];
-    QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
+    const qa_model *m = qa_models_model(ms, QA_MODEL_ALIGNER);
+    int64_t L = m ? 2 * (int64_t)m->cfg.audio.n_window : 1;
+    *lim = (qa_pack_size){QA_PACK_MAX, pm->mel_frames, (pm->mel_frames + L - 1) / L, pm->audio_tokens,
+                          pm->seq_tokens, pm->text_tokens};
+}
+
+/* One request of a pack: qa_align_count against the plan, its timestamps within max_text_tokens. */
+static qa_status count_one(qa_models *ms, const qa_model *m, const qa_inputs *in, int64_t *n, qa_err *e)
+{
+    const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ALIGNER];
     QA_TRY(qa_align_count(m, in, pm->mel_frames, pm->seq_tokens, n, e));
     if (*n > pm->text_tokens)
         return QA_FAIL(e, QA_ERR_INPUT, "%lld <timestamp> ids exceed the plan's max_text_tokens %d",
@@ -94,18 +102,45 @@ qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, 
     return QA_OK;
 }
 
-static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, float *logits, int32_t *classes,
+qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t B, int64_t *n, qa_err *e)
+{
+    const qa_model *m;
+    qa_pack_size size = {0}, lim;
+    QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
+    if (B < 1 || B > QA_PACK_MAX)
+        return QA_FAIL(e, QA_ERR_INPUT, "a pack holds 1 to %d clips, got %lld", QA_PACK_MAX, (long long)B);
+    for (int64_t i = 0; i < B; i++) {
+        qa_status s = count_one(ms, m, &in[i], &n[i], e);
+        if (s != QA_OK) {
+            if (B > 1)
+                qa_err_prefix(e, "clip %lld of the pack: ", (long long)i);
+            return s;
+        }
+        qa_align_pack_add(m, &in[i], n[i], &size);
+    }
+    qa_engine_align_pack_limit(ms, &lim);
+    return qa_align_pack_fits(&size, &lim, e);
+}
+
+qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
+{
+    return qa_engine_align_pack_count(ms, in, 1, n, e);
+}
+
+static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, int64_t B, float *logits, int32_t *classes,
                            float *probs, qa_err *e)
 {
     const qa_model *m;
     qa_worker *wk;
-    int64_t n;
+    int64_t n[QA_PACK_MAX];
+    qa_inputs req[QA_PACK_MAX]; /* the requests with the engine's parts (~27 KB of stack at most) */
     QA_TRY(need_worker(ms, w, &wk, e));
-    QA_TRY(qa_engine_align_count(ms, in, &n, e));
+    QA_TRY(qa_engine_align_pack_count(ms, in, B, n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
     QA_TRY(begin(ms, wk, in, e));
-    qa_inputs req = with_engine(ms, in);
-    return finish(wk, qa_align_forward(wk->be, m, wk->ws, &req, logits, classes, probs, e));
+    for (int64_t i = 0; i < B; i++)
+        req[i] = with_engine(ms, &in[i]);
+    return finish(wk, qa_align_forward(wk->be, m, wk->ws, req, B, logits, classes, probs, e));
 }
 
 /* Worker w's KV cache (every worker's has the same size: the check below may use worker 0's), of the
@@ -210,7 +245,14 @@ qa_status qa_engine_align(qa_models *ms, int w, const qa_inputs *in, float *logi
                           qa_err *e)
 {
     enter(ms);
-    return leave(ms, align_run(ms, w, in, logits, classes, probs, e));
+    return leave(ms, align_run(ms, w, in, 1, logits, classes, probs, e));
+}
+
+qa_status qa_engine_align_pack(qa_models *ms, int w, const qa_inputs *in, int64_t B, float *logits, int32_t *classes,
+                               float *probs, qa_err *e)
+{
+    enter(ms);
+    return leave(ms, align_run(ms, w, in, B, logits, classes, probs, e));
 }
 
 qa_status qa_engine_asr(qa_models *ms, int w, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,

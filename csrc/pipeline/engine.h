@@ -15,6 +15,7 @@
 #ifndef QA_ENGINE_H
 #define QA_ENGINE_H
 
+#include "align.h"
 #include "inputs.h"
 #include "models.h"
 
@@ -27,6 +28,16 @@ qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, 
 /* Aligner forward; host outputs (each may be NULL): logits [n, classify_num], classes [n], probs [n]. */
 qa_status qa_engine_align(qa_models *ms, int worker, const qa_inputs *in, float *logits, int32_t *classes, float *probs,
                           qa_err *e);
+
+/* Packed batch (issue #6): B requests (1 <= B <= QA_PACK_MAX) in one forward. pack_count validates each
+ * like qa_engine_align_count (the first failing clip's error, prefixed "clip i of the pack: ") and their
+ * totals against *lim of pack_limit (the plan of the longest single request); n[i] = clip i's
+ * <timestamp> count. qa_engine_align_pack writes the clips' outputs one after another (sum n[i] rows);
+ * the request's cancellation hook is in[0].cancel. */
+void qa_engine_align_pack_limit(qa_models *ms, qa_pack_size *lim);
+qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t B, int64_t *n, qa_err *e);
+qa_status qa_engine_align_pack(qa_models *ms, int worker, const qa_inputs *in, int64_t B, float *logits,
+                               int32_t *classes, float *probs, qa_err *e);
 
 /* Validate an ASR request (prompt within the plan, 0 <= min_new <= max_new <= plan's max_new_tokens). */
 qa_status qa_engine_asr_check(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, qa_err *e);

@@ -6,6 +6,8 @@
  * audio tokens do not match" in HF — an InputError here, before any compute).
  * The audio pads of a prompt form one run in practice; any number of runs is handled with one
  * device-to-device row copy per run (no index array needed on the device).
+ * A packed batch (pipeline/align.c) is an array of requests: their features, ids and embeddings sit
+ * one after another, so masked_scatter over the concatenation is each clip's own scatter.
  */
 #include "inputs.h"
 
@@ -117,57 +119,84 @@ qa_status qa_inputs_features(qa_backend *be, qa_region *ws, const qa_inputs *in,
     return QA_OK;
 }
 
-/* Takes feat + emb from ws (in that order) and runs the tower into emb. */
-static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float **emb,
-                           qa_err *e)
+/* Takes feat + emb from ws (in that order) and runs the tower over the n clips into emb: their
+ * features one after another in feat (clip i's block [M, frames_i]), their embeddings likewise. */
+static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, int64_t n,
+                           float **emb, qa_err *e)
 {
-    int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
-    float *feat = qa_arena_take(ws, (size_t)(in->mel_bins * in->frames) * sizeof(float), e);
+    int64_t F = 0, N = 0, M = in[0].mel_bins, D = m->cfg.text.hidden;
+    qa_enc_clip clips[QA_PACK_MAX];
+    if (n < 1 || n > QA_PACK_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "inputs: %lld clips, expected 1 to %d", (long long)n, QA_PACK_MAX);
+    for (int64_t i = 0; i < n; i++) {
+        F += in[i].frames;
+        N += qa_audio_tokens_of_frames(&m->cfg.audio, in[i].frames);
+    }
+    float *feat = qa_arena_take(ws, (size_t)(M * F) * sizeof(float), e);
     if (!feat)
         return e->code;
-    QA_TRY(qa_inputs_features(be, ws, in, feat, e));
+    for (int64_t i = 0, off = 0; i < n; off += M * in[i].frames, i++) {
+        QA_TRY(qa_inputs_features(be, ws, &in[i], feat + off, e));
+        clips[i] = (qa_enc_clip){feat + off, in[i].frames, in[i].frames};
+    }
     if (!(*emb = qa_arena_take(ws, (size_t)(N * D) * sizeof(float), e)))
         return e->code;
-    return qa_encoder_forward(be, m, ws, feat, in->frames, in->frames, *emb, e);
+    return qa_encoder_forward(be, m, ws, clips, n, *emb, e);
 }
 
-/* x[T, D] = embedding rows of the prompt ids. A host-resident table (the CUDA aligner's, issue #6) is
- * gathered by the CPU and only its rows travel (bit-equal: BF16 -> F32 is exact); `ids` (device) is
- * then unused but stays taken, so the workspace peak is the plan's on every backend. */
-static qa_status embed_tokens(qa_backend *be, const qa_model *m, const qa_inputs *in, int32_t *ids, float *x,
-                              qa_err *e)
+/* x[T, D] = embedding rows of the prompt ids of the n clips, one after another. A host-resident table
+ * (the CUDA aligner's, issue #6) is gathered by the CPU and only its rows travel (bit-equal: BF16 -> F32
+ * is exact); `ids` (device) is then unused but stays taken, so the workspace peak is the plan's on every
+ * backend. */
+static qa_status embed_tokens(qa_backend *be, const qa_model *m, const qa_inputs *in, int64_t n, int32_t *ids,
+                              float *x, qa_err *e)
 {
-    if (m->dec.embed_on_host)
-        return qa_cuda_embed_rows(be, x, &m->dec.embed, in->ids, in->T, e);
-    QA_TRY(be->copy(be, ids, in->ids, (size_t)in->T * sizeof(int32_t), QA_COPY_H2D, e));
-    return be->embed(be, x, &m->dec.embed, ids, in->T, e);
+    int64_t D = m->cfg.text.hidden, T = 0;
+    for (int64_t i = 0; i < n; T += in[i].T, i++) {
+        if (m->dec.embed_on_host)
+            QA_TRY(qa_cuda_embed_rows(be, x + T * D, &m->dec.embed, in[i].ids, in[i].T, e));
+        else
+            QA_TRY(be->copy(be, ids + T, in[i].ids, (size_t)in[i].T * sizeof(int32_t), QA_COPY_H2D, e));
+    }
+    return m->dec.embed_on_host ? QA_OK : be->embed(be, x, &m->dec.embed, ids, T, e);
 }
 
-qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *x,
-                          qa_err *e)
+/* x[t0 + t] = the next audio row for every <|audio_pad|> id t of one clip (one copy per run of pads);
+ * *used counts the audio rows consumed, across clips (their audio rows follow each other in emb). */
+static qa_status scatter_audio(qa_backend *be, const qa_model *m, const qa_inputs *in, float *x, const float *emb,
+                               int64_t *used, qa_err *e)
 {
-    const qa_model_config *c = &m->cfg;
-    int64_t D = c->text.hidden;
-    size_t mark = qa_region_mark(ws);
-    int32_t *ids = qa_arena_take(ws, (size_t)in->T * sizeof(int32_t), e);
-    float *emb = NULL;
-    if (!ids)
-        return e->code;
-    QA_TRY(run_tower(be, m, ws, in, &emb, e));
-    QA_TRY(embed_tokens(be, m, in, ids, x, e));
-    int64_t used = 0; /* audio rows consumed so far */
+    int64_t D = m->cfg.text.hidden;
     for (int64_t t = 0; t < in->T;) {
-        if (in->ids[t] != c->audio_token_id) {
+        if (in->ids[t] != m->cfg.audio_token_id) {
             t++;
             continue;
         }
         int64_t run = 1;
-        while (t + run < in->T && in->ids[t + run] == c->audio_token_id)
+        while (t + run < in->T && in->ids[t + run] == m->cfg.audio_token_id)
             run++;
-        QA_TRY(be->copy(be, x + t * D, emb + used * D, (size_t)(run * D) * sizeof(float), QA_COPY_D2D, e));
-        used += run;
+        QA_TRY(be->copy(be, x + t * D, emb + *used * D, (size_t)(run * D) * sizeof(float), QA_COPY_D2D, e));
+        *used += run;
         t += run;
     }
+    return QA_OK;
+}
+
+qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, int64_t n,
+                          float *x, qa_err *e)
+{
+    int64_t D = m->cfg.text.hidden, T = 0, used = 0;
+    for (int64_t i = 0; i < n; i++)
+        T += in[i].T;
+    size_t mark = qa_region_mark(ws);
+    int32_t *ids = qa_arena_take(ws, (size_t)T * sizeof(int32_t), e);
+    float *emb = NULL;
+    if (!ids)
+        return e->code;
+    QA_TRY(run_tower(be, m, ws, in, n, &emb, e));
+    QA_TRY(embed_tokens(be, m, in, n, ids, x, e));
+    for (int64_t i = 0, t0 = 0; i < n; t0 += in[i].T, i++)
+        QA_TRY(scatter_audio(be, m, &in[i], x + t0 * D, emb, &used, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }
@@ -178,7 +207,7 @@ qa_status qa_inputs_audio(qa_backend *be, const qa_model *m, qa_region *ws, cons
     int64_t N = qa_audio_tokens_of_frames(&m->cfg.audio, in->frames), D = m->cfg.text.hidden;
     size_t mark = qa_region_mark(ws);
     float *emb = NULL;
-    QA_TRY(run_tower(be, m, ws, in, &emb, e));
+    QA_TRY(run_tower(be, m, ws, in, 1, &emb, e));
     QA_TRY(be->copy(be, out_host, emb, (size_t)(N * D) * sizeof(float), QA_COPY_D2H, e));
     qa_region_release(ws, mark);
     return QA_OK;

@@ -4,7 +4,7 @@
  *     (or: qa_inputs in = {0}; qa_inputs_set_samples(&in, samples, n); in.ids = ids; in.T = T;)
  *     QA_TRY(qa_inputs_check(model, &in, max_frames, max_tokens, e)); // before touching the device
  *     float *x = qa_arena_take(ws, T * D * 4, e);
- *     QA_TRY(qa_inputs_embed(be, model, ws, &in, x, e));              // x = embed(ids) with audio rows
+ *     QA_TRY(qa_inputs_embed(be, model, ws, &in, 1, x, e));           // x = embed(ids) with audio rows
  *
  * Shared by pipeline/align.c and pipeline/asr.c. Temporaries come from the workspace and are
  * released before returning (peak qa_plan_workspace_inputs()).
@@ -16,6 +16,10 @@
 #include "../memory/device.h"
 #include "../memory/plan.h"
 #include "../model/weights.h"
+
+/* Most clips in one packed forward (pipeline/align.c): the per-clip host arrays of the engine (spans,
+ * encoder clips, request copies) live on the stack, so a pack allocates nothing. */
+#define QA_PACK_MAX 256
 
 typedef struct qa_inputs {
     const float *feat;  /* host [mel_bins, ld] log-mel, valid frames first; NULL: from samples */
@@ -50,9 +54,11 @@ qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_fr
                           qa_err *e);
 
 /* x[T, D] (backend memory) = embeddings of ids with the audio tower's rows at the <|audio_pad|>
- * positions, in order (HF masked_scatter). */
-qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *x,
-                          qa_err *e);
+ * positions, in order (HF masked_scatter). in[0..n): the requests of a packed batch (n = 1: one request,
+ * 1 <= n <= QA_PACK_MAX), each checked by qa_inputs_check; x holds their rows one after another
+ * (T = the sum of their T). */
+qa_status qa_inputs_embed(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, int64_t n,
+                          float *x, qa_err *e);
 
 /* Audio tower only: out_host [N_audio, D] (host memory, caller's) = encoder + projector output. */
 qa_status qa_inputs_audio(qa_backend *be, const qa_model *m, qa_region *ws, const qa_inputs *in, float *out_host,

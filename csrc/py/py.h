@@ -56,6 +56,8 @@ void qa_py_models_leave(PyObject *self, int worker);
 PyObject *qa_py_audio_embeddings(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_aligner_logits(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *qa_py_align_forward(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_align_pack(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *qa_py_align_pack_limits(PyObject *self, PyObject *noargs);
 PyObject *qa_py_asr_generate(PyObject *self, PyObject *args, PyObject *kw);
 /* The same from 16 kHz samples: the features are computed by the engine's backend (CUDA: on the device). */
 PyObject *qa_py_mel_features(PyObject *self, PyObject *args, PyObject *kw);
@@ -86,6 +88,11 @@ PyObject *qa_py_set_thread_cancel(PyObject *flag);
      "aligner_logits(features, valid_frames, input_ids) -> float32 [n_timestamps, classify_num]"},    \
     {"_align_forward", (PyCFunction)(void (*)(void))qa_py_align_forward, METH_VARARGS | METH_KEYWORDS,     \
      "_align_forward(features, valid_frames, input_ids) -> (classes int32 [n], probs float32 [n])"},  \
+    {"_align_pack", (PyCFunction)(void (*)(void))qa_py_align_pack, METH_VARARGS | METH_KEYWORDS,           \
+     "_align_pack(clips, *, logits=False) -> (classes, probs, counts) or (logits, counts): clips = "   \
+     "[(features, valid_frames, input_ids) or (samples, input_ids), ...] in ONE aligner forward"},    \
+    {"_align_pack_limits", (PyCFunction)qa_py_align_pack_limits, METH_NOARGS,                          \
+     "_align_pack_limits() -> dict of the totals a pack may have (the plan's longest request)"},      \
     {"asr_generate", (PyCFunction)(void (*)(void))qa_py_asr_generate, METH_VARARGS | METH_KEYWORDS,         \
      "asr_generate(features, valid_frames, prompt_ids, max_new_tokens, min_new_tokens=0) -> "         \
      "(ids int32 [n], first_logits float32 [vocab])"},                                                \

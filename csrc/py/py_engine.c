@@ -1,5 +1,6 @@
 /* py_engine.c — the compute methods of Models: audio_embeddings, aligner_logits, _align_forward,
- * asr_generate (the low-level API the parity tests and qwen3align/models.py use).
+ * _align_pack (several clips in one aligner forward), asr_generate (the low-level API the parity tests
+ * and qwen3align/models.py use).
  *
  * Each method converts its arrays once (features -> C-contiguous float32 [mel_bins, frames];
  * ids -> int32 after checking they are integers that fit), takes a free worker of the Models
@@ -230,21 +231,32 @@ static PyObject *align_audio_call(PyObject *self, PyObject *args, PyObject *kw, 
     return align_run(self, st, &r, want_logits);
 }
 
-/* Runs r (cleared here) through the aligner. */
-static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int want_logits)
+/* The aligner over B requests in one forward (B = 1: one request): logits [n, classes], or
+ * (classes [n], probs [n]); packed calls append counts int64 [B] (each clip's rows). */
+static PyObject *align_exec(PyObject *self, qa_py_state *st, const qa_inputs *ins, Py_ssize_t B, int want_logits,
+                            int packed)
 {
-    PyObject *out = NULL, *a = NULL, *b = NULL;
-    request r = *rq;
+    PyObject *out = NULL, *a = NULL, *b = NULL, *cnt = NULL;
+    npy_intp dc[1] = {B};
+    int64_t one = 0, *n = &one, total = 0;
+    if (packed && !(cnt = PyArray_SimpleNew(1, dc, NPY_INT64)))
+        return NULL;
+    if (packed)
+        n = (int64_t *)PyArray_DATA((PyArrayObject *)cnt);
     int w;
     qa_models *ms = qa_py_models_enter(self, &w);
     if (!ms)
         goto error;
     qa_err e = {0};
-    int64_t n = 0;
-    qa_status s = qa_engine_align_count(ms, &r.in, &n, &e);
+    qa_status s;
+    Py_BEGIN_ALLOW_THREADS /* a pass over every sample or feature: a batch prepares the next clips meanwhile */
+    s = qa_engine_align_pack_count(ms, ins, B, n, &e);
+    Py_END_ALLOW_THREADS
     if (s == QA_OK) {
         const qa_model *m = qa_models_model(ms, QA_MODEL_ALIGNER);
-        npy_intp dl[2] = {(npy_intp)n, m->cfg.classify_num}, dn[1] = {(npy_intp)n};
+        for (Py_ssize_t i = 0; i < B; i++)
+            total += n[i];
+        npy_intp dl[2] = {(npy_intp)total, m->cfg.classify_num}, dn[1] = {(npy_intp)total};
         a = want_logits ? PyArray_SimpleNew(2, dl, NPY_FLOAT32) : PyArray_SimpleNew(1, dn, NPY_INT32);
         b = want_logits ? NULL : PyArray_SimpleNew(1, dn, NPY_FLOAT32);
         if (a && (want_logits || b)) {
@@ -252,21 +264,93 @@ static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int wan
             int32_t *cls = want_logits ? NULL : (int32_t *)PyArray_DATA((PyArrayObject *)a);
             float *pr = want_logits ? NULL : (float *)PyArray_DATA((PyArrayObject *)b);
             Py_BEGIN_ALLOW_THREADS
-            s = qa_engine_align(ms, w, &r.in, lg, cls, pr, &e);
+            s = qa_engine_align_pack(ms, w, ins, B, lg, cls, pr, &e);
             Py_END_ALLOW_THREADS
         } else {
             s = QA_ERR_OOM; /* NumPy raised MemoryError already */
         }
     }
     qa_py_models_leave(self, w);
-    if (s == QA_OK)
+    if (s == QA_OK && packed)
+        out = want_logits ? PyTuple_Pack(2, a, cnt) : PyTuple_Pack(3, a, b, cnt);
+    else if (s == QA_OK)
         out = want_logits ? Py_NewRef(a) : PyTuple_Pack(2, a, b);
     else if (!PyErr_Occurred())
         qa_py_raise(st, &e);
 error:
     Py_XDECREF(a);
     Py_XDECREF(b);
+    Py_XDECREF(cnt);
+    return out;
+}
+
+/* Runs r (cleared here) through the aligner. */
+static PyObject *align_run(PyObject *self, qa_py_state *st, request *rq, int want_logits)
+{
+    request r = *rq;
+    PyObject *out = align_exec(self, st, &r.in, 1, want_logits, 0);
     request_clear(&r);
+    return out;
+}
+
+/* clips[i] of _align_pack: (features, valid_frames, input_ids) or (samples, input_ids). */
+static int take_clip(qa_py_state *st, PyObject *item, Py_ssize_t i, request *r)
+{
+    char name[64];
+    Py_ssize_t size = PyTuple_Check(item) ? PyTuple_GET_SIZE(item) : 0;
+    snprintf(name, sizeof name, "clips[%zd] input_ids", i);
+    if (size == 3) {
+        Py_ssize_t valid = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+        if (valid == -1 && PyErr_Occurred())
+            return -1;
+        if (take_features(st, PyTuple_GET_ITEM(item, 0), valid, r) < 0)
+            return -1;
+    } else if (size == 2) {
+        if (take_samples(st, PyTuple_GET_ITEM(item, 0), r) < 0)
+            return -1;
+    } else {
+        qa_py_input_error(st, "clips[%zd] must be a tuple (features, valid_frames, input_ids) or (samples, "
+                          "input_ids), got %s", i, Py_TYPE(item)->tp_name);
+        return -1;
+    }
+    return take_ids(st, PyTuple_GET_ITEM(item, size - 1), name, r);
+}
+
+PyObject *qa_py_align_pack(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"clips", "logits", NULL};
+    qa_py_state *st = state_of(self);
+    PyObject *cobj, *seq, *out = NULL;
+    int want_logits = 0;
+    request *rs = NULL;
+    qa_inputs *ins = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$p:_align_pack", kwlist, &cobj, &want_logits))
+        return NULL;
+    if (!(seq = PySequence_Fast(cobj, "clips must be a sequence of tuples")))
+        return NULL;
+    Py_ssize_t B = PySequence_Fast_GET_SIZE(seq);
+    if (B < 1 || B > QA_PACK_MAX) {
+        qa_py_input_error(st, "a pack holds 1 to %d clips, got %zd", QA_PACK_MAX, B);
+        goto error;
+    }
+    rs = PyMem_Calloc((size_t)B, sizeof *rs);
+    ins = PyMem_Calloc((size_t)B, sizeof *ins);
+    if (!rs || !ins) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < B; i++) {
+        if (take_clip(st, PySequence_Fast_GET_ITEM(seq, i), i, &rs[i]) < 0)
+            goto error;
+        ins[i] = rs[i].in;
+    }
+    out = align_exec(self, st, ins, B, want_logits, 1);
+error:
+    for (Py_ssize_t i = 0; rs && i < B; i++)
+        request_clear(&rs[i]);
+    PyMem_Free(rs);
+    PyMem_Free(ins);
+    Py_DECREF(seq);
     return out;
 }
 
@@ -404,4 +488,22 @@ PyObject *qa_py_mel_features(PyObject *self, PyObject *args, PyObject *kw)
 error:
     request_clear(&r);
     return out;
+}
+
+PyObject *qa_py_align_pack_limits(PyObject *self, PyObject *noargs)
+{
+    int w;
+    qa_pack_size lim;
+    qa_models *ms = qa_py_models_enter(self, &w);
+    if (!ms)
+        return NULL;
+    int have = qa_models_model(ms, QA_MODEL_ALIGNER) != NULL;
+    if (have)
+        qa_engine_align_pack_limit(ms, &lim);
+    qa_py_models_leave(self, w);
+    if (!have)
+        return qa_py_input_error(state_of(self), "no aligner model is loaded");
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L}", "clips", (long long)lim.clips, "frames", (long long)lim.frames,
+                         "chunks", (long long)lim.chunks, "audio_tokens", (long long)lim.audio_tokens, "tokens",
+                         (long long)lim.tokens, "stamps", (long long)lim.stamps);
 }
