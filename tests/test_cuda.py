@@ -523,20 +523,30 @@ def test_attention_tc_decoder_timing(bf16_backend, rng):
     out = g.empty((T, H * Dh))
     flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
 
+    kv_dt = F32
+
     def timed(reps=3):
-        g.call("attention", out, qp, kp, vp, F32, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
+        g.call("attention", out, qp, kp, vp, kv_dt, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
         g.call("sync")
         t0 = time.perf_counter()
         for _ in range(reps):
-            g.call("attention", out, qp, kp, vp, F32, T, T, H, Hk, Dh, 0, 1, 0)
+            g.call("attention", out, qp, kp, vp, kv_dt, T, T, H, Hk, Dh, 0, 1, 0)
         g.call("sync")
         return (time.perf_counter() - t0) / reps * 1e3
 
     ms = timed()
-    print(f"attention mma.sync T={T} H={H} Hk={Hk} Dh={Dh} causal: {ms:.2f} ms, {flop / ms / 1e9:.1f} TFLOP/s")
+    print(f"attention mma.sync T={T} H={H} Hk={Hk} Dh={Dh} causal, FP32 K/V: {ms:.2f} ms, "
+          f"{flop / ms / 1e9:.1f} TFLOP/s")
     got = g.get(out, (T, H * Dh))
     for a, b in ((0, 100), (T - 100, T)):  # rows a..b against all keys (q0 = a): the reference stays small
         assert_tc_close(got[a:b], q[a:b], k[:b], v[:b], (b - a, b, H, Hk, Dh, a, 1, 0), f"mma rows {a}..{b}")
+    kp, vp, kv_dt = g.put(to_bf16_bits(k)), g.put(to_bf16_bits(v)), BF16  # what a bfloat16 engine stores
+    msb = timed()
+    print(f"attention mma.sync, BF16 K/V (the engine's): {msb:.2f} ms, {flop / msb / 1e9:.1f} TFLOP/s")
+    got = g.get(out, (T, H * Dh))
+    assert_tc_close(got[T - 100:], q[T - 100:], bf16_round(k), bf16_round(v), (100, T, H, Hk, Dh, T - 100, 1, 0),
+                    "mma BF16 K/V last rows")
+    kp, vp, kv_dt = g.put(k), g.put(v), F32
     code = TIMING_CHILD.format(tests=os.path.dirname(__file__), shape=(T, H, Hk, Dh))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, QA_CUDA_ATTN="wmma"))
