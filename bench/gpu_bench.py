@@ -213,12 +213,20 @@ def card_info(device):
 
 
 def publish(src):
-    shutil.copyfile(os.path.join(src, "results.json"), os.path.join(HERE, "results.json"))
+    """Copy a run's results into bench/. The GPU box runs a copy of this working tree without its git
+    history, so its commit id is unreliable: the id recorded is this tree's HEAD (publish right after
+    the run, before committing anything else)."""
+    res = bc.load_json(os.path.join(src, "results.json"), {})
     with open(os.path.join(src, "RESULTS_section.md"), encoding="utf-8") as f:
         section = f.read()
+    head = br.git_head()
+    if head and res.get("commit") != head:
+        section = section.replace(f"(commit {res.get('commit')},", f"(commit {head},", 1)
+        res["commit"] = head
+    bc.save_json(os.path.join(HERE, "results.json"), res)
     with open(os.path.join(HERE, "RESULTS.md"), "a", encoding="utf-8") as f:
         f.write("\n" + section)
-    print(f"bench/results.json updated; section appended to bench/RESULTS.md from {src}")
+    print(f"bench/results.json updated; section appended to bench/RESULTS.md from {src} (commit {head})")
     return 0
 
 

@@ -1,12 +1,13 @@
 /* backend.cu — the CUDA implementation of the backend.h op table (qa_backend_cuda_init).
  *
  * Contract: backend.h, op by op; this file only checks arguments (shapes of the qa_tensors, int
- * ranges for cuBLAS and grids), binds be->scratch, and forwards to the launchers of ops.cuh and the
+ * ranges for cuBLASLt and grids; the checks and RUN are in run.cuh, the cuda_api.h table in api.cu),
+ * binds be->scratch, and forwards to the launchers of ops.cuh and the
  * GEMMs of gemm.cu / norm_gemm.cu. Every op runs asynchronously on the context's stream; copy(D2H) and sync() wait.
  * Every op first refuses to run on a broken context, makes the context's device current for the calling
  * thread, and records a new CUDA error as the breaking one (cuda_ctx.cuh), so after e.g. an illegal
  * address every later call reports the first failure.
- * Scratch (arena view set by the engine): [cuBLAS workspace 32 MiB | work area], the work area
+ * Scratch (arena view set by the engine): [cuBLASLt workspace 32 MiB | work area], the work area
  * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time; norm_gemm / norm_mlp: the
  * normalised rows, BF16 or FP32) or the im2col matrices
  * of as many conv chunks as fit (scratch_need sizes it for one chunk at least).
@@ -18,66 +19,7 @@
 
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
-
-static qa_cuda_ctx *ctx_of(const qa_backend *be) { return (qa_cuda_ctx *)be->ctx; }
-
-/* Run an op implementation on a usable context and note a CUDA failure as the breaking one. */
-#define RUN_AS(be, e, name, expr)                                                                \
-    do {                                                                                         \
-        qa_cuda_ctx *run_c_ = ctx_of(be);                                                        \
-        if (!run_c_)                                                                             \
-            return QA_FAIL(e, QA_ERR_INTERNAL, "CUDA backend used after destroy");               \
-        QA_TRY(qa_cuda_ctx_enter(run_c_, e));                                                    \
-        int prof_ = run_c_->prof && !run_c_->capturing; /* no event waits inside a recording */  \
-        if (prof_)                                                                               \
-            qa_cuda_prof_begin(run_c_->prof, run_c_->stream);                                    \
-        qa_status run_s_ = (expr);                                                               \
-        if (prof_)                                                                               \
-            qa_cuda_prof_end(run_c_->prof, run_c_->stream, (name));                              \
-        if (run_c_->memwatch)                                                                    \
-            qa_cuda_memwatch(run_c_, (name));                                                    \
-        return qa_cuda_ctx_note(run_c_, run_s_, e);                                              \
-    } while (0)
-#define RUN(be, e, expr) RUN_AS(be, e, __func__, expr)
-
-/* Dimensions passed to cuBLAS / grids as int. */
-static qa_status int_dims(qa_err *e, const char *op, int n, const int64_t *v)
-{
-    for (int i = 0; i < n; i++)
-        if (v[i] < 0 || v[i] > INT_MAX)
-            return QA_FAIL(e, QA_ERR_INTERNAL, "%s: dimension #%d = %lld outside [0, %d]", op, i, (long long)v[i],
-                           INT_MAX);
-    return QA_OK;
-}
-#define INT_DIMS(e, op, ...)                                                                     \
-    do {                                                                                         \
-        const int64_t dims_[] = {__VA_ARGS__};                                                   \
-        QA_TRY(int_dims(e, op, (int)(sizeof dims_ / sizeof dims_[0]), dims_));                   \
-    } while (0)
-
-/* A 1-D float32 tensor of n elements (biases, norm weights: backend.h says always QA_F32). */
-static qa_status vec_ok(qa_err *e, const char *op, const char *what, const qa_tensor *t, int64_t n)
-{
-    if (!t || !t->data)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %s missing", op, what);
-    if (t->dtype != QA_F32 || t->ndim != 1 || t->shape[0] != n)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %s has dtype %d, %d dims, %lld elements; expected f32 [%lld]", op,
-                       what, (int)t->dtype, t->ndim, (long long)(t->ndim ? t->shape[0] : 0), (long long)n);
-    return QA_OK;
-}
-
-/* A GEMM weight (N, K) or conv weight (N, K/9, 3, 3) in BF16 or F32. */
-static qa_status weight_ok(qa_err *e, const char *op, const qa_tensor *W, int64_t N, int64_t K)
-{
-    if (!W || !W->data)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: weight missing", op);
-    QA_TRY(qa_cu_check_wdtype(W->dtype, op, e));
-    int64_t k = W->ndim == 2 ? W->shape[1] : W->ndim == 4 ? W->shape[1] * W->shape[2] * W->shape[3] : -1;
-    if (W->shape[0] != N || k != K)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: weight of %d dims is (%lld, %lld as K), expected (%lld, %lld)", op,
-                       W->ndim, (long long)W->shape[0], (long long)k, (long long)N, (long long)K);
-    return QA_OK;
-}
+#include "run.cuh"
 
 /* ---- lifetime and memory ------------------------------------------------------------------- */
 
@@ -675,40 +617,3 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->decode_mode = decode_mode_from_env();
     return QA_OK;
 }
-
-static void api_mem_stats(const qa_backend *be, qa_cuda_mem_stats *out)
-{
-    qa_cuda_mem_stats_of(be ? ctx_of(be) : NULL, out);
-}
-
-static qa_status api_upload(qa_backend *be, void *dst, const void *src, size_t bytes, qa_err *e)
-{
-    RUN(be, e, qa_cuda_upload(ctx_of(be), dst, src, bytes, e));
-}
-
-static qa_status api_host_alloc(qa_backend *be, void **out, size_t bytes, qa_err *e)
-{
-    RUN(be, e, qa_cuda_host_alloc(ctx_of(be), out, bytes, e));
-}
-
-static void api_host_free(qa_backend *be, void *p) { qa_cuda_host_free(be ? ctx_of(be) : NULL, p); }
-
-static qa_status api_upload_rows(qa_backend *be, float *dst, const void *table, int dt, int64_t R, int64_t D,
-                                 const int32_t *ids, int64_t T, qa_err *e)
-{
-    RUN_AS(be, e, "embed_host_rows", qa_cuda_upload_rows(ctx_of(be), dst, table, (qa_dtype)dt, R, D, ids, T, e));
-}
-
-static qa_status api_upload_convert(qa_backend *be, void *dst, int dt, const void *src, int st, size_t n,
-                                    void *scratch, size_t scratch_bytes, qa_err *e)
-{
-    RUN_AS(be, e, "upload_convert",
-           qa_cuda_upload_convert(ctx_of(be), dst, (qa_dtype)dt, src, (qa_dtype)st, n, scratch, scratch_bytes, e));
-}
-
-static const qa_cuda_api api = {
-    QA_CUDA_API_VERSION, qa_backend_cuda_init, qa_cuda_probe_device, api_mem_stats, api_upload, qa_cuda_mem_query,
-    api_host_alloc,      api_host_free,        api_upload_rows,      api_upload_convert,
-};
-
-extern "C" __attribute__((visibility("default"))) const qa_cuda_api *qa_cuda_api_get(void) { return &api; }
