@@ -68,7 +68,6 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("norm_mlp", S, [P, TP, C.c_float, TP, TP, TP, P, P, I64, I64, I64, EP]),
     ("layernorm", S, [P, P, TP, TP, I64, I64, C.c_float, EP]),
     ("rmsnorm", S, [P, P, TP, I64, I64, C.c_float, EP]),
-    ("rope", S, [P, I64, I64, I64, I64, C.c_float, EP]),
     # API 6: q [T, H*Dh], kdst, vdst, kv dtype, k, v, q_norm, k_norm, T, H, Hk, Dh, pos0, pos (device or None),
     # max_rows, theta, eps
     ("qkv_prep", S, [P, P, P, C.c_int, P, P, TP, TP, I64, I64, I64, I64, I64, P, I64, C.c_float, C.c_float, EP]),

@@ -44,8 +44,8 @@
 #define QA_BACKEND_API_VERSION 6 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
                                   * 5: decode-step state ops, graphs and decode_mode (layout changes);
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
-                                  *    decoder's rope_at / store_rows_at; norm_gemm and norm_mlp after
-                                  *    gemm, silu_mul gone (layout and signatures change) */
+                                  *    decoder's rope / rope_at / store_rows_at; norm_gemm and norm_mlp
+                                  *    after gemm, silu_mul gone (layout and signatures change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -192,17 +192,13 @@ struct qa_backend {
 
     /* ---- position --------------------------------------------------------------------------- */
 
-    /* In place on x[T, H·Dh]: NeoX split-half RoPE (transformers rotate_half). Row t has position
-     * pos0 + t; inv_freq[i] = 1 / theta^(2i/Dh) (float32), angle = (float)pos · inv_freq[i] rounded to
-     * float32, out = x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x[Dh/2:], x[:Dh/2]). */
-    qa_status (*rope)(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
-                      float theta, qa_err *e);
-
     /* The decoder's q / k / v of one layer in one op (API 6; one launch instead of norm, norm, rope,
      * rope and two row stores). Row t < T has position p = (pos ? pos[0] : pos0) + t; pos (int32 in
      * backend memory, may be NULL) is read when the op runs, so a recorded decode step serves every
-     * position. With the arithmetic of rmsnorm then rope above (Qwen3Attention: q_norm / k_norm over
-     * each head BEFORE RoPE, MODEL_FACTS §5), per head:
+     * position. rmsnorm as above, then rope_p: NeoX split-half RoPE (transformers rotate_half),
+     * inv_freq[i] = 1 / theta^(2i/Dh) (float32), angle = (float)p · inv_freq[i] rounded to float32,
+     * out = x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x[Dh/2:], x[:Dh/2]) (Qwen3Attention:
+     * q_norm / k_norm over each head BEFORE RoPE, MODEL_FACTS §5), per head:
      *   q[t, h]    <- rope_p(rmsnorm(q[t, h]) · q_norm)                 in place, float32, h < H
      *   kdst[p, g] <- kv_dtype(rope_p(rmsnorm(k[t, g]) · k_norm))        g < Hk
      *   vdst[p, g] <- kv_dtype(v[t, g])

@@ -113,7 +113,6 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->norm_mlp = qa_cpu_norm_mlp;
     be->layernorm = qa_cpu_layernorm;
     be->rmsnorm = qa_cpu_rmsnorm;
-    be->rope = qa_cpu_rope;
     be->qkv_prep = qa_cpu_qkv_prep;
     be->add_sinusoid = qa_cpu_add_sinusoid;
     be->attention = qa_cpu_attention;

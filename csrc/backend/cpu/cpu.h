@@ -83,8 +83,6 @@ qa_status qa_cpu_layernorm(qa_backend *be, float *y, const float *x, const qa_te
                            const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
 qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,
                          int64_t D, float eps, qa_err *e);
-qa_status qa_cpu_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
-                      float theta, qa_err *e);
 qa_status qa_cpu_qkv_prep(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype kv_dtype, const float *k,
                           const float *v, const qa_tensor *q_norm, const qa_tensor *k_norm, int64_t T, int64_t H,
                           int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,

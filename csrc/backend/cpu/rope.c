@@ -1,6 +1,7 @@
 /* rope.c — positions on the CPU: rotary embedding for the text model, sinusoids for the encoder.
  *
- * rope (backend.h): NeoX split-half RoPE as transformers' Qwen3 apply_rotary_pos_emb/rotate_half.
+ * RoPE (backend.h qkv_prep, cpu/qkv.c): NeoX split-half RoPE as transformers' Qwen3
+ * apply_rotary_pos_emb/rotate_half, in three helpers (frequencies, angles of one position, one head).
  * The reference computes inv_freq = 1 / theta^(arange(0, Dh, 2)/Dh) and the angles pos·inv_freq in
  * float32 (Qwen3RotaryEmbedding, autocast disabled), then cos/sin in float32; we round the same
  * intermediates to float32 so the angles agree bit for bit with the reference's before cos/sin.
@@ -42,20 +43,6 @@ void qa_cpu_rope_head(float *v, const float *c, const float *s, int64_t half)
         v[i] = x1 * c[i] - x2 * s[i];
         v[i + half] = x2 * c[i] + x1 * s[i];
     }
-}
-
-qa_status qa_cpu_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0,
-                      float theta, qa_err *e)
-{
-    float inv[QA_CPU_ROPE_MAX_HALF], c[QA_CPU_ROPE_MAX_HALF], s[QA_CPU_ROPE_MAX_HALF];
-    int64_t half = Dh / 2;
-    QA_TRY(qa_cpu_rope_freqs(inv, Dh, theta, "rope", e));
-    for (int64_t t = 0; t < T; t++) {
-        qa_cpu_rope_angles(c, s, inv, half, pos0 + t);
-        for (int64_t h = 0; h < H; h++)
-            qa_cpu_rope_head(x + (t * H + h) * Dh, c, s, half);
-    }
-    return QA_OK;
 }
 
 qa_status qa_cpu_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E, int64_t period, qa_err *e)

@@ -233,19 +233,6 @@ static qa_status be_rmsnorm(qa_backend *be, float *y, const float *x, const qa_t
     RUN(be, e, rmsnorm_impl(ctx_of(be), y, x, w, T, D, eps, e));
 }
 
-static qa_status rope_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0, float theta,
-                           qa_err *e)
-{
-    INT_DIMS(e, "rope", T, H, Dh, H * Dh);
-    return qa_cu_rope(c->stream, x, T, (int)H, (int)Dh, pos0, theta, e);
-}
-
-static qa_status be_rope(qa_backend *be, float *x, int64_t T, int64_t H, int64_t Dh, int64_t pos0, float theta,
-                         qa_err *e)
-{
-    RUN(be, e, rope_impl(ctx_of(be), x, T, H, Dh, pos0, theta, e));
-}
-
 /* K / V element types the attention kernels and qkv_prep are built for. */
 static qa_status kv_dtype_ok(qa_err *e, const char *op, qa_dtype t)
 {
@@ -594,7 +581,6 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->norm_mlp = be_norm_mlp;
     be->layernorm = be_layernorm;
     be->rmsnorm = be_rmsnorm;
-    be->rope = be_rope;
     be->qkv_prep = be_qkv_prep;
     be->add_sinusoid = be_add_sinusoid;
     be->attention = be_attention;

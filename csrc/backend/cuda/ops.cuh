@@ -38,17 +38,6 @@ __device__ __forceinline__ float qa_warp_sum(float v)
     return v;
 }
 
-/* RoPE angle of pair i (< Dh/2) at position pos, rounded as transformers' Qwen3RotaryEmbedding does:
- * inv_freq = 1 / theta^(fp32(2i) / Dh) with the power rounded once to fp32 (as the CPU backend), then one
- * fp32 product fp32(pos) * inv_freq (the position_ids matmul). rope.cu and qkv.cu share it so both round
- * alike; callers take the accurate cosf / sinf of it (angles reach thousands of radians). */
-__device__ __forceinline__ float qa_rope_angle(int i, int Dh, float theta, float pos)
-{
-    float expo = (float)(2 * i) / (float)Dh;
-    float inv = 1.0f / (float)pow((double)theta, (double)expo);
-    return inv * pos;
-}
-
 /* Sum of v over the block (blockDim.x a multiple of 32); part: __shared__ float[32]. Every thread gets the
  * total, and part is free again on return. */
 __device__ __forceinline__ float qa_block_sum(float v, float *part)
@@ -148,8 +137,6 @@ qa_status qa_cu_rmsnorm_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x,
                              float eps, qa_err *e);
 
 /* ---- rope.cu ---------------------------------------------------------------------------------- */
-/* In place NeoX split-half RoPE on x [T, H*Dh], positions pos0 .. pos0+T-1 (backend.h rope). */
-qa_status qa_cu_rope(cudaStream_t s, float *x, long long T, int H, int Dh, long long pos0, float theta, qa_err *e);
 /* In place x[T, E] += sinusoid(t mod period) (backend.h add_sinusoid). */
 qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long long period, qa_err *e);
 

@@ -8,8 +8,8 @@
  * heads. A q / k warp reads its head once, forms the sum of squares in registers with norm.cu's
  * rmsnorm_row_kernel order (lane l adds elements 4c..4c+3 of chunks c = l, l + 32, ..., then the warp
  * butterfly), keeps x * rsqrt(mean + eps) * w in its shared-memory row, and rotates the pairs (i, i + Dh/2)
- * with ops.cuh's qa_rope_angle and rope.cu's products — so the FP32 numbers are those of rmsnorm then
- * rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
+ * with qa_rope_angle below and the products of transformers' rotate_half — so the FP32 numbers are those
+ * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
  * q is done in place and kdst == k / vdst == v (FP32, position 0 onwards) is safe.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
  * attention_decode.cu's). Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over
@@ -18,6 +18,17 @@
 #include <math.h>
 
 #include "ops.cuh"
+
+/* RoPE angle of pair i (< Dh/2) at position pos, rounded as transformers' Qwen3RotaryEmbedding does:
+ * inv_freq = 1 / theta^(fp32(2i) / Dh) with the power rounded once to fp32 (as the CPU backend), then one
+ * fp32 product fp32(pos) * inv_freq (the position_ids matmul); cos / sin of it are the accurate cosf /
+ * sinf (angles reach thousands of radians). */
+__device__ __forceinline__ float qa_rope_angle(int i, int Dh, float theta, float pos)
+{
+    float expo = (float)(2 * i) / (float)Dh;
+    float inv = 1.0f / (float)pow((double)theta, (double)expo);
+    return inv * pos;
+}
 
 #define QKV_WARPS 4 /* heads per block */
 
