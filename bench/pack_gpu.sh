@@ -11,9 +11,12 @@ cd "$(dirname "$0")/.."
 SRC=${QA_SHARED_SRC:-../shared}
 [ -d .debs ] && ls .debs/*.deb >/dev/null 2>&1 || bash bench/fetch_gpu_deps.sh
 rm -rf shared && mkdir -p shared/fixtures/cases shared/models
-for m in aligner asr; do
+# QA_PACK_MODELS: which fixture checkpoints to carry (default the original layout; e.g. "aligner-hf asr-hf" or
+# "asr-sharded" for the other layouts' GPU parity tests — all of them at once exceed the 64 MiB)
+for m in ${QA_PACK_MODELS:-aligner asr}; do
   mkdir -p shared/fixtures/$m
-  cp "$SRC/fixtures/$m/config.json" "$SRC/fixtures/$m/preprocessor_config.json" "$SRC/fixtures/$m/model.safetensors" shared/fixtures/$m/
+  cp "$SRC/fixtures/$m/config.json" "$SRC/fixtures/$m/preprocessor_config.json" "$SRC/fixtures/$m"/model*.safetensors* \
+    shared/fixtures/$m/
 done
 cp "$SRC/fixtures/index.json" shared/fixtures/
 for c in "$SRC"/fixtures/cases/*/; do

@@ -1209,7 +1209,7 @@ def gpu_model(layout, dtype="float32"):
     path = os.path.join(FIXTURES, layout)
     kind = "aligner" if layout.startswith("aligner") else "asr"
     m = Models(device="cuda:0", dtype=dtype, **{kind: path})
-    _warm_up(m, {kind: qa.Tokenizer(os.path.join(FIXTURES, kind))})
+    _warm_up(m, {kind: qa.Tokenizer(path)})
     m._mark_loaded()
     return m
 
@@ -1377,7 +1377,7 @@ def load_outputs(path, names, dtype, **env):
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     rep_load = m._memory_report()
-    _warm_up(m, {"aligner": qa.Tokenizer(os.path.join(FIXTURES, "aligner"))})
+    _warm_up(m, {"aligner": qa.Tokenizer(path)})
     m._mark_loaded()
     feat, frames = features("en_short")
     out = {"tensors": {n: m._tensor("aligner", n) for n in names}, "embeds": m.audio_embeddings(feat, frames),
