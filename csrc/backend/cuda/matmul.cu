@@ -192,7 +192,8 @@ static qa_status plan(qa_cuda_ctx *c, const qa_mm *g, int b, int align, cublasLt
             *out = cand[i].algo;
             return QA_OK;
         }
-    return QA_FAIL(e, QA_ERR_CUDA, "cuBLASLt has no algorithm for a %dx%dx%d product (batch %d, types %d/%d/%d) "
+    /* not a device failure: the context stays usable (QA_ERR_CUDA would mark it broken) */
+    return QA_FAIL(e, QA_ERR_INTERNAL, "cuBLASLt has no algorithm for a %dx%dx%d product (batch %d, types %d/%d/%d) "
                    "valid for the whole bucket %d..%d of its varying dimension", at.m, at.n, at.k, at.batch, g->ta,
                    g->tb, g->tc, bucket_lo(g, b), bucket_hi(g, b));
 }
