@@ -287,10 +287,6 @@ def _warm_up(m, tokenizers):
             m._align_forward(feats, frames, np.array(aligner_prompt_ids(tok, ["a"], n_audio), np.int32))
         else:
             m.asr_generate(feats, frames, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
-    # the device log-mel at its full tile size (backend.h QA_MEL_TILE_FRAMES, 2048 frames) or the
-    # plan's longest clip
-    frames = min(2048, max(p["mel_frames"] for p in plan["models"].values()))
-    m.mel_features(np.zeros(frames * 160, np.float32))
 
 
 def _warm_up_ids(tok, n_audio, words, plan):

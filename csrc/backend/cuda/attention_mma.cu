@@ -34,14 +34,7 @@
 
 typedef __nv_bfloat16 bf16;
 
-struct mma_args {
-    float *out;
-    const float *q;
-    const void *k, *v;
-    int ldo, ldq, ldk, ldv;
-    int Tq, Tk, H, Hk, q0, causal, window;
-    float scale_log2; /* scale * log2(e): softmax in base 2 */
-};
+typedef qa_cu_tc_args mma_args;
 
 /* Shared memory (bytes; every part a multiple of 16 bytes, as cp.async and ldmatrix need):
  *   [K buf 0 | V buf 0 | (BF16 K/V only) K buf 1 | V buf 1]  BF16 [MMA_BK][LDH] each
@@ -449,16 +442,8 @@ template <int DH, typename KV> static qa_status launch_mma(cudaStream_t s, const
     return QA_OK;
 }
 
-qa_status qa_cu_attention_mma(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                              int causal, int window, float scale, qa_err *e)
+qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, int kv_bf16, qa_err *e)
 {
-    QA_TRY(qa_cu_attention_heads_ok("attention_mma", H, Hk, e));
-    if (Tq <= 0)
-        return QA_OK;
-    if (!qa_cu_attention_tc_supported(Dh, q, ldq, k, ldk, v, ldv, ldo, out, kv_bf16))
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_mma: head dim %d or operand alignment not supported", Dh);
-    mma_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale * 1.4426950408889634f};
     if (Dh == 64)
         return kv_bf16 ? launch_mma<64, bf16>(s, a, e) : launch_mma<64, float>(s, a, e);
     return kv_bf16 ? launch_mma<128, bf16>(s, a, e) : launch_mma<128, float>(s, a, e);

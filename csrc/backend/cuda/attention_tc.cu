@@ -29,14 +29,7 @@ using namespace nvcuda;
 #define TC_PAD 8   /* BF16 row padding: keeps WMMA pointers 32-byte aligned, spreads banks */
 #define TC_FPAD 4  /* FP32 row padding */
 
-struct tc_args {
-    float *out;
-    const float *q;
-    const void *k, *v;
-    int ldo, ldq, ldk, ldv;
-    int Tq, Tk, H, Hk, q0, causal, window;
-    float scale_log2; /* scale * log2(e): softmax in base 2 */
-};
+typedef qa_cu_tc_args tc_args;
 
 /* Visible keys [lo, hi) of the query at absolute position p. */
 template <typename A> __device__ __forceinline__ void tc_key_range(const A &a, int p, int *lo, int *hi)
@@ -247,16 +240,9 @@ int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k,
            ldk % kq == 0 && ldv % kq == 0;
 }
 
-static qa_status attention_wmma(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k,
-                                int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh,
-                                int q0, int causal, int window, float scale, qa_err *e)
+/* The first (WMMA) kernel on arguments qa_cu_attention_tc has checked. */
+static qa_status attention_wmma(cudaStream_t s, const tc_args &a, int Dh, int kv_bf16, qa_err *e)
 {
-    QA_TRY(qa_cu_attention_heads_ok("attention_tc", H, Hk, e));
-    if (Tq <= 0)
-        return QA_OK;
-    if (!qa_cu_attention_tc_supported(Dh, q, ldq, k, ldk, v, ldv, ldo, out, kv_bf16))
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: head dim %d or operand alignment not supported", Dh);
-    tc_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale * 1.4426950408889634f};
     if (Dh == 64)
         return kv_bf16 ? launch_tc<64, __nv_bfloat16>(s, a, e) : launch_tc<64, float>(s, a, e);
     return kv_bf16 ? launch_tc<128, __nv_bfloat16>(s, a, e) : launch_tc<128, float>(s, a, e);
@@ -266,9 +252,12 @@ qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q
                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
                              int causal, int window, float scale, int wmma, qa_err *e)
 {
-    if (wmma)
-        return attention_wmma(s, out, ldo, q, ldq, k, ldk, v, ldv, kv_bf16, Tq, Tk, H, Hk, Dh, q0, causal, window,
-                              scale, e);
-    return qa_cu_attention_mma(s, out, ldo, q, ldq, k, ldk, v, ldv, kv_bf16, Tq, Tk, H, Hk, Dh, q0, causal, window,
-                               scale, e);
+    QA_TRY(qa_cu_attention_heads_ok("attention_tc", H, Hk, e));
+    if (Tq <= 0)
+        return QA_OK;
+    if (!qa_cu_attention_tc_supported(Dh, q, ldq, k, ldk, v, ldv, ldo, out, kv_bf16))
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: head dim %d or operand alignment not supported", Dh);
+    qa_cu_tc_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window,
+                       scale * 1.4426950408889634f};
+    return wmma ? attention_wmma(s, a, Dh, kv_bf16, e) : qa_cu_attention_mma(s, a, Dh, kv_bf16, e);
 }

@@ -282,10 +282,16 @@ qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q
                              int causal, int window, float scale, int wmma, qa_err *e);
 
 /* ---- attention_mma.cu ------------------------------------------------------------------------- */
-/* qa_cu_attention_tc's default kernel (mma.sync m16n8k16, S / O / softmax in registers); same
- * arguments and conditions (qa_cu_attention_tc_supported must hold). */
-qa_status qa_cu_attention_mma(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                              int causal, int window, float scale, qa_err *e);
+/* qa_cu_attention_tc's default kernel (mma.sync m16n8k16, S / O / softmax in registers) on the arguments
+ * qa_cu_attention_tc has checked (heads, Tq > 0, qa_cu_attention_tc_supported); scale_log2 = scale · log2 e. */
+typedef struct qa_cu_tc_args {
+    float *out;
+    const float *q;
+    const void *k, *v;
+    int ldo, ldq, ldk, ldv;
+    int Tq, Tk, H, Hk, q0, causal, window;
+    float scale_log2; /* softmax in base 2 */
+} qa_cu_tc_args;
+qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, int kv_bf16, qa_err *e);
 
 #endif
