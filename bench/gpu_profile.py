@@ -10,6 +10,9 @@ warm-up), then repeats it with the profiler on: csrc/backend/cuda/profile.cu wai
 the table shows each op's GPU time and calls, and host − gpu shows the issuing overhead. The load's
 warm-up request is in the table too (one 1 s request: small next to the scenario's repeats).
 Prints one block per scenario; bench/NOTES.md keeps the stage-vs-floor table built from it.
+`--ncu` instead runs each scenario's child under Nsight Compute (clocks left alone) with one request
+bracketed by cuProfilerStart/Stop: every kernel's own duration, summed per kernel, against the plain
+wall time of the same request — GPU-busy time vs launch-bound time, without the profiler's waits.
 The "memwatch" scenario (issue 5) loads both models with QA_CUDA_MEMWATCH=1, runs requests of many
 lengths through the public calls, and prints nvidia-smi's process memory after load and after the work
 plus every op after which the device's free memory fell (csrc/backend/cuda/profile.cu).
@@ -17,6 +20,7 @@ plus every op after which the device's free memory fell (csrc/backend/cuda/profi
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,7 +37,7 @@ SCENARIOS = {  # name: (model, seconds of audio, new tokens or None, repeats)
 PRESETS = {"aligner": "Qwen3-ForcedAligner-0.6B", "asr": "Qwen3-ASR-1.7B"}
 
 
-def child(name, models_dir):
+def child(name, models_dir, ncu=False):
     import numpy as np
 
     sys.path.insert(0, ROOT)
@@ -64,7 +68,47 @@ def child(name, models_dir):
     times.sort()
     print(json.dumps({"scenario": name, "tokens": int(len(ids)), "median_ms": 1e3 * times[len(times) // 2]}),
           flush=True)
+    if ncu:  # one more request, the only one Nsight Compute records (--profile-from-start off)
+        import ctypes
+        cu = ctypes.CDLL("libcuda.so.1")
+        cu.cuProfilerStart()
+        call()
+        cu.cuProfilerStop()
     m.close()
+
+
+def ncu_table(name, models_dir, out):
+    """Kernel durations of one request of scenario `name` (Nsight Compute), summed per kernel."""
+    import csv
+
+    log = os.path.join(out, f"ncu_{name}.csv")
+    import glob
+    import shutil
+
+    exe = shutil.which("ncu") or (sorted(glob.glob("/opt/nvidia/nsight-compute/*/ncu")) or ["ncu"])[-1]
+    cmd = [exe, "--profile-from-start", "off", "--clock-control", "none", "--metrics", "gpu__time_duration.sum",
+           "--csv", "--log-file", log, sys.executable, __file__, "--child", name, "--models", models_dir, "--ncu"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    lines = [f"## {name} (ncu, exit {r.returncode})"] + [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode or not os.path.exists(log):
+        return lines + (r.stdout + r.stderr).splitlines()[-15:]
+    per, total, n = {}, 0.0, 0
+    with open(log) as f:
+        rows = [ln for ln in f if ln.startswith('"')]
+    for row in csv.DictReader(rows):
+        if row.get("Metric Name") != "gpu__time_duration.sum":
+            continue
+        ns = float(row["Metric Value"].replace(",", "")) * (1e3 if row["Metric Unit"] == "usecond" else
+                                                            1e6 if row["Metric Unit"] == "msecond" else 1)
+        k = re.sub(r"\(.*", "", row["Kernel Name"])[:70]
+        c, t = per.get(k, (0, 0.0))
+        per[k] = (c + 1, t + ns)
+        total += ns
+        n += 1
+    lines.append(f"kernels {n}, GPU busy {total / 1e6:.3f} ms (sum of kernel durations)")
+    for k, (c, t) in sorted(per.items(), key=lambda kv: -kv[1][1])[:25]:
+        lines.append(f"  {t / 1e6:8.3f} ms {100 * t / total:5.1f} % {c:5d}x  {k}")
+    return lines
 
 
 def memwatch(models_dir):
@@ -104,18 +148,27 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", os.path.join(HERE, "out")))
     ap.add_argument("--child")
     ap.add_argument("--memwatch-only", action="store_true", help="only the memwatch scenario")
+    ap.add_argument("--ncu", action="store_true", help="kernel durations under Nsight Compute instead")
     a = ap.parse_args()
     if a.child == "memwatch":
         memwatch(a.models)
         return
     if a.child:
-        child(a.child, a.models)
+        child(a.child, a.models, a.ncu)
         return
     for p in PRESETS.values():
         if not os.path.exists(os.path.join(a.models, p, "config.json")):
             subprocess.check_call([sys.executable, os.path.join(ROOT, "tools", "make_random_checkpoint.py"),
                                    "--preset", p, "--out", os.path.join(a.models, p)])
     lines = []
+    if a.ncu:
+        os.makedirs(a.out, exist_ok=True)
+        for name in SCENARIOS:
+            lines += ncu_table(name, a.models, a.out)
+            print("\n".join(lines), flush=True)
+        with open(os.path.join(a.out, "profile.log"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return
     for name in [] if a.memwatch_only else SCENARIOS:
         for prof in ("0", "1"):
             env = dict(os.environ, QA_CUDA_PROFILE=prof)
