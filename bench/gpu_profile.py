@@ -149,6 +149,8 @@ def main():
     ap.add_argument("--child")
     ap.add_argument("--memwatch-only", action="store_true", help="only the memwatch scenario")
     ap.add_argument("--ncu", action="store_true", help="kernel durations under Nsight Compute instead")
+    ap.add_argument("--only", default=os.environ.get("QA_PROFILE_ONLY", ""),
+                    help="comma-separated scenarios (default all)")
     a = ap.parse_args()
     if a.child == "memwatch":
         memwatch(a.models)
@@ -161,15 +163,16 @@ def main():
             subprocess.check_call([sys.executable, os.path.join(ROOT, "tools", "make_random_checkpoint.py"),
                                    "--preset", p, "--out", os.path.join(a.models, p)])
     lines = []
+    names = [n for n in SCENARIOS if not a.only or n in a.only.split(",")]
     if a.ncu:
         os.makedirs(a.out, exist_ok=True)
-        for name in SCENARIOS:
+        for name in names:
             lines += ncu_table(name, a.models, a.out)
             print("\n".join(lines), flush=True)
         with open(os.path.join(a.out, "profile.log"), "w") as f:
             f.write("\n".join(lines) + "\n")
         return
-    for name in [] if a.memwatch_only else SCENARIOS:
+    for name in [] if a.memwatch_only else names:
         for prof in ("0", "1"):
             env = dict(os.environ, QA_CUDA_PROFILE=prof)
             r = subprocess.run([sys.executable, __file__, "--child", name, "--models", a.models], env=env,

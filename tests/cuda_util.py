@@ -66,6 +66,8 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     # API 6: the decoder's RMSNorm fused into the GEMMs behind it
     ("norm_gemm", S, [P, P, TP, C.c_float, P, P, C.c_int, I64, I64, C.c_int, EP]),
     ("norm_mlp", S, [P, TP, C.c_float, TP, TP, TP, P, P, I64, I64, I64, EP]),
+    # API 7: the encoder's LayerNorm fused into q/k/v and fc1: y[], x, ln_w, ln_b, eps, W[], b[], N[], n, T, K, act
+    ("ln_gemm", S, [P, P, TP, TP, C.c_float, P, P, P, C.c_int, I64, I64, C.c_int, EP]),
     ("layernorm", S, [P, P, TP, TP, I64, I64, C.c_float, EP]),
     ("rmsnorm", S, [P, P, TP, I64, I64, C.c_float, EP]),
     # API 6: q [T, H*Dh], kdst, vdst, kv dtype, k, v, q_norm, k_norm, T, H, Hk, Dh, pos0, pos (device or None),

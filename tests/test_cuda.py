@@ -82,6 +82,12 @@ def test_gemm_bias_gelu_accumulate(g, rng, T, K, N, wdt):
     ya = g.put(y0)
     g.call("gemm", ya, xp, Wt, None, T, K, N, 0, 1)  # accumulate, no bias
     assert_close_rel(g.get(ya, (T, N)), y0 + xr.astype(np.float64) @ Wr.T, tol, f"gemm accumulate w={wdt}")
+    # the encoder's o_proj / fc2: bias (cuBLASLt's epilogue beyond the GEMV rows) onto the residual
+    yb = g.put(y0)
+    g.call("gemm", yb, xp, Wt, bt, T, K, N, 0, 1)
+    assert_close_rel(g.get(yb, (T, N)), y0 + xr.astype(np.float64) @ Wr.T + b, tol, f"gemm bias accumulate w={wdt}")
+    g.call("gemm", yb, xp, Wt, bt, T, K, N, 0, 0)
+    assert_close_rel(g.get(yb, (T, N)), xr.astype(np.float64) @ Wr.T + b, tol, f"gemm bias w={wdt}")
 
 
 def test_gemm_fp32_is_not_tf32(g, rng):
@@ -144,6 +150,38 @@ def test_norm_gemm(g, rng, T, K, n, wdt, accumulate):
         assert_close_rel(got, base + h @ Wr.T.astype(np.float64), 1e-5, f"norm_gemm y[{i}] T={T} w={wdt}")
         if wdt == BF16:
             assert_close_rel(got, base + rms64(x, w) @ Ws[i].T, 2e-2, f"norm_gemm y[{i}] vs unrounded")
+
+
+def ln64(x, w, b, eps=1e-5):
+    x64 = x.astype(np.float64)
+    return (x64 - x64.mean(1, keepdims=True)) / np.sqrt(x64.var(1, keepdims=True) + eps) * w + b
+
+
+# T <= 4: FP32 rows + GEMV (no plan of their own); 5, 600: LayerNorm written as BF16 + cuBLASLt with the bias
+# epilogue; (7, 36): K % 8 != 0; n = 1 with GELU is the encoder's fc1, n = 3 its q/k/v
+@pytest.mark.parametrize("T,K", [(1, 1024), (4, 1024), (5, 1024), (600, 1024), (7, 36)])
+@pytest.mark.parametrize("n,act", [(1, 1), (3, 0)])
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_ln_gemm(g, rng, T, K, n, act, wdt):
+    skip_bf16_on_shim(wdt)
+    x = (rng.standard_normal((T, K)) * 3 + 2).astype(np.float32)
+    lw, lb = rng.standard_normal(K).astype(np.float32), rng.standard_normal(K).astype(np.float32)
+    N = [NG_WIDTHS[i] if K >= 1024 else 40 + 8 * i for i in range(n)]
+    Ws = [(rng.standard_normal((N[i], K)) / np.sqrt(K)).astype(np.float32) for i in range(n)]
+    bs = [rng.standard_normal(N[i]).astype(np.float32) if i != 1 else None for i in range(n)]  # k_proj: no bias
+    Wt, bt = [g.tensor(W, wdt) for W in Ws], [g.tensor(b) if b is not None else None for b in bs]
+    ys = [g.empty((T, N[i])) for i in range(n)]
+    g.call("ln_gemm", (C.c_void_p * n)(*ys), g.put(x), g.tensor(lw), g.tensor(lb), 1e-5,
+           (C.POINTER(Tensor) * n)(*[C.pointer(t) for t in Wt]),
+           (C.POINTER(Tensor) * n)(*[C.pointer(t) if t is not None else None for t in bt]), (C.c_int64 * n)(*N), n, T,
+           K, act)
+    h = bf16_round(ln64(x, lw, lb).astype(np.float32)).astype(np.float64) if wdt == BF16 else ln64(x, lw, lb)
+    for i in range(n):
+        Wr = bf16_round(Ws[i]) if wdt == BF16 else Ws[i]
+        ref = h @ Wr.T.astype(np.float64) + (bs[i] if bs[i] is not None else 0.0)
+        ref = gelu(ref) if act else ref
+        # BF16: h rounded from FP32 LayerNorm rows may sit one unit off the float64 ones' rounding
+        assert_close_rel(g.get(ys[i], (T, N[i])), ref, 1e-5 if wdt == F32 else 2e-3, f"ln_gemm y[{i}] T={T} w={wdt}")
 
 
 def silu64(v):
@@ -255,8 +293,9 @@ def test_norm_ops_decode_timing(g, rng):
 # ---- norms, positions, elementwise ---------------------------------------------------------------
 
 
-def test_layernorm(g, rng):
-    T, D = 77, 1024
+# the row kernel (D % 4 == 0, up to 4 float4 per thread: 1024 -> 64 threads, 5000 -> 320) and the warp kernel
+@pytest.mark.parametrize("T,D", [(77, 1024), (3, 896), (2, 5000), (5, 18)])
+def test_layernorm(g, rng, T, D):
     x = (rng.standard_normal((T, D)) * 3 + 5).astype(np.float32)  # large mean: two-pass variance
     w, b = rng.standard_normal(D).astype(np.float32), rng.standard_normal(D).astype(np.float32)
     y = g.empty((T, D))
@@ -882,8 +921,10 @@ def qkv_ref(x, w, heads, Dh, pos0, theta, eps):
     return rope_ref(y.reshape(len(x), heads * Dh), heads, Dh, pos0, theta)
 
 
+# T < 16: heads spread over blocks; T >= 16: one block per row, 4 heads per warp (the row's angles computed once)
 @pytest.mark.parametrize("T,H,Hk,Dh,pos0", [(5, 4, 2, 128, 0), (3, 16, 8, 128, 3000), (1, 16, 8, 128, 4095),
-                                            (7, 4, 2, 16, 11), (2, 4, 4, 64, 60)])
+                                            (7, 4, 2, 16, 11), (2, 4, 4, 64, 60), (40, 16, 8, 128, 0),
+                                            (17, 4, 2, 64, 5), (300, 16, 8, 128, 7000)])
 @pytest.mark.parametrize("kvdt", [F32, BF16])
 @pytest.mark.parametrize("device_pos", [False, True])
 def test_qkv_prep(g, rng, T, H, Hk, Dh, pos0, kvdt, device_pos):

@@ -41,11 +41,12 @@
 #include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 6 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
+#define QA_BACKEND_API_VERSION 7 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
                                   * 5: decode-step state ops, graphs and decode_mode (layout changes);
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
                                   *    decoder's rope / rope_at / store_rows_at; norm_gemm and norm_mlp
-                                  *    after gemm, silu_mul gone (layout and signatures change) */
+                                  *    after gemm, silu_mul gone (layout and signatures change);
+                                  * 7: ln_gemm after norm_mlp (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -177,6 +178,16 @@ struct qa_backend {
     qa_status (*norm_mlp)(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
                           const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
                           int64_t F, qa_err *e);
+
+    /* The audio encoder's LayerNorm fused into the Linear layers behind it (API 7; q/k/v after
+     * self_attn_layer_norm, fc1 after final_layer_norm): y[i][T, N[i]] = act(h · W[i]ᵀ + b[i]),
+     * h = layernorm(x, ln_w, ln_b, eps) computed once for the n weights, 1 <= n <= QA_NORM_GEMM_MAX;
+     * b[i] FP32 [N[i]] or NULL; act NONE or GELU; W[i] (N[i], K), one dtype. The numbers are those of
+     * layernorm then gemm (h rounded to BF16 where gemm rounds its input) up to the FP32 summation order.
+     * The y[i] must not overlap x or each other. */
+    qa_status (*ln_gemm)(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,
+                         const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
+                         const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e);
 
     /* ---- normalisation -------------------------------------------------------------------- */
 

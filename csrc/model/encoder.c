@@ -101,19 +101,23 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
     TAKE(q, T * E);
     TAKE(k, T * E);
     TAKE(v, T * E);
-    QA_TRY(be->layernorm(be, h, x, &l->ln1_w, &l->ln1_b, T, E, ENC_LN_EPS, e));
-    QA_TRY(be->gemm(be, q, h, &l->q_w, &l->q_b, T, E, E, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, k, h, &l->k_w, &l->k_b, T, E, E, QA_ACT_NONE, 0, e));
-    QA_TRY(be->gemm(be, v, h, &l->v_w, &l->v_b, T, E, E, QA_ACT_NONE, 0, e));
+    float *const qkv[3] = {q, k, v};
+    const qa_tensor *const Wqkv[3] = {&l->q_w, &l->k_w, &l->v_w}, *const bqkv[3] = {&l->q_b, &l->k_b, &l->v_b};
+    const int64_t Nqkv[3] = {E, E, E};
+    QA_TRY(be->ln_gemm(be, qkv, x, &l->ln1_w, &l->ln1_b, ENC_LN_EPS, Wqkv, bqkv, Nqkv, 3, T, E, QA_ACT_NONE, e));
     QA_TRY(clip_attention(be, a, h, q, k, v, clips, n, e));
     QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark_h);
-    QA_TRY(be->layernorm(be, h, x, &l->ln2_w, &l->ln2_b, T, E, ENC_LN_EPS, e));
     int64_t tile = min64(T, QA_MLP_TILE);
     TAKE(f, tile * F);
+    const qa_tensor *const W1[1] = {&l->fc1_w}, *const b1[1] = {&l->fc1_b};
+    const int64_t N1[1] = {F};
     for (int64_t r0 = 0; r0 < T; r0 += tile) {
         int64_t rows = min64(tile, T - r0);
-        QA_TRY(be->gemm(be, f, h + r0 * E, &l->fc1_w, &l->fc1_b, rows, E, F, QA_ACT_GELU, 0, e));
+        float *const f1[1] = {f};
+        /* LayerNorm per tile: fc2 below only changes this tile's rows of x, and the norm is per row */
+        QA_TRY(be->ln_gemm(be, f1, x + r0 * E, &l->ln2_w, &l->ln2_b, ENC_LN_EPS, W1, b1, N1, 1, rows, E,
+                           QA_ACT_GELU, e));
         QA_TRY(be->gemm(be, x + r0 * E, f, &l->fc2_w, &l->fc2_b, rows, F, E, QA_ACT_NONE, 1, e));
     }
     qa_region_release(ws, mark);

@@ -111,6 +111,7 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->gemm = qa_cpu_gemm;
     be->norm_gemm = qa_cpu_norm_gemm;
     be->norm_mlp = qa_cpu_norm_mlp;
+    be->ln_gemm = qa_cpu_ln_gemm;
     be->layernorm = qa_cpu_layernorm;
     be->rmsnorm = qa_cpu_rmsnorm;
     be->qkv_prep = qa_cpu_qkv_prep;

@@ -79,6 +79,9 @@ qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, con
 qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
                           const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
                           int64_t F, qa_err *e);
+qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
+                         float eps, const qa_tensor *const W[], const qa_tensor *const b[], const int64_t N[], int n,
+                         int64_t T, int64_t K, qa_act act, qa_err *e);
 qa_status qa_cpu_layernorm(qa_backend *be, float *y, const float *x, const qa_tensor *w,
                            const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
 qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,

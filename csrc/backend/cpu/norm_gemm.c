@@ -1,5 +1,6 @@
-/* norm_gemm.c — the decoder's RMSNorm-then-Linear pairs on the CPU: norm_gemm (q/k/v) and norm_mlp
- * (Qwen3MLP with its post_attention_layernorm and the residual add).
+/* norm_gemm.c — the Norm-then-Linear pairs on the CPU: the decoder's norm_gemm (q/k/v) and norm_mlp
+ * (Qwen3MLP with its post_attention_layernorm and the residual add), the encoder's ln_gemm (LayerNorm, then
+ * q/k/v or fc1 with their biases).
  *
  * Contract (backend.h `norm_gemm`, `norm_mlp`): the plain composition of the separate ops — rmsnorm
  * into a temporary, then gemm per weight (and silu·up, then the down gemm accumulating into x) — so
@@ -58,4 +59,26 @@ qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, flo
     QA_TRY(qa_cpu_norm_gemm(be, gu, x, norm_w, eps, W, N, 2, T, D, 0, e));
     qa_cpu_silu_mul(g, g, u, T * F);
     return qa_cpu_gemm(be, x, g, Wd, NULL, T, F, D, QA_ACT_NONE, 1, e);
+}
+
+qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
+                         float eps, const qa_tensor *const W[], const qa_tensor *const b[], const int64_t N[], int n,
+                         int64_t T, int64_t K, qa_act act, qa_err *e)
+{
+    if (n < 1 || n > QA_NORM_GEMM_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
+    for (int i = 0; i < n; i++)
+        QA_TRY(qa_cpu_check_weight(W[i], N[i], K, "ln_gemm", e));
+    if (T <= 0)
+        return QA_OK;
+    int64_t rows = 0;
+    float *h = NULL;
+    QA_TRY(norm_rows(be, T, K, "ln_gemm", &rows, &h, e));
+    for (int64_t r0 = 0; r0 < T; r0 += rows) {
+        int64_t nr = T - r0 < rows ? T - r0 : rows;
+        QA_TRY(qa_cpu_layernorm(be, h, x + r0 * K, ln_w, ln_b, nr, K, eps, e));
+        for (int i = 0; i < n; i++)
+            QA_TRY(qa_cpu_gemm(be, y[i] + r0 * N[i], h, W[i], b[i], nr, K, N[i], act, 0, e));
+    }
+    return QA_OK;
 }

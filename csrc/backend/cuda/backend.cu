@@ -116,10 +116,9 @@ static qa_status gemm_impl(qa_backend *be, float *y, const float *x, const qa_te
     if (accumulate && act != QA_ACT_NONE)
         return QA_FAIL(e, QA_ERR_INTERNAL, "gemm: accumulate with an activation is not defined");
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    QA_TRY(qa_cuda_gemm(c, y, (int)N, x, (int)K, W->data, W->dtype, (int)T, (int)N, (int)K, accumulate ? 1.f : 0.f,
-                        e));
-    return qa_cu_bias_act(c->stream, y, b ? (const float *)b->data : NULL, (size_t)T * N, (int)N, 1,
-                          act == QA_ACT_GELU, e);
+    QA_TRY(qa_cuda_gemm_bias(c, y, (int)N, x, (int)K, W->data, W->dtype, (int)T, (int)N, (int)K,
+                             accumulate ? 1.f : 0.f, b ? (const float *)b->data : NULL, e));
+    return act == QA_ACT_GELU ? qa_cu_gelu(c->stream, y, y, (size_t)T * N, e) : QA_OK;
 }
 
 static qa_status be_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b, int64_t T,
@@ -172,6 +171,41 @@ static qa_status be_norm_gemm(qa_backend *be, float *const y[], const float *x, 
 {
     RUN_AS(be, e, T == 1 ? "norm_gemm T=1" : "norm_gemm",
            norm_gemm_impl(be, y, x, norm_w, eps, W, N, n, T, K, accumulate, e));
+}
+
+static qa_status ln_gemm_impl(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,
+                              const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
+                              const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    if (n < 1 || n > QA_NORM_GEMM_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
+    int Ni[QA_NORM_GEMM_MAX];
+    const void *Wd[QA_NORM_GEMM_MAX];
+    const float *bd[QA_NORM_GEMM_MAX];
+    qa_dtype wt = QA_F32;
+    INT_DIMS(e, "ln_gemm", T, K);
+    QA_TRY(vec_ok(e, "ln_gemm", "norm weight", ln_w, K));
+    QA_TRY(vec_ok(e, "ln_gemm", "norm bias", ln_b, K));
+    QA_TRY(weights_ok(e, "ln_gemm", W, N, n, K, &wt));
+    for (int i = 0; i < n; i++) {
+        INT_DIMS(e, "ln_gemm", N[i]);
+        if (b[i])
+            QA_TRY(vec_ok(e, "ln_gemm", "bias", b[i], N[i]));
+        Ni[i] = (int)N[i];
+        Wd[i] = W[i]->data;
+        bd[i] = b[i] ? (const float *)b[i]->data : NULL;
+    }
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    return qa_cuda_ln_gemm(c, y, x, (const float *)ln_w->data, (const float *)ln_b->data, eps, Wd, wt, bd, Ni, n,
+                           (int)T, (int)K, act == QA_ACT_GELU, e);
+}
+
+static qa_status be_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,
+                            const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
+                            const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e)
+{
+    RUN(be, e, ln_gemm_impl(be, y, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, e));
 }
 
 static qa_status norm_mlp_impl(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
@@ -579,6 +613,7 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->gemm = be_gemm;
     be->norm_gemm = be_norm_gemm;
     be->norm_mlp = be_norm_mlp;
+    be->ln_gemm = be_ln_gemm;
     be->layernorm = be_layernorm;
     be->rmsnorm = be_rmsnorm;
     be->qkv_prep = be_qkv_prep;

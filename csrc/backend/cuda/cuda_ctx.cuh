@@ -39,6 +39,7 @@ typedef struct qa_mm {
     int m, n, k, batch;
     long long lda, ldb, ldc, sa, sb, sc;
     int var, var_max;
+    const float *bias;    /* NULL, or FP32 [m] added to every column in cuBLASLt's epilogue (a Linear's bias) */
 } qa_mm;
 typedef struct qa_mm_plan qa_mm_plan; /* matmul.cu */
 #define QA_CUDA_STACK_BYTES 64 /* per-thread stack our kernels need at most (device.cu lower_stack_limit) */
@@ -131,6 +132,16 @@ size_t qa_cuda_mm_plans_bytes(void);
  * or FP32 (true FP32, TF32 off: CUBLAS_COMPUTE_32F with the default math mode). */
 qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
                        int T, int N, int K, float beta, qa_err *e);
+/* qa_cuda_gemm_staged + bias[N] (FP32) on every row, in cuBLASLt's epilogue. */
+qa_status qa_cuda_gemm_staged_bias(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
+                                   int N, int K, float beta, const float *bias, qa_err *e);
+/* ln_gemm.cu: backend.h ln_gemm with checked arguments (W one dtype wt, b[i] FP32 or NULL). */
+qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *ln_w, const float *ln_b,
+                          float eps, const void *const W[], qa_dtype wt, const float *const b[], const int N[], int n,
+                          int T, int K, int gelu, qa_err *e);
+/* qa_cuda_gemm + bias[N] (FP32) on every row: in cuBLASLt's epilogue, or a bias pass after a GEMV. */
+qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
+                            int T, int N, int K, float beta, const float *bias, qa_err *e);
 /* y[T, N] (row stride ldy) = xb[T, K] @ W[N, K]^T + beta * y for a BF16 operand already staged in the work
  * area (ld K) and BF16 W: the cuBLAS half of qa_cuda_gemm, for norm_gemm.cu's RMSNorm written as BF16. */
 qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,

@@ -18,13 +18,14 @@
 
 static int cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
-/* y[T, N] (ld ldy) = x[T, K] (ld ldx, type xt) W[N, K]^T (type wt) + beta y, FP32 compute and output. */
+/* y[T, N] (ld ldy) = x[T, K] (ld ldx, type xt) W[N, K]^T (type wt) + beta y (+ bias[N] in the epilogue when
+ * given), FP32 compute and output. */
 static qa_status linear(qa_cuda_ctx *c, float *y, int ldy, const void *x, int xt, int ldx, const void *w, int wt,
-                        int T, int N, int K, float beta, qa_err *e)
+                        int T, int N, int K, float beta, const float *bias, qa_err *e)
 {
     const float alpha = 1.0f;
     qa_mm g = {CUBLAS_OP_T, CUBLAS_OP_N, wt, xt, CUDA_R_32F, CUBLAS_COMPUTE_32F, N, T, K, 1, K, ldx, ldy, 0, 0, 0,
-               QA_MM_VAR_N, 0};
+               QA_MM_VAR_N, 0, bias};
     return qa_cuda_matmul(c, &g, &alpha, w, x, &beta, y, e);
 }
 
@@ -40,31 +41,46 @@ qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, co
     return QA_OK;
 }
 
+qa_status qa_cuda_gemm_staged_bias(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
+                                   int N, int K, float beta, const float *bias, qa_err *e)
+{
+    return linear(c, y, ldy, xb, CUDA_R_16BF, K, w, CUDA_R_16BF, T, N, K, beta, bias, e);
+}
+
 qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
                               int N, int K, float beta, qa_err *e)
 {
-    return linear(c, y, ldy, xb, CUDA_R_16BF, K, w, CUDA_R_16BF, T, N, K, beta, e);
+    return qa_cuda_gemm_staged_bias(c, y, ldy, xb, w, T, N, K, beta, NULL, e);
 }
 
-qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
-                       int T, int N, int K, float beta, qa_err *e)
+qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
+                            int T, int N, int K, float beta, const float *bias, qa_err *e)
 {
     QA_TRY(qa_cu_check_wdtype(wt, "gemm", e));
     if (T <= 0 || N <= 0)
         return QA_OK;
     if (wt == QA_F32)
-        return linear(c, y, ldy, x, CUDA_R_32F, ldx, w, CUDA_R_32F, T, N, K, beta, e);
-    if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) /* decode rows: a bandwidth-bound pass over W */
-        return qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e);
+        return linear(c, y, ldy, x, CUDA_R_32F, ldx, w, CUDA_R_32F, T, N, K, beta, bias, e);
+    if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) { /* decode rows: a bandwidth-bound pass over W */
+        QA_TRY(qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e));
+        return bias && ldy == N ? qa_cu_bias_act(c->stream, y, bias, (size_t)T * N, N, 1, 0, e)
+               : bias ? QA_FAIL(e, QA_ERR_INTERNAL, "gemm: a bias with a row stride %d != %d", ldy, N) : QA_OK;
+    }
     int rows = 0;
     QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)K, T, "gemm", &rows, e));
     __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
     for (int t0 = 0; t0 < T; t0 += rows) {
         int n = T - t0 < rows ? T - t0 : rows;
         QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
-        QA_TRY(qa_cuda_gemm_staged(c, y + (size_t)t0 * ldy, ldy, stage, w, n, N, K, beta, e));
+        QA_TRY(linear(c, y + (size_t)t0 * ldy, ldy, stage, CUDA_R_16BF, K, w, CUDA_R_16BF, n, N, K, beta, bias, e));
     }
     return QA_OK;
+}
+
+qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
+                       int T, int N, int K, float beta, qa_err *e)
+{
+    return qa_cuda_gemm_bias(c, y, ldy, x, ldx, w, wt, T, N, K, beta, NULL, e);
 }
 
 qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dtype at, const void *B, int M,
@@ -77,6 +93,6 @@ qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dt
     /* Column-major view: C_b^T[N, M] = B_b^T[N, K] A^T[K, M]; A is shared (stride 0); the chunk count
      * (batch) is what varies */
     qa_mm g = {CUBLAS_OP_N, CUBLAS_OP_N, cuda_type(at), cuda_type(at), CUDA_R_32F, CUBLAS_COMPUTE_32F, N, M, K,
-               batch, N, K, N, (long long)K * N, 0, (long long)M * N, QA_MM_VAR_BATCH, 0};
+               batch, N, K, N, (long long)K * N, 0, (long long)M * N, QA_MM_VAR_BATCH, 0, NULL};
     return qa_cuda_matmul(c, &g, &alpha, B, A, &beta, C, e);
 }

@@ -13,6 +13,9 @@
  * Numbers: the same math as cublasGemmEx with the same compute types (FP32 compute without TF32 for
  * FP32 and BF16 inputs, FP64 for the mel DFT); the algorithm choice only changes summation order.
  * Descriptors use the *Init forms on caller-owned opaque structs: cuBLASLt allocates nothing per call.
+ * A Linear's bias is added in cuBLASLt's epilogue (CUBLASLT_EPILOGUE_BIAS: alpha·AB + beta·C + bias in FP32,
+ * the sum the separate bias pass made) instead of a read-and-write pass over the output; the epilogue is part
+ * of the key, since the algorithms that support it differ.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +34,7 @@ static const int BUCKET_AT[] = {4, 64, 512, 2048, 8192};
  * alignment every request has). No padding: hashed and compared as bytes. */
 typedef struct mm_key {
     long long sa, sb, sc;
-    int opA, opB, ta, tb, tc, compute, m, n, k, batch, var, var_max, al, pad_;
+    int opA, opB, ta, tb, tc, compute, m, n, k, batch, var, var_max, al, bias;
 } mm_key;
 static_assert(sizeof(mm_key) == 3 * 8 + 14 * 4, "mm_key must have no padding bytes");
 
@@ -87,7 +90,7 @@ static long long ld_worst(long long need, int elem, int al)
 static mm_key key_of(const qa_mm *g, int b, const void *A, const void *B, const void *C)
 {
     mm_key k = {g->sa, g->sb, g->sc, g->opA, g->opB, g->ta, g->tb, g->tc, g->compute, g->m, g->n, g->k, g->batch,
-                g->var, g->var_max, 16, 0};
+                g->var, g->var_max, 16, g->bias != NULL};
     int *v = g->var == QA_MM_VAR_M ? &k.m : g->var == QA_MM_VAR_N ? &k.n : &k.batch;
     *v = bucket_hi(g, b);
     const int al[] = {align_of((uintptr_t)A), align_of((uintptr_t)B), align_of((uintptr_t)C),
@@ -132,6 +135,12 @@ static cublasStatus_t describe(const qa_mm *g, mm_desc *d)
         st = cublasLtMatmulDescSetAttribute(&d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulDescSetAttribute(&d->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (st == CUBLAS_STATUS_SUCCESS && g->bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        st = cublasLtMatmulDescSetAttribute(&d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+        if (st == CUBLAS_STATUS_SUCCESS)
+            st = cublasLtMatmulDescSetAttribute(&d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g->bias, sizeof g->bias);
+    }
     if (st == CUBLAS_STATUS_SUCCESS)
         st = layout(&d->a, g->ta, g->opA, g->m, g->k, g->lda, g->batch, g->sa);
     if (st == CUBLAS_STATUS_SUCCESS)
@@ -227,8 +236,8 @@ static qa_status algo_of(qa_cuda_ctx *c, const qa_mm *g, const void *A, const vo
             c->n_mm_plans++;
             if (c->memwatch) /* which shape a plan after load came from (issue 5's trace) */
                 fprintf(stderr, "QA_CUDA_MEMWATCH matmul plan %llu: m %d n %d k %d batch %d types %d/%d/%d var %d "
-                        "bucket %d..%d align %d\n", c->n_mm_plans, g->m, g->n, g->k, g->batch, g->ta, g->tb, g->tc,
-                        g->var, bucket_lo(g, b), bucket_hi(g, b), key.al);
+                        "bucket %d..%d align %d bias %d\n", c->n_mm_plans, g->m, g->n, g->k, g->batch, g->ta, g->tb,
+                        g->tc, g->var, bucket_lo(g, b), bucket_hi(g, b), key.al, key.bias);
             *out = &p->algo;
             return QA_OK;
         }

@@ -125,6 +125,10 @@ qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e);
 
 /* ---- norm.cu ---------------------------------------------------------------------------------- */
 /* out[r] = (x[r] - mean) / sqrt(var + eps) * w + b over D, rows r < T (nn.LayerNorm). in place ok. */
+/* layernorm rounded to BF16 (a GEMM's staged operand, ln_gemm.cu): D % 4 == 0, D <= 4096, x 16-byte and out
+ * 8-byte aligned; FP32 w, b. */
+qa_status qa_cu_layernorm_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, const float *w, const float *b,
+                               int T, int D, float eps, qa_err *e);
 qa_status qa_cu_layernorm(cudaStream_t s, float *out, const float *x, const void *w, const void *b,
                           qa_dtype wt, int T, int D, float eps, qa_err *e);
 /* out[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w over D, rows r < R (Qwen3RMSNorm). With R = T*H and

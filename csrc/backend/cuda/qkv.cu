@@ -4,8 +4,8 @@
  * q_norm, k_norm, two ropes and two row stores per layer (6 x 28 kernels of a few microseconds each in
  * the 1.7B ASR step); here one launch per layer does all of it, and writes K / V straight into the
  * cache in its dtype (BF16 for a bfloat16 engine).
- * Layout: one warp per (row t, head j) over the H query heads, then the Hk key heads, then the Hk value
- * heads. A q / k warp reads its head once, forms the sum of squares in registers with norm.cu's
+ * Layout: blocks of (row t, group of heads) over the H query heads, then the Hk key heads, then the Hk value
+ * heads, one warp per head at a time. A q / k warp reads its head once, forms the sum of squares in registers with norm.cu's
  * rmsnorm_row_kernel order (lane l adds elements 4c..4c+3 of chunks c = l, l + 32, ..., then the warp
  * butterfly), keeps x * rsqrt(mean + eps) * w in its shared-memory row, and rotates the pairs (i, i + Dh/2)
  * with qa_rope_angle below and the products of transformers' rotate_half — so the FP32 numbers are those
@@ -30,7 +30,7 @@ __device__ __forceinline__ float qa_rope_angle(int i, int Dh, float theta, float
     return inv * pos;
 }
 
-#define QKV_WARPS 4 /* heads per block */
+#define QKV_WARPS_MAX 8
 
 struct qkv_args {
     float *q;
@@ -50,12 +50,9 @@ __device__ __forceinline__ void qkv_norm(float *row, const float *src, const flo
 {
     float s = 0.f;
     for (int c = lane; c < Dh / 4; c += 32) {
-        float x0 = src[4 * c], x1 = src[4 * c + 1], x2 = src[4 * c + 2], x3 = src[4 * c + 3];
-        s += x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3;
-        row[4 * c] = x0;
-        row[4 * c + 1] = x1;
-        row[4 * c + 2] = x2;
-        row[4 * c + 3] = x3;
+        float4 x = ((const float4 *)src)[c];
+        s += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
+        ((float4 *)row)[c] = x;
     }
     const float r = rsqrtf(qa_warp_sum(s) / Dh + eps);
     for (int c = lane; c < Dh / 4; c += 32) /* the lane's own elements: no sync needed yet */
@@ -64,47 +61,58 @@ __device__ __forceinline__ void qkv_norm(float *row, const float *src, const flo
     __syncwarp(); /* rope reads the other lanes' halves */
 }
 
-/* Rotate row[Dh] by the angles of position pos into dst[Dh] (NeoX split-half, rope.cu's products). */
+/* Rotate row[Dh] by the row's angles (cs / sn, shared) into dst[Dh] (NeoX split-half, transformers'
+ * rotate_half products). */
 template <typename D>
-__device__ __forceinline__ void qkv_rope(D *dst, const float *row, int Dh, float theta, float pos, int lane)
+__device__ __forceinline__ void qkv_rope(D *dst, const float *row, const float *cs, const float *sn, int Dh, int lane)
 {
     const int half = Dh / 2;
     for (int i = lane; i < half; i += 32) {
-        float ang = qa_rope_angle(i, Dh, theta, pos), cs = cosf(ang), sn = sinf(ang);
         float a = row[i], b = row[i + half];
-        qkv_put(dst + i, a * cs - b * sn);
-        qkv_put(dst + i + half, b * cs + a * sn);
+        qkv_put(dst + i, a * cs[i] - b * sn[i]);
+        qkv_put(dst + i + half, b * cs[i] + a * sn[i]);
     }
 }
 
-template <typename KV> __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_prep_kernel(qkv_args a)
+/* Block (t, y): row t's heads [y·hpb, (y+1)·hpb) of the H query, then Hk key, then Hk value heads, one warp
+ * per head in turn. The row's cos / sin are computed once per block into shared memory: per (row, head)
+ * they cost a double-precision pow and a sincos per pair, which made this kernel 181 us at T = 7500
+ * (Nsight Compute, H200) for ~50 us of memory traffic. */
+template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv_prep_kernel(qkv_args a)
 {
-    __shared__ float rows[QKV_WARPS][QA_CU_QKV_MAX_DH];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, NH = a.H + 2 * a.Hk, Dh = a.Dh, KD = a.Hk * Dh;
-    const int item = blockIdx.x * QKV_WARPS + warp;
-    if (item >= a.T * NH)
-        return; /* no block-wide sync below: a warp may leave alone */
-    const int t = item / NH, j = item % NH;
+    __shared__ __align__(16) float rows[QKV_WARPS_MAX][QA_CU_QKV_MAX_DH];
+    __shared__ float cs[QA_CU_QKV_MAX_DH / 2], sn[QA_CU_QKV_MAX_DH / 2];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int NH = a.H + 2 * a.Hk, Dh = a.Dh, KD = a.Hk * Dh, t = blockIdx.x;
+    const int hpb = (NH + gridDim.y - 1) / gridDim.y, j0 = blockIdx.y * hpb, j1 = min(NH, j0 + hpb);
     const int p = (a.pos_dev ? *a.pos_dev : a.pos0) + t;
+    for (int i = threadIdx.x; i < Dh / 2; i += blockDim.x) {
+        float ang = qa_rope_angle(i, Dh, a.theta, (float)p);
+        cs[i] = cosf(ang);
+        sn[i] = sinf(ang);
+    }
+    __syncthreads(); /* the only block-wide sync: warps may leave alone below */
     const bool stored = p >= 0 && p < a.max_rows; /* past the cache: an engine bug upstream, never write */
-    if (j < a.H) {
-        float *qh = a.q + (t * a.H + j) * Dh;
-        qkv_norm(rows[warp], qh, a.qw, Dh, a.eps, lane);
-        qkv_rope(qh, rows[warp], Dh, a.theta, (float)p, lane);
-    } else if (j < a.H + a.Hk) {
-        const int g = j - a.H;
-        if (!stored)
+    for (int j = j0 + warp; j < j1; j += nw) {
+        if (j < a.H) {
+            float *qh = a.q + ((size_t)t * a.H + j) * Dh;
+            qkv_norm(rows[warp], qh, a.qw, Dh, a.eps, lane);
+            qkv_rope(qh, rows[warp], cs, sn, Dh, lane);
+        } else if (!stored) {
             return;
-        qkv_norm(rows[warp], a.k + t * KD + g * Dh, a.kw, Dh, a.eps, lane);
-        qkv_rope((KV *)a.kdst + p * KD + g * Dh, rows[warp], Dh, a.theta, (float)p, lane);
-    } else {
-        const int g = j - a.H - a.Hk;
-        if (!stored)
-            return;
-        const float *src = a.v + t * KD + g * Dh;
-        KV *dst = (KV *)a.vdst + p * KD + g * Dh;
-        for (int i = lane; i < Dh; i += 32)
-            qkv_put(dst + i, src[i]);
+        } else if (j < a.H + a.Hk) {
+            const int g = j - a.H;
+            qkv_norm(rows[warp], a.k + (size_t)t * KD + g * Dh, a.kw, Dh, a.eps, lane);
+            qkv_rope((KV *)a.kdst + (size_t)p * KD + g * Dh, rows[warp], cs, sn, Dh, lane);
+            __syncwarp(); /* rows[warp] is reused by this warp's next head */
+        } else {
+            const int g = j - a.H - a.Hk;
+            const float *src = a.v + (size_t)t * KD + g * Dh;
+            KV *dst = (KV *)a.vdst + (size_t)p * KD + g * Dh;
+            for (int i = lane; i < Dh; i += 32)
+                qkv_put(dst + i, src[i]);
+        }
+        __syncwarp();
     }
 }
 
@@ -118,11 +126,16 @@ qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int k
     if (T <= 0)
         return QA_OK;
     qkv_args a = {q, kdst, vdst, k, v, qw, kw, T, H, Hk, Dh, pos0, pos_dev, max_rows, theta, eps};
-    unsigned blocks = (unsigned)qa_cuda_blocks((size_t)T * (size_t)(H + 2 * Hk), QKV_WARPS);
+    /* a few rows (decode): the heads spread over blocks of 4 warps, one head each; many rows: one block of 8
+     * warps per row, so the row's angles are computed once */
+    const int NH = H + 2 * Hk, warps = T < 16 ? 4 : QKV_WARPS_MAX, hpw = T < 16 ? 1 : 4;
+    dim3 grid((unsigned)T, (unsigned)((NH + warps * hpw - 1) / (warps * hpw)));
+    if (grid.y > 65535u)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: %d heads per row exceed the grid", NH);
     if (kv_bf16)
-        qkv_prep_kernel<__nv_bfloat16><<<blocks, QKV_WARPS * 32, 0, s>>>(a);
+        qkv_prep_kernel<__nv_bfloat16><<<grid, warps * 32, 0, s>>>(a);
     else
-        qkv_prep_kernel<float><<<blocks, QKV_WARPS * 32, 0, s>>>(a);
+        qkv_prep_kernel<float><<<grid, warps * 32, 0, s>>>(a);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
