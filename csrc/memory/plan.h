@@ -31,7 +31,7 @@
 
 /* Engine tiling that the workspace formulas depend on. */
 #define QA_ENC_CHUNK_TILE 4 /* mel chunks per conv tile (4 × 13 = 52 tokens per conv_out GEMM) */
-#define QA_MLP_TILE 512     /* token rows per MLP tile (encoder fc1, decoder gate/up) */
+#define QA_MLP_TILE 2048    /* token rows per MLP tile (encoder fc1, decoder gate/up) */
 
 /* ASR prompt allowances (MODEL_FACTS.md §8.1): 9 tokens before the audio pads, 6 after, a forced
  * `language X<asr_text>` (generous), and the system context when max_text_tokens is not given. */
