@@ -286,9 +286,17 @@ static qa_status qkv_prep_impl(qa_cuda_ctx *c, float *q, void *kdst, void *vdst,
     QA_TRY(kv_dtype_ok(e, "qkv_prep", dt));
     QA_TRY(vec_ok(e, "qkv_prep", "q_norm", qn, Dh));
     QA_TRY(vec_ok(e, "qkv_prep", "k_norm", kn, Dh));
+    if (Dh > 2 * (int64_t)(sizeof c->rope_inv / sizeof c->rope_inv[0]) || Dh % 4 != 0 || Dh > QA_CU_QKV_MAX_DH)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: head dim %lld must be a multiple of 4 and <= %d", (long long)Dh,
+                       QA_CU_QKV_MAX_DH);
+    if (c->rope_dh != (int)Dh || c->rope_theta != theta) {
+        qa_cu_rope_inv(c->rope_inv, (int)Dh, theta);
+        c->rope_dh = (int)Dh;
+        c->rope_theta = theta;
+    }
     return qa_cu_qkv_prep(c->stream, q, kdst, vdst, dt == QA_BF16, k, v, (const float *)qn->data,
                           (const float *)kn->data, (int)T, (int)H, (int)Hk, (int)Dh, (int)pos0, pos, (int)max_rows,
-                          theta, eps, e);
+                          c->rope_inv, eps, e);
 }
 
 static qa_status be_qkv_prep(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype dt, const float *k,

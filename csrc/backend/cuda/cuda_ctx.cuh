@@ -74,6 +74,9 @@ typedef struct qa_cuda_ctx {
     size_t graph_bytes;         /* device memory the driver took for instantiated graphs (measured) */
     unsigned long long n_graph_instantiations;
     qa_mm_plan *mm_plans;       /* [QA_MM_PLANS] open-addressed table of planned products (matmul.cu) */
+    float rope_inv[128];        /* qkv_prep's RoPE frequencies for (rope_theta, rope_dh), computed on first use */
+    float rope_theta;
+    int rope_dh;
     unsigned long long n_mm_plans;
 } qa_cuda_ctx;
 

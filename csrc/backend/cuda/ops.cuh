@@ -148,12 +148,14 @@ qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long 
 /* backend.h qkv_prep: per head of row t at position p = (pos_dev ? pos_dev[0] : pos0) + t (pos_dev read
  * when the kernel runs): q [T, H*Dh] <- rope_p(rmsnorm(q) * qw) in place; kdst row p <- rope_p(rmsnorm(k)
  * * kw), vdst row p <- v, as BF16 (kv_bf16) or FP32; rows p outside [0, max_rows) of kdst / vdst skipped.
- * qw, kw FP32 [Dh]. Dh % 4 == 0, Dh <= QA_CU_QKV_MAX_DH; T * (H + 2 Hk) and (max_rows + T) * Hk * Dh
+ * inv: host [Dh/2], qa_cu_rope_inv(theta). qw, kw FP32 [Dh]. Dh % 4 == 0, Dh <= QA_CU_QKV_MAX_DH; T * (H + 2 Hk) and (max_rows + T) * Hk * Dh
  * within int. kdst == k / vdst == v only for FP32, pos_dev NULL and pos0 == 0. */
 #define QA_CU_QKV_MAX_DH 256
 qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int kv_bf16, const float *k, const float *v,
                          const float *qw, const float *kw, int T, int H, int Hk, int Dh, int pos0, const int32_t *pos_dev,
-                         int max_rows, float theta, float eps, qa_err *e);
+                         int max_rows, const float *inv, float eps, qa_err *e);
+/* inv[0, Dh/2) = the RoPE frequencies of theta (host; qkv_prep's `inv`). */
+void qa_cu_rope_inv(float *inv, int Dh, float theta);
 
 /* ---- act.cu ----------------------------------------------------------------------------------- */
 qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */

@@ -8,7 +8,7 @@
  * heads, one warp per head at a time. A q / k warp reads its head once, forms the sum of squares in registers with norm.cu's
  * rmsnorm_row_kernel order (lane l adds elements 4c..4c+3 of chunks c = l, l + 32, ..., then the warp
  * butterfly), keeps x * rsqrt(mean + eps) * w in its shared-memory row, and rotates the pairs (i, i + Dh/2)
- * with qa_rope_angle below and the products of transformers' rotate_half — so the FP32 numbers are those
+ * with qa_cu_rope_inv's frequencies and the products of transformers' rotate_half — so the FP32 numbers are those
  * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
  * q is done in place and kdst == k / vdst == v (FP32, position 0 onwards) is safe.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
@@ -16,18 +16,19 @@
  * each head before RoPE; torch's .to(torch.bfloat16) for the BF16 rows (round to nearest even).
  */
 #include <math.h>
+#include <string.h>
 
 #include "ops.cuh"
 
-/* RoPE angle of pair i (< Dh/2) at position pos, rounded as transformers' Qwen3RotaryEmbedding does:
- * inv_freq = 1 / theta^(fp32(2i) / Dh) with the power rounded once to fp32 (as the CPU backend), then one
- * fp32 product fp32(pos) * inv_freq (the position_ids matmul); cos / sin of it are the accurate cosf /
- * sinf (angles reach thousands of radians). */
-__device__ __forceinline__ float qa_rope_angle(int i, int Dh, float theta, float pos)
+/* RoPE frequencies, rounded as transformers' Qwen3RotaryEmbedding does: inv_freq = 1 / theta^(fp32(2i) / Dh)
+ * with the power rounded once to fp32 — the CPU backend's expression (cpu/rope.c), on the host, once per
+ * (theta, Dh) of a context: per (row, head) on the device, the double-precision pow dominated the kernel. */
+void qa_cu_rope_inv(float *inv, int Dh, float theta)
 {
-    float expo = (float)(2 * i) / (float)Dh;
-    float inv = 1.0f / (float)pow((double)theta, (double)expo);
-    return inv * pos;
+    for (int i = 0; i < Dh / 2; i++) {
+        float expo = (float)(2 * i) / (float)Dh;
+        inv[i] = 1.0f / (float)pow((double)theta, (double)expo);
+    }
 }
 
 #define QKV_WARPS_MAX 8
@@ -39,7 +40,8 @@ struct qkv_args {
     int T, H, Hk, Dh, pos0;
     const int32_t *pos_dev;
     int max_rows;
-    float theta, eps;
+    float eps;
+    float inv[QA_CU_QKV_MAX_DH / 2]; /* qa_cu_rope_inv, by value in the kernel's parameters */
 };
 
 __device__ __forceinline__ void qkv_put(float *p, float x) { *p = x; }
@@ -87,7 +89,9 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
     const int hpb = (NH + gridDim.y - 1) / gridDim.y, j0 = blockIdx.y * hpb, j1 = min(NH, j0 + hpb);
     const int p = (a.pos_dev ? *a.pos_dev : a.pos0) + t;
     for (int i = threadIdx.x; i < Dh / 2; i += blockDim.x) {
-        float ang = qa_rope_angle(i, Dh, a.theta, (float)p);
+        /* one fp32 product fp32(p) * inv_freq (the position_ids matmul); accurate cosf / sinf: angles reach
+         * thousands of radians */
+        float ang = a.inv[i] * (float)p;
         cs[i] = cosf(ang);
         sn[i] = sinf(ang);
     }
@@ -118,14 +122,15 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
 
 qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int kv_bf16, const float *k, const float *v,
                          const float *qw, const float *kw, int T, int H, int Hk, int Dh, int pos0, const int32_t *pos_dev,
-                         int max_rows, float theta, float eps, qa_err *e)
+                         int max_rows, const float *inv, float eps, qa_err *e)
 {
     if (Dh <= 0 || Dh % 4 != 0 || Dh > QA_CU_QKV_MAX_DH)
         return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: head dim %d must be a multiple of 4 and <= %d", Dh,
                        QA_CU_QKV_MAX_DH);
     if (T <= 0)
         return QA_OK;
-    qkv_args a = {q, kdst, vdst, k, v, qw, kw, T, H, Hk, Dh, pos0, pos_dev, max_rows, theta, eps};
+    qkv_args a = {q, kdst, vdst, k, v, qw, kw, T, H, Hk, Dh, pos0, pos_dev, max_rows, eps, {0}};
+    memcpy(a.inv, inv, (size_t)(Dh / 2) * sizeof(float));
     /* a few rows (decode): the heads spread over blocks of 4 warps, one head each; many rows: one block of 8
      * warps per row, so the row's angles are computed once */
     const int NH = H + 2 * Hk, warps = T < 16 ? 4 : QKV_WARPS_MAX, hpw = T < 16 ? 1 : 4;
