@@ -613,8 +613,9 @@ print("MS %.3f" % ((time.perf_counter() - t0) / 3 * 1e3))
 @gpu_only
 def test_attention_tc_decoder_timing(bf16_backend, rng):
     """The issue-6 shape: causal decoder attention of a 300 s align (T = 7500, H = 16, Hk = 8, Dh = 128).
-    Prints ms and TFLOP/s of the mma.sync kernel, the WMMA kernel (QA_CUDA_ATTN=wmma, child process) and
-    the FP32 kernel (run with -s); checks the first and last rows of the mma.sync result."""
+    Prints ms and TFLOP/s of the mma.sync kernel (FP32 K/V: its 64-row blocks; BF16 K/V: the default choice,
+    128-row blocks at this length), the WMMA kernel (QA_CUDA_ATTN=wmma, child process) and the FP32 kernel
+    (run with -s); checks the first and last rows of the mma.sync results."""
     g = bf16_backend
     T, H, Hk, Dh = 7500, 16, 8, 128
     q, k, v = attention_inputs(rng, T, T, H, Hk, Dh)
