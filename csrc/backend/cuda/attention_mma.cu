@@ -4,7 +4,7 @@
  * Contract: ops.cuh qa_cu_attention_mma, the same function and numerics as the WMMA kernel of
  * attention_tc.cu (kept behind QA_CUDA_ATTN=wmma): q, k, v rounded to BF16 (FP32 k / v while they are
  * staged), S = q k^T and O = P V accumulate in FP32, the scale is applied to the FP32 scores in base 2
- * (scale * log2 e, exp2), the online softmax runs in FP32, P is rounded to BF16 as the A operand of
+ * (scale * log2 e, exp2, one FFMA), the online softmax runs in FP32, P is rounded to BF16 as the A operand of
  * P V, the row sums use the FP32 p. Masks as attention.cu (qa_attn_key_range: windows of `window`
  * keys, causal with q0), GQA kv head h / (H / Hk).
  * Reference: Dao, "FlashAttention-2" (2023), Algorithm 1, and its sm80 kernel (flash_fwd_kernel.h):
@@ -15,20 +15,21 @@
  * consecutive rows for the whole key loop (S, O, m, l in its registers). Two tilings (issue 6):
  *   MT = 1, 64-row blocks: Q fragments held in registers. FP32 or BF16 K / V.
  *   MT = 2, 128-row blocks (BF16 K / V only): every K / V fragment read from shared memory feeds two
- *     m-tiles, halving the shared-memory bytes per MMA (the 64-row tiling is bound by them, ~256 B
- *     per m16n8k16), and every K / V tile fetched from L2 serves twice the rows. Its 128 O + 64 S
+ *     m-tiles (the 64-row tiling is bound by shared memory: 256 B per m16n8k16; this one 192 B with
+ *     its Q re-reads), and every K / V tile fetched from L2 serves twice the rows. Its 128 O
  *     accumulators leave no room for Q in registers: Q stays in shared memory (BF16) and is re-read
  *     per step (as FlashAttention-2 does for head dim 128); the math runs each 64-key tile as two
- *     32-key online-softmax steps (S of 64 keys, 64 more registers, spills). 241 registers, 104 KB
- *     of shared memory: two blocks per SM, as the 64-row tiling.
+ *     32-key online-softmax steps (an S of 64 keys, 32 more registers, spills). 241 registers,
+ *     104 KB of shared memory: two blocks per SM, as the 64-row tiling.
  * Keys in tiles of MMA_BK = 64, K and V of a tile in shared memory as BF16 rows padded by 8 elements
  * (the 8 row addresses of an ldmatrix then fall in 8 different 16-byte bank groups). BF16 K / V:
  * cp.async straight into a double buffer, tile t + 1 in flight while tile t is computed. FP32 K / V:
  * cp.async into an FP32 staging area while tile t is computed, rounded into the single BF16 buffer at
  * the top of iteration t + 1.
  * Work skipped: tiles that no row of the block sees are never loaded (causal: keys after the block's
- * last query; windows: keys outside the block's windows); a warp skips the math of a tile none of
- * its rows sees; the per-element mask runs only on m-tiles whose 16 rows do not all see the whole tile.
+ * last query; windows: keys outside the block's windows); a warp skips the math of a step none of
+ * its rows sees; the per-element mask runs only on m-tiles whose 16 rows do not all see the step's
+ * keys; the O rescale only when a row's max moved (mma_softmax).
  * Grid: x = head (so the H / Hk heads sharing a kv head run side by side and share its tiles in L2),
  * y = query block, last blocks first: under a causal mask they have the most tiles, so the grid's
  * tail is made of short blocks.
