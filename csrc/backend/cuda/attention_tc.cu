@@ -230,10 +230,12 @@ qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e)
     QA_CUDA_CHECK(e, cudaGetDevice(&dev));
     QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->sms, cudaDevAttrMultiProcessorCount, dev));
-    QA_TRY((raise_tc_smem<64, float>(d->smem_optin, e)));
-    QA_TRY((raise_tc_smem<64, __nv_bfloat16>(d->smem_optin, e)));
-    QA_TRY((raise_tc_smem<128, float>(d->smem_optin, e)));
-    QA_TRY((raise_tc_smem<128, __nv_bfloat16>(d->smem_optin, e)));
+    if (kernel == QA_CU_TC_WMMA) { /* otherwise never launched: setting an attribute loads the kernel */
+        QA_TRY((raise_tc_smem<64, float>(d->smem_optin, e)));
+        QA_TRY((raise_tc_smem<64, __nv_bfloat16>(d->smem_optin, e)));
+        QA_TRY((raise_tc_smem<128, float>(d->smem_optin, e)));
+        QA_TRY((raise_tc_smem<128, __nv_bfloat16>(d->smem_optin, e)));
+    }
     return qa_cu_attention_mma_setup(d->smem_optin, e);
 }
 

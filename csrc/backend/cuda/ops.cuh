@@ -281,8 +281,9 @@ typedef struct qa_cu_tc_dev {
     int sms;        /* multiprocessors */
 } qa_cu_tc_dev;
 /* For the current device (the context's, made current by the caller): fills d (kernel as given) and
- * raises every tensor-core attention kernel's dynamic shared-memory limit that the device allows, so no
- * launch needs a runtime query or attribute call. */
+ * raises the dynamic shared-memory limit of every tensor-core attention kernel `kernel` can launch (the
+ * mma.sync ones; the WMMA ones when chosen) that the device allows, so no launch needs a runtime query
+ * or attribute call. */
 qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e);
 
 /* The same attention on BF16 tensor cores (dtype="bfloat16"): q, k, v rounded to BF16 when staged,
