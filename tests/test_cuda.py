@@ -471,53 +471,160 @@ def test_attention_bf16_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0, c
     assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 2e-2, "tc vs fp32 attention")
 
 
-WMMA_CHILD = r"""
+ATTN_CHILD = r"""
 import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from cuda_util import BF16, F32, Cuda
+from cuda_util import BF16, F32, Cuda, to_bf16_bits
 d = np.load({inputs!r})
 g = Cuda(block_bytes=256 << 20)
 g.be.dtype = BF16
 outs = {{}}
 for n in range(len(d.files) // 4):
     q, k, v, case = d["q%d" % n], d["k%d" % n], d["v%d" % n], [int(x) for x in d["case%d" % n]]
-    Tq, Tk, H, Hk, Dh, q0, causal, window = case
+    Tq, Tk, H, Hk, Dh, q0, causal, window, kv_bf16 = case
     g.reset()
+    kv = (lambda x: g.put(to_bf16_bits(x))) if kv_bf16 else g.put
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out, g.put(q), kv(k), kv(v), BF16 if kv_bf16 else F32, Tq, Tk, H, Hk, Dh, q0, causal,
+           window)
     outs["out%d" % n] = g.get(out, (Tq, H * Dh))
 np.savez({outputs!r}, **outs)
-print("WMMA DONE")
+print("ATTN DONE")
 """
+
+
+def attention_here(g, q, k, v, case):
+    """dtype=bfloat16 attention in this process; case = (Tq, Tk, H, Hk, Dh, q0, causal, window, kv_bf16)."""
+    Tq, Tk, H, Hk, Dh, q0, causal, window, kv_bf16 = case
+    g.reset()
+    kvdt = BF16 if kv_bf16 else F32
+    out = g.empty((Tq, H * Dh))
+    g.call("attention", out, g.put(q), put_kv(g, k, kvdt), put_kv(g, v, kvdt), kvdt, Tq, Tk, H, Hk, Dh, q0, causal,
+           window)
+    return g.get(out, (Tq, H * Dh))
+
+
+def attention_in_child(tmp_path, attn, inputs):
+    """The same calls in a child process opened with QA_CUDA_ATTN=attn (read when the backend opens);
+    inputs: [(q, k, v, case)]. Returns the outputs in order."""
+    arrays = {}
+    for n, (q, k, v, case) in enumerate(inputs):
+        arrays.update({"q%d" % n: q, "k%d" % n: k, "v%d" % n: v, "case%d" % n: np.array(case)})
+    src, dst = str(tmp_path / f"in_{attn}.npz"), str(tmp_path / f"out_{attn}.npz")
+    np.savez(src, **arrays)
+    code = ATTN_CHILD.format(tests=os.path.dirname(__file__), inputs=src, outputs=dst)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, QA_CUDA_ATTN=attn))
+    assert "ATTN DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    got = np.load(dst)
+    return [got["out%d" % n] for n in range(len(inputs))]
+
+
+def rounded_kv(k, v, kv_bf16):
+    """The K / V values a call reads: put_kv's BF16 rows convert back exactly."""
+    return (bf16_round(k), bf16_round(v)) if kv_bf16 else (k, v)
 
 
 def test_attention_wmma_switch_agrees(bf16_backend, rng, tmp_path):
     """QA_CUDA_ATTN=wmma (read when the backend opens, so in a child process) runs the first WMMA kernel:
     within the same bounds of the reference, and of the default mma.sync kernel run here."""
     g = bf16_backend
-    cases = [(200, 200, 16, 8, 128, 0, 1, 0), (100, 1037, 16, 8, 128, 937, 1, 0), (1000, 1000, 4, 4, 64, 0, 0, 104)]
-    arrays, mine = {}, []
-    for n, case in enumerate(cases):
-        Tq, Tk, H, Hk, Dh, q0, causal, window = case
-        q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
-        arrays.update({"q%d" % n: q, "k%d" % n: k, "v%d" % n: v, "case%d" % n: np.array(case)})
-        g.reset()
-        out = g.empty((Tq, H * Dh))
-        g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
-        mine.append(g.get(out, (Tq, H * Dh)))
-    inputs, outputs = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
-    np.savez(inputs, **arrays)
-    code = WMMA_CHILD.format(tests=os.path.dirname(__file__), inputs=inputs, outputs=outputs)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, QA_CUDA_ATTN="wmma"))
-    assert "WMMA DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
-    got = np.load(outputs)
-    for n, case in enumerate(cases):
-        wmma = got["out%d" % n]
-        q, k, v = arrays["q%d" % n], arrays["k%d" % n], arrays["v%d" % n]
-        assert_tc_close(wmma, q, k, v, case, f"wmma attention {case}")
-        assert_close_rel(wmma, mine[n].astype(np.float64), 1e-5 if SHIM else 1e-2, f"wmma vs mma {case}")
+    cases = [(200, 200, 16, 8, 128, 0, 1, 0, 0), (100, 1037, 16, 8, 128, 937, 1, 0, 0),
+             (1000, 1000, 4, 4, 64, 0, 0, 104, 0)]
+    inputs = [attention_inputs(rng, *c[:5]) + (c,) for c in cases]
+    mine = [attention_here(g, q, k, v, c) for q, k, v, c in inputs]
+    for (q, k, v, case), wmma, ours in zip(inputs, attention_in_child(tmp_path, "wmma", inputs), mine):
+        assert_tc_close(wmma, q, k, v, case[:8], f"wmma attention {case}")
+        assert_close_rel(wmma, ours.astype(np.float64), 1e-5 if SHIM else 1e-2, f"wmma vs mma {case}")
+
+
+# attention_mma.cu's two tilings (issue 6): (Tq, Tk, H, Hk, Dh, q0, causal, window, kv_bf16). The decoder's
+# shapes (H 16, Hk 8, Dh 128, causal, BF16 K / V) around the 64- and 128-row blocks, 32-key steps and
+# 64-key tiles; Tq = 1 is the decode kernel and Tq < 16 the FP32 one whatever QA_CUDA_ATTN says (backend.cu).
+MMA_CASES = [
+    (1, 1, 16, 8, 128, 0, 1, 0, 1),
+    (17, 17, 16, 8, 128, 0, 1, 0, 1),       # one partial block, one partial tile
+    (63, 63, 16, 8, 128, 0, 1, 0, 1),
+    (64, 64, 16, 8, 128, 0, 1, 0, 1),
+    (65, 65, 16, 8, 128, 0, 1, 0, 1),
+    (127, 127, 16, 8, 128, 0, 1, 0, 1),
+    (128, 128, 16, 8, 128, 0, 1, 0, 1),     # exactly one 128-row block, two tiles
+    (129, 129, 16, 8, 128, 0, 1, 0, 1),
+    (1000, 1000, 16, 8, 128, 0, 1, 0, 1),   # Tk = 15 tiles + 40 keys
+    (100, 1037, 16, 8, 128, 937, 1, 0, 1),  # a cache: q0 > 0, Tq < Tk, Tk % 64 = 13
+    (130, 1000, 16, 8, 128, 870, 1, 0, 1),  # two 128-row blocks continuing a cache
+    (300, 300, 4, 2, 128, 0, 0, 0, 1),      # no mask at all
+    (1000, 1000, 4, 4, 64, 0, 0, 104, 1),   # the encoder's windows of 104 (last one 64 keys)
+    (130, 130, 2, 2, 64, 0, 1, 40, 1),      # causal inside windows
+    (1000, 1000, 16, 8, 64, 0, 1, 0, 1),    # Dh 64, causal
+    (1000, 1000, 4, 4, 64, 0, 0, 104, 0),   # FP32 K / V: always the 64-row blocks
+    (200, 200, 16, 8, 128, 0, 1, 0, 0),
+]
+
+
+@pytest.mark.parametrize("tiling", ["mma128", "mma64"])
+def test_attention_mma_tilings(bf16_backend, rng, tmp_path, tiling):
+    """QA_CUDA_ATTN=mma128 / mma64 (child process) force attention_mma.cu's 128-row blocks (two m-tiles per
+    warp, issue 6) or its 64-row blocks: within assert_tc_close's bounds of float64 on the BF16-rounded
+    operands, and close to the default choice run here."""
+    g = bf16_backend
+    inputs = [attention_inputs(rng, *c[:5]) + (c,) for c in MMA_CASES]
+    mine = [attention_here(g, q, k, v, c) for q, k, v, c in inputs]
+    for (q, k, v, case), got, ours in zip(inputs, attention_in_child(tmp_path, tiling, inputs), mine):
+        kr, vr = rounded_kv(k, v, case[8])
+        what = f"{tiling} attention {case}"
+        if case[0] < 16:  # backend.cu: the FP32 kernels, exact on the BF16 K / V
+            Tq, Tk, H, Hk, Dh, q0, causal, window = case[:8]
+            assert_close_rel(got, attention_ref(q, kr, vr, H, Hk, Dh, q0, causal, window), 1e-5, what)
+        else:
+            assert_tc_close(got, q, kr, vr, case[:8], what)
+        assert_close_rel(got, ours.astype(np.float64), 1e-5 if SHIM else 1e-2, what + " vs default")
+
+
+TILING_TIMING_CHILD = r"""
+import sys, time
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda, to_bf16_bits
+H, Hk, Dh = {heads!r}
+g = Cuda(block_bytes=512 << 20)
+g.be.dtype = BF16
+rng = np.random.default_rng(0)
+for T in {lengths!r}:
+    g.reset()
+    q = g.put(rng.standard_normal((T, H * Dh), np.float32))
+    k = g.put(to_bf16_bits(rng.standard_normal((T, Hk * Dh), np.float32)))
+    v = g.put(to_bf16_bits(rng.standard_normal((T, Hk * Dh), np.float32)))
+    out = g.empty((T, H * Dh))
+    g.call("attention", out, q, k, v, BF16, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up
+    g.call("sync")
+    reps = 20
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        g.call("attention", out, q, k, v, BF16, T, T, H, Hk, Dh, 0, 1, 0)
+    g.call("sync")
+    print("MS %d %.4f" % (T, (time.perf_counter() - t0) / reps * 1e3))
+"""
+
+
+@gpu_only
+def test_attention_mma_tiling_timing():
+    """Issue 6: causal decoder attention (H = 16, Hk = 8, Dh = 128, BF16 K / V as the engine stores them) at
+    T = 1000, 4000, 7500. Prints (run with -s) ms and TFLOP/s of attention_mma.cu's default choice and of its
+    64- and 128-row blocks forced (QA_CUDA_ATTN=mma64 / mma128), each in a child process."""
+    H, Hk, Dh, lengths = 16, 8, 128, (1000, 4000, 7500)
+    code = TILING_TIMING_CHILD.format(tests=os.path.dirname(__file__), heads=(H, Hk, Dh), lengths=lengths)
+    for attn in ("", "mma64", "mma128"):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, QA_CUDA_ATTN=attn))
+        assert run.stdout.count("MS ") == len(lengths), run.stdout[-2000:] + run.stderr[-3000:]
+        for line in run.stdout.splitlines():
+            if line.startswith("MS "):
+                T, ms = int(line.split()[1]), float(line.split()[2])
+                flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
+                print(f"attention causal T={T} H={H} Hk={Hk} Dh={Dh} BF16 K/V, {attn or 'default'}: {ms:.3f} ms, "
+                      f"{flop / ms / 1e9:.1f} TFLOP/s")
 
 
 TIMING_CHILD = r"""
@@ -545,8 +652,9 @@ print("MS %.3f" % ((time.perf_counter() - t0) / 3 * 1e3))
 @gpu_only
 def test_attention_tc_decoder_timing(bf16_backend, rng):
     """The issue-6 shape: causal decoder attention of a 300 s align (T = 7500, H = 16, Hk = 8, Dh = 128).
-    Prints ms and TFLOP/s of the mma.sync kernel, the WMMA kernel (QA_CUDA_ATTN=wmma, child process) and
-    the FP32 kernel (run with -s); checks the first and last rows of the mma.sync result."""
+    Prints ms and TFLOP/s of the mma.sync kernel (FP32 K/V: its 64-row blocks; BF16 K/V: the default choice,
+    128-row blocks at this length), the WMMA kernel (QA_CUDA_ATTN=wmma, child process) and the FP32 kernel
+    (run with -s); checks the first and last rows of the mma.sync results."""
     g = bf16_backend
     T, H, Hk, Dh = 7500, 16, 8, 128
     q, k, v = attention_inputs(rng, T, T, H, Hk, Dh)

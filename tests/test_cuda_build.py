@@ -97,6 +97,23 @@ def test_kernel_stacks_fit_the_lowered_stack_limit():
     assert max(n for _, n in found) <= limit, [f for f in found if f[1] > limit]
 
 
+def test_mma_attention_kernels_do_not_spill():
+    """attention_mma.cu's kernels hold S, O and the softmax state in registers; the 128-row tiling sits near
+    the 255-register cap of two blocks per SM (issue 6), so a change that spills shows here, not as a slow
+    kernel on the GPU."""
+    import re
+
+    src = os.path.join(REPO, "csrc", "backend", "cuda", "attention_mma.cu")
+    r = subprocess.run([nvcc(), "-cubin", "-o", os.devnull, src, "-O3", "-std=c++17", "-I",
+                        os.path.join(REPO, "csrc"), "-arch=sm_90", "-Xptxas", "-v"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    kernels = re.findall(r"Compiling entry function '(\w+)'", r.stderr)
+    spills = [int(n) for n in re.findall(r"(\d+) bytes spill stores", r.stderr)]
+    assert len(kernels) == 6 and len(spills) == 6, r.stderr[-3000:]  # Dh 64 / 128 x (FP32, BF16, BF16 128 rows)
+    assert max(spills) == 0, [k for k, n in zip(kernels, spills) if n]
+
+
 LAYOUT_C = r"""
 #include <stddef.h>
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /* attention_tc.cu — fused attention on BF16 tensor cores for dtype="bfloat16": the entry
  * qa_cu_attention_tc, which runs attention_mma.cu's FlashAttention-2 kernel (mma.sync, S and O in
- * registers), or with QA_CUDA_ATTN=wmma this file's first kernel (WMMA 16x16x16, FP32 accumulate),
- * kept as a second implementation of the same contract to compare against on the GPU.
+ * registers; QA_CUDA_ATTN=mma64 / mma128 force its tiling), or with QA_CUDA_ATTN=wmma this file's
+ * first kernel (WMMA 16x16x16, FP32 accumulate), kept as a second implementation of the same contract
+ * to compare against on the GPU. qa_cu_attention_tc_setup prepares all of them when a context opens.
  *
  * Contract: ops.cuh (qa_cu_attention_tc), the same function as attention.cu's qa_cu_attention with q,
  * k, v rounded to BF16 when they are staged in shared memory (what a BF16 engine feeds its SDPA
@@ -212,14 +213,37 @@ template <int DH, typename KV> __global__ void __launch_bounds__(TC_WARPS * 32) 
     }
 }
 
-template <int DH, typename KV> static qa_status launch_tc(cudaStream_t s, const tc_args &a, qa_err *e)
+/* > 48 KB of dynamic shared memory needs the opt-in: raised once per context (qa_cu_attention_tc_setup)
+ * for the kernels the device can hold; launch_tc refuses the others. */
+template <int DH, typename KV> static qa_status raise_tc_smem(int optin, qa_err *e)
 {
-    static bool raised = false; /* >48 KB of dynamic shared memory needs the opt-in, once per kernel */
-    if (!raised) {
+    if ((size_t)optin >= tc_smem<DH>::bytes)
         QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_tc_kernel<DH, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               (int)tc_smem<DH>::bytes));
-        raised = true;
+    return QA_OK;
+}
+
+qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e)
+{
+    int dev = 0;
+    d->kernel = kernel;
+    QA_CUDA_CHECK(e, cudaGetDevice(&dev));
+    QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->sms, cudaDevAttrMultiProcessorCount, dev));
+    if (kernel == QA_CU_TC_WMMA) { /* otherwise never launched: setting an attribute loads the kernel */
+        QA_TRY((raise_tc_smem<64, float>(d->smem_optin, e)));
+        QA_TRY((raise_tc_smem<64, __nv_bfloat16>(d->smem_optin, e)));
+        QA_TRY((raise_tc_smem<128, float>(d->smem_optin, e)));
+        QA_TRY((raise_tc_smem<128, __nv_bfloat16>(d->smem_optin, e)));
     }
+    return qa_cu_attention_mma_setup(d->smem_optin, e);
+}
+
+template <int DH, typename KV> static qa_status launch_tc(cudaStream_t s, const tc_args &a, int optin, qa_err *e)
+{
+    if ((size_t)optin < tc_smem<DH>::bytes) /* not a CUDA error: the context stays usable */
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: needs %zu bytes of shared memory per block, the device "
+                       "allows %d; set QA_CUDA_ATTN=fp32", tc_smem<DH>::bytes, optin);
     dim3 grid(qa_cuda_blocks((size_t)a.Tq, TC_BQ), a.H);
     attention_tc_kernel<DH, KV><<<grid, TC_WARPS * 32, tc_smem<DH>::bytes, s>>>(a);
     QA_LAUNCH_CHECK(e);
@@ -241,16 +265,16 @@ int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k,
 }
 
 /* The first (WMMA) kernel on arguments qa_cu_attention_tc has checked. */
-static qa_status attention_wmma(cudaStream_t s, const tc_args &a, int Dh, int kv_bf16, qa_err *e)
+static qa_status attention_wmma(cudaStream_t s, const tc_args &a, int Dh, int kv_bf16, int optin, qa_err *e)
 {
     if (Dh == 64)
-        return kv_bf16 ? launch_tc<64, __nv_bfloat16>(s, a, e) : launch_tc<64, float>(s, a, e);
-    return kv_bf16 ? launch_tc<128, __nv_bfloat16>(s, a, e) : launch_tc<128, float>(s, a, e);
+        return kv_bf16 ? launch_tc<64, __nv_bfloat16>(s, a, optin, e) : launch_tc<64, float>(s, a, optin, e);
+    return kv_bf16 ? launch_tc<128, __nv_bfloat16>(s, a, optin, e) : launch_tc<128, float>(s, a, optin, e);
 }
 
 qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                             int causal, int window, float scale, int wmma, qa_err *e)
+                             int causal, int window, float scale, const qa_cu_tc_dev *d, qa_err *e)
 {
     QA_TRY(qa_cu_attention_heads_ok("attention_tc", H, Hk, e));
     if (Tq <= 0)
@@ -259,5 +283,7 @@ qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: head dim %d or operand alignment not supported", Dh);
     qa_cu_tc_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window,
                        scale * 1.4426950408889634f};
-    return wmma ? attention_wmma(s, a, Dh, kv_bf16, e) : qa_cu_attention_mma(s, a, Dh, kv_bf16, e);
+    if (d->kernel == QA_CU_TC_WMMA)
+        return attention_wmma(s, a, Dh, kv_bf16, d->smem_optin, e);
+    return qa_cu_attention_mma(s, a, Dh, kv_bf16, d, e);
 }

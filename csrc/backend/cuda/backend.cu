@@ -322,7 +322,7 @@ static qa_status be_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E,
 /* ---- attention ------------------------------------------------------------------------------ */
 
 /* BF16 tensor-core attention for dtype="bfloat16" (attention_tc.cu: attention_mma.cu's kernel, or the first
- * WMMA kernel with QA_CUDA_ATTN=wmma), unless QA_CUDA_ATTN=fp32 asks for the FP32 CUDA-core kernel
+ * WMMA kernel with QA_CUDA_ATTN=wmma; the context's attn_tc picks), unless QA_CUDA_ATTN=fp32 asks for the FP32 CUDA-core kernel
  * (attention.cu) everywhere. Few query rows (decode steps) stay on the FP32 kernel: its 16-row blocks
  * waste less than the 64-row tensor-core blocks there. */
 #define QA_TC_MIN_ROWS 16
@@ -362,7 +362,7 @@ static qa_status attention_impl(const qa_backend *be, float *out, const float *q
     if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&
         qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldq, out, bf))
         return qa_cu_attention_tc(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H,
-                                  (int)Hk, (int)Dh, (int)q_pos0, causal, (int)window, scale, c->attn_wmma, e);
+                                  (int)Hk, (int)Dh, (int)q_pos0, causal, (int)window, scale, &c->attn_tc, e);
     return qa_cu_attention(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H, (int)Hk,
                            (int)Dh, (int)q_pos0, causal, (int)window, scale, e);
 }

@@ -18,6 +18,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_check.h"
+#include "ops.cuh" /* qa_cu_tc_dev */
 
 extern "C" {
 #include "../../model/weights.h"
@@ -67,7 +68,7 @@ typedef struct qa_cuda_ctx {
     int memwatch;               /* QA_CUDA_MEMWATCH=1 at open: report ops after which free device memory fell */
     size_t memwatch_free;       /* free bytes after the last op (memwatch) */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
-    int attn_wmma;              /* QA_CUDA_ATTN=wmma at open: the first (WMMA) tensor-core kernel, not mma.sync */
+    qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
     int capturing;              /* the stream is being recorded */

@@ -114,6 +114,23 @@ static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
     return QA_OK;
 }
 
+/* QA_CUDA_ATTN: "fp32" falls back to the FP32 attention kernel; "wmma" keeps BF16 tensor cores but on the
+ * first WMMA kernel (attention_tc.cu); "mma64" / "mma128" force attention_mma.cu's 64- or 128-row blocks —
+ * all to compare on the GPU. The kernels' shared-memory limits are raised here, once per context. */
+static qa_status attention_setup(qa_cuda_ctx *c, qa_err *e)
+{
+    const char *attn = getenv("QA_CUDA_ATTN");
+    int kernel = QA_CU_TC_AUTO;
+    if (attn && strcmp(attn, "wmma") == 0)
+        kernel = QA_CU_TC_WMMA;
+    else if (attn && strcmp(attn, "mma64") == 0)
+        kernel = QA_CU_TC_MMA64;
+    else if (attn && strcmp(attn, "mma128") == 0)
+        kernel = QA_CU_TC_MMA128;
+    c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
+    return qa_cu_attention_tc_setup(&c->attn_tc, kernel, e);
+}
+
 static void ctx_close(qa_cuda_ctx *c)
 {
     if (!c)
@@ -149,12 +166,9 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     snprintf(c->name, sizeof c->name, "%s", pr.name);
     c->cc_major = pr.cc_major;
     c->cc_minor = pr.cc_minor;
-    /* QA_CUDA_ATTN: "fp32" falls back to the FP32 attention kernel, "wmma" keeps BF16 tensor cores but on
-     * the first WMMA kernel (attention_tc.cu) instead of attention_mma.cu — both to compare on the GPU */
-    const char *attn = getenv("QA_CUDA_ATTN");
-    c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
-    c->attn_wmma = attn && strcmp(attn, "wmma") == 0;
     qa_status s = open_handles(c, e);
+    if (s == QA_OK)
+        s = attention_setup(c, e);
     if (s == QA_OK) {
         c->prof = qa_cuda_prof_open();
         qa_cuda_memwatch_open(c);

@@ -276,16 +276,31 @@ qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, con
 qa_status qa_cu_step_advance(cudaStream_t s, int32_t *state, qa_err *e);
 
 /* ---- attention_tc.cu -------------------------------------------------------------------------- */
+/* Which tensor-core attention kernel runs, and what the device allows it: set once when the context
+ * opens (qa_cu_attention_tc_setup), read by every call. kernel: QA_CUDA_ATTN's choice — AUTO
+ * (attention_mma.cu, 64- or 128-row blocks by its own rule), MMA64 / MMA128 (that tiling; 128 rows only
+ * with BF16 K / V and where it fits), WMMA (attention_tc.cu's first kernel). */
+enum { QA_CU_TC_AUTO = 0, QA_CU_TC_MMA64 = 1, QA_CU_TC_MMA128 = 2, QA_CU_TC_WMMA = 3 };
+typedef struct qa_cu_tc_dev {
+    int kernel;     /* QA_CU_TC_* */
+    int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin: bytes of shared memory a block may have */
+    int sms;        /* multiprocessors */
+} qa_cu_tc_dev;
+/* For the current device (the context's, made current by the caller): fills d (kernel as given) and
+ * raises the dynamic shared-memory limit of every tensor-core attention kernel `kernel` can launch (the
+ * mma.sync ones; the WMMA ones when chosen) that the device allows, so no launch needs a runtime query
+ * or attribute call. */
+qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e);
+
 /* The same attention on BF16 tensor cores (dtype="bfloat16"): q, k, v rounded to BF16 when staged,
  * FP32 scores / softmax / accumulation, P rounded to BF16 for P V. k, v are FP32 (kv_bf16 = 0) or BF16
  * (a BF16 KV cache). Dh 64 or 128 only; q, k, v, out 16-byte aligned with row strides of 16 bytes
- * multiples (see _supported). wmma != 0 (QA_CUDA_ATTN=wmma) runs the first WMMA kernel of
- * attention_tc.cu, else attention_mma.cu's FlashAttention-2 kernel. */
+ * multiples (see _supported). d (borrowed): the context's qa_cu_tc_dev, which picks the kernel. */
 int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k, int ldk, const void *v, int ldv,
                                  int out_ld, const float *out, int kv_bf16);
 qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
                              const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                             int causal, int window, float scale, int wmma, qa_err *e);
+                             int causal, int window, float scale, const qa_cu_tc_dev *d, qa_err *e);
 
 /* ---- attention_mma.cu ------------------------------------------------------------------------- */
 /* qa_cu_attention_tc's default kernel (mma.sync m16n8k16, S / O / softmax in registers) on the arguments
@@ -298,6 +313,9 @@ typedef struct qa_cu_tc_args {
     int Tq, Tk, H, Hk, q0, causal, window;
     float scale_log2; /* softmax in base 2 */
 } qa_cu_tc_args;
-qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, int kv_bf16, qa_err *e);
+qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d,
+                              qa_err *e);
+/* qa_cu_attention_tc_setup's part for these kernels: the shared-memory limit of each that fits optin bytes. */
+qa_status qa_cu_attention_mma_setup(int optin, qa_err *e);
 
 #endif
