@@ -63,8 +63,11 @@ qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, i
         return linear(c, y, ldy, x, CUDA_R_32F, ldx, w, CUDA_R_32F, T, N, K, beta, bias, e);
     if (qa_cu_gemv_bf16_fits(x, ldx, w, T, K)) { /* decode rows: a bandwidth-bound pass over W */
         QA_TRY(qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e));
-        return bias && ldy == N ? qa_cu_bias_act(c->stream, y, bias, (size_t)T * N, N, 1, 0, e)
-               : bias ? QA_FAIL(e, QA_ERR_INTERNAL, "gemm: a bias with a row stride %d != %d", ldy, N) : QA_OK;
+        if (!bias)
+            return QA_OK;
+        if (ldy != N) /* the bias pass walks whole rows */
+            return QA_FAIL(e, QA_ERR_INTERNAL, "gemm: a bias with a row stride %d != %d", ldy, N);
+        return qa_cu_bias_act(c->stream, y, bias, (size_t)T * N, N, 1, 0, e);
     }
     int rows = 0;
     QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)K, T, "gemm", &rows, e));
