@@ -13,12 +13,14 @@
  * and the device-position call (STEPS / GRAPH: n = pos[0] + 1 read by the kernel, the grid sized for
  * QA_CU_DEC_SPLITS slices, blocks past ns exit at once) add the same numbers in the same order.
  * Causal decode only: the query sits at position n - 1 and sees keys 0 .. n-1 (MODEL_FACTS §5).
+ * Both kernels are launched with PDL (pdl.cuh) and wait before reading anything.
  * K / V: FP32 or a BF16 KV cache (template parameter KV: half the bytes a step reads, the math stays
  * FP32 since BF16 -> FP32 is exact).
  */
 #include <math.h>
 
 #include "ops.cuh"
+#include "pdl.cuh"
 
 #define DEC_WARPS 4
 #define DEC_KB 4        /* keys per warp per round */
@@ -108,6 +110,8 @@ template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARP
     constexpr int C = (DH + 31) / 32;
     __shared__ float sml[DEC_WARPS][G][2];
     __shared__ float sacc[DEC_WARPS][G][DH];
+    qa_pdl_wait(); /* launched with PDL (pdl.cuh): q, the cache rows and the position come from earlier kernels */
+    qa_pdl_trigger();
     const int n = dec_keys(a), s = blockIdx.x;
     int ns, chunk;
     dec_slices(n, &ns, &chunk);
@@ -163,6 +167,8 @@ template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARP
 /* out[h] = merge of the ns partials of query head blockIdx.x. */
 template <int DH> __global__ void dec_combine_kernel(dec_args a)
 {
+    qa_pdl_wait(); /* the partials of dec_split_kernel */
+    qa_pdl_trigger();
     const int n = dec_keys(a), h = blockIdx.x;
     int ns, chunk;
     dec_slices(n, &ns, &chunk);
@@ -182,24 +188,24 @@ template <int DH> __global__ void dec_combine_kernel(dec_args a)
     }
 }
 
-template <int DH, int G> static void launch(cudaStream_t s, const dec_args &a, int kv_bf16, int grid_splits)
+template <int DH, int G> static cudaError_t launch(cudaStream_t s, const dec_args &a, int kv_bf16, int grid_splits)
 {
     dim3 grid(grid_splits, a.Hk);
-    if (kv_bf16)
-        dec_split_kernel<DH, G, __nv_bfloat16><<<grid, DEC_WARPS * 32, 0, s>>>(a);
-    else
-        dec_split_kernel<DH, G, float><<<grid, DEC_WARPS * 32, 0, s>>>(a);
-    dec_combine_kernel<DH><<<a.H, DH < 128 ? DH : 128, 0, s>>>(a);
+    cudaError_t err = kv_bf16 ? qa_cu_launch(dec_split_kernel<DH, G, __nv_bfloat16>, grid, DEC_WARPS * 32, 0, s, a)
+                              : qa_cu_launch(dec_split_kernel<DH, G, float>, grid, DEC_WARPS * 32, 0, s, a);
+    if (err != cudaSuccess)
+        return err;
+    return qa_cu_launch(dec_combine_kernel<DH>, a.H, DH < 128 ? DH : 128, 0, s, a);
 }
 
-template <int DH> static int launch_g(cudaStream_t s, const dec_args &a, int G, int kv_bf16, int grid_splits)
+/* The kernels of G query heads per kv head (qa_cu_attention_decode_supported: G is 1, 2, 4 or 8). */
+template <int DH> static cudaError_t launch_g(cudaStream_t s, const dec_args &a, int G, int kv_bf16, int grid_splits)
 {
     switch (G) {
-    case 1: launch<DH, 1>(s, a, kv_bf16, grid_splits); return 1;
-    case 2: launch<DH, 2>(s, a, kv_bf16, grid_splits); return 1;
-    case 4: launch<DH, 4>(s, a, kv_bf16, grid_splits); return 1;
-    case 8: launch<DH, 8>(s, a, kv_bf16, grid_splits); return 1;
-    default: return 0;
+    case 1: return launch<DH, 1>(s, a, kv_bf16, grid_splits);
+    case 2: return launch<DH, 2>(s, a, kv_bf16, grid_splits);
+    case 4: return launch<DH, 4>(s, a, kv_bf16, grid_splits);
+    default: return launch<DH, 8>(s, a, kv_bf16, grid_splits);
     }
 }
 
@@ -224,12 +230,13 @@ qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, con
     int splits = pos ? (max_kv + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS : (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
     splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;
     int G = H / Hk;
+    cudaError_t err;
     switch (Dh) {
-    case 16: launch_g<16>(s, a, G, kv_bf16, splits); break;
-    case 32: launch_g<32>(s, a, G, kv_bf16, splits); break;
-    case 64: launch_g<64>(s, a, G, kv_bf16, splits); break;
-    default: launch_g<128>(s, a, G, kv_bf16, splits); break;
+    case 16: err = launch_g<16>(s, a, G, kv_bf16, splits); break;
+    case 32: err = launch_g<32>(s, a, G, kv_bf16, splits); break;
+    case 64: err = launch_g<64>(s, a, G, kv_bf16, splits); break;
+    default: err = launch_g<128>(s, a, G, kv_bf16, splits); break;
     }
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, err);
     return QA_OK;
 }

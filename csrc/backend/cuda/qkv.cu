@@ -12,12 +12,13 @@
  * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
  * q is done in place and kdst == k / vdst == v (FP32, position 0 onwards) is safe.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
- * attention_decode.cu's). Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over
+ * attention_decode.cu's). Launched with PDL (pdl.cuh): it waits for the q / k / v GEMV before reading. Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over
  * each head before RoPE; torch's .to(torch.bfloat16) for the BF16 rows (round to nearest even).
  */
 #include <math.h>
 
 #include "ops.cuh"
+#include "pdl.cuh"
 
 /* RoPE angle of pair i (< Dh/2) at position pos, rounded as transformers' Qwen3RotaryEmbedding does:
  * inv_freq = 1 / theta^(fp32(2i) / Dh) with the power rounded once to fp32 (as the CPU backend), then one
@@ -82,6 +83,8 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_pre
     __shared__ float rows[QKV_WARPS][QA_CU_QKV_MAX_DH];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, NH = a.H + 2 * a.Hk, Dh = a.Dh, KD = a.Hk * Dh;
     const int item = blockIdx.x * QKV_WARPS + warp;
+    qa_pdl_wait(); /* launched with PDL (pdl.cuh): everything below reads the previous kernels' outputs */
+    qa_pdl_trigger();
     if (item >= a.T * NH)
         return; /* no block-wide sync below: a warp may leave alone */
     const int t = item / NH, j = item % NH;
@@ -119,10 +122,7 @@ qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int k
         return QA_OK;
     qkv_args a = {q, kdst, vdst, k, v, qw, kw, T, H, Hk, Dh, pos0, pos_dev, max_rows, theta, eps};
     unsigned blocks = (unsigned)qa_cuda_blocks((size_t)T * (size_t)(H + 2 * Hk), QKV_WARPS);
-    if (kv_bf16)
-        qkv_prep_kernel<__nv_bfloat16><<<blocks, QKV_WARPS * 32, 0, s>>>(a);
-    else
-        qkv_prep_kernel<float><<<blocks, QKV_WARPS * 32, 0, s>>>(a);
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, kv_bf16 ? qa_cu_launch(qkv_prep_kernel<__nv_bfloat16>, blocks, QKV_WARPS * 32, 0, s, a)
+                             : qa_cu_launch(qkv_prep_kernel<float>, blocks, QKV_WARPS * 32, 0, s, a));
     return QA_OK;
 }
