@@ -92,8 +92,10 @@ __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_arg
     for (int r = 0; r < R; r++) {
         row[r] = ngemv_find(a, SILU ? 1 : a.n, first + r);
         wr[r] = (const uint4 *)row[r].w;
-        if (SILU)
-            wr[S - R + r] = row[r].w ? (const uint4 *)((const __nv_bfloat16 *)a.seg[1].W + (size_t)row[r].j * K) : NULL;
+        if (SILU) { /* the up row of the same output, streamed after the R gate rows */
+            const __nv_bfloat16 *up = (const __nv_bfloat16 *)a.seg[1].W + (size_t)row[r].j * K;
+            wr[S - R + r] = row[r].w ? (const uint4 *)up : NULL;
+        }
     }
     uint4 w[S][U];
     qa_gv_load(w, wr, 0, K8); /* weights only before the wait (pdl.cuh) */

@@ -12,8 +12,9 @@
  * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
  * q is done in place and kdst == k / vdst == v (FP32, position 0 onwards) is safe.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
- * attention_decode.cu's). Launched with PDL (pdl.cuh): it waits for the q / k / v GEMV before reading. Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over
- * each head before RoPE; torch's .to(torch.bfloat16) for the BF16 rows (round to nearest even).
+ * attention_decode.cu's). Launched with PDL (pdl.cuh): it waits for the q / k / v GEMV before reading.
+ * Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over each head before RoPE;
+ * torch's .to(torch.bfloat16) for the BF16 rows (round to nearest even).
  */
 #include <math.h>
 
