@@ -15,14 +15,16 @@
 
 __device__ __forceinline__ float bf16r(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
-/* x rows from global memory (every warp of the grid re-reads them: L1 / L2 hits), rounded to BF16. */
+/* x rows from global memory (every warp of the grid re-reads them: L1 / L2 hits), rounded to BF16. Plain loads,
+ * not the read-only path (__ldg): x is written by the kernel before this one, which may still run when this one
+ * starts (PDL), so x is not read-only for this kernel's lifetime as ld.global.nc requires. */
 struct gemv_x {
     const float *x;
     int ldx;
     __device__ __forceinline__ void get(int t, int c, float f[8]) const
     {
         const float4 *p = (const float4 *)(x + (size_t)t * ldx) + 2 * c;
-        float4 a = __ldg(p), b = __ldg(p + 1);
+        float4 a = p[0], b = p[1];
         f[0] = bf16r(a.x), f[1] = bf16r(a.y), f[2] = bf16r(a.z), f[3] = bf16r(a.w);
         f[4] = bf16r(b.x), f[5] = bf16r(b.y), f[6] = bf16r(b.z), f[7] = bf16r(b.w);
     }

@@ -8,7 +8,9 @@
  * blocks in qa_pdl_wait until the predecessor has completed and its writes are visible.
  * Rules every kernel launched through qa_cu_launch follows (the contract that makes it safe):
  *   1. before qa_pdl_wait it reads only model weights (written once at load, which ends synchronised) and
- *      its own arguments, and writes nothing;
+ *      its own arguments, and writes nothing; only weights go through the read-only path (__ldg,
+ *      ld.global.nc), whose data must not change while the kernel runs — what an earlier kernel writes
+ *      is read with ordinary loads, after the wait;
  *   2. every thread of every block calls qa_pdl_wait before it exits, so the kernel's completion implies its
  *      predecessor's (a later normally launched kernel then waits for both);
  *   3. qa_pdl_trigger right after qa_pdl_wait: the successor's blocks launch once this kernel's predecessor
