@@ -31,15 +31,16 @@ struct gemv_x {
 };
 
 /* One warp per output column n, QA_GV_BATCH chunks of its weight row per batch (gemv.cuh). Launched with PDL
- * (pdl.cuh): the first batch of weights is loaded before the wait. At least 2 blocks per SM (<= 128 registers). */
+ * (pdl.cuh): the first two batches of weights are loaded before the wait. At least 2 blocks per SM (<= 128
+ * registers). */
 template <int TT>
 __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_kernel(float *y, int ldy, const float *x, int ldx,
                                                                    const __nv_bfloat16 *W, int N, int K, float beta)
 {
     const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5), K8 = K / 8;
     const uint4 *const row[1] = {n < N ? (const uint4 *)(W + (size_t)n * K) : NULL};
-    uint4 w[1][QA_GV_BATCH];
-    qa_gv_load(w, row, 0, K8);
+    uint4 w[1][QA_GV_BATCH], next[1][QA_GV_BATCH];
+    qa_gv_first(w, next, row, K8);
     qa_pdl_wait();
     qa_pdl_trigger();
     if (n >= N)
@@ -48,7 +49,7 @@ __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_kernel(float *y, int 
 #pragma unroll
     for (int t = 0; t < TT; t++)
         acc[0][t] = 0.f;
-    qa_gv_stream<TT>(acc, w, row, gemv_x{x, ldx}, K8);
+    qa_gv_stream<TT>(acc, w, next, row, gemv_x{x, ldx}, K8);
 #pragma unroll
     for (int t = 0; t < TT; t++) {
         float s = qa_warp_sum(acc[0][t]);

@@ -4,10 +4,11 @@
  * A decode GEMV is a pass over its BF16 weights; HBM bandwidth is reached only with enough 16-byte loads
  * outstanding per SM (~30 KB on an H200 by Little's law). One warp streams S weight rows side by side: lane l
  * takes the 16-byte chunks c = l, l + 32, ... of each row, QA_GV_BATCH loads (S rows x U chunks) issued
- * together, and the next batch is issued before the current one is multiplied (double buffering: up to
- * 2 x 8 x 16 B per lane in flight). The first batch is loaded by the kernel before its prologue (the x it
- * multiplies with depends on the previous kernel, the weights do not: pdl.cuh rule 1), so the loads overlap
- * the previous kernel's tail, the PDL wait and the RMSNorm prologue.
+ * together, and the batch after next is issued as soon as one has been multiplied (double buffering: up to
+ * 2 x 8 x 16 B per lane in flight). The first two batches are loaded by the kernel before its prologue (the x
+ * it multiplies with depends on the previous kernel, the weights do not: pdl.cuh rule 1), so the loads
+ * overlap the previous kernel's tail, the PDL wait and the RMSNorm prologue — for K = 2048 all of a warp's
+ * weights.
  * Numbers: each lane adds its chunks in increasing order, each chunk as the 8-term sum w0·x0 + ... + w7·x7,
  * then the warp butterfly (qa_warp_sum) — the order of the one-row-per-warp loop this replaces.
  */
@@ -71,20 +72,30 @@ __device__ __forceinline__ void qa_gv_fma(float (&acc)[S][TT], const uint4 (&w)[
     }
 }
 
-/* acc += the warp's S rows · x over all K8 chunks; w holds batch 0 on entry (qa_gv_load(w, row, 0, K8)). */
+/* The first two batches of the warp's rows (chunks [0, 32U) and [32U, 64U) of each), issued together: the kernels
+ * call this before their PDL wait and prologue, so for K <= 64U·8 every weight byte of the warp is on its way
+ * while they wait and normalise. Costs no registers beyond the loop's own two buffers. */
+template <int S, int U>
+__device__ __forceinline__ void qa_gv_first(uint4 (&w)[S][U], uint4 (&next)[S][U], const uint4 *const (&row)[S], int K8)
+{
+    qa_gv_load(w, row, 0, K8);
+    qa_gv_load(next, row, 32 * U, K8);
+}
+
+/* acc += the warp's S rows · x over all K8 chunks; w, next hold batches 0 and 1 on entry (qa_gv_first). Batch b + 2
+ * is issued as soon as batch b has been used (double buffering). */
 template <int TT, int S, int U, typename X>
-__device__ __forceinline__ void qa_gv_stream(float (&acc)[S][TT], uint4 (&w)[S][U], const uint4 *const (&row)[S],
-                                             const X &x, int K8)
+__device__ __forceinline__ void qa_gv_stream(float (&acc)[S][TT], uint4 (&w)[S][U], uint4 (&next)[S][U],
+                                             const uint4 *const (&row)[S], const X &x, int K8)
 {
     for (int c0 = 0; c0 < K8; c0 += 32 * U) {
-        uint4 next[S][U];
-        qa_gv_load(next, row, c0 + 32 * U, K8); /* all zeros after the last batch: no loads issued */
         qa_gv_fma<TT>(acc, w, x, c0, K8);
 #pragma unroll
         for (int s = 0; s < S; s++)
 #pragma unroll
             for (int u = 0; u < U; u++)
                 w[s][u] = next[s][u];
+        qa_gv_load(next, row, c0 + 64 * U, K8); /* all zeros past the end: no loads issued */
     }
 }
 

@@ -8,7 +8,7 @@
  *   K = 2048 FP32 comes from L2; 256 threads, as norm.cu uses for K >= 1024, so the same bits), rounds
  *   it to BF16 into shared memory as gemm.cu stages its input, and then each warp streams the BF16 weight
  *   rows of NG_ROWS outputs side by side with gemv.cu's warp loop (gemv.cuh), FP32 sums in its order per row.
- *   Launched with PDL (pdl.cuh): the first batch of weight loads is issued before the wait and the norm.
+ *   Launched with PDL (pdl.cuh): the first two batches of weight loads are issued before the wait and the norm.
  *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
  *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
@@ -76,8 +76,9 @@ struct ngemv_x {
 
 /* SILU == 0: output rows of seg[0..n) concatenated; each warp owns NG_ROWS consecutive rows of that list.
  * SILU != 0: each warp owns NG_SILU_ROWS rows j of both seg[0] (gate) and seg[1] (up) and writes silu(g)·u
- * to seg[0].y. The weight rows of a warp are streamed side by side (gemv.cuh); their first batch is loaded
- * before the PDL wait and the RMSNorm prologue, which it overlaps. At least 2 blocks per SM. */
+ * to seg[0].y. The weight rows of a warp are streamed side by side (gemv.cuh); their first two batches (all of
+ * them for K = 2048) are loaded before the PDL wait and the RMSNorm prologue, which they overlap. At least 2
+ * blocks per SM. */
 template <int TT, int SILU>
 __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_args a)
 {
@@ -97,8 +98,8 @@ __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_arg
             wr[S - R + r] = row[r].w ? (const uint4 *)up : NULL;
         }
     }
-    uint4 w[S][U];
-    qa_gv_load(w, wr, 0, K8); /* weights only before the wait (pdl.cuh) */
+    uint4 w[S][U], next[S][U];
+    qa_gv_first(w, next, wr, K8); /* weights only before the wait (pdl.cuh) */
     qa_pdl_wait();
     qa_pdl_trigger();
     for (int t = 0; t < TT; t++) /* every thread takes part: no early exit before this */
@@ -112,7 +113,7 @@ __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_arg
 #pragma unroll
         for (int t = 0; t < TT; t++)
             acc[r][t] = 0.f;
-    qa_gv_stream<TT>(acc, w, wr, ngemv_x{xs, K}, K8);
+    qa_gv_stream<TT>(acc, w, next, wr, ngemv_x{xs, K}, K8);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < R; r++) {
