@@ -164,25 +164,57 @@ template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARP
     }
 }
 
-/* out[h] = merge of the ns partials of query head blockIdx.x. */
+/* out[h] = merge of the ns partials of query head blockIdx.x: M = max_s m_s, f_s = e^(m_s - M),
+ * out = sum_s acc_s f_s / sum_s l_s f_s. Warp 0 reads the (m, l) of all slices at once and leaves f_s and l_s in
+ * shared memory; every thread then sums its columns over the slices in slice order with 8 slices' loads in flight
+ * (the loop this replaces waited on one L2 round trip per slice, twice: ~2 ns round trips per head). Same sums in
+ * the same order, so the same bits. At least one warp per block (the DH = 16 kernel too). */
 template <int DH> __global__ void dec_combine_kernel(dec_args a)
 {
+    static_assert(QA_CU_DEC_SPLITS <= 64, "warp 0 holds two slices per lane");
+    __shared__ float sf[QA_CU_DEC_SPLITS], sl[QA_CU_DEC_SPLITS];
     qa_pdl_wait(); /* the partials of dec_split_kernel */
     qa_pdl_trigger();
-    const int n = dec_keys(a), h = blockIdx.x;
+    const int n = dec_keys(a), h = blockIdx.x, lane = threadIdx.x & 31;
     int ns, chunk;
     dec_slices(n, &ns, &chunk);
     const float *pp = a.part + (size_t)h * QA_CU_DEC_SPLITS * (DH + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < ns; s++)
-        M = fmaxf(M, pp[(size_t)s * (DH + 2)]);
+    if (threadIdx.x < 32) {
+        float m[2], l[2], M = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int sl_i = lane + 32 * i;
+            m[i] = sl_i < ns ? pp[(size_t)sl_i * (DH + 2)] : -INFINITY;
+            l[i] = sl_i < ns ? pp[(size_t)sl_i * (DH + 2) + 1] : 0.f;
+            M = fmaxf(M, m[i]);
+        }
+        for (int o = 16; o > 0; o >>= 1)
+            M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            if (lane + 32 * i < ns) {
+                sf[lane + 32 * i] = expf(m[i] - M);
+                sl[lane + 32 * i] = l[i];
+            }
+    }
+    __syncthreads();
     for (int d = threadIdx.x; d < DH; d += blockDim.x) {
         float L = 0.f, A = 0.f;
-        for (int s = 0; s < ns; s++) {
-            const float *p = pp + (size_t)s * (DH + 2);
-            float f = expf(p[0] - M);
-            L += p[1] * f;
-            A += p[2 + d] * f;
+        int s = 0;
+        for (; s + 8 <= ns; s += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) /* issued together */
+                v[u] = pp[(size_t)(s + u) * (DH + 2) + 2 + d];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                L += sl[s + u] * sf[s + u];
+                A += v[u] * sf[s + u];
+            }
+        }
+        for (; s < ns; s++) {
+            L += sl[s] * sf[s];
+            A += pp[(size_t)s * (DH + 2) + 2 + d] * sf[s];
         }
         a.out[(size_t)h * DH + d] = A / L;
     }
@@ -195,7 +227,7 @@ template <int DH, int G> static cudaError_t launch(cudaStream_t s, const dec_arg
                               : qa_cu_launch(dec_split_kernel<DH, G, float>, grid, DEC_WARPS * 32, 0, s, a);
     if (err != cudaSuccess)
         return err;
-    return qa_cu_launch(dec_combine_kernel<DH>, a.H, DH < 128 ? DH : 128, 0, s, a);
+    return qa_cu_launch(dec_combine_kernel<DH>, a.H, DH < 32 ? 32 : DH < 128 ? DH : 128, 0, s, a);
 }
 
 /* The kernels of G query heads per kv head (qa_cu_attention_decode_supported: G is 1, 2, 4 or 8). */
