@@ -41,7 +41,7 @@ class Step:
         self.logits, self.tok, self.ids = g.empty((1, V)), g.empty(1, np.int32), g.empty(64, np.int32)
 
     def _weight(self, n, k):
-        return self.g.tensor((self.rng.standard_normal((n, k)) / k).astype(np.float32), BF16)
+        return self.g.tensor(self.rng.standard_normal((n, k), dtype=np.float32) / np.float32(k), BF16)
 
     def _cache(self):  # BF16 K or V rows of one layer, all CTX rows filled (attention reads rows 0..POS)
         return self.g.put(to_bf16_bits(self.rng.standard_normal((CTX, KD)).astype(np.float32)))
