@@ -30,9 +30,22 @@ __device__ __forceinline__ uint4 qa_gv_ld(const uint4 *p)
     return v;
 }
 
+/* The same load for the batches issued before the PDL wait. ptxas moves griddepcontrol.wait above weak loads (the
+ * read-only ones above included: it hoisted the wait to the top of the kernel, the loads after it), but not above
+ * a volatile (relaxed, system scope) load, so these are volatile: still 16 bytes each, not kept in L1. */
+__device__ __forceinline__ uint4 qa_gv_ld_early(const uint4 *p)
+{
+    uint4 v;
+    asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p)
+                 : "memory");
+    return v;
+}
+
 /* w[s][u] = chunk c0 + 32u + lane of row s (zeros past K8 chunks or for a NULL row: a warp past the last
- * output row, whose sums are never stored). */
-template <int S, int U>
+ * output row, whose sums are never stored). EARLY: loads that must stay before the PDL wait. */
+template <bool EARLY = false, int S, int U>
 __device__ __forceinline__ void qa_gv_load(uint4 (&w)[S][U], const uint4 *const (&row)[S], int c0, int K8)
 {
     const int lane = threadIdx.x & 31;
@@ -41,7 +54,8 @@ __device__ __forceinline__ void qa_gv_load(uint4 (&w)[S][U], const uint4 *const 
         const int c = c0 + 32 * u + lane;
 #pragma unroll
         for (int s = 0; s < S; s++)
-            w[s][u] = row[s] && c < K8 ? qa_gv_ld(row[s] + c) : make_uint4(0u, 0u, 0u, 0u);
+            w[s][u] = row[s] && c < K8 ? (EARLY ? qa_gv_ld_early(row[s] + c) : qa_gv_ld(row[s] + c))
+                                       : make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
@@ -78,8 +92,8 @@ __device__ __forceinline__ void qa_gv_fma(float (&acc)[S][TT], const uint4 (&w)[
 template <int S, int U>
 __device__ __forceinline__ void qa_gv_first(uint4 (&w)[S][U], uint4 (&next)[S][U], const uint4 *const (&row)[S], int K8)
 {
-    qa_gv_load(w, row, 0, K8);
-    qa_gv_load(next, row, 32 * U, K8);
+    qa_gv_load<true>(w, row, 0, K8);
+    qa_gv_load<true>(next, row, 32 * U, K8);
 }
 
 /* acc += the warp's S rows · x over all K8 chunks; w, next hold batches 0 and 1 on entry (qa_gv_first). Batch b + 2
