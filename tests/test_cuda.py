@@ -8,6 +8,7 @@ float64 reference 2e-2 (BF16 has 8 bits of mantissa). norm_mlp with BF16 weights
 rounds to BF16 for the down GEMM is FP32 on the GPU and float64 in the reference (test_norm_mlp says why).
 """
 import ctypes as C
+import json
 import math
 import os
 import subprocess
@@ -288,6 +289,85 @@ def test_norm_ops_decode_timing(g, rng):
         print(f"{what} T=1: fused {a:.1f} us ({nbytes / a / 1e3:.0f} GB/s), unfused {b:.1f} us "
               f"({nbytes / b / 1e3:.0f} GB/s)")
         assert a <= 1.2 * b, f"{what}: the fused op ({a:.1f} us) is slower than the sequence it replaces ({b:.1f} us)"
+
+
+# the ASR-1.7B decode widths (K 2048), K % 256 != 0 (gemv.cuh's warp loop ends on a partial batch of 8 chunks per
+# lane), K % 256 == 0 with three batches (6144: the down GEMV's K), and a K of fewer than 32 chunks
+@pytest.mark.parametrize("T,K", [(1, 2048), (4, 2048), (1, 2056), (2, 6144), (3, 200)])
+def test_decode_gemvs_against_float64(g, rng, T, K):
+    """Issue #6's GEMV kernels (gemv.cu, norm_gemm.cu on gemv.cuh) at the decode shapes: q/k/v norm_gemm, the
+    o-projection gemm accumulating into the residual, norm_mlp, and a wide head; float64 references from the same
+    BF16 operands (bounds as test_norm_gemm / test_norm_mlp / test_gemm_bias_gelu_accumulate)."""
+    skip_bf16_on_shim(BF16)
+    x = (rng.standard_normal((T, K)) * 3).astype(np.float32)
+    w = rng.standard_normal(K).astype(np.float32)
+    xp, wt = g.put(x), g.tensor(w)
+    Kn = min(K, 2056)  # output widths (K = 6144: the down GEMV's shape, N 2048, within the 512 MiB test block)
+    N = [Kn, Kn // 2, Kn // 2]
+    Ws = [(rng.standard_normal((n, K)) / np.sqrt(K)).astype(np.float32) for n in N]
+    ys = [g.empty((T, n)) for n in N]
+    Wt = [g.tensor(W, BF16) for W in Ws]
+    g.call("norm_gemm", (C.c_void_p * 3)(*ys), xp, wt, 1e-6, (C.POINTER(Tensor) * 3)(*[C.pointer(t) for t in Wt]),
+           (C.c_int64 * 3)(*N), 3, T, K, 0)
+    h = staged_norm(g, x, w, T, K)
+    for i in range(3):
+        assert_close_rel(g.get(ys[i], (T, N[i])), h @ bf16_round(Ws[i]).T.astype(np.float64), 1e-5, f"norm_gemm {i}")
+    No = 20000 if K == 2048 and T == 1 else Kn  # a head-like width: 2500 blocks of 8 warps
+    Wo = (rng.standard_normal((No, K)) / np.sqrt(K)).astype(np.float32)
+    y0 = rng.standard_normal((T, No)).astype(np.float32)
+    yo = g.put(y0)
+    g.call("gemm", yo, xp, g.tensor(Wo, BF16), None, T, K, No, 0, 1)
+    ref = y0 + bf16_round(x).astype(np.float64) @ bf16_round(Wo).T.astype(np.float64)
+    assert_close_rel(g.get(yo, (T, No)), ref, 1e-5, f"gemv accumulate N={No}")
+    Fm = 3 * Kn
+    Wg, Wu = ((rng.standard_normal((Fm, K)) / np.sqrt(K)).astype(np.float32) for _ in range(2))
+    Wd = (rng.standard_normal((K, Fm)) / np.sqrt(Fm)).astype(np.float32)
+    g.call("norm_mlp", xp, wt, 1e-6, g.tensor(Wg, BF16), g.tensor(Wu, BF16), g.tensor(Wd, BF16), g.empty((T, Fm)),
+           g.empty((T, Fm)), T, K, Fm)
+    delta = g.get(xp, (T, K)).astype(np.float64) - x
+    p = bf16_round(silu64(h @ bf16_round(Wg).T) * (h @ bf16_round(Wu).T)).astype(np.float64)
+    assert_close_rel(delta, p @ bf16_round(Wd).T, 3e-4, f"norm_mlp T={T} K={K}")
+
+
+DECODE_CHILD = r"""
+import sys
+sys.path.insert(0, {tests!r})
+import decode_layer
+decode_layer.main()
+"""
+
+
+def _decode_step_in_child(pdl):
+    """tests/decode_layer.py's timings and outputs in a fresh process, PDL on (QA_CUDA_PDL unset) or off."""
+    env = dict(os.environ)
+    env.pop("QA_CUDA_PDL", None)
+    if not pdl:
+        env["QA_CUDA_PDL"] = "0"
+    run = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=os.path.dirname(__file__))],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0 and "JSON " in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    return json.loads(run.stdout.split("JSON ", 1)[1])
+
+
+@gpu_only
+def test_decode_step_kernels_timing_with_and_without_pdl():
+    """Issue #6: the kernels of one ASR-1.7B decode step (tests/decode_layer.py: random BF16 weights, position 500,
+    each op recorded 24 times over 3 weight copies and replayed) with programmatic dependent launch (pdl.cuh, the
+    default) and with QA_CUDA_PDL=0. Prints µs and GB/s of weights per op, per layer and the step they add up to
+    (run with -s). PDL changes when kernels start, never what they compute: the layer's output must be the same
+    bits op by op, recorded, with and without it — a difference means a kernel read before its wait."""
+    on, off = _decode_step_in_child(True), _decode_step_in_child(False)
+    for name, (us, nbytes) in on["times"].items():
+        us0 = off["times"][name][0]
+        gbs = (lambda t: f" = {nbytes / t / 1e3:.0f} GB/s") if nbytes else (lambda t: "")
+        print(f"decode {name}: {us:.1f} us{gbs(us)} with PDL, {us0:.1f} us{gbs(us0)} without")
+    for what, run in (("with PDL", on), ("without PDL", off)):
+        t = run["times"]
+        step = 28 * t["layer (5 ops)"][0] + t["lm_head gemv"][0] + t["argmax_at"][0]
+        print(f"decode step {what} (28 layers + lm_head + argmax; embed, final norm not counted): "
+              f"{step / 1e3:.3f} ms/token (issue #6 target 1.5)")
+        np.testing.assert_array_equal(run["x_graph"], run["x_eager"], err_msg=f"recorded layer {what}")
+    np.testing.assert_array_equal(on["x_eager"], off["x_eager"], err_msg="layer with and without PDL")
 
 
 # ---- norms, positions, elementwise ---------------------------------------------------------------
@@ -1650,14 +1730,18 @@ np.savez({path!r}, **out)
 """
 
 
-def _generate_in_child(tmp_path, mode, folder, dtype, runs):
+def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True):
     """asr_generate results in a fresh process whose CUDA backend opened with QA_CUDA_GRAPH=mode
-    (None: unset, the default graph path) — the variable is read once, when the backend opens."""
-    path = str(tmp_path / f"gen-{mode}-{dtype}.npz")
+    (None: unset, the default graph path) — the variable is read once, when the backend opens — and
+    programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh)."""
+    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}.npz")
     env = dict(os.environ)
     env.pop("QA_CUDA_GRAPH", None)
+    env.pop("QA_CUDA_PDL", None)
     if mode is not None:
         env["QA_CUDA_GRAPH"] = mode
+    if not pdl:
+        env["QA_CUDA_PDL"] = "0"
     code = GEN_CHILD.format(tests=os.path.dirname(__file__), folder=folder, dtype=dtype, runs=runs, path=path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
@@ -1689,6 +1773,20 @@ def test_asr_graph_decoding_equals_plain_loop(tmp_path, dtype):
     if dtype == "float32":  # and the plain loop still matches transformers (test_asr_first_logits_and_greedy)
         i = GEN_RUNS.index(("punct_numbers", 12, 12))
         assert plain[f"ids{i}"].tolist() == npy("punct_numbers", "asr_greedy_ids.npy").tolist()
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_asr_decoding_same_without_pdl(tmp_path, dtype):
+    """pdl.cuh: programmatic dependent launch changes when the decode kernels start, not what they compute — the
+    recorded step and the plain loop give the same ids and first logits with it (default) and without it
+    (QA_CUDA_PDL=0). A difference means a kernel read its predecessor's output before its wait."""
+    folder = os.path.join(FIXTURES, "asr")
+    model("asr")
+    for mode in (None, "0"):
+        on = _generate_in_child(tmp_path, mode, folder, dtype, GEN_RUNS)
+        off = _generate_in_child(tmp_path, mode, folder, dtype, GEN_RUNS, pdl=False)
+        _assert_same_runs(on, off, GEN_RUNS, f"{dtype} QA_CUDA_GRAPH={mode} PDL on / off")
 
 
 @gpu_only

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "ops.cuh"
+#include "pdl.cuh"
 
 #define THREADS 256
 
@@ -101,6 +102,8 @@ __device__ __forceinline__ void step_store(int32_t *ids, const int32_t *state, i
 __global__ void argmax_kernel(int32_t *idx, float *prob, const float *x, int N, qa_cu_suppress sup,
                               const int32_t *state, int32_t *ids, int cap)
 {
+    qa_pdl_wait(); /* launched with PDL (pdl.cuh), as the two below */
+    qa_pdl_trigger();
     step_suppress(sup, state);
     float m, s;
     int best;
@@ -117,6 +120,8 @@ __global__ void argmax_kernel(int32_t *idx, float *prob, const float *x, int N, 
 __global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int N, int slice, qa_cu_suppress sup,
                                     const int32_t *state)
 {
+    qa_pdl_wait();
+    qa_pdl_trigger();
     step_suppress(sup, state);
     const int p = blockIdx.x, r = blockIdx.y, lo = p * slice, hi = min(N, lo + slice);
     float m, s;
@@ -130,6 +135,8 @@ __global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int
 __global__ void argmax_fold_kernel(int32_t *idx, float *prob, const qa_cu_argmax_part *part, int P, int N,
                                    const int32_t *state, int32_t *ids, int cap)
 {
+    qa_pdl_wait();
+    qa_pdl_trigger();
     const int r = blockIdx.x, lane = threadIdx.x;
     const qa_cu_argmax_part *pr = part + (size_t)r * P;
     float bv = -INFINITY;
@@ -180,13 +187,11 @@ qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x
     if (need && R <= 64 && work && need <= work_bytes) {
         int P = (N + QA_CU_ARGMAX_SLICE - 1) / QA_CU_ARGMAX_SLICE;
         qa_cu_argmax_part *part = (qa_cu_argmax_part *)work;
-        argmax_split_kernel<<<dim3(P, R), THREADS, 0, s>>>(part, x, N, QA_CU_ARGMAX_SLICE, *sup, state);
-        QA_LAUNCH_CHECK(e);
-        argmax_fold_kernel<<<R, 32, 0, s>>>(idx, prob, part, P, N, state, ids, cap);
-        QA_LAUNCH_CHECK(e);
+        QA_CUDA_CHECK(e, qa_cu_launch(argmax_split_kernel, dim3(P, R), THREADS, 0, s, part, x, N, QA_CU_ARGMAX_SLICE,
+                                      *sup, state));
+        QA_CUDA_CHECK(e, qa_cu_launch(argmax_fold_kernel, R, 32, 0, s, idx, prob, part, P, N, state, ids, cap));
         return QA_OK;
     }
-    argmax_kernel<<<R, THREADS, 0, s>>>(idx, prob, x, N, *sup, state, ids, cap);
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, qa_cu_launch(argmax_kernel, R, THREADS, 0, s, idx, prob, x, N, *sup, state, ids, cap));
     return QA_OK;
 }

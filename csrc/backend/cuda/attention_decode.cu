@@ -13,12 +13,14 @@
  * and the device-position call (STEPS / GRAPH: n = pos[0] + 1 read by the kernel, the grid sized for
  * QA_CU_DEC_SPLITS slices, blocks past ns exit at once) add the same numbers in the same order.
  * Causal decode only: the query sits at position n - 1 and sees keys 0 .. n-1 (MODEL_FACTS §5).
+ * Both kernels are launched with PDL (pdl.cuh) and wait before reading anything.
  * K / V: FP32 or a BF16 KV cache (template parameter KV: half the bytes a step reads, the math stays
  * FP32 since BF16 -> FP32 is exact).
  */
 #include <math.h>
 
 #include "ops.cuh"
+#include "pdl.cuh"
 
 #define DEC_WARPS 4
 #define DEC_KB 4        /* keys per warp per round */
@@ -108,6 +110,8 @@ template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARP
     constexpr int C = (DH + 31) / 32;
     __shared__ float sml[DEC_WARPS][G][2];
     __shared__ float sacc[DEC_WARPS][G][DH];
+    qa_pdl_wait(); /* launched with PDL (pdl.cuh): q, the cache rows and the position come from earlier kernels */
+    qa_pdl_trigger();
     const int n = dec_keys(a), s = blockIdx.x;
     int ns, chunk;
     dec_slices(n, &ns, &chunk);
@@ -160,46 +164,80 @@ template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARP
     }
 }
 
-/* out[h] = merge of the ns partials of query head blockIdx.x. */
+/* out[h] = merge of the ns partials of query head blockIdx.x: M = max_s m_s, f_s = e^(m_s - M),
+ * out = sum_s acc_s f_s / sum_s l_s f_s. Warp 0 reads the (m, l) of all slices at once and leaves f_s and l_s in
+ * shared memory; every thread then sums its columns over the slices in slice order with 8 slices' loads in flight
+ * (the loop this replaces waited on one L2 round trip per slice, twice: ~2 ns round trips per head). Same sums in
+ * the same order, so the same bits. At least one warp per block (the DH = 16 kernel too). */
 template <int DH> __global__ void dec_combine_kernel(dec_args a)
 {
-    const int n = dec_keys(a), h = blockIdx.x;
+    static_assert(QA_CU_DEC_SPLITS <= 64, "warp 0 holds two slices per lane");
+    __shared__ float sf[QA_CU_DEC_SPLITS], sl[QA_CU_DEC_SPLITS];
+    qa_pdl_wait(); /* the partials of dec_split_kernel */
+    qa_pdl_trigger();
+    const int n = dec_keys(a), h = blockIdx.x, lane = threadIdx.x & 31;
     int ns, chunk;
     dec_slices(n, &ns, &chunk);
     const float *pp = a.part + (size_t)h * QA_CU_DEC_SPLITS * (DH + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < ns; s++)
-        M = fmaxf(M, pp[(size_t)s * (DH + 2)]);
+    if (threadIdx.x < 32) {
+        float m[2], l[2], M = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int sl_i = lane + 32 * i;
+            m[i] = sl_i < ns ? pp[(size_t)sl_i * (DH + 2)] : -INFINITY;
+            l[i] = sl_i < ns ? pp[(size_t)sl_i * (DH + 2) + 1] : 0.f;
+            M = fmaxf(M, m[i]);
+        }
+        for (int o = 16; o > 0; o >>= 1)
+            M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            if (lane + 32 * i < ns) {
+                sf[lane + 32 * i] = expf(m[i] - M);
+                sl[lane + 32 * i] = l[i];
+            }
+    }
+    __syncthreads();
     for (int d = threadIdx.x; d < DH; d += blockDim.x) {
         float L = 0.f, A = 0.f;
-        for (int s = 0; s < ns; s++) {
-            const float *p = pp + (size_t)s * (DH + 2);
-            float f = expf(p[0] - M);
-            L += p[1] * f;
-            A += p[2 + d] * f;
+        int s = 0;
+        for (; s + 8 <= ns; s += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) /* issued together */
+                v[u] = pp[(size_t)(s + u) * (DH + 2) + 2 + d];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                L += sl[s + u] * sf[s + u];
+                A += v[u] * sf[s + u];
+            }
+        }
+        for (; s < ns; s++) {
+            L += sl[s] * sf[s];
+            A += pp[(size_t)s * (DH + 2) + 2 + d] * sf[s];
         }
         a.out[(size_t)h * DH + d] = A / L;
     }
 }
 
-template <int DH, int G> static void launch(cudaStream_t s, const dec_args &a, int kv_bf16, int grid_splits)
+template <int DH, int G> static cudaError_t launch(cudaStream_t s, const dec_args &a, int kv_bf16, int grid_splits)
 {
     dim3 grid(grid_splits, a.Hk);
-    if (kv_bf16)
-        dec_split_kernel<DH, G, __nv_bfloat16><<<grid, DEC_WARPS * 32, 0, s>>>(a);
-    else
-        dec_split_kernel<DH, G, float><<<grid, DEC_WARPS * 32, 0, s>>>(a);
-    dec_combine_kernel<DH><<<a.H, DH < 128 ? DH : 128, 0, s>>>(a);
+    cudaError_t err = kv_bf16 ? qa_cu_launch(dec_split_kernel<DH, G, __nv_bfloat16>, grid, DEC_WARPS * 32, 0, s, a)
+                              : qa_cu_launch(dec_split_kernel<DH, G, float>, grid, DEC_WARPS * 32, 0, s, a);
+    if (err != cudaSuccess)
+        return err;
+    return qa_cu_launch(dec_combine_kernel<DH>, a.H, DH < 32 ? 32 : DH < 128 ? DH : 128, 0, s, a);
 }
 
-template <int DH> static int launch_g(cudaStream_t s, const dec_args &a, int G, int kv_bf16, int grid_splits)
+/* The kernels of G query heads per kv head (qa_cu_attention_decode_supported: G is 1, 2, 4 or 8). */
+template <int DH> static cudaError_t launch_g(cudaStream_t s, const dec_args &a, int G, int kv_bf16, int grid_splits)
 {
     switch (G) {
-    case 1: launch<DH, 1>(s, a, kv_bf16, grid_splits); return 1;
-    case 2: launch<DH, 2>(s, a, kv_bf16, grid_splits); return 1;
-    case 4: launch<DH, 4>(s, a, kv_bf16, grid_splits); return 1;
-    case 8: launch<DH, 8>(s, a, kv_bf16, grid_splits); return 1;
-    default: return 0;
+    case 1: return launch<DH, 1>(s, a, kv_bf16, grid_splits);
+    case 2: return launch<DH, 2>(s, a, kv_bf16, grid_splits);
+    case 4: return launch<DH, 4>(s, a, kv_bf16, grid_splits);
+    default: return launch<DH, 8>(s, a, kv_bf16, grid_splits);
     }
 }
 
@@ -224,12 +262,13 @@ qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, con
     int splits = pos ? (max_kv + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS : (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
     splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;
     int G = H / Hk;
+    cudaError_t err;
     switch (Dh) {
-    case 16: launch_g<16>(s, a, G, kv_bf16, splits); break;
-    case 32: launch_g<32>(s, a, G, kv_bf16, splits); break;
-    case 64: launch_g<64>(s, a, G, kv_bf16, splits); break;
-    default: launch_g<128>(s, a, G, kv_bf16, splits); break;
+    case 16: err = launch_g<16>(s, a, G, kv_bf16, splits); break;
+    case 32: err = launch_g<32>(s, a, G, kv_bf16, splits); break;
+    case 64: err = launch_g<64>(s, a, G, kv_bf16, splits); break;
+    default: err = launch_g<128>(s, a, G, kv_bf16, splits); break;
     }
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, err);
     return QA_OK;
 }

@@ -7,10 +7,13 @@
  * are gathered the same way by the engine.
  */
 #include "ops.cuh"
+#include "pdl.cuh"
 
 template <typename W>
 __global__ void embed_kernel(float *out, const W *table, const int32_t *ids, int T, int D, int V, int *bad)
 {
+    qa_pdl_wait(); /* launched with PDL (pdl.cuh): ids (and a gathered activation "table") come from earlier kernels */
+    qa_pdl_trigger();
     int t = blockIdx.x;
     int id = ids[t];
     float *o = out + (size_t)t * D;
@@ -33,9 +36,10 @@ qa_status qa_cu_embed(cudaStream_t s, float *out, const void *table, qa_dtype wt
     if (T <= 0)
         return QA_OK;
     if (wt == QA_BF16)
-        embed_kernel<<<T, 256, 0, s>>>(out, (const __nv_bfloat16 *)table, ids, T, D, V, bad);
+        QA_CUDA_CHECK(e, qa_cu_launch(embed_kernel<__nv_bfloat16>, T, 256, 0, s, out,
+                                      (const __nv_bfloat16 *)table, ids, T, D, V, bad));
     else
-        embed_kernel<<<T, 256, 0, s>>>(out, (const float *)table, ids, T, D, V, bad);
-    QA_LAUNCH_CHECK(e);
+        QA_CUDA_CHECK(e, qa_cu_launch(embed_kernel<float>, T, 256, 0, s, out, (const float *)table, ids, T, D, V,
+                                      bad));
     return QA_OK;
 }

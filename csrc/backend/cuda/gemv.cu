@@ -3,46 +3,56 @@
  * Contract: ops.cuh (qa_cu_gemv_bf16). With one to four rows a Linear layer is a pass over its weights:
  * the floor is the bytes of W over HBM bandwidth. cuBLAS's GemmEx picks tile kernels for n = 1 that
  * reached a fifth of that on the H200 (bench/gpu_profile.py: 27.7 us for a 14 MB matrix). Here one
- * warp owns one output column n: its lanes stream W's row with 16-byte loads (8 BF16 each, a warp
- * reads 512 contiguous bytes) and FMA them against x, which every warp re-reads through L1 (at most
- * 4 x 6144 floats). x is rounded to BF16 first, as gemm.cu stages it for cuBLAS, so the products are
- * the same; accumulation is FP32 (order differs from cuBLAS: last-bit differences only).
+ * warp owns one output column n: its lanes stream W's row with 16-byte loads, eight per lane in flight
+ * and the next eight issued before those are used (gemv.cuh), and FMA them against x, which every warp
+ * re-reads through L1 (at most 4 x 6144 floats). x is rounded to BF16 first, as gemm.cu stages it for
+ * cuBLAS, so the products are the same; accumulation is FP32 (order differs from cuBLAS: last-bit
+ * differences only). Launched with PDL (pdl.cuh): a warp's first weight loads overlap the previous kernel.
  */
-#include "ops.cuh"
+#include "gemv.cuh"
 
 #define WARPS 8
 
 __device__ __forceinline__ float bf16r(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
+/* x rows from global memory (every warp of the grid re-reads them: L1 / L2 hits), rounded to BF16. Plain loads,
+ * not the read-only path (__ldg): x is written by the kernel before this one, which may still run when this one
+ * starts (PDL), so x is not read-only for this kernel's lifetime as ld.global.nc requires. */
+struct gemv_x {
+    const float *x;
+    int ldx;
+    __device__ __forceinline__ void get(int t, int c, float f[8]) const
+    {
+        const float4 *p = (const float4 *)(x + (size_t)t * ldx) + 2 * c;
+        float4 a = p[0], b = p[1];
+        f[0] = bf16r(a.x), f[1] = bf16r(a.y), f[2] = bf16r(a.z), f[3] = bf16r(a.w);
+        f[4] = bf16r(b.x), f[5] = bf16r(b.y), f[6] = bf16r(b.z), f[7] = bf16r(b.w);
+    }
+};
+
+/* One warp per output column n, QA_GV_BATCH chunks of its weight row per batch (gemv.cuh). Launched with PDL
+ * (pdl.cuh): the first two batches of weights are loaded before the wait. At least 2 blocks per SM (<= 128
+ * registers). */
 template <int TT>
-__global__ void __launch_bounds__(WARPS * 32) gemv_bf16_kernel(float *y, int ldy, const float *x, int ldx,
-                                                                const __nv_bfloat16 *W, int N, int K, float beta)
+__global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_kernel(float *y, int ldy, const float *x, int ldx,
+                                                                   const __nv_bfloat16 *W, int N, int K, float beta)
 {
-    const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31, n = blockIdx.x * WARPS + (threadIdx.x >> 5), K8 = K / 8;
+    const uint4 *const row[1] = {n < N ? (const uint4 *)(W + (size_t)n * K) : NULL};
+    uint4 w[1][QA_GV_BATCH], next[1][QA_GV_BATCH];
+    qa_gv_first(w, next, row, K8);
+    qa_pdl_wait();
+    qa_pdl_trigger();
     if (n >= N)
         return;
-    const __nv_bfloat16 *w = W + (size_t)n * K;
-    float acc[TT];
+    float acc[1][TT];
 #pragma unroll
     for (int t = 0; t < TT; t++)
-        acc[t] = 0.f;
-    /* vector part: K is a multiple of 8 and rows are 16-byte aligned (checked by the launcher) */
-    const int K8 = K / 8;
-#pragma unroll 4
-    for (int c = lane; c < K8; c += 32) {
-        float wf[8];
-        qa_bf16x8(__ldg((const uint4 *)w + c), wf);
-#pragma unroll
-        for (int t = 0; t < TT; t++) {
-            const float4 *xv = (const float4 *)(x + (size_t)t * ldx) + 2 * c;
-            float4 a = __ldg(xv), b = __ldg(xv + 1);
-            acc[t] += wf[0] * bf16r(a.x) + wf[1] * bf16r(a.y) + wf[2] * bf16r(a.z) + wf[3] * bf16r(a.w) +
-                      wf[4] * bf16r(b.x) + wf[5] * bf16r(b.y) + wf[6] * bf16r(b.z) + wf[7] * bf16r(b.w);
-        }
-    }
+        acc[0][t] = 0.f;
+    qa_gv_stream<TT>(acc, w, next, row, gemv_x{x, ldx}, K8);
 #pragma unroll
     for (int t = 0; t < TT; t++) {
-        float s = qa_warp_sum(acc[t]);
+        float s = qa_warp_sum(acc[0][t]);
         if (lane == 0) {
             float *o = y + (size_t)t * ldy + n;
             *o = beta != 0.f ? s + beta * *o : s;
@@ -65,12 +75,13 @@ qa_status qa_cu_gemv_bf16(cudaStream_t s, float *y, int ldy, const float *x, int
         return QA_OK;
     dim3 grid(qa_cuda_blocks((size_t)N, WARPS)), block(WARPS * 32);
     const __nv_bfloat16 *w = (const __nv_bfloat16 *)W;
+    cudaError_t err;
     switch (T) {
-    case 1: gemv_bf16_kernel<1><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, N, K, beta); break;
-    case 2: gemv_bf16_kernel<2><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, N, K, beta); break;
-    case 3: gemv_bf16_kernel<3><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, N, K, beta); break;
-    default: gemv_bf16_kernel<4><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, N, K, beta); break;
+    case 1: err = qa_cu_launch(gemv_bf16_kernel<1>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
+    case 2: err = qa_cu_launch(gemv_bf16_kernel<2>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
+    case 3: err = qa_cu_launch(gemv_bf16_kernel<3>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
+    default: err = qa_cu_launch(gemv_bf16_kernel<4>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
     }
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, err);
     return QA_OK;
 }

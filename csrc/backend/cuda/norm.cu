@@ -9,6 +9,7 @@
  * RMSNorm also writes BF16 rows: the staged operand of the GEMMs behind it (norm_gemm.cu).
  */
 #include "ops.cuh"
+#include "pdl.cuh"
 
 #define ROWS_PER_BLOCK 4 /* 4 warps per block, one row each */
 
@@ -115,24 +116,27 @@ __global__ void rmsnorm_kernel(O *out, const float *x, const W *w, int R, int D,
 }
 
 /* One block per row, float4 loads: a decode step's rows (one row of 2048, or 16 heads of 128) left the
- * warp-per-row kernel waiting on 64 dependent loads per lane (~20 us per call on an H200). */
+ * warp-per-row kernel waiting on 64 dependent loads per lane (~20 us per call on an H200). Launched with PDL
+ * (pdl.cuh): the decode step's final norm lets the lm_head GEMV behind it start loading its weights. */
 template <typename W, typename O>
 __global__ void rmsnorm_row_kernel(O *out, const float *x, const W *w, int D, float eps)
 {
     __shared__ float part[32];
+    qa_pdl_wait();
+    qa_pdl_trigger();
     qa_rmsnorm_row(out + (size_t)blockIdx.x * D, x + (size_t)blockIdx.x * D, w, D, eps, part);
 }
 
 template <typename W, typename O>
-static void rmsnorm_launch(cudaStream_t s, O *out, const float *x, const W *w, int R, int D, float eps)
+static cudaError_t rmsnorm_launch(cudaStream_t s, O *out, const float *x, const W *w, int R, int D, float eps)
 {
     if (D % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & (4 * sizeof(O) - 1)) == 0) {
         int threads = (D / 4 + 31) / 32 * 32;
-        rmsnorm_row_kernel<<<R, threads < 256 ? threads : 256, 0, s>>>(out, x, w, D, eps);
-        return;
+        return qa_cu_launch(rmsnorm_row_kernel<W, O>, R, threads < 256 ? threads : 256, 0, s, out, x, w, D, eps);
     }
     dim3 block(32, ROWS_PER_BLOCK), grid(qa_cuda_blocks((size_t)R, ROWS_PER_BLOCK));
     rmsnorm_kernel<<<grid, block, 0, s>>>(out, x, w, R, D, eps);
+    return cudaGetLastError();
 }
 
 qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e)
@@ -176,10 +180,9 @@ qa_status qa_cu_rmsnorm(cudaStream_t s, float *out, const float *x, const void *
     if (R <= 0)
         return QA_OK;
     if (wt == QA_BF16)
-        rmsnorm_launch(s, out, x, (const __nv_bfloat16 *)w, R, D, eps);
+        QA_CUDA_CHECK(e, rmsnorm_launch(s, out, x, (const __nv_bfloat16 *)w, R, D, eps));
     else
-        rmsnorm_launch(s, out, x, (const float *)w, R, D, eps);
-    QA_LAUNCH_CHECK(e);
+        QA_CUDA_CHECK(e, rmsnorm_launch(s, out, x, (const float *)w, R, D, eps));
     return QA_OK;
 }
 
@@ -188,7 +191,6 @@ qa_status qa_cu_rmsnorm_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x,
 {
     if (R <= 0)
         return QA_OK;
-    rmsnorm_launch(s, out, x, w, R, D, eps);
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, rmsnorm_launch(s, out, x, w, R, D, eps));
     return QA_OK;
 }

@@ -7,7 +7,8 @@
  *   weights of the call. Every block normalises the rows itself with norm.cu's row code (the row of
  *   K = 2048 FP32 comes from L2; 256 threads, as norm.cu uses for K >= 1024, so the same bits), rounds
  *   it to BF16 into shared memory as gemm.cu stages its input, and then each warp streams the BF16 weight
- *   rows of NG_ROWS outputs side by side with 16-byte loads, FP32 sums in gemv.cu's order per row.
+ *   rows of NG_ROWS outputs side by side with gemv.cu's warp loop (gemv.cuh), FP32 sums in its order per row.
+ *   Launched with PDL (pdl.cuh): the first two batches of weight loads are issued before the wait and the norm.
  *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
  *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
@@ -20,10 +21,15 @@
 #include <string.h>
 
 #include "cuda_ctx.cuh"
+#include "gemv.cuh"
 #include "ops.cuh"
 
 #define NG_WARPS 8 /* 256 threads: norm.cu's row kernel's block size for K >= 1024 */
-#define NG_ROWS 2  /* output rows per warp: each block normalises x again, so fewer blocks read less of L2 */
+/* Output rows per warp: each block normalises x again, so fewer blocks read less of L2. norm_mlp streams the
+ * gate and the up row of each output, so one output row per warp is already two weight rows (and 3x as
+ * many blocks as q/k/v: finer load balance over the SMs for the 50 MB of gate / up). */
+#define NG_ROWS 2
+#define NG_SILU_ROWS 1
 #define NG_SMEM_BYTES (48 << 10) /* the normalised rows in shared memory without an opt-in */
 
 typedef struct ngemv_args {
@@ -33,22 +39,6 @@ typedef struct ngemv_args {
     float eps, beta;
     int K;
 } ngemv_args;
-
-/* acc[t] += W row chunk c (8 BF16) · normalised row t chunk c, gemv.cu's expression order. */
-template <int TT>
-__device__ __forceinline__ void ngemv_fma8(float (&acc)[TT], const __nv_bfloat16 *wrow, const __nv_bfloat16 *xs,
-                                           int K, int c)
-{
-    float wf[8];
-    qa_bf16x8(__ldg((const uint4 *)wrow + c), wf);
-#pragma unroll
-    for (int t = 0; t < TT; t++) {
-        float xf[8];
-        qa_bf16x8(((const uint4 *)(xs + t * K))[c], xf);
-        acc[t] += wf[0] * xf[0] + wf[1] * xf[1] + wf[2] * xf[2] + wf[3] * xf[3] + wf[4] * xf[4] + wf[5] * xf[5] +
-                  wf[6] * xf[6] + wf[7] * xf[7];
-    }
-}
 
 /* Output row j of the list of seg[0..n) rows concatenated: its weight row (w NULL past the end), output, width
  * and index within its weight. Unrolled, so the arguments stay in the parameter bank (no local copy for a
@@ -74,47 +64,59 @@ __device__ __forceinline__ ngemv_row ngemv_find(const ngemv_args &a, int n, int 
     return r;
 }
 
+/* The normalised rows in shared memory, BF16 [TT, K] (x of the warp loop in gemv.cuh). */
+struct ngemv_x {
+    const __nv_bfloat16 *xs;
+    int K;
+    __device__ __forceinline__ void get(int t, int c, float f[8]) const
+    {
+        qa_bf16x8(((const uint4 *)(xs + (size_t)t * K))[c], f);
+    }
+};
+
 /* SILU == 0: output rows of seg[0..n) concatenated; each warp owns NG_ROWS consecutive rows of that list.
- * SILU != 0: each warp owns NG_ROWS rows j of both seg[0] (gate) and seg[1] (up) and writes silu(g)·u to
- * seg[0].y. The rows of a warp are streamed side by side (more loads in flight per warp). */
+ * SILU != 0: each warp owns NG_SILU_ROWS rows j of both seg[0] (gate) and seg[1] (up) and writes silu(g)·u
+ * to seg[0].y. The weight rows of a warp are streamed side by side (gemv.cuh); their first two batches (all of
+ * them for K = 2048) are loaded before the PDL wait and the RMSNorm prologue, which they overlap. At least 2
+ * blocks per SM. */
 template <int TT, int SILU>
-__global__ void __launch_bounds__(NG_WARPS * 32) ngemv_kernel(const ngemv_args a)
+__global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_args a)
 {
+    constexpr int R = SILU ? NG_SILU_ROWS : NG_ROWS, S = SILU ? 2 * R : R, U = QA_GV_BATCH / S;
     extern __shared__ __align__(16) unsigned char ng_smem[];
     __shared__ float part[32];
     __nv_bfloat16 *xs = (__nv_bfloat16 *)ng_smem; /* [TT, K] */
-    const int K = a.K;
+    const int K = a.K, K8 = K / 8, first = (blockIdx.x * NG_WARPS + (threadIdx.x >> 5)) * R;
+    ngemv_row row[R];
+    const uint4 *wr[S];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        row[r] = ngemv_find(a, SILU ? 1 : a.n, first + r);
+        wr[r] = (const uint4 *)row[r].w;
+        if (SILU) { /* the up row of the same output, streamed after the R gate rows */
+            const __nv_bfloat16 *up = (const __nv_bfloat16 *)a.seg[1].W + (size_t)row[r].j * K;
+            wr[S - R + r] = row[r].w ? (const uint4 *)up : NULL;
+        }
+    }
+    uint4 w[S][U], next[S][U];
+    qa_gv_first(w, next, wr, K8); /* weights only before the wait (pdl.cuh) */
+    qa_pdl_wait();
+    qa_pdl_trigger();
     for (int t = 0; t < TT; t++) /* every thread takes part: no early exit before this */
         qa_rmsnorm_row(xs + t * K, a.x + (size_t)t * K, a.w, K, a.eps, part);
     __syncthreads();
-
-    const int lane = threadIdx.x & 31, K8 = K / 8, first = (blockIdx.x * NG_WARPS + (threadIdx.x >> 5)) * NG_ROWS;
-    ngemv_row row[NG_ROWS];
-    const __nv_bfloat16 *wu[NG_ROWS];
-    float acc[NG_ROWS][TT], acc_up[NG_ROWS][TT];
-#pragma unroll
-    for (int r = 0; r < NG_ROWS; r++) {
-        row[r] = ngemv_find(a, SILU ? 1 : a.n, first + r);
-        wu[r] = SILU && row[r].w ? (const __nv_bfloat16 *)a.seg[1].W + (size_t)row[r].j * K : NULL;
-#pragma unroll
-        for (int t = 0; t < TT; t++)
-            acc[r][t] = acc_up[r][t] = 0.f;
-    }
     if (!row[0].w) /* the rows of a warp are consecutive: none left */
         return;
-#pragma unroll 4
-    for (int c = lane; c < K8; c += 32) {
+    float acc[S][TT];
 #pragma unroll
-        for (int r = 0; r < NG_ROWS; r++) {
-            if (!row[r].w)
-                continue;
-            ngemv_fma8<TT>(acc[r], row[r].w, xs, K, c);
-            if (SILU)
-                ngemv_fma8<TT>(acc_up[r], wu[r], xs, K, c);
-        }
-    }
+    for (int r = 0; r < S; r++)
 #pragma unroll
-    for (int r = 0; r < NG_ROWS; r++) {
+        for (int t = 0; t < TT; t++)
+            acc[r][t] = 0.f;
+    qa_gv_stream<TT>(acc, w, next, wr, ngemv_x{xs, K}, K8);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
         if (!row[r].w)
             continue;
 #pragma unroll
@@ -122,7 +124,7 @@ __global__ void __launch_bounds__(NG_WARPS * 32) ngemv_kernel(const ngemv_args a
             float g = qa_warp_sum(acc[r][t]);
             float *o = row[r].y + (size_t)t * row[r].N + row[r].j;
             if (SILU) {
-                float u = qa_warp_sum(acc_up[r][t]);
+                float u = qa_warp_sum(acc[S - R + r][t]);
                 if (lane == 0)
                     *o = g / (1.0f + expf(-g)) * u; /* act.cu silu_mul */
             } else if (lane == 0) {
@@ -143,14 +145,15 @@ int qa_cu_norm_gemv_fits(const float *x, const void *const W[], int n, int T, in
     return 1;
 }
 
-template <int SILU> static void ngemv_launch(cudaStream_t s, const ngemv_args &a, int T, unsigned blocks)
+template <int SILU> static cudaError_t ngemv_launch(cudaStream_t s, const ngemv_args &a, int T, size_t rows)
 {
     size_t smem = (size_t)T * a.K * sizeof(__nv_bfloat16);
+    dim3 grid(qa_cuda_blocks(rows, NG_WARPS * (SILU ? NG_SILU_ROWS : NG_ROWS))), block(NG_WARPS * 32);
     switch (T) {
-    case 1: ngemv_kernel<1, SILU><<<blocks, NG_WARPS * 32, smem, s>>>(a); break;
-    case 2: ngemv_kernel<2, SILU><<<blocks, NG_WARPS * 32, smem, s>>>(a); break;
-    case 3: ngemv_kernel<3, SILU><<<blocks, NG_WARPS * 32, smem, s>>>(a); break;
-    default: ngemv_kernel<4, SILU><<<blocks, NG_WARPS * 32, smem, s>>>(a); break;
+    case 1: return qa_cu_launch(ngemv_kernel<1, SILU>, grid, block, smem, s, a);
+    case 2: return qa_cu_launch(ngemv_kernel<2, SILU>, grid, block, smem, s, a);
+    case 3: return qa_cu_launch(ngemv_kernel<3, SILU>, grid, block, smem, s, a);
+    default: return qa_cu_launch(ngemv_kernel<4, SILU>, grid, block, smem, s, a);
     }
 }
 
@@ -182,11 +185,7 @@ qa_status qa_cu_norm_gemv(cudaStream_t s, const qa_cu_ngemv_seg *seg, int n, int
     a.eps = eps;
     a.beta = beta;
     a.K = K;
-    if (silu)
-        ngemv_launch<1>(s, a, T, qa_cuda_blocks(rows, NG_WARPS * NG_ROWS));
-    else
-        ngemv_launch<0>(s, a, T, qa_cuda_blocks(rows, NG_WARPS * NG_ROWS));
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, silu ? ngemv_launch<1>(s, a, T, rows) : ngemv_launch<0>(s, a, T, rows));
     return QA_OK;
 }
 

@@ -12,13 +12,15 @@
  * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
  * q is done in place and kdst == k / vdst == v (FP32, position 0 onwards) is safe.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
- * attention_decode.cu's). Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over
- * each head before RoPE; torch's .to(torch.bfloat16) for the BF16 rows (round to nearest even).
+ * attention_decode.cu's). Launched with PDL (pdl.cuh): it waits for the q / k / v GEMV before reading.
+ * Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over each head before RoPE;
+ * torch's .to(torch.bfloat16) for the BF16 rows (round to nearest even).
  */
 #include <math.h>
 #include <string.h>
 
 #include "ops.cuh"
+#include "pdl.cuh"
 
 /* RoPE frequencies, rounded as transformers' Qwen3RotaryEmbedding does: inv_freq = 1 / theta^(fp32(2i) / Dh)
  * with the power rounded once to fp32 — the CPU backend's expression (cpu/rope.c), on the host, once per
@@ -87,6 +89,8 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     const int NH = a.H + 2 * a.Hk, Dh = a.Dh, KD = a.Hk * Dh, t = blockIdx.x;
     const int hpb = (NH + gridDim.y - 1) / gridDim.y, j0 = blockIdx.y * hpb, j1 = min(NH, j0 + hpb);
+    qa_pdl_wait(); /* launched with PDL (pdl.cuh): everything below reads the previous kernels' outputs */
+    qa_pdl_trigger();
     const int p = (a.pos_dev ? *a.pos_dev : a.pos0) + t;
     for (int i = threadIdx.x; i < Dh / 2; i += blockDim.x) {
         /* one fp32 product fp32(p) * inv_freq (the position_ids matmul); accurate cosf / sinf: angles reach
@@ -137,10 +141,7 @@ qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int k
     dim3 grid((unsigned)T, (unsigned)((NH + warps * hpw - 1) / (warps * hpw)));
     if (grid.y > 65535u)
         return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: %d heads per row exceed the grid", NH);
-    if (kv_bf16)
-        qkv_prep_kernel<__nv_bfloat16><<<grid, warps * 32, 0, s>>>(a);
-    else
-        qkv_prep_kernel<float><<<grid, warps * 32, 0, s>>>(a);
-    QA_LAUNCH_CHECK(e);
+    QA_CUDA_CHECK(e, kv_bf16 ? qa_cu_launch(qkv_prep_kernel<__nv_bfloat16>, grid, warps * 32, 0, s, a)
+                             : qa_cu_launch(qkv_prep_kernel<float>, grid, warps * 32, 0, s, a));
     return QA_OK;
 }
