@@ -587,7 +587,7 @@ def test_conv2d_gelu(g, rng, wdt):
     b = rng.standard_normal(Cout).astype(np.float32)
     Ho, Wo = (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1
     y = g.empty((N, Cout, Ho, Wo))
-    g.call("conv2d", y, g.put(x), g.tensor(w, wdt), g.tensor(b), N, Cin, Hi, Wi, Cout, 1)
+    g.call("conv2d", y, g.put(x), None, g.tensor(w, wdt), g.tensor(b), N, Cin, Hi, Wi, Cout, 1)
     xr, wr = (bf16_round(x), bf16_round(w)) if wdt == BF16 else (x, w)
     assert_close_rel(g.get(y, (N, Cout, Ho, Wo)), gelu(conv_ref(xr, wr, b)), 1e-5, f"conv2d w={wdt}")
 
@@ -606,7 +606,7 @@ def test_mel_chunks_and_flatten(g, rng):
     C_, Fq, Tc = 6, 16, 13
     x = rng.standard_normal((2, C_, Fq, Tc)).astype(np.float32)
     out = g.empty((2 * Tc, C_ * Fq))
-    g.call("chunk_flatten", out, g.put(x), 2, C_, Fq, Tc)
+    g.call("chunk_flatten", out, g.put(x), None, 2, C_, Fq, Tc)
     np.testing.assert_array_equal(g.get(out, (2 * Tc, C_ * Fq)), x.transpose(0, 3, 1, 2).reshape(2 * Tc, C_ * Fq))
 
 
@@ -1033,7 +1033,7 @@ def test_ops_allocate_nothing(g, rng):
         g.call("attention", o, q, kv, kv, F32, 512, 512, 16, 8, 128, 0, 1, 0)
         g.call("qkv_prep", q, kc, vc, BF16, kv, kv, nh, nh, 512, 16, 8, 128, 0, None, 512, 1e6, 1e-6)  # a BF16 cache
         g.call("attention", o, q, kc, vc, BF16, 512, 512, 16, 8, 128, 0, 1, 0)
-        g.call("conv2d", c_out, c_in, w, None, 2, 5, 20, 15, 8, 1)
+        g.call("conv2d", c_out, c_in, None, w, None, 2, 5, 20, 15, 8, 1)
         for T in (512, 1):
             g.call("norm_mlp", xm, nw, 1e-6, W, W, Wd, gu[0], gu[1], T, 1024, 3072)
     g.call("sync")
