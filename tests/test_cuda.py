@@ -727,11 +727,17 @@ def test_mel_chunks_and_flatten(g, rng):
         ok = f < valid
         ref[n, 0][:, ok] = feat[:, f[ok]]
     np.testing.assert_array_equal(g.get(y, (N, 1, M, L)), ref)
-    C_, Fq, Tc = 6, 16, 13
-    x = rng.standard_normal((2, C_, Fq, Tc)).astype(np.float32)
-    out = g.empty((2 * Tc, C_ * Fq))
-    g.call("chunk_flatten", out, g.put(x), None, 2, C_, Fq, Tc)
-    np.testing.assert_array_equal(g.get(out, (2 * Tc, C_ * Fq)), x.transpose(0, 3, 1, 2).reshape(2 * Tc, C_ * Fq))
+    # (13 steps: one tile of the transpose; 40 with the deferred bias + GELU: two, the second partial)
+    for C_, Fq, Tc, deferred in ((6, 16, 13, False), (5, 7, 40, True)):
+        x = rng.standard_normal((2, C_, Fq, Tc)).astype(np.float32)
+        xb = rng.standard_normal(C_).astype(np.float32)
+        out = g.empty((2 * Tc, C_ * Fq))
+        g.call("chunk_flatten", out, g.put(x), g.tensor(xb) if deferred else None, 2, C_, Fq, Tc)
+        got, ref = g.get(out, (2 * Tc, C_ * Fq)), (act_ref(x, xb) if deferred else x).transpose(0, 3, 1, 2)
+        if deferred:  # an FP32 GELU against a float64 one
+            assert_close_rel(got, ref.reshape(2 * Tc, C_ * Fq), 1e-6, "chunk_flatten deferred")
+        else:
+            np.testing.assert_array_equal(got, ref.reshape(2 * Tc, C_ * Fq))
 
 
 # ---- tokens ----------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@
  * (MODEL_FACTS §4.2: mel 128 -> 64 -> 32 -> 16, time 100 -> 50 -> 25 -> 13).
  * Deferred activation (backend.h conv2d / chunk_flatten `xb`): the GEMM of conv i writes its raw
  * product, and the gather of conv i+1 (or the flatten after conv3) reads GELU(x + xb[channel]) — one
- * pass over each map less; GELU runs ~2.25 times per element in the im2col, which costs less than the
- * read + write pass it replaces.
+ * pass over each map less (the im2col applies it once per value, as it stages the plane).
  * qa_cu_conv1ch3s2 is conv1 (one input channel: 9 MACs per output, a bandwidth-bound direct kernel; the
  * im2col + GEMM with K = 9 ran a slow non-tensor-core cuBLAS kernel). With BF16 weights it rounds
  * the input to BF16 as the im2col did, so only the FP32 summation order differs from the GEMM.
@@ -17,8 +16,6 @@
  * [N, C, Fq, Tt] to [N, Tt, C*Fq] with feature index c*Fq + f, the order of transformers'
  * `permute(0, 3, 1, 2).view(b, t, c * f)` before conv_out (MODEL_FACTS §4.3).
  */
-#include <string.h>
-
 #include "ops.cuh"
 
 /* The erf GELU in act.cu's gelu_erf expression: the deferred bias + GELU must give the bits that
@@ -28,69 +25,47 @@ __device__ __forceinline__ float conv_gelu(float x) { return 0.5f * x * (1.0f + 
 /* A map value as the next op reads it: raw, or GELU(x + bias) of its channel when deferred here. */
 __device__ __forceinline__ float act_in(float v, const float *xb, float bias) { return xb ? conv_gelu(v + bias) : v; }
 
-#define IM2COL_VEC 8 /* outputs per thread: one 16-byte store of BF16, two of FP32 */
-
-__device__ __forceinline__ unsigned bf16x2(float lo, float hi)
-{
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi); /* .x (lower address) = lo, each rounded as _rn */
-    unsigned u;
-    memcpy(&u, &h, sizeof u);
-    return u;
-}
-
-__device__ __forceinline__ void store_vec(float *d, const float (&v)[IM2COL_VEC])
-{
-    reinterpret_cast<float4 *>(d)[0] = make_float4(v[0], v[1], v[2], v[3]);
-    reinterpret_cast<float4 *>(d)[1] = make_float4(v[4], v[5], v[6], v[7]);
-}
-
-__device__ __forceinline__ void store_vec(__nv_bfloat16 *d, const float (&v)[IM2COL_VEC])
-{
-    *reinterpret_cast<uint4 *>(d) = make_uint4(bf16x2(v[0], v[1]), bf16x2(v[2], v[3]), bf16x2(v[4], v[5]),
-                                               bf16x2(v[6], v[7]));
-}
-
 __device__ __forceinline__ void store_one(float *d, float v) { *d = v; }
 __device__ __forceinline__ void store_one(__nv_bfloat16 *d, float v) { *d = __float2bfloat16_rn(v); }
 
-/* Thread t fills IM2COL_VEC consecutive positions p0.. of im2col row r = t / groups (r = (n*Cin + ci)*9
- * + ky*3 + kx): coalesced 16-byte stores when a row is a whole number of vectors (vec), the strided
- * reads hit L1. Index math in 32 bits (the launcher checks the sizes). The first version ran a block
- * per row with one 2-byte store per thread: 4.8 ms of a 300 s align on an H200 (Nsight Compute). */
+#define IM2COL_THREADS 256
+#define IM2COL_MAX_PLANE 12288 /* floats of one input plane in shared memory: 48 KiB, the most without opt-in */
+
+/* One block per input plane (n, ci): the plane is read once, coalesced, into shared memory (its
+ * deferred bias + GELU applied there, once per value), then the block writes the plane's 9 im2col rows
+ * r = (n*Cin + ci)*9 + ky*3 + kx, consecutive threads on consecutive positions (coalesced stores,
+ * 2-way bank conflicts on the stride-2 reads). Positions advance by the block size, so (oy, ox) are
+ * stepped instead of divided. The first version ran a block per im2col row, read global memory 2.25
+ * times per value and divided per element: 4.8 ms of a 300 s align on an H200 (Nsight Compute). */
 template <typename O>
-__global__ void im2col3s2_kernel(O *col, const float *x, const float *xb, int Cin, int Hi, int Wi, int Ho, int Wo,
-                                 unsigned groups, unsigned total, int vec)
+__global__ void __launch_bounds__(IM2COL_THREADS) im2col3s2_kernel(O *col, const float *x, const float *xb, int Cin,
+                                                                   int Hi, int Wi, int Ho, int Wo)
 {
-    const unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= total)
-        return;
-    const unsigned r = t / groups, plane = r / 9u; /* plane = n * Cin + ci */
-    const int kk = (int)(r - plane * 9u), ky = kk / 3 - 1, kx = kk % 3 - 1, P = Ho * Wo;
-    const int p0 = (int)(t - r * groups) * IM2COL_VEC;
-    const float *xp = x + (size_t)plane * Hi * Wi;
+    extern __shared__ float pl[]; /* [Hi * Wi], sized at launch (full occupancy for the tower's 12.8 KB) */
+    const unsigned plane = blockIdx.x; /* n * Cin + ci */
+    const int HW = Hi * Wi, P = Ho * Wo;
+    const float *xp = x + (size_t)plane * HW;
     const float bias = xb ? xb[plane % (unsigned)Cin] : 0.f;
-    int oy = p0 / Wo, ox = p0 - oy * Wo;
-    float v[IM2COL_VEC];
-#pragma unroll
-    for (int i = 0; i < IM2COL_VEC; i++) {
-        const int iy = 2 * oy + ky, ix = 2 * ox + kx;
-        /* zero padding of the activated map: outside the image the input is 0, not GELU(bias) */
-        v[i] = (p0 + i < P && iy >= 0 && iy < Hi && ix >= 0 && ix < Wi) ? act_in(__ldg(xp + iy * Wi + ix), xb, bias)
-                                                                       : 0.f;
-        if (++ox == Wo) {
-            ox = 0;
-            oy++;
+    for (int i = threadIdx.x; i < HW; i += IM2COL_THREADS)
+        pl[i] = act_in(xp[i], xb, bias);
+    __syncthreads();
+    const int dy = IM2COL_THREADS / Wo, dx = IM2COL_THREADS - dy * Wo; /* one step of IM2COL_THREADS positions */
+    for (int kk = 0; kk < 9; kk++) {
+        const int ky = kk / 3 - 1, kx = kk % 3 - 1;
+        O *out = col + ((size_t)plane * 9 + kk) * P;
+        int oy = (int)threadIdx.x / Wo, ox = (int)threadIdx.x - oy * Wo;
+        for (int p = threadIdx.x; p < P; p += IM2COL_THREADS) {
+            const int iy = 2 * oy + ky, ix = 2 * ox + kx;
+            /* zero padding of the activated map: outside the image the input is 0, not GELU(bias) */
+            store_one(out + p, iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? pl[iy * Wi + ix] : 0.f);
+            oy += dy;
+            ox += dx;
+            if (ox >= Wo) {
+                ox -= Wo;
+                oy++;
+            }
         }
     }
-    O *out = col + (size_t)r * P + p0;
-    if (vec) {
-        store_vec(out, v);
-        return;
-    }
-#pragma unroll
-    for (int i = 0; i < IM2COL_VEC; i++)
-        if (p0 + i < P)
-            store_one(out + i, v[i]);
 }
 
 #define CONV1_CO 8 /* output channels per thread of the one-channel conv: its 9 inputs are read once */
@@ -150,39 +125,48 @@ __global__ void mel_chunks_kernel(float *y, const float *feat, int M, long long 
     }
 }
 
-__global__ void conv_flatten_kernel(float *out, const float *x, const float *xb, int N, int C, int Fq, int Tt)
+#define FLAT_TILE 32 /* the flatten's square tile (threads FLAT_TILE x FLAT_ROWS) */
+#define FLAT_ROWS 8
+
+/* Per chunk n the flatten is a transpose of x_n viewed as [C*Fq rows, Tt columns] to [Tt, C*Fq]; each block
+ * moves one FLAT_TILE x FLAT_TILE tile through shared memory (padded a column against bank conflicts), so
+ * reads follow x's rows and writes follow out's (the first version read with a stride of Tt floats). */
+__global__ void __launch_bounds__(FLAT_TILE *FLAT_ROWS)
+    conv_flatten_kernel(float *out, const float *x, const float *xb, int C, int Fq, int Tt)
 {
-    size_t total = (size_t)N * C * Fq * Tt;
-    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (size_t)gridDim.x * blockDim.x) {
-        /* idx walks the output [n][t][c*Fq + f] so writes are coalesced */
-        int f = (int)(idx % Fq);
-        int c = (int)((idx / Fq) % C);
-        int t = (int)((idx / ((size_t)Fq * C)) % Tt);
-        int n = (int)(idx / ((size_t)Fq * C * Tt));
-        out[idx] = act_in(x[(((size_t)n * C + c) * Fq + f) * Tt + t], xb, xb ? xb[c] : 0.f);
+    __shared__ float tile[FLAT_TILE][FLAT_TILE + 1];
+    const int R = C * Fq, r0 = blockIdx.x * FLAT_TILE, t0 = blockIdx.y * FLAT_TILE;
+    const float *xn = x + (size_t)blockIdx.z * R * Tt;
+    float *on = out + (size_t)blockIdx.z * Tt * R;
+    for (int j = threadIdx.y; j < FLAT_TILE; j += FLAT_ROWS) {
+        const int r = r0 + j, t = t0 + threadIdx.x;
+        if (r < R && t < Tt)
+            tile[j][threadIdx.x] = act_in(xn[(size_t)r * Tt + t], xb, xb ? xb[r / Fq] : 0.f);
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < FLAT_TILE; j += FLAT_ROWS) {
+        const int t = t0 + j, r = r0 + threadIdx.x;
+        if (t < Tt && r < R)
+            on[(size_t)t * R + r] = tile[threadIdx.x][j];
     }
 }
 
 qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, const float *xb, int N, int Cin,
                           int Hi, int Wi, qa_err *e)
 {
-    int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, P = Ho * Wo;
-    size_t rows = (size_t)N * Cin * 9, groups = ((size_t)P + IM2COL_VEC - 1) / IM2COL_VEC, total = rows * groups;
-    if (!total)
+    int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1;
+    size_t planes = (size_t)N * Cin;
+    if (!planes || !Hi || !Wi)
         return QA_OK;
-    if (total > 0xffffffffu - 255 || (size_t)Hi * Wi > 0x7fffffffu)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "im2col: %zu rows of %zu vectors of a %d x %d plane exceed 32-bit indices",
-                       rows, groups, Hi, Wi);
-    /* whole vectors per row keep every 16-byte store aligned (col is 256-aligned scratch) */
-    int vec = P % IM2COL_VEC == 0 && ((uintptr_t)col & 15) == 0;
-    unsigned blocks = (unsigned)((total + 255) / 256);
+    if (planes > 0x7fffffffu || (size_t)Hi * Wi > IM2COL_MAX_PLANE)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "im2col: %zu planes of %d x %d (at most 2^31 planes of %d values)", planes,
+                       Hi, Wi, IM2COL_MAX_PLANE);
+    size_t smem = (size_t)Hi * Wi * sizeof(float);
     if (bf16)
-        im2col3s2_kernel<<<blocks, 256, 0, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho, Wo, (unsigned)groups,
-                                                (unsigned)total, vec);
+        im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho,
+                                                                        Wo);
     else
-        im2col3s2_kernel<<<blocks, 256, 0, s>>>((float *)col, x, xb, Cin, Hi, Wi, Ho, Wo, (unsigned)groups,
-                                                (unsigned)total, vec);
+        im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((float *)col, x, xb, Cin, Hi, Wi, Ho, Wo);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
@@ -219,10 +203,14 @@ qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, l
 qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const float *xb, int N, int C, int Fq,
                              int Tt, qa_err *e)
 {
-    size_t total = (size_t)N * C * Fq * Tt;
-    if (!total)
+    size_t R = (size_t)C * Fq;
+    if (!N || !R || !Tt)
         return QA_OK;
-    conv_flatten_kernel<<<qa_cuda_grid(total), 256, 0, s>>>(out, x, xb, N, C, Fq, Tt);
+    if (R > 0x7fffffffu || N > 65535 || (Tt + FLAT_TILE - 1) / FLAT_TILE > 65535)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "conv_flatten: %d chunks of %zu features x %d steps exceed the grid", N, R,
+                       Tt);
+    dim3 grid((unsigned)((R + FLAT_TILE - 1) / FLAT_TILE), (unsigned)((Tt + FLAT_TILE - 1) / FLAT_TILE), (unsigned)N);
+    conv_flatten_kernel<<<grid, dim3(FLAT_TILE, FLAT_ROWS), 0, s>>>(out, x, xb, C, Fq, Tt);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
