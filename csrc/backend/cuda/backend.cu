@@ -10,7 +10,7 @@
  * Scratch (arena view set by the engine): [cuBLASLt workspace 32 MiB | work area], the work area
  * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time; norm_gemm / norm_mlp: the
  * normalised rows, BF16 or FP32) or the im2col matrices
- * of as many conv chunks as fit (scratch_need sizes it for one chunk at least).
+ * of as many conv chunks as fit (scratch_need sizes it for two FP32 chunks, four BF16 ones).
  */
 #include <limits.h>
 #include <math.h>
