@@ -111,18 +111,17 @@ __global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const fl
     }
 }
 
+/* One block per output row (n, m): its threads copy the row's L frames, the valid ones from feat and zeros
+ * after (the first version decoded every element with 64-bit divisions). */
 __global__ void mel_chunks_kernel(float *y, const float *feat, int M, long long ld, long long frame0,
-                                  long long valid, int N, int L)
+                                  long long valid, int L)
 {
-    size_t total = (size_t)N * M * L;
-    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (size_t)gridDim.x * blockDim.x) {
-        int t = (int)(idx % L);
-        int m = (int)((idx / L) % M);
-        int n = (int)(idx / ((size_t)L * M));
-        long long f = frame0 + (long long)n * L + t;
-        y[idx] = f < valid ? feat[(size_t)m * ld + f] : 0.0f;
-    }
+    const unsigned row = blockIdx.x, n = row / (unsigned)M, m = row - n * (unsigned)M;
+    const long long f0 = frame0 + (long long)n * L;
+    const float *src = feat + (size_t)m * ld;
+    float *dst = y + (size_t)row * L;
+    for (int t = threadIdx.x; t < L; t += blockDim.x)
+        dst[t] = f0 + t < valid ? src[f0 + t] : 0.0f;
 }
 
 #define FLAT_TILE 32 /* the flatten's square tile (threads FLAT_TILE x FLAT_ROWS) */
@@ -192,10 +191,12 @@ qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void 
 qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, long long ld, long long frame0,
                            long long valid, int N, int L, qa_err *e)
 {
-    size_t total = (size_t)N * M * L;
-    if (!total)
+    size_t rows = (size_t)N * M;
+    if (!rows || !L)
         return QA_OK;
-    mel_chunks_kernel<<<qa_cuda_grid(total), 256, 0, s>>>(y, feat, M, ld, frame0, valid, N, L);
+    if (rows > 0x7fffffffu)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "mel_chunks: %d chunks of %d mel rows exceed the grid", N, M);
+    mel_chunks_kernel<<<(unsigned)rows, 128, 0, s>>>(y, feat, M, ld, frame0, valid, L);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
