@@ -256,7 +256,8 @@ struct qa_backend {
      * y[N, Cout, Ho, Wo] = act(conv(x'[N, Cin, Hi, Wi], w (Cout, Cin, 3, 3)) + b[Cout]),
      * Ho = (Hi − 1)/2 + 1, Wo = (Wi − 1)/2 + 1 (integer division), b may be NULL; x' = x, or with xb
      * (a [Cin] tensor) x'[n, c] = GELU(x[n, c] + xb[c]): the previous conv ran with b = NULL and no act,
-     * and its bias and GELU are applied here as the input is read (zero padding stays 0). */
+     * and its bias and GELU are applied here as the input is read (zero padding stays 0). An input plane
+     * Hi·Wi holds at most 12288 values (CUDA stages it in shared memory; the tower's largest is 3200). */
     qa_status (*conv2d)(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
                         const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi,
                         int64_t Cout, qa_act act, qa_err *e);
