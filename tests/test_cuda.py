@@ -583,8 +583,8 @@ def act_ref(x, xb):
     return gelu(x.astype(np.float64) + xb[None, :, None, None]).astype(np.float32)
 
 
-# Cin 1 without xb: the direct kernel (conv1); else im2col + GEMM. 20 x 15 -> 10 x 8 outputs: whole 8-wide
-# vectors per im2col row (16-byte stores); 19 x 13 -> 10 x 7: the per-element stores.
+# Cin 1 without xb: the direct kernel (conv1); else im2col + GEMM. 20 x 15 -> 10 x 8 and 19 x 13 -> 10 x 7
+# outputs: even and odd widths for the im2col's stepped (oy, ox) and the edges' zero padding.
 @pytest.mark.parametrize("Hi,Wi", [(20, 15), (19, 13)])
 @pytest.mark.parametrize("Cin", [1, 5])
 @pytest.mark.parametrize("deferred", [False, True])
