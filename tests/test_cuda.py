@@ -801,22 +801,146 @@ def conv_ref(x, w, b):
     for ky in range(3):
         for kx in range(3):
             patch = xp[:, :, ky:ky + 2 * Ho:2, kx:kx + 2 * Wo:2]  # [N, Cin, Ho, Wo]
-            y += np.einsum("nchw,oc->nohw", patch, w[:, :, ky, kx].astype(np.float64))
-    return y + b[None, :, None, None]
+            y += np.tensordot(patch, w[:, :, ky, kx].astype(np.float64), axes=([1], [1])).transpose(0, 3, 1, 2)
+    return y + (0 if b is None else b[None, :, None, None])
 
 
+def act_ref(x, xb):
+    """A raw conv map as conv2d / chunk_flatten read it with the deferred bias xb: GELU(x + xb[c]), as FP32."""
+    return gelu(x.astype(np.float64) + xb[None, :, None, None]).astype(np.float32)
+
+
+# Cin 1 without xb: the direct kernel (conv1); else im2col + GEMM. 20 x 15 -> 10 x 8 and 19 x 13 -> 10 x 7
+# outputs: even and odd widths for the im2col's stepped (oy, ox) and the edges' zero padding.
+@pytest.mark.parametrize("Hi,Wi", [(20, 15), (19, 13)])
+@pytest.mark.parametrize("Cin", [1, 5])
+@pytest.mark.parametrize("deferred", [False, True])
 @pytest.mark.parametrize("wdt", [F32, BF16])
-def test_conv2d_gelu(g, rng, wdt):
+def test_conv2d_gelu(g, rng, wdt, deferred, Cin, Hi, Wi):
+    """conv2d + bias + GELU against float64; deferred: x is a raw map whose bias + GELU the op applies as it
+    reads it (xb). BF16 + deferred: 5e-4, since the activated input is rounded to BF16 after an FP32 GELU
+    here and a float64 one in the reference, and a value within an FP32 ulp of a rounding boundary lands
+    one BF16 ulp apart."""
     skip_bf16_on_shim(wdt)
-    N, Cin, Hi, Wi, Cout = 3, 5, 20, 15, 8
+    N, Cout = 3, 8
     x = rng.standard_normal((N, Cin, Hi, Wi)).astype(np.float32)
     w = (rng.standard_normal((Cout, Cin, 3, 3)) / 6).astype(np.float32)
-    b = rng.standard_normal(Cout).astype(np.float32)
+    b, xb = rng.standard_normal(Cout).astype(np.float32), rng.standard_normal(Cin).astype(np.float32)
     Ho, Wo = (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1
     y = g.empty((N, Cout, Ho, Wo))
-    g.call("conv2d", y, g.put(x), g.tensor(w, wdt), g.tensor(b), N, Cin, Hi, Wi, Cout, 1)
-    xr, wr = (bf16_round(x), bf16_round(w)) if wdt == BF16 else (x, w)
-    assert_close_rel(g.get(y, (N, Cout, Ho, Wo)), gelu(conv_ref(xr, wr, b)), 1e-5, f"conv2d w={wdt}")
+    g.call("conv2d", y, g.put(x), g.tensor(xb) if deferred else None, g.tensor(w, wdt), g.tensor(b), N, Cin, Hi, Wi,
+           Cout, 1)
+    xa = act_ref(x, xb) if deferred else x
+    xr, wr = (bf16_round(xa), bf16_round(w)) if wdt == BF16 else (xa, w)
+    tol = 5e-4 if wdt == BF16 and deferred else 1e-5
+    assert_close_rel(g.get(y, (N, Cout, Ho, Wo)), gelu(conv_ref(xr, wr, b)), tol,
+                     f"conv2d w={wdt} Cin={Cin} {Hi}x{Wi} deferred={deferred}")
+
+
+class ConvFront:
+    """The encoder's conv front on the op table at the tower's map sizes (M mel x 100 frames per chunk, C channels,
+    conv_out to E), over the chunks of a [M, frames] log-mel, in tiles of `tile` chunks like model/encoder.c.
+    stages: how many of mel+conv1, conv2, conv3, flatten+conv_out to run (the timing test's cumulative split)."""
+
+    def __init__(self, g, rng, wdt, frames, C_, E, M=128, tile=4):
+        self.g, self.frames, self.C, self.E, self.M, self.tile = g, frames, C_, E, M, tile
+        self.N = -(-frames // 100)
+        self.ld = frames + 3  # a row stride longer than the valid frames, as for packed features
+        self.feat_h = rng.standard_normal((M, self.ld)).astype(np.float32)
+        self.ws = [(rng.standard_normal((C_, ci, 3, 3)) / np.sqrt(9 * ci)).astype(np.float32) for ci in (1, C_, C_)]
+        self.bs = [(rng.standard_normal(C_) * 0.3).astype(np.float32) for _ in range(3)]
+        self.wo = (rng.standard_normal((E, C_ * 16)) / np.sqrt(C_ * 16)).astype(np.float32)
+        self.feat = g.put(self.feat_h)
+        self.W, self.B, self.Wo = [g.tensor(w, wdt) for w in self.ws], [g.tensor(b) for b in self.bs], g.tensor(
+            self.wo, wdt)
+        t = min(tile, self.N)
+        self.maps = [g.empty((t, 1, M, 100)), g.empty((t, C_, M // 2, 50)), g.empty((t, C_, M // 4, 25)),
+                     g.empty((t, C_, M // 8, 13))]
+        self.flat, self.out = g.empty((t * 13, C_ * 16)), g.empty((self.N * 13, E))
+
+    def run(self, deferred=True, stages=4):
+        g, C_, M, m = self.g, self.C, self.M, self.maps
+        for c in range(0, self.N, self.tile):
+            n = min(self.tile, self.N - c)
+            g.call("mel_chunks", m[0], self.feat, M, self.ld, c * 100, self.frames, n, 100)
+            g.call("conv2d", m[1], m[0], None, self.W[0], self.B[0], n, 1, M, 100, C_, 1)
+            if stages >= 2:
+                g.call("conv2d", m[2], m[1], None, self.W[1], None if deferred else self.B[1], n, C_, M // 2, 50, C_,
+                       0 if deferred else 1)
+            if stages >= 3:
+                g.call("conv2d", m[3], m[2], self.B[1] if deferred else None, self.W[2],
+                       None if deferred else self.B[2], n, C_, M // 4, 25, C_, 0 if deferred else 1)
+            if stages >= 4:
+                g.call("chunk_flatten", self.flat, m[3], self.B[2] if deferred else None, n, C_, M // 8, 13)
+                g.call("gemm", self.out + c * 13 * self.E * 4, self.flat, self.Wo, None, n * 13, C_ * 16, self.E, 0,
+                       0)
+
+    def ref(self, wdt):
+        """float64 NumPy: zero-padded chunks, three conv + bias + GELU, flatten (c*16 + f), conv_out; with BF16
+        weights every GEMM operand rounded to BF16 as the GPU stages it (the mel, each activated map, the rows)."""
+        rnd = bf16_round if wdt == BF16 else (lambda a: a)
+        x = np.zeros((self.M, self.N * 100), np.float32)
+        x[:, :self.frames] = self.feat_h[:, :self.frames]
+        a = x.reshape(self.M, self.N, 100).transpose(1, 0, 2)[:, None]
+        for w, b in zip(self.ws, self.bs):
+            a = gelu(conv_ref(rnd(a.astype(np.float32)), rnd(w), b))
+        flat = a.transpose(0, 3, 1, 2).reshape(self.N * 13, self.C * 16)
+        return rnd(flat.astype(np.float32)).astype(np.float64) @ rnd(self.wo).astype(np.float64).T
+
+
+# 1 chunk; 2 and 7 chunks with a partial last one (the padding frames feed the last valid outputs); 7 = two tiles
+@pytest.mark.parametrize("frames", [100, 160, 637])
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_conv_front_deferred_bias_gelu(g, rng, wdt, frames):
+    """The conv front as model/encoder.c runs it (conv2 / conv3 raw, their bias + GELU applied by the next gather
+    and by the flatten) against float64 NumPy (BF16: every operand rounded as staged, bound 1e-3: an FP32 value
+    within an ulp of a BF16 rounding boundary rounds one BF16 ulp away from the float64 one, at each of the
+    four roundings), and on the GPU bit-equal to the eager sequence it replaces (each conv with its bias + GELU:
+    the same FP32 products, the same GELU expression)."""
+    skip_bf16_on_shim(wdt)
+    f = ConvFront(g, rng, wdt, frames, C_=24, E=64)
+    shape = (f.N * 13, f.E)
+    f.run(deferred=False)
+    eager = g.get(f.out, shape)
+    f.run(deferred=True)
+    out = g.get(f.out, shape)
+    assert_close_rel(out, f.ref(wdt), 1e-3 if wdt == BF16 else 1e-5, f"conv front w={wdt} frames={frames}")
+    if SHIM:  # the CPU adds the bias before its sgemm when eager, after it when deferred
+        assert_close_rel(out, eager, 1e-6, "deferred vs eager (CPU)")
+    else:
+        np.testing.assert_array_equal(out, eager)
+
+
+@gpu_only
+def test_conv_front_timing(g, rng):
+    """The conv front at the tower's sizes (BF16 weights, 480 channels, conv_out to 1024) as model/encoder.c runs
+    it, for 60 and 300 chunks (60 s and 300 s of audio), recorded in a CUDA graph (host launch costs do not
+    count): prints ms per call, split by stage (cumulative runs, differenced), and the eager sequence (each
+    conv with its bias + GELU pass) for comparison (run with -s). Fails only when deferring is clearly slower."""
+
+    def ms_per_call(body):
+        body()  # outside the recording: scratch binding, matmul plans, lazy kernel loading
+        g.call("sync")
+        g.call("graph_begin")
+        body()
+        g.call("graph_end", 0, g.block)
+        g.call("graph_launch", 0)  # warm-up
+        g.call("sync")
+        t0 = time.perf_counter()
+        for _ in range(5):
+            g.call("graph_launch", 0)
+        g.call("sync")
+        return (time.perf_counter() - t0) / 5 * 1e3
+
+    for chunks in (60, 300):
+        f = ConvFront(g, rng, BF16, chunks * 100, C_=480, E=1024)
+        cum = [ms_per_call(lambda k=k: f.run(stages=k)) for k in (1, 2, 3, 4)]
+        eager = ms_per_call(lambda: f.run(deferred=False))
+        split = ", ".join(f"{name} {b - a:.2f}" for name, a, b in zip(
+            ("mel+conv1", "conv2", "conv3", "flatten+conv_out"), [0] + cum[:-1], cum))
+        print(f"conv front {chunks} chunks BF16: {cum[-1]:.2f} ms per call ({split} ms); eager bias + GELU passes "
+              f"{eager:.2f} ms")
+        assert cum[-1] <= 1.2 * eager, f"deferred bias + GELU ({cum[-1]:.2f} ms) slower than eager ({eager:.2f} ms)"
 
 
 def test_mel_chunks_and_flatten(g, rng):
@@ -830,11 +954,17 @@ def test_mel_chunks_and_flatten(g, rng):
         ok = f < valid
         ref[n, 0][:, ok] = feat[:, f[ok]]
     np.testing.assert_array_equal(g.get(y, (N, 1, M, L)), ref)
-    C_, Fq, Tc = 6, 16, 13
-    x = rng.standard_normal((2, C_, Fq, Tc)).astype(np.float32)
-    out = g.empty((2 * Tc, C_ * Fq))
-    g.call("chunk_flatten", out, g.put(x), 2, C_, Fq, Tc)
-    np.testing.assert_array_equal(g.get(out, (2 * Tc, C_ * Fq)), x.transpose(0, 3, 1, 2).reshape(2 * Tc, C_ * Fq))
+    # (13 steps: one tile of the transpose; 40 with the deferred bias + GELU: two, the second partial)
+    for C_, Fq, Tc, deferred in ((6, 16, 13, False), (5, 7, 40, True)):
+        x = rng.standard_normal((2, C_, Fq, Tc)).astype(np.float32)
+        xb = rng.standard_normal(C_).astype(np.float32)
+        out = g.empty((2 * Tc, C_ * Fq))
+        g.call("chunk_flatten", out, g.put(x), g.tensor(xb) if deferred else None, 2, C_, Fq, Tc)
+        got, ref = g.get(out, (2 * Tc, C_ * Fq)), (act_ref(x, xb) if deferred else x).transpose(0, 3, 1, 2)
+        if deferred:  # an FP32 GELU against a float64 one
+            assert_close_rel(got, ref.reshape(2 * Tc, C_ * Fq), 1e-6, "chunk_flatten deferred")
+        else:
+            np.testing.assert_array_equal(got, ref.reshape(2 * Tc, C_ * Fq))
 
 
 # ---- tokens ----------------------------------------------------------------------------------------
@@ -1262,7 +1392,7 @@ def test_ops_allocate_nothing(g, rng):
         g.call("attention", o, q, kv, kv, F32, 512, 512, 16, 8, 128, 0, 1, 0)
         g.call("qkv_prep", q, kc, vc, BF16, kv, kv, nh, nh, 512, 16, 8, 128, 0, None, 512, 1e6, 1e-6)  # a BF16 cache
         g.call("attention", o, q, kc, vc, BF16, 512, 512, 16, 8, 128, 0, 1, 0)
-        g.call("conv2d", c_out, c_in, w, None, 2, 5, 20, 15, 8, 1)
+        g.call("conv2d", c_out, c_in, None, w, None, 2, 5, 20, 15, 8, 1)
         for T in (512, 1):
             g.call("norm_mlp", xm, nw, 1e-6, W, W, Wd, gu[0], gu[1], T, 1024, 3072)
     g.call("sync")

@@ -46,7 +46,8 @@
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
                                   *    decoder's rope / rope_at / store_rows_at; norm_gemm and norm_mlp
                                   *    after gemm, silu_mul gone (layout and signatures change);
-                                  * 7: ln_gemm after norm_mlp (layout changes) */
+                                  * 7: ln_gemm after norm_mlp; conv2d and chunk_flatten take xb, the
+                                  *    input's deferred bias + GELU (layout and signatures change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -262,17 +263,21 @@ struct qa_backend {
     qa_status (*mel_chunks)(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,
                             int64_t frame0, int64_t valid_frames, int64_t N, int64_t L, qa_err *e);
 
-    /* Conv2d 3×3, stride 2, padding 1, NCHW, as im2col + GEMM, N chunks at once:
-     * y[N, Cout, Ho, Wo] = act(conv(x[N, Cin, Hi, Wi], w (Cout, Cin, 3, 3)) + b[Cout]),
-     * Ho = (Hi − 1)/2 + 1, Wo = (Wi − 1)/2 + 1 (integer division). */
-    qa_status (*conv2d)(qa_backend *be, float *y, const float *x, const qa_tensor *w,
+    /* Conv2d 3×3, stride 2, padding 1, NCHW, N chunks at once:
+     * y[N, Cout, Ho, Wo] = act(conv(x'[N, Cin, Hi, Wi], w (Cout, Cin, 3, 3)) + b[Cout]),
+     * Ho = (Hi − 1)/2 + 1, Wo = (Wi − 1)/2 + 1 (integer division), b may be NULL; x' = x, or with xb
+     * (a [Cin] tensor) x'[n, c] = GELU(x[n, c] + xb[c]): the previous conv ran with b = NULL and no act,
+     * and its bias and GELU are applied here as the input is read (zero padding stays 0). An input plane
+     * Hi·Wi holds at most 12288 values (CUDA stages it in shared memory; the tower's largest is 3200). */
+    qa_status (*conv2d)(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
                         const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi,
                         int64_t Cout, qa_act act, qa_err *e);
 
-    /* Conv output to tokens: y[N·Tc, C·Fq] with y[n·Tc + t, c·Fq + f] = x[n, c, f, t]
-     * (x is [N, C, Fq, Tc]; HF: permute(0, 3, 1, 2).view(b, t, c·f) — feature index channel·16+freq). */
-    qa_status (*chunk_flatten)(qa_backend *be, float *y, const float *x, int64_t N, int64_t C,
-                               int64_t Fq, int64_t Tc, qa_err *e);
+    /* Conv output to tokens: y[N·Tc, C·Fq] with y[n·Tc + t, c·Fq + f] = x'[n, c, f, t]
+     * (x is [N, C, Fq, Tc]; HF: permute(0, 3, 1, 2).view(b, t, c·f) — feature index channel·16+freq);
+     * x' = x, or GELU(x[n, c] + xb[c]) with xb (a [C] tensor; conv2d's deferred bias + GELU). */
+    qa_status (*chunk_flatten)(qa_backend *be, float *y, const float *x, const qa_tensor *xb, int64_t N,
+                               int64_t C, int64_t Fq, int64_t Tc, qa_err *e);
 
     /* ---- tokens ------------------------------------------------------------------------------- */
 

@@ -6,7 +6,7 @@
  * every cublasLtMatmul, so it never allocates after load) | work area]. The work area holds either
  * the BF16 copy of a GEMM's activation rows (at most QA_CUDA_STAGE_ROWS rows of max_gemm_k at once; the
  * normalised rows of norm_gemm / norm_mlp, BF16, or FP32 for FP32 weights: at least one row)
- * or the im2col matrix of at least one conv chunk (max_im2col elements, FP32 at most), or the partial
+ * or the im2col matrices of two conv chunks (max_im2col elements each, FP32 at most), or the partial
  * results of a split decode attention (attention_decode.cu: heads x QA_CUDA_DEC_SPLITS slices x
  * (head dim <= 128, + max and sum) floats). Ops run in stream order, so they share the area.
  */
@@ -38,7 +38,9 @@ static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
     size_t rows = d->max_q > 0 && d->max_q < QA_CUDA_STAGE_ROWS ? (size_t)d->max_q : QA_CUDA_STAGE_ROWS;
     size_t k = d->max_gemm_k > 0 ? (size_t)d->max_gemm_k : 1;
     size_t stage = rows * k * 2;                                          /* BF16 rows */
-    size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * 4; /* FP32 worst case */
+    /* two chunks' FP32 im2col, i.e. four chunks' BF16: conv2's batched GEMM then covers a whole tile of
+     * the encoder's (QA_ENC_CHUNK_TILE = 4) — two chunks filled 52 of an H200's 132 SMs */
+    size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * 4 * 2;
     size_t heads = d->max_heads > 0 ? (size_t)d->max_heads : 1;
     size_t partials = heads * QA_CUDA_DEC_SPLITS * (QA_CUDA_DEC_MAX_DH + 2) * 4;
     size_t norm_f32 = k * 4; /* one FP32 row of norm_gemm / norm_mlp with FP32 weights (norm_gemm.cu) */

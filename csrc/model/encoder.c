@@ -65,10 +65,12 @@ static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const q
         int64_t g = min64(G, n_chunks - c);
         QA_TRY(qa_cancel_poll(&be->cancel, "the encoder's conv stage", e));
         QA_TRY(be->mel_chunks(be, c0, feat, M, ld, c * L, frames, g, L, e));
-        QA_TRY(be->conv2d(be, c1, c0, &w->conv1_w, &w->conv1_b, g, 1, M, L, C, QA_ACT_GELU, e));
-        QA_TRY(be->conv2d(be, c2, c1, &w->conv2_w, &w->conv2_b, g, C, H1, W1, C, QA_ACT_GELU, e));
-        QA_TRY(be->conv2d(be, c3, c2, &w->conv3_w, &w->conv3_b, g, C, H2, W2, C, QA_ACT_GELU, e));
-        QA_TRY(be->chunk_flatten(be, fl, c3, g, C, H3, W3, e));
+        /* conv2 and conv3 write their raw products; the next op applies their bias + GELU as it reads the
+         * map (backend.h xb), which saves a pass over each map */
+        QA_TRY(be->conv2d(be, c1, c0, NULL, &w->conv1_w, &w->conv1_b, g, 1, M, L, C, QA_ACT_GELU, e));
+        QA_TRY(be->conv2d(be, c2, c1, NULL, &w->conv2_w, NULL, g, C, H1, W1, C, QA_ACT_NONE, e));
+        QA_TRY(be->conv2d(be, c3, c2, &w->conv2_b, &w->conv3_w, NULL, g, C, H2, W2, C, QA_ACT_NONE, e));
+        QA_TRY(be->chunk_flatten(be, fl, c3, &w->conv3_b, g, C, H3, W3, e));
         QA_TRY(be->gemm(be, x + c * W3 * E, fl, &w->conv_out_w, NULL, g * W3, C * H3, E, QA_ACT_NONE, 0, e));
     }
     qa_region_release(ws, mark);

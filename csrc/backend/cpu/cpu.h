@@ -6,12 +6,14 @@
  * pointer types of backend.h. Scratch (be->scratch, float32) is used per call from offset 0:
  *   attention: scores QA_CPU_ATTN_BQ × Tkv, then (BF16 K / V) QA_CPU_KV_CHUNK_FLOATS of converted rows;
  *   gemm: one BF16 weight tile (QA_CPU_TILE_FLOATS);
- *   conv2d: im2col of one chunk, then the weight tile after it;
+ *   conv2d: im2col of one chunk, then the weight tile after it (first the activated input plane with xb);
  *   norm_gemm / norm_mlp: the weight tile, then normalised rows (at least QA_CPU_NORM_ROWS of them).
  * scratch_need() is the maximum of these for the dims the engine passes.
  */
 #ifndef QA_BACKEND_CPU_H
 #define QA_BACKEND_CPU_H
+
+#include <math.h>
 
 #include "../backend.h"
 
@@ -63,7 +65,8 @@ qa_status qa_cpu_rope_freqs(float *inv, int64_t Dh, float theta, const char *who
 void qa_cpu_rope_angles(float *c, float *s, const float *inv, int64_t half, int64_t pos);
 void qa_cpu_rope_head(float *v, const float *c, const float *s, int64_t half);
 
-/* Apply GELU(erf) in place. */
+/* GELU(erf) of one value (inline: the conv's im2col applies it per element), and in place over n. */
+static inline float qa_cpu_gelu1(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 void qa_cpu_gelu_inplace(float *x, int64_t n);
 
 /* y[n] = silu(gate[n]) · up[n] (Qwen3MLP act_fn(gate_proj(x)) * up_proj(x)); y may == gate (norm_mlp). */
@@ -98,10 +101,10 @@ qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_er
 qa_status qa_cpu_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);
 qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,
                             int64_t frame0, int64_t valid_frames, int64_t N, int64_t L, qa_err *e);
-qa_status qa_cpu_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
-                        int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
+qa_status qa_cpu_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
+                        const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
                         qa_err *e);
-qa_status qa_cpu_chunk_flatten(qa_backend *be, float *y, const float *x, int64_t N, int64_t C,
+qa_status qa_cpu_chunk_flatten(qa_backend *be, float *y, const float *x, const qa_tensor *xb, int64_t N, int64_t C,
                                int64_t Fq, int64_t Tc, qa_err *e);
 qa_status qa_cpu_embed(qa_backend *be, float *y, const qa_tensor *table, const int32_t *ids, int64_t T,
                        qa_err *e);

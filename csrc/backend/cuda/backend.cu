@@ -10,7 +10,7 @@
  * Scratch (arena view set by the engine): [cuBLASLt workspace 32 MiB | work area], the work area
  * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time; norm_gemm / norm_mlp: the
  * normalised rows, BF16 or FP32) or the im2col matrices
- * of as many conv chunks as fit (scratch_need sizes it for one chunk at least).
+ * of as many conv chunks as fit (scratch_need sizes it for two FP32 chunks, four BF16 ones).
  */
 #include <limits.h>
 #include <math.h>
@@ -402,8 +402,11 @@ static qa_status be_mel_chunks(qa_backend *be, float *y, const float *feat, int6
     RUN(be, e, mel_chunks_impl(ctx_of(be), y, feat, M, ld, frame0, valid, N, L, e));
 }
 
-static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
-                             int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act, qa_err *e)
+/* conv1 (one input channel): the direct kernel, bias and GELU in it; else im2col (applying the input's
+ * deferred bias + GELU) + one strided-batched GEMM per work-area-full of chunks, then bias / GELU if asked. */
+static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
+                             const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
+                             qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
     int64_t Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, K = Cin * 9, P = Ho * Wo;
@@ -411,8 +414,13 @@ static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_
     QA_TRY(weight_ok(e, "conv2d", w, Cout, K));
     if (b)
         QA_TRY(vec_ok(e, "conv2d", "bias", b, Cout));
+    if (xb)
+        QA_TRY(vec_ok(e, "conv2d", "input bias", xb, Cin));
+    int bf16 = w->dtype == QA_BF16, gelu = act == QA_ACT_GELU;
+    const float *bias = b ? (const float *)b->data : NULL, *in_bias = xb ? (const float *)xb->data : NULL;
+    if (Cin == 1 && !in_bias)
+        return qa_cu_conv1ch3s2(c->stream, y, x, w->data, bf16, bias, (int)N, (int)Hi, (int)Wi, (int)Cout, gelu, e);
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    int bf16 = w->dtype == QA_BF16;
     size_t per_image = (size_t)K * P * (bf16 ? 2 : 4);
     size_t fit = c->work_bytes / per_image;
     if (fit == 0)
@@ -420,32 +428,35 @@ static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_
                        "(scratch smaller than scratch_need for max_im2col)", c->work_bytes, per_image);
     for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit) {
         int nb = (int)(N - n0 < (int64_t)fit ? N - n0 : (int64_t)fit);
-        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, x + (size_t)n0 * Cin * Hi * Wi, nb, (int)Cin, (int)Hi,
-                               (int)Wi, e));
+        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, x + (size_t)n0 * Cin * Hi * Wi, in_bias, nb, (int)Cin,
+                               (int)Hi, (int)Wi, e));
         QA_TRY(qa_cuda_gemm_wx_batched(c, y + (size_t)n0 * Cout * P, w->data, w->dtype, c->work, (int)Cout, (int)P,
                                        (int)K, nb, e));
     }
-    return qa_cu_bias_act(c->stream, y, b ? (const float *)b->data : NULL, (size_t)N * Cout * P, (int)Cout,
-                          (size_t)P, act == QA_ACT_GELU, e);
+    return qa_cu_bias_act(c->stream, y, bias, (size_t)N * Cout * P, (int)Cout, (size_t)P, gelu, e);
 }
 
-static qa_status be_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *w, const qa_tensor *b,
-                           int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act, qa_err *e)
+static qa_status be_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
+                           const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
+                           qa_err *e)
 {
-    RUN(be, e, conv2d_impl(be, y, x, w, b, N, Cin, Hi, Wi, Cout, act, e));
+    RUN_AS(be, e, Cin == 1 ? "conv2d 1ch" : "conv2d", conv2d_impl(be, y, x, xb, w, b, N, Cin, Hi, Wi, Cout, act, e));
 }
 
-static qa_status flatten_impl(qa_cuda_ctx *c, float *y, const float *x, int64_t N, int64_t C, int64_t Fq, int64_t Tc,
-                              qa_err *e)
+static qa_status flatten_impl(qa_cuda_ctx *c, float *y, const float *x, const qa_tensor *xb, int64_t N, int64_t C,
+                              int64_t Fq, int64_t Tc, qa_err *e)
 {
     INT_DIMS(e, "chunk_flatten", N, C, Fq, Tc);
-    return qa_cu_conv_flatten(c->stream, y, x, (int)N, (int)C, (int)Fq, (int)Tc, e);
+    if (xb)
+        QA_TRY(vec_ok(e, "chunk_flatten", "input bias", xb, C));
+    return qa_cu_conv_flatten(c->stream, y, x, xb ? (const float *)xb->data : NULL, (int)N, (int)C, (int)Fq, (int)Tc,
+                              e);
 }
 
-static qa_status be_chunk_flatten(qa_backend *be, float *y, const float *x, int64_t N, int64_t C, int64_t Fq,
-                                  int64_t Tc, qa_err *e)
+static qa_status be_chunk_flatten(qa_backend *be, float *y, const float *x, const qa_tensor *xb, int64_t N, int64_t C,
+                                  int64_t Fq, int64_t Tc, qa_err *e)
 {
-    RUN(be, e, flatten_impl(ctx_of(be), y, x, N, C, Fq, Tc, e));
+    RUN(be, e, flatten_impl(ctx_of(be), y, x, xb, N, C, Fq, Tc, e));
 }
 
 /* ---- tokens --------------------------------------------------------------------------------- */

@@ -1,80 +1,189 @@
-/* conv.cu — the audio tower's 3x3 / stride 2 / pad 1 convolutions as im2col + GEMM, and the
- * flatten that feeds conv_out.
+/* conv.cu — the audio tower's 3x3 / stride 2 / pad 1 convolutions (a direct kernel for one input
+ * channel, im2col + GEMM for the rest), and the flatten that feeds conv_out.
  *
  * Contract: ops.cuh. qa_cu_im2col3s2 writes, per image n, a [Cin*9, Ho*Wo] matrix whose row
  * ci*9 + ky*3 + kx matches the PyTorch weight layout [Cout, Cin, 3, 3] flattened to [Cout, Cin*9], so
  * conv = W[Cout, Cin*9] @ col (one GEMM per image, strided-batched), plus bias, then GELU
  * (MODEL_FACTS §4.2: mel 128 -> 64 -> 32 -> 16, time 100 -> 50 -> 25 -> 13).
+ * Deferred activation (backend.h conv2d / chunk_flatten `xb`): the GEMM of conv i writes its raw
+ * product, and the gather of conv i+1 (or the flatten after conv3) reads GELU(x + xb[channel]) — one
+ * pass over each map less (the im2col applies it once per value, as it stages the plane).
+ * qa_cu_conv1ch3s2 is conv1 (one input channel: 9 MACs per output, a bandwidth-bound direct kernel; the
+ * im2col + GEMM with K = 9 ran a slow non-tensor-core cuBLAS kernel). With BF16 weights it rounds
+ * the input to BF16 as the im2col did, so only the FP32 summation order differs from the GEMM.
  * qa_cu_mel_chunks cuts the [M, frames] log-mel into N zero-padded [1, M, L] images (MODEL_FACTS
- * §4.1: the last partial chunk is padded with 0.0 before the convs). qa_cu_conv_flatten permutes [N, C, Fq, Tt] to [N, Tt, C*Fq] with feature index c*Fq + f, the
- * order of transformers' `permute(0, 3, 1, 2).view(b, t, c * f)` before conv_out (MODEL_FACTS §4.3).
+ * §4.1: the last partial chunk is padded with 0.0 before the convs). qa_cu_conv_flatten permutes
+ * [N, C, Fq, Tt] to [N, Tt, C*Fq] with feature index c*Fq + f, the order of transformers'
+ * `permute(0, 3, 1, 2).view(b, t, c * f)` before conv_out (MODEL_FACTS §4.3).
  */
 #include "ops.cuh"
 
-template <typename O> __device__ __forceinline__ O from_f32(float v);
-template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+/* The erf GELU in act.cu's gelu_erf expression: the deferred bias + GELU must give the bits that
+ * bias_act_kernel gave over the stored map. */
+__device__ __forceinline__ float conv_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
-/* One block per im2col row r = (n, ci, ky, kx): its threads walk the Ho*Wo output positions. The index
- * arithmetic is per row and in 32 bits; the first version decoded every element with six 64-bit
- * divisions, which made the conv stack a quarter of a 60 s align on an H200 (bench/gpu_profile.py). */
+/* A map value as the next op reads it: raw, or GELU(x + bias) of its channel when deferred here. */
+__device__ __forceinline__ float act_in(float v, const float *xb, float bias) { return xb ? conv_gelu(v + bias) : v; }
+
+__device__ __forceinline__ void store_one(float *d, float v) { *d = v; }
+__device__ __forceinline__ void store_one(__nv_bfloat16 *d, float v) { *d = __float2bfloat16_rn(v); }
+
+#define IM2COL_THREADS 256
+#define IM2COL_MAX_PLANE 12288 /* floats of one input plane in shared memory: 48 KiB, the most without opt-in */
+
+/* One block per input plane (n, ci): the plane is read once, coalesced, into shared memory (its
+ * deferred bias + GELU applied there, once per value), then the block writes the plane's 9 im2col rows
+ * r = (n*Cin + ci)*9 + ky*3 + kx, consecutive threads on consecutive positions (coalesced stores,
+ * 2-way bank conflicts on the stride-2 reads). Positions advance by the block size, so (oy, ox) are
+ * stepped instead of divided. The first version ran a block per im2col row, read global memory 2.25
+ * times per value and divided per element: 4.8 ms of a 300 s align on an H200 (Nsight Compute). */
 template <typename O>
-__global__ void im2col3s2_kernel(O *col, const float *x, int Cin, int Hi, int Wi, int Ho, int Wo)
+__global__ void __launch_bounds__(IM2COL_THREADS) im2col3s2_kernel(O *col, const float *x, const float *xb, int Cin,
+                                                                   int Hi, int Wi, int Ho, int Wo)
 {
-    const unsigned r = blockIdx.x; /* n * Cin*9 + ci*9 + ky*3 + kx */
-    const int kk = (int)(r % 9u), plane = (int)(r / 9u), ky = kk / 3 - 1, kx = kk % 3 - 1, P = Ho * Wo;
-    const float *xp = x + (size_t)plane * Hi * Wi; /* plane = n * Cin + ci */
-    O *out = col + (size_t)r * P;
-    for (int p = threadIdx.x; p < P; p += blockDim.x) {
-        int oy = p / Wo, ox = p - oy * Wo, iy = 2 * oy + ky, ix = 2 * ox + kx;
-        float v = (iy >= 0 && iy < Hi && ix >= 0 && ix < Wi) ? xp[iy * Wi + ix] : 0.f;
-        out[p] = from_f32<O>(v);
+    extern __shared__ float pl[]; /* [Hi * Wi], sized at launch (full occupancy for the tower's 12.8 KB) */
+    const unsigned plane = blockIdx.x; /* n * Cin + ci */
+    const int HW = Hi * Wi, P = Ho * Wo;
+    const float *xp = x + (size_t)plane * HW;
+    const float bias = xb ? xb[plane % (unsigned)Cin] : 0.f;
+    for (int i = threadIdx.x; i < HW; i += IM2COL_THREADS)
+        pl[i] = act_in(xp[i], xb, bias);
+    __syncthreads();
+    const int dy = IM2COL_THREADS / Wo, dx = IM2COL_THREADS - dy * Wo; /* one step of IM2COL_THREADS positions */
+    for (int kk = 0; kk < 9; kk++) {
+        const int ky = kk / 3 - 1, kx = kk % 3 - 1;
+        O *out = col + ((size_t)plane * 9 + kk) * P;
+        int oy = (int)threadIdx.x / Wo, ox = (int)threadIdx.x - oy * Wo;
+        for (int p = threadIdx.x; p < P; p += IM2COL_THREADS) {
+            const int iy = 2 * oy + ky, ix = 2 * ox + kx;
+            /* zero padding of the activated map: outside the image the input is 0, not GELU(bias) */
+            store_one(out + p, iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? pl[iy * Wi + ix] : 0.f);
+            oy += dy;
+            ox += dx;
+            if (ox >= Wo) {
+                ox -= Wo;
+                oy++;
+            }
+        }
     }
 }
 
+#define CONV1_CO 8 /* output channels per thread of the one-channel conv: its 9 inputs are read once */
+
+__device__ __forceinline__ float weight_f32(const float *w, int i) { return __ldg(w + i); }
+__device__ __forceinline__ float weight_f32(const __nv_bfloat16 *w, int i) { return __bfloat162float(w[i]); }
+
+__device__ __forceinline__ float input_as(const float *, float v) { return v; }
+__device__ __forceinline__ float input_as(const __nv_bfloat16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16_rn(v)); /* the BF16 im2col operand of the GEMM it replaces */
+}
+
+/* y[n, co, oy, ox] = act(b[co] + Σ_k w[co, k] x[n, 0, 2oy+ky-1, 2ox+kx-1]), k = ky*3 + kx, zero padding.
+ * Grid: x = output positions (coalesced stores per channel), y = groups of CONV1_CO channels, z = n. */
+template <typename W>
+__global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const float *b, int Cout, int Hi, int Wi,
+                                  int Ho, int Wo, int gelu)
+{
+    const int p = blockIdx.x * blockDim.x + threadIdx.x, P = Ho * Wo, n = blockIdx.z;
+    if (p >= P)
+        return;
+    const int oy = p / Wo, ox = p - oy * Wo;
+    const float *xn = x + (size_t)n * Hi * Wi;
+    float in[9];
+#pragma unroll
+    for (int k = 0; k < 9; k++) {
+        const int iy = 2 * oy + k / 3 - 1, ix = 2 * ox + k % 3 - 1;
+        in[k] = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? input_as(w, __ldg(xn + iy * Wi + ix)) : 0.f;
+    }
+    const int co0 = blockIdx.y * CONV1_CO;
+#pragma unroll
+    for (int j = 0; j < CONV1_CO; j++) {
+        const int co = co0 + j;
+        if (co >= Cout)
+            break;
+        float acc = 0.f;
+#pragma unroll
+        for (int k = 0; k < 9; k++)
+            acc = fmaf(weight_f32(w, co * 9 + k), in[k], acc);
+        const float v = acc + (b ? __ldg(b + co) : 0.f);
+        y[((size_t)n * Cout + co) * P + p] = gelu ? conv_gelu(v) : v;
+    }
+}
+
+/* One block per output row (n, m): its threads copy the row's L frames, the valid ones from feat and zeros
+ * after (the first version decoded every element with 64-bit divisions). */
 __global__ void mel_chunks_kernel(float *y, const float *feat, int M, long long ld, long long frame0,
-                                  long long valid, int N, int L)
+                                  long long valid, int L)
 {
-    size_t total = (size_t)N * M * L;
-    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (size_t)gridDim.x * blockDim.x) {
-        int t = (int)(idx % L);
-        int m = (int)((idx / L) % M);
-        int n = (int)(idx / ((size_t)L * M));
-        long long f = frame0 + (long long)n * L + t;
-        y[idx] = f < valid ? feat[(size_t)m * ld + f] : 0.0f;
+    const unsigned row = blockIdx.x, n = row / (unsigned)M, m = row - n * (unsigned)M;
+    const long long f0 = frame0 + (long long)n * L;
+    const float *src = feat + (size_t)m * ld;
+    float *dst = y + (size_t)row * L;
+    for (int t = threadIdx.x; t < L; t += blockDim.x)
+        dst[t] = f0 + t < valid ? src[f0 + t] : 0.0f;
+}
+
+#define FLAT_TILE 32 /* the flatten's square tile (threads FLAT_TILE x FLAT_ROWS) */
+#define FLAT_ROWS 8
+
+/* Per chunk n the flatten is a transpose of x_n viewed as [C*Fq rows, Tt columns] to [Tt, C*Fq]; each block
+ * moves one FLAT_TILE x FLAT_TILE tile through shared memory (padded a column against bank conflicts), so
+ * reads follow x's rows and writes follow out's (the first version read with a stride of Tt floats). */
+__global__ void __launch_bounds__(FLAT_TILE *FLAT_ROWS)
+    conv_flatten_kernel(float *out, const float *x, const float *xb, int C, int Fq, int Tt)
+{
+    __shared__ float tile[FLAT_TILE][FLAT_TILE + 1];
+    const int R = C * Fq, r0 = blockIdx.x * FLAT_TILE, t0 = blockIdx.y * FLAT_TILE;
+    const float *xn = x + (size_t)blockIdx.z * R * Tt;
+    float *on = out + (size_t)blockIdx.z * Tt * R;
+    for (int j = threadIdx.y; j < FLAT_TILE; j += FLAT_ROWS) {
+        const int r = r0 + j, t = t0 + threadIdx.x;
+        if (r < R && t < Tt)
+            tile[j][threadIdx.x] = act_in(xn[(size_t)r * Tt + t], xb, xb ? xb[r / Fq] : 0.f);
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < FLAT_TILE; j += FLAT_ROWS) {
+        const int t = t0 + j, r = r0 + threadIdx.x;
+        if (t < Tt && r < R)
+            on[(size_t)t * R + r] = tile[threadIdx.x][j];
     }
 }
 
-__global__ void conv_flatten_kernel(float *out, const float *x, int N, int C, int Fq, int Tt)
-{
-    size_t total = (size_t)N * C * Fq * Tt;
-    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (size_t)gridDim.x * blockDim.x) {
-        /* idx walks the output [n][t][c*Fq + f] so writes are coalesced */
-        int f = (int)(idx % Fq);
-        int c = (int)((idx / Fq) % C);
-        int t = (int)((idx / ((size_t)Fq * C)) % Tt);
-        int n = (int)(idx / ((size_t)Fq * C * Tt));
-        out[idx] = x[(((size_t)n * C + c) * Fq + f) * Tt + t];
-    }
-}
-
-qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, int N, int Cin, int Hi, int Wi,
-                          qa_err *e)
+qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, const float *xb, int N, int Cin,
+                          int Hi, int Wi, qa_err *e)
 {
     int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1;
-    size_t total = (size_t)N * Cin * 9 * Ho * Wo;
-    if (!total)
+    size_t planes = (size_t)N * Cin;
+    if (!planes || !Hi || !Wi)
         return QA_OK;
-    size_t rows = (size_t)N * Cin * 9;
-    if (rows > 0x7fffffffu || (size_t)Hi * Wi > 0x7fffffffu)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "im2col: %zu rows of a %d x %d plane exceed the grid", rows, Hi, Wi);
-    int threads = Ho * Wo < 256 ? (Ho * Wo + 31) / 32 * 32 : 256;
+    if (planes > 0x7fffffffu || (size_t)Hi * Wi > IM2COL_MAX_PLANE)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "im2col: %zu planes of %d x %d (at most 2^31 planes of %d values)", planes,
+                       Hi, Wi, IM2COL_MAX_PLANE);
+    size_t smem = (size_t)Hi * Wi * sizeof(float);
     if (bf16)
-        im2col3s2_kernel<<<(unsigned)rows, threads, 0, s>>>((__nv_bfloat16 *)col, x, Cin, Hi, Wi, Ho, Wo);
+        im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho,
+                                                                        Wo);
     else
-        im2col3s2_kernel<<<(unsigned)rows, threads, 0, s>>>((float *)col, x, Cin, Hi, Wi, Ho, Wo);
+        im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((float *)col, x, xb, Cin, Hi, Wi, Ho, Wo);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
+
+qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void *w, int bf16, const float *b, int N,
+                           int Hi, int Wi, int Cout, int gelu, qa_err *e)
+{
+    int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, P = Ho * Wo;
+    if (!N || !Cout || !P)
+        return QA_OK;
+    if (N > 65535 || (Cout + CONV1_CO - 1) / CONV1_CO > 65535 || (size_t)Hi * Wi > 0x7fffffffu)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "conv1ch: %d images of %d channels (%d x %d) exceed the grid", N, Cout, Hi,
+                       Wi);
+    dim3 grid((unsigned)((P + 127) / 128), (unsigned)((Cout + CONV1_CO - 1) / CONV1_CO), (unsigned)N);
+    if (bf16)
+        conv1ch3s2_kernel<<<grid, 128, 0, s>>>(y, x, (const __nv_bfloat16 *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
+    else
+        conv1ch3s2_kernel<<<grid, 128, 0, s>>>(y, x, (const float *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
@@ -82,20 +191,27 @@ qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, i
 qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, long long ld, long long frame0,
                            long long valid, int N, int L, qa_err *e)
 {
-    size_t total = (size_t)N * M * L;
-    if (!total)
+    size_t rows = (size_t)N * M;
+    if (!rows || !L)
         return QA_OK;
-    mel_chunks_kernel<<<qa_cuda_grid(total), 256, 0, s>>>(y, feat, M, ld, frame0, valid, N, L);
+    if (rows > 0x7fffffffu)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "mel_chunks: %d chunks of %d mel rows exceed the grid", N, M);
+    mel_chunks_kernel<<<(unsigned)rows, 128, 0, s>>>(y, feat, M, ld, frame0, valid, L);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
-qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, int N, int C, int Fq, int Tt, qa_err *e)
+qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const float *xb, int N, int C, int Fq,
+                             int Tt, qa_err *e)
 {
-    size_t total = (size_t)N * C * Fq * Tt;
-    if (!total)
+    size_t R = (size_t)C * Fq;
+    if (!N || !R || !Tt)
         return QA_OK;
-    conv_flatten_kernel<<<qa_cuda_grid(total), 256, 0, s>>>(out, x, N, C, Fq, Tt);
+    if (R > 0x7fffffffu || N > 65535 || (Tt + FLAT_TILE - 1) / FLAT_TILE > 65535)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "conv_flatten: %d chunks of %zu features x %d steps exceed the grid", N, R,
+                       Tt);
+    dim3 grid((unsigned)((R + FLAT_TILE - 1) / FLAT_TILE), (unsigned)((Tt + FLAT_TILE - 1) / FLAT_TILE), (unsigned)N);
+    conv_flatten_kernel<<<grid, dim3(FLAT_TILE, FLAT_ROWS), 0, s>>>(out, x, xb, C, Fq, Tt);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
