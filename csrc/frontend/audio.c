@@ -73,17 +73,24 @@ static qa_status validate(qa_sample_type type, size_t frames, size_t channels, d
     return QA_OK;
 }
 
-/* One pass over the samples: the peak |x| and whether all are finite (vectorisable: no early exit). */
+/* One pass over the samples: the peak |x| over the non-NaN samples (Inf included) and whether all are finite.
+ * On the bits: with the sign cleared, IEEE floats order as unsigned integers, Inf is 0x7f800000 and every
+ * NaN lies above it, so two integer maxima give both — a loop the compiler vectorises (a float max with
+ * NaN rules is not: 3 GB/s, ~6 ms for 300 s of audio, more than the GPU's forward of it). */
 static float scan(const float *x, size_t n, int *all_finite)
 {
-    float peak = 0.0f;
-    int bad = 0;
+    uint32_t top = 0, any = 0;
     for (size_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        bad |= !(a <= FLT_MAX);
-        peak = a > peak ? a : peak;
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        u &= 0x7fffffffu;
+        any = u > any ? u : any;
+        u = u <= 0x7f800000u ? u : 0u;
+        top = u > top ? u : top;
     }
-    *all_finite = !bad;
+    *all_finite = any < 0x7f800000u;
+    float peak;
+    memcpy(&peak, &top, sizeof peak);
     return peak;
 }
 
