@@ -49,19 +49,31 @@ struct qkv_args {
 __device__ __forceinline__ void qkv_put(float *p, float x) { *p = x; }
 __device__ __forceinline__ void qkv_put(__nv_bfloat16 *p, float x) { *p = __float2bfloat16_rn(x); }
 
-/* RMSNorm of the head src[Dh] times w into row[Dh] (shared, this warp's), as rmsnorm_row_kernel. */
-__device__ __forceinline__ void qkv_norm(float *row, const float *src, const float *w, int Dh, float eps, int lane)
+#define QKV_HPW_MAX 4                       /* heads per warp at most (the launch below) */
+#define QKV_SLOTS (QA_CU_QKV_MAX_DH / 128)  /* float4 per lane holding a head of Dh <= QA_CU_QKV_MAX_DH */
+
+/* RMSNorm of a head held in the warp's registers (x[s] = elements 4c..4c+3, c = lane + 32 s) times w into
+ * row[Dh] (shared, this warp's), in rmsnorm_row_kernel's summation order. */
+__device__ __forceinline__ void qkv_norm(float *row, const float4 (&x)[QKV_SLOTS], const float *w, int Dh, float eps,
+                                         int lane)
 {
     float s = 0.f;
-    for (int c = lane; c < Dh / 4; c += 32) {
-        float4 x = ((const float4 *)src)[c];
-        s += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
-        ((float4 *)row)[c] = x;
+#pragma unroll
+    for (int k = 0; k < QKV_SLOTS; k++) {
+        const int c = lane + 32 * k;
+        if (c < Dh / 4) {
+            s += x[k].x * x[k].x + x[k].y * x[k].y + x[k].z * x[k].z + x[k].w * x[k].w;
+            ((float4 *)row)[c] = x[k];
+        }
     }
     const float r = rsqrtf(qa_warp_sum(s) / Dh + eps);
-    for (int c = lane; c < Dh / 4; c += 32) /* the lane's own elements: no sync needed yet */
-        for (int u = 0; u < 4; u++)
-            row[4 * c + u] = row[4 * c + u] * r * w[4 * c + u];
+#pragma unroll
+    for (int k = 0; k < QKV_SLOTS; k++) { /* the lane's own elements: no sync needed yet */
+        const int c = lane + 32 * k;
+        if (c < Dh / 4)
+            for (int u = 0; u < 4; u++)
+                row[4 * c + u] = row[4 * c + u] * r * w[4 * c + u];
+    }
     __syncwarp(); /* rope reads the other lanes' halves */
 }
 
@@ -78,19 +90,43 @@ __device__ __forceinline__ void qkv_rope(D *dst, const float *row, const float *
     }
 }
 
-/* Block (t, y): row t's heads [y·hpb, (y+1)·hpb) of the H query, then Hk key, then Hk value heads, one warp
- * per head in turn. The row's cos / sin are computed once per block into shared memory: per (row, head)
- * they cost a double-precision pow and a sincos per pair, which made this kernel 181 us at T = 7500
- * (Nsight Compute, H200) for ~50 us of memory traffic. */
+/* Head j of row t as an FP32 source: a q head, then the k heads, then the v heads (NULL past j1). */
+__device__ __forceinline__ const float *qkv_src(const qkv_args &a, int t, int j, int j1)
+{
+    const int KD = a.Hk * a.Dh;
+    if (j >= j1)
+        return NULL;
+    if (j < a.H)
+        return a.q + ((size_t)t * a.H + j) * a.Dh;
+    if (j < a.H + a.Hk)
+        return a.k + (size_t)t * KD + (j - a.H) * a.Dh;
+    return a.v + (size_t)t * KD + (j - a.H - a.Hk) * a.Dh;
+}
+
+/* Block (t, y): row t's heads [y·hpb, (y+1)·hpb) of the H query, then Hk key, then Hk value heads; warp w
+ * takes heads w, w + nw, ... . A warp loads all of its heads first, so their loads are in flight together
+ * and behind the row's cos / sin, which the block computes once into shared memory (per (row, head) they
+ * cost a double-precision pow and a sincos per pair: 181 us at T = 7500, Nsight Compute, H200, for ~50 us
+ * of memory traffic; then one head at a time per warp left it latency-bound). */
 template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv_prep_kernel(qkv_args a)
 {
     __shared__ __align__(16) float rows[QKV_WARPS_MAX][QA_CU_QKV_MAX_DH];
     __shared__ float cs[QA_CU_QKV_MAX_DH / 2], sn[QA_CU_QKV_MAX_DH / 2];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     const int NH = a.H + 2 * a.Hk, Dh = a.Dh, KD = a.Hk * Dh, t = blockIdx.x;
-    const int hpb = (NH + gridDim.y - 1) / gridDim.y, j0 = blockIdx.y * hpb, j1 = min(NH, j0 + hpb);
+    const int hpb = (NH + gridDim.y - 1) / gridDim.y, j0 = blockIdx.y * hpb + warp, j1 = min(NH, j0 - warp + hpb);
     qa_pdl_wait(); /* launched with PDL (pdl.cuh): everything below reads the previous kernels' outputs */
     qa_pdl_trigger();
+    float4 x[QKV_HPW_MAX][QKV_SLOTS];
+#pragma unroll
+    for (int h = 0; h < QKV_HPW_MAX; h++) {
+        const float *src = qkv_src(a, t, j0 + h * nw, j1);
+#pragma unroll
+        for (int k = 0; k < QKV_SLOTS; k++) {
+            const int c = lane + 32 * k;
+            x[h][k] = src && c < Dh / 4 ? ((const float4 *)src)[c] : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+    }
     const int p = (a.pos_dev ? *a.pos_dev : a.pos0) + t;
     for (int i = threadIdx.x; i < Dh / 2; i += blockDim.x) {
         /* one fp32 product fp32(p) * inv_freq (the position_ids matmul); accurate cosf / sinf: angles reach
@@ -101,26 +137,33 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
     }
     __syncthreads(); /* the only block-wide sync: warps may leave alone below */
     const bool stored = p >= 0 && p < a.max_rows; /* past the cache: an engine bug upstream, never write */
-    for (int j = j0 + warp; j < j1; j += nw) {
+#pragma unroll
+    for (int h = 0; h < QKV_HPW_MAX; h++) {
+        const int j = j0 + h * nw;
+        if (j >= j1)
+            return;
         if (j < a.H) {
-            float *qh = a.q + ((size_t)t * a.H + j) * Dh;
-            qkv_norm(rows[warp], qh, a.qw, Dh, a.eps, lane);
-            qkv_rope(qh, rows[warp], cs, sn, Dh, lane);
+            qkv_norm(rows[warp], x[h], a.qw, Dh, a.eps, lane);
+            qkv_rope(a.q + ((size_t)t * a.H + j) * Dh, rows[warp], cs, sn, Dh, lane);
         } else if (!stored) {
             return;
         } else if (j < a.H + a.Hk) {
-            const int g = j - a.H;
-            qkv_norm(rows[warp], a.k + (size_t)t * KD + g * Dh, a.kw, Dh, a.eps, lane);
-            qkv_rope((KV *)a.kdst + (size_t)p * KD + g * Dh, rows[warp], cs, sn, Dh, lane);
-            __syncwarp(); /* rows[warp] is reused by this warp's next head */
+            qkv_norm(rows[warp], x[h], a.kw, Dh, a.eps, lane);
+            qkv_rope((KV *)a.kdst + (size_t)p * KD + (j - a.H) * Dh, rows[warp], cs, sn, Dh, lane);
         } else {
-            const int g = j - a.H - a.Hk;
-            const float *src = a.v + (size_t)t * KD + g * Dh;
-            KV *dst = (KV *)a.vdst + (size_t)p * KD + g * Dh;
-            for (int i = lane; i < Dh; i += 32)
-                qkv_put(dst + i, src[i]);
+            KV *dst = (KV *)a.vdst + (size_t)p * KD + (j - a.H - a.Hk) * Dh;
+#pragma unroll
+            for (int k = 0; k < QKV_SLOTS; k++) {
+                const int c = lane + 32 * k;
+                if (c < Dh / 4) {
+                    qkv_put(dst + 4 * c, x[h][k].x);
+                    qkv_put(dst + 4 * c + 1, x[h][k].y);
+                    qkv_put(dst + 4 * c + 2, x[h][k].z);
+                    qkv_put(dst + 4 * c + 3, x[h][k].w);
+                }
+            }
         }
-        __syncwarp();
+        __syncwarp(); /* rows[warp] is reused by this warp's next head */
     }
 }
 
@@ -137,7 +180,7 @@ qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int k
     memcpy(a.inv, inv, (size_t)(Dh / 2) * sizeof(float));
     /* a few rows (decode): the heads spread over blocks of 4 warps, one head each; many rows: one block of 8
      * warps per row, so the row's angles are computed once */
-    const int NH = H + 2 * Hk, warps = T < 16 ? 4 : QKV_WARPS_MAX, hpw = T < 16 ? 1 : 4;
+    const int NH = H + 2 * Hk, warps = T < 16 ? 4 : QKV_WARPS_MAX, hpw = T < 16 ? 1 : QKV_HPW_MAX;
     dim3 grid((unsigned)T, (unsigned)((NH + warps * hpw - 1) / (warps * hpw)));
     if (grid.y > 65535u)
         return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: %d heads per row exceed the grid", NH);
