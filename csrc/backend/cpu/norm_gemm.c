@@ -25,26 +25,39 @@ static qa_status norm_rows(qa_backend *be, int64_t T, int64_t K, const char *op,
     return *h ? QA_OK : e->code;
 }
 
-qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
-                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
-                           int accumulate, qa_err *e)
+/* y[i] = act(norm(x) · W[i]ᵀ + b[i]) (+ y[i] when accumulate), a block of normalised rows at a time: LayerNorm
+ * when ln_b is given (the encoder), else RMSNorm (the decoder); b may be NULL (no biases). */
+static qa_status norm_then_gemms(qa_backend *be, const char *op, float *const y[], const float *x,
+                                 const qa_tensor *norm_w, const qa_tensor *ln_b, float eps, const qa_tensor *const W[],
+                                 const qa_tensor *const b[], const int64_t N[], int n, int64_t T, int64_t K,
+                                 qa_act act, int accumulate, qa_err *e)
 {
     if (n < 1 || n > QA_NORM_GEMM_MAX)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "norm_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %d weights, expected 1 to %d", op, n, QA_NORM_GEMM_MAX);
     for (int i = 0; i < n; i++)
-        QA_TRY(qa_cpu_check_weight(W[i], N[i], K, "norm_gemm", e));
+        QA_TRY(qa_cpu_check_weight(W[i], N[i], K, op, e));
     if (T <= 0)
         return QA_OK;
     int64_t rows = 0;
     float *h = NULL;
-    QA_TRY(norm_rows(be, T, K, "norm_gemm", &rows, &h, e));
+    QA_TRY(norm_rows(be, T, K, op, &rows, &h, e));
     for (int64_t r0 = 0; r0 < T; r0 += rows) {
         int64_t nr = T - r0 < rows ? T - r0 : rows;
-        QA_TRY(qa_cpu_rmsnorm(be, h, x + r0 * K, norm_w, nr, K, eps, e));
+        if (ln_b)
+            QA_TRY(qa_cpu_layernorm(be, h, x + r0 * K, norm_w, ln_b, nr, K, eps, e));
+        else
+            QA_TRY(qa_cpu_rmsnorm(be, h, x + r0 * K, norm_w, nr, K, eps, e));
         for (int i = 0; i < n; i++)
-            QA_TRY(qa_cpu_gemm(be, y[i] + r0 * N[i], h, W[i], NULL, nr, K, N[i], QA_ACT_NONE, accumulate, e));
+            QA_TRY(qa_cpu_gemm(be, y[i] + r0 * N[i], h, W[i], b ? b[i] : NULL, nr, K, N[i], act, accumulate, e));
     }
     return QA_OK;
+}
+
+qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
+                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+                           int accumulate, qa_err *e)
+{
+    return norm_then_gemms(be, "norm_gemm", y, x, norm_w, NULL, eps, W, NULL, N, n, T, K, QA_ACT_NONE, accumulate, e);
 }
 
 qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
@@ -65,20 +78,7 @@ qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], const float *x, const
                          float eps, const qa_tensor *const W[], const qa_tensor *const b[], const int64_t N[], int n,
                          int64_t T, int64_t K, qa_act act, qa_err *e)
 {
-    if (n < 1 || n > QA_NORM_GEMM_MAX)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
-    for (int i = 0; i < n; i++)
-        QA_TRY(qa_cpu_check_weight(W[i], N[i], K, "ln_gemm", e));
-    if (T <= 0)
-        return QA_OK;
-    int64_t rows = 0;
-    float *h = NULL;
-    QA_TRY(norm_rows(be, T, K, "ln_gemm", &rows, &h, e));
-    for (int64_t r0 = 0; r0 < T; r0 += rows) {
-        int64_t nr = T - r0 < rows ? T - r0 : rows;
-        QA_TRY(qa_cpu_layernorm(be, h, x + r0 * K, ln_w, ln_b, nr, K, eps, e));
-        for (int i = 0; i < n; i++)
-            QA_TRY(qa_cpu_gemm(be, y[i] + r0 * N[i], h, W[i], b[i], nr, K, N[i], act, 0, e));
-    }
-    return QA_OK;
+    if (!ln_b)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: the LayerNorm bias is missing");
+    return norm_then_gemms(be, "ln_gemm", y, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, 0, e);
 }
