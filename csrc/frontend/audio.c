@@ -120,6 +120,13 @@ static void normalize_peak(float *x, size_t n)
     }
 }
 
+int qa_all_finite(const float *x, size_t n)
+{
+    int ok;
+    scan(x, n, &ok);
+    return ok;
+}
+
 int qa_audio_ready16k(const float *x, size_t n)
 {
     int ok;

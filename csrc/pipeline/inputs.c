@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "../backend/cuda_api.h"
+#include "../frontend/audio.h"
 #include "../frontend/mel.h"
 #include "../model/encoder.h"
 
@@ -26,23 +27,30 @@ void qa_inputs_set_samples(qa_inputs *in, const float *samples, int64_t n)
     in->frames = in->ld = (int64_t)qa_mel_frames(n > 0 ? (size_t)n : 0);
 }
 
-/* NaN/inf would spread to every logit silently: the features (or the samples they come from). */
+/* NaN/inf would spread to every logit silently: the features (or the samples they come from). The vectorised
+ * pass first: a plain loop with its early exit runs at a third of the speed (~5 ms for 300 s of samples). */
 static qa_status check_finite(const qa_inputs *in, qa_err *e)
 {
     if (!in->feat) { /* frontend/mel.c's message, so both paths say the same */
         if (!in->samples || in->n_samples < 0)
             return QA_FAIL(e, QA_ERR_INPUT, "a request needs features or samples");
+        if (qa_all_finite(in->samples, (size_t)in->n_samples))
+            return QA_OK;
         for (int64_t i = 0; i < in->n_samples; i++)
             if (!isfinite(in->samples[i]))
                 return QA_FAIL(e, QA_ERR_AUDIO, "log_mel: sample %lld is %s; audio must be finite", (long long)i,
                                isnan(in->samples[i]) ? "NaN" : "infinite");
         return QA_OK;
     }
-    for (int64_t mrow = 0; mrow < in->mel_bins; mrow++)
+    for (int64_t mrow = 0; mrow < in->mel_bins; mrow++) {
+        const float *row = in->feat + mrow * in->ld;
+        if (qa_all_finite(row, (size_t)in->frames))
+            continue;
         for (int64_t f = 0; f < in->frames; f++)
-            if (!isfinite(in->feat[mrow * in->ld + f]))
+            if (!isfinite(row[f]))
                 return QA_FAIL(e, QA_ERR_INPUT, "features[%lld, %lld] = %g: log-mel features must be finite",
-                               (long long)mrow, (long long)f, (double)in->feat[mrow * in->ld + f]);
+                               (long long)mrow, (long long)f, (double)row[f]);
+    }
     return QA_OK;
 }
 
