@@ -128,7 +128,8 @@ def timings(g, rng):
     s = Step(g, rng)
     ops = [("q/k/v norm_gemm", s.qkv, 2 * D * (QD + 2 * KD)), ("qkv_prep", s.prep, 0),
            (f"attention_at pos {POS}", s.attend, 0), ("o-proj gemv", s.oproj, 2 * QD * D),
-           ("norm_mlp", s.mlp, 2 * 3 * D * F), ("mlp down gemv alone", s.down, 2 * D * F), ("layer (5 ops)", s.layer, LAYER_BYTES),
+           ("norm_mlp", s.mlp, 2 * 3 * D * F), ("mlp down gemv alone", s.down, 2 * D * F),
+           ("layer (5 ops)", s.layer, LAYER_BYTES),
            ("lm_head gemv", s.lm_head, 2 * V * D), ("argmax_at", s.pick, 0)]
     out = {name: [s.us_per_call(body, REPS if nbytes < 2 * V * D else 4), nbytes] for name, body, nbytes in ops}
     return dict(times=out, x_eager=s.layer_once(False).ravel().tolist(),

@@ -8,7 +8,7 @@
  * re-reads through L1 (at most 4 x 6144 floats). x is rounded to BF16 first, as gemm.cu stages it for
  * cuBLAS, so the products are the same; accumulation is FP32 (order differs from cuBLAS: last-bit
  * differences only). Launched with PDL (pdl.cuh): a warp's first weight loads overlap the previous kernel.
- * QA_CUDA_GEMV_VARIANT (gemv.cuh) picks this block-per-8-columns kernel (0) or a persistent one (1, 2, the
+ * QA_CUDA_GEMV_VARIANT (gemv.cuh) picks this block-per-8-columns kernel (0) or a persistent one (1 to 3; 1 the
  * default): same sums, other warps.
  */
 #include <limits.h>
@@ -90,7 +90,7 @@ struct gemv_rows {
     }
 };
 
-/* QA_CUDA_GEMV_VARIANT 1 / 2 (gemv.cuh): a grid of 2 blocks per SM, each warp streams the columns n = its warp
+/* QA_CUDA_GEMV_VARIANT 1 to 3 (gemv.cuh): a grid of 2 (or 1) blocks per SM, each warp streams the columns n = its warp
  * index + k · (the grid's warps) with one pipeline. The numbers of gemv_bf16_kernel. */
 template <int TT>
 __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_rows_kernel(float *y, int ldy, const float *x, int ldx,
@@ -114,9 +114,10 @@ static cudaError_t gemv_launch(cudaStream_t s, float *y, int ldy, const float *x
                                int N, int K, float beta)
 {
     dim3 grid(qa_cuda_blocks((size_t)N, WARPS)), block(WARPS * 32);
-    if (qa_cu_gemv_variant() == 0 || (long long)N + 2LL * grid.x * WARPS > INT_MAX) /* int column numbers, 2 batches ahead */
+    /* the kernel numbers columns with int, up to two batches past the last */
+    if (qa_cu_gemv_variant() == 0 || (long long)N + 2LL * grid.x * WARPS > INT_MAX)
         return qa_cu_launch(gemv_bf16_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
-    cudaError_t err = qa_gv_persistent_grid(grid.x, 2, &grid.x);
+    cudaError_t err = qa_gv_persistent_grid(grid.x, qa_gv_per_sm(false), &grid.x);
     if (err != cudaSuccess)
         return err;
     return qa_cu_launch(gemv_bf16_rows_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);

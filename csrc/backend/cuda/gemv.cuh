@@ -113,7 +113,7 @@ __device__ __forceinline__ void qa_gv_stream(float (&acc)[S][TT], uint4 (&w)[S][
     }
 }
 
-/* ---- the persistent form (QA_CUDA_GEMV_VARIANT 1 and 2) --------------------------------------------------------
+/* ---- the persistent form (QA_CUDA_GEMV_VARIANT 1 to 3) ---------------------------------------------------------
  * A grid of as many blocks as stay resident; warp g owns the outputs g, g + stride, ... (stride: the warps of the
  * grid, so neighbouring warps still read neighbouring rows) and its double-buffered batches run on across them:
  * batch b + 2 may be the first of the next output. No block launches, prologues or drained pipelines between
@@ -172,14 +172,23 @@ __device__ __forceinline__ void qa_gv_stream_rows(uint4 (&w)[S][U], uint4 (&next
  *   1: persistent grids of 2 blocks per SM for the gate/up kernel of norm_mlp and for gemv.cu (o-proj, down,
  *      lm_head): qa_gv_stream_rows;
  *   2: as 1, but the gate/up kernel on 1 block per SM: half the register file stays free, so the down GEMV's
- *      blocks (PDL) become resident while gate/up streams and load 2/3 of the down weights before its wait. */
+ *      blocks (PDL) become resident while gate/up streams and load 2/3 of the down weights before its wait;
+ *   3: as 2, and gemv.cu on 1 block per SM too: every GEMV kernel shares the SMs with its PDL successor, which
+ *      loads its first weights meanwhile (fewer bytes in flight per kernel, more overlap between kernels). */
 static inline int qa_cu_gemv_variant(void)
 {
     static const int v = [] {
         const char *e = getenv("QA_CUDA_GEMV_VARIANT");
-        return e && (strcmp(e, "0") == 0 || strcmp(e, "2") == 0) ? e[0] - '0' : 1;
+        return e && e[0] >= '0' && e[0] <= '3' && !e[1] ? e[0] - '0' : 1;
     }();
     return v;
+}
+
+/* Blocks per SM of a persistent grid (variants 1..3 above): norm_mlp's gate/up kernel or a gemv.cu one. */
+static inline int qa_gv_per_sm(bool gate_up)
+{
+    const int v = qa_cu_gemv_variant();
+    return v == 3 || (v == 2 && gate_up) ? 1 : 2;
 }
 
 /* The blocks of a persistent grid: per_sm on every SM of the current device, at most need (a launch error status

@@ -11,7 +11,7 @@
  *   Launched with PDL (pdl.cuh): the first two batches of weight loads are issued before the wait and the norm.
  *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
  *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
- *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) and 2 run that gate/up kernel persistent (ngemv_silu_rows_kernel).
+ *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) to 3 run that gate/up kernel persistent (ngemv_silu_rows_kernel).
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
  *   staging the same way. Row blocks when the work area is smaller than the rows.
@@ -160,7 +160,7 @@ struct silu_rows {
     }
 };
 
-/* QA_CUDA_GEMV_VARIANT 1 / 2 (gemv.cuh): ngemv_kernel<TT, 1> on a grid that stays resident. Each block normalises
+/* QA_CUDA_GEMV_VARIANT 1 to 3 (gemv.cuh): ngemv_kernel<TT, 1> on a grid that stays resident. Each block normalises
  * x once (not once per 8 outputs) and each warp streams the gate and up rows of all its outputs with one
  * pipeline; its first two batches are loaded before the PDL wait and the norm, as in ngemv_kernel. */
 template <int TT> __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_silu_rows_kernel(const ngemv_args a)
@@ -185,11 +185,11 @@ template <int TT> __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_silu
     qa_gv_stream_rows<TT>(w, next, r, ngemv_x{xs, K}, K8, li, lc);
 }
 
-/* The persistent gate/up launch: 2 blocks per SM (variant 1) or 1 (variant 2, gemv.cuh). */
+/* The persistent gate/up launch: 2 blocks per SM (variant 1) or 1 (variants 2 and 3, gemv.cuh). */
 static cudaError_t ngemv_silu_rows_launch(cudaStream_t s, const ngemv_args &a, int T, unsigned need, size_t smem)
 {
     dim3 grid(need), block(NG_WARPS * 32);
-    cudaError_t err = qa_gv_persistent_grid(need, qa_cu_gemv_variant() == 2 ? 1 : 2, &grid.x);
+    cudaError_t err = qa_gv_persistent_grid(need, qa_gv_per_sm(true), &grid.x);
     if (err != cudaSuccess)
         return err;
     switch (T) {
