@@ -3,8 +3,8 @@
 The ops and arguments are the ones csrc/model/decoder.c (attn_block, mlp_block with a device position) and
 heads.c / asr.c (lm_head, argmax_at) enqueue for one token: norm_gemm q/k/v -> qkv_prep -> attention_at ->
 o-proj gemm (accumulate) -> norm_mlp per layer, then the lm_head GEMV and the greedy pick. Used by
-tests/test_cuda.py in child processes, so that each measurement runs under its own QA_CUDA_PDL setting (the
-variable is read once per process):
+tests/test_cuda.py in child processes, so that each measurement runs under its own QA_CUDA_PDL and
+QA_CUDA_GEMV_VARIANT settings (each variable is read once per process):
 
     python -c "import decode_layer; decode_layer.main()"   # prints one line: JSON {...}
 
@@ -75,6 +75,9 @@ class Step:
     def mlp(self, L):
         self.g.call("norm_mlp", self.x, L["post_norm"], EPS, L["g"], L["u"], L["d"], self.gb, self.ub, 1, D, F)
 
+    def down(self, L):  # norm_mlp's second kernel alone (the gemv of silu(g)·u), to split its time
+        self.g.call("gemm", self.x, self.gb, L["d"], None, 1, F, D, 0, 1)
+
     def layer(self, L):
         for op in (self.qkv, self.prep, self.attend, self.oproj, self.mlp):
             op(L)
@@ -125,7 +128,8 @@ def timings(g, rng):
     s = Step(g, rng)
     ops = [("q/k/v norm_gemm", s.qkv, 2 * D * (QD + 2 * KD)), ("qkv_prep", s.prep, 0),
            (f"attention_at pos {POS}", s.attend, 0), ("o-proj gemv", s.oproj, 2 * QD * D),
-           ("norm_mlp", s.mlp, 2 * 3 * D * F), ("layer (5 ops)", s.layer, LAYER_BYTES),
+           ("norm_mlp", s.mlp, 2 * 3 * D * F), ("mlp down gemv alone", s.down, 2 * D * F),
+           ("layer (5 ops)", s.layer, LAYER_BYTES),
            ("lm_head gemv", s.lm_head, 2 * V * D), ("argmax_at", s.pick, 0)]
     out = {name: [s.us_per_call(body, REPS if nbytes < 2 * V * D else 4), nbytes] for name, body, nbytes in ops}
     return dict(times=out, x_eager=s.layer_once(False).ravel().tolist(),

@@ -337,12 +337,16 @@ decode_layer.main()
 """
 
 
-def _decode_step_in_child(pdl):
-    """tests/decode_layer.py's timings and outputs in a fresh process, PDL on (QA_CUDA_PDL unset) or off."""
+def _decode_step_in_child(pdl, variant=None):
+    """tests/decode_layer.py's timings and outputs in a fresh process, PDL on (QA_CUDA_PDL unset) or off, with
+    gemv.cuh's default decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant."""
     env = dict(os.environ)
     env.pop("QA_CUDA_PDL", None)
+    env.pop("QA_CUDA_GEMV_VARIANT", None)
     if not pdl:
         env["QA_CUDA_PDL"] = "0"
+    if variant is not None:
+        env["QA_CUDA_GEMV_VARIANT"] = str(variant)
     run = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=os.path.dirname(__file__))],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0 and "JSON " in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
@@ -362,12 +366,50 @@ def test_decode_step_kernels_timing_with_and_without_pdl():
         gbs = (lambda t: f" = {nbytes / t / 1e3:.0f} GB/s") if nbytes else (lambda t: "")
         print(f"decode {name}: {us:.1f} us{gbs(us)} with PDL, {us0:.1f} us{gbs(us0)} without")
     for what, run in (("with PDL", on), ("without PDL", off)):
-        t = run["times"]
-        step = 28 * t["layer (5 ops)"][0] + t["lm_head gemv"][0] + t["argmax_at"][0]
         print(f"decode step {what} (28 layers + lm_head + argmax; embed, final norm not counted): "
-              f"{step / 1e3:.3f} ms/token (issue #6 target 1.5)")
+              f"{_step_ms(run['times']):.3f} ms/token (issue #6 target 1.5)")
         np.testing.assert_array_equal(run["x_graph"], run["x_eager"], err_msg=f"recorded layer {what}")
     np.testing.assert_array_equal(on["x_eager"], off["x_eager"], err_msg="layer with and without PDL")
+
+
+GEMV_VARIANTS = (0, 1, 2, 3)  # gemv.cuh qa_cu_gemv_variant: 0 a block per 8 outputs, 1 (default) to 3 persistent
+
+
+def _step_ms(times):
+    return (28 * times["layer (5 ops)"][0] + times["lm_head gemv"][0] + times["argmax_at"][0]) / 1e3
+
+
+@gpu_only
+def test_decode_step_kernels_timing_gemv_variants():
+    """Issue #6: the decode step's kernels (as test_decode_step_kernels_timing_with_and_without_pdl, PDL on) under
+    each QA_CUDA_GEMV_VARIANT (gemv.cuh), one child process each. Prints per op µs and GB/s of weights for every
+    variant side by side, and the ms/token they add up to (run with -s). The variants change which warp streams
+    which row, not the sums: the layer's output must be the same bits in all of them, op by op and recorded."""
+    runs = {v: _decode_step_in_child(True, v) for v in GEMV_VARIANTS}
+    for name, (_, nbytes) in runs[0]["times"].items():
+        cols = []
+        for v, run in runs.items():
+            us = run["times"][name][0]
+            cols.append(f"v{v} {us:6.1f} us" + (f" {nbytes / us / 1e3:5.0f} GB/s" if nbytes else ""))
+        print(f"decode {name:22s}: " + " | ".join(cols))
+    for v, run in runs.items():
+        print(f"decode step QA_CUDA_GEMV_VARIANT={v}: {_step_ms(run['times']):.3f} ms/token (28 layers + lm_head + "
+              f"argmax; issue #6 target 1.5)")
+    for v, run in runs.items():
+        np.testing.assert_array_equal(run["x_graph"], run["x_eager"], err_msg=f"recorded layer, variant {v}")
+        np.testing.assert_array_equal(run["x_eager"], runs[0]["x_eager"], err_msg=f"layer, variant {v} vs 0")
+
+
+@gpu_only
+@pytest.mark.parametrize("variant", GEMV_VARIANTS)
+def test_decode_gemvs_float64_under_each_gemv_variant(variant):
+    """test_decode_gemvs_against_float64 and test_norm_mlp (the decode GEMV kernels against float64) in a child
+    pytest under QA_CUDA_GEMV_VARIANT=variant (read once per process)."""
+    env = dict(os.environ, QA_CUDA_GEMV_VARIANT=str(variant))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__, "-k",
+                          "test_decode_gemvs_against_float64 or test_norm_mlp"], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
 
 
 # ---- norms, positions, elementwise ---------------------------------------------------------------
@@ -1860,18 +1902,21 @@ np.savez({path!r}, **out)
 """
 
 
-def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True):
+def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None):
     """asr_generate results in a fresh process whose CUDA backend opened with QA_CUDA_GRAPH=mode
-    (None: unset, the default graph path) — the variable is read once, when the backend opens — and
-    programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh)."""
-    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}.npz")
+    (None: unset, the default graph path) — the variable is read once, when the backend opens —,
+    programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh) and the default
+    decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant (gemv.cuh)."""
+    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}-v{variant}.npz")
     env = dict(os.environ)
-    env.pop("QA_CUDA_GRAPH", None)
-    env.pop("QA_CUDA_PDL", None)
+    for var in ("QA_CUDA_GRAPH", "QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT"):
+        env.pop(var, None)
     if mode is not None:
         env["QA_CUDA_GRAPH"] = mode
     if not pdl:
         env["QA_CUDA_PDL"] = "0"
+    if variant is not None:
+        env["QA_CUDA_GEMV_VARIANT"] = str(variant)
     code = GEN_CHILD.format(tests=os.path.dirname(__file__), folder=folder, dtype=dtype, runs=runs, path=path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
@@ -1917,6 +1962,18 @@ def test_asr_decoding_same_without_pdl(tmp_path, dtype):
         on = _generate_in_child(tmp_path, mode, folder, dtype, GEN_RUNS)
         off = _generate_in_child(tmp_path, mode, folder, dtype, GEN_RUNS, pdl=False)
         _assert_same_runs(on, off, GEN_RUNS, f"{dtype} QA_CUDA_GRAPH={mode} PDL on / off")
+
+
+@gpu_only
+def test_asr_decoding_same_under_each_gemv_variant(tmp_path):
+    """gemv.cuh: the decode GEMV variants (QA_CUDA_GEMV_VARIANT) assign rows to warps differently but sum each row
+    in the same order — the recorded BF16 decode gives the same ids and first logits under each."""
+    folder = os.path.join(FIXTURES, "asr")
+    model("asr")
+    base = _generate_in_child(tmp_path, None, folder, "bfloat16", GEN_RUNS, variant=0)
+    for v in GEMV_VARIANTS[1:]:
+        other = _generate_in_child(tmp_path, None, folder, "bfloat16", GEN_RUNS, variant=v)
+        _assert_same_runs(base, other, GEN_RUNS, f"bfloat16 QA_CUDA_GEMV_VARIANT={v} vs 0")
 
 
 @gpu_only

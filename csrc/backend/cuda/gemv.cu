@@ -8,7 +8,11 @@
  * re-reads through L1 (at most 4 x 6144 floats). x is rounded to BF16 first, as gemm.cu stages it for
  * cuBLAS, so the products are the same; accumulation is FP32 (order differs from cuBLAS: last-bit
  * differences only). Launched with PDL (pdl.cuh): a warp's first weight loads overlap the previous kernel.
+ * QA_CUDA_GEMV_VARIANT (gemv.cuh) picks this block-per-8-columns kernel (0) or a persistent one (1 to 3; 1 the
+ * default): same sums, other warps.
  */
+#include <limits.h>
+
 #include "gemv.cuh"
 
 #define WARPS 8
@@ -60,6 +64,65 @@ __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_kernel(float *y, int 
     }
 }
 
+/* Output n = first + i·stride of the persistent kernel (gemv.cuh qa_gv_stream_rows). */
+struct gemv_rows {
+    const __nv_bfloat16 *W;
+    float *y;
+    int ldy, N, K, first, stride;
+    float beta;
+    __device__ __forceinline__ bool has(int i) const { return first + i * stride < N; }
+    __device__ __forceinline__ void rows(int i, const uint4 *(&p)[1]) const
+    {
+        const int n = first + i * stride;
+        p[0] = n < N ? (const uint4 *)(W + (size_t)n * K) : NULL;
+    }
+    template <int TT> __device__ __forceinline__ void put(int i, const float (&acc)[1][TT]) const
+    {
+        const int n = first + i * stride;
+#pragma unroll
+        for (int t = 0; t < TT; t++) {
+            float s = qa_warp_sum(acc[0][t]);
+            if ((threadIdx.x & 31) == 0) {
+                float *o = y + (size_t)t * ldy + n;
+                *o = beta != 0.f ? s + beta * *o : s;
+            }
+        }
+    }
+};
+
+/* QA_CUDA_GEMV_VARIANT 1 to 3 (gemv.cuh): a grid of 2 (or 1) blocks per SM, each warp streams the columns n = its warp
+ * index + k · (the grid's warps) with one pipeline. The numbers of gemv_bf16_kernel. */
+template <int TT>
+__global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_rows_kernel(float *y, int ldy, const float *x, int ldx,
+                                                                        const __nv_bfloat16 *W, int N, int K,
+                                                                        float beta)
+{
+    const gemv_rows r = {W, y, ldy, N, K, (int)(blockIdx.x * WARPS + (threadIdx.x >> 5)), (int)(gridDim.x * WARPS),
+                         beta};
+    const int K8 = K / 8;
+    int li = 0, lc = 0;
+    uint4 w[1][QA_GV_BATCH], next[1][QA_GV_BATCH];
+    qa_gv_next<true>(w, r, li, lc, K8); /* weights only before the wait (pdl.cuh) */
+    qa_gv_next<true>(next, r, li, lc, K8);
+    qa_pdl_wait();
+    qa_pdl_trigger();
+    qa_gv_stream_rows<TT>(w, next, r, gemv_x{x, ldx}, K8, li, lc);
+}
+
+template <int TT>
+static cudaError_t gemv_launch(cudaStream_t s, float *y, int ldy, const float *x, int ldx, const __nv_bfloat16 *W,
+                               int N, int K, float beta)
+{
+    dim3 grid(qa_cuda_blocks((size_t)N, WARPS)), block(WARPS * 32);
+    /* the kernel numbers columns with int, up to two batches past the last */
+    if (qa_cu_gemv_variant() == 0 || (long long)N + 2LL * grid.x * WARPS > INT_MAX)
+        return qa_cu_launch(gemv_bf16_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
+    cudaError_t err = qa_gv_persistent_grid(grid.x, qa_gv_per_sm(false), &grid.x);
+    if (err != cudaSuccess)
+        return err;
+    return qa_cu_launch(gemv_bf16_rows_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
+}
+
 int qa_cu_gemv_bf16_fits(const float *x, int ldx, const void *W, int T, int K)
 {
     return T >= 1 && T <= QA_CU_GEMV_MAX_ROWS && K % 8 == 0 && ldx % 4 == 0 && ((uintptr_t)x & 15) == 0 &&
@@ -73,14 +136,13 @@ qa_status qa_cu_gemv_bf16(cudaStream_t s, float *y, int ldy, const float *x, int
         return QA_FAIL(e, QA_ERR_INTERNAL, "gemv: %d rows of K=%d (ldx %d) outside its contract", T, K, ldx);
     if (N <= 0)
         return QA_OK;
-    dim3 grid(qa_cuda_blocks((size_t)N, WARPS)), block(WARPS * 32);
     const __nv_bfloat16 *w = (const __nv_bfloat16 *)W;
     cudaError_t err;
     switch (T) {
-    case 1: err = qa_cu_launch(gemv_bf16_kernel<1>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
-    case 2: err = qa_cu_launch(gemv_bf16_kernel<2>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
-    case 3: err = qa_cu_launch(gemv_bf16_kernel<3>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
-    default: err = qa_cu_launch(gemv_bf16_kernel<4>, grid, block, 0, s, y, ldy, x, ldx, w, N, K, beta); break;
+    case 1: err = gemv_launch<1>(s, y, ldy, x, ldx, w, N, K, beta); break;
+    case 2: err = gemv_launch<2>(s, y, ldy, x, ldx, w, N, K, beta); break;
+    case 3: err = gemv_launch<3>(s, y, ldy, x, ldx, w, N, K, beta); break;
+    default: err = gemv_launch<4>(s, y, ldy, x, ldx, w, N, K, beta); break;
     }
     QA_CUDA_CHECK(e, err);
     return QA_OK;

@@ -113,4 +113,97 @@ __device__ __forceinline__ void qa_gv_stream(float (&acc)[S][TT], uint4 (&w)[S][
     }
 }
 
+/* ---- the persistent form (QA_CUDA_GEMV_VARIANT 1 to 3) ---------------------------------------------------------
+ * A grid of as many blocks as stay resident; warp g owns the outputs g, g + stride, ... (stride: the warps of the
+ * grid, so neighbouring warps still read neighbouring rows) and its double-buffered batches run on across them:
+ * batch b + 2 may be the first of the next output. No block launches, prologues or drained pipelines between
+ * rows, and no partial last wave. Each row's chunks go through qa_gv_fma in the order of qa_gv_stream, then the
+ * same qa_warp_sum: the same bits. R (the warp's list) has has(i): whether output i exists; rows(i, p): its S
+ * weight rows (NULLs past the last, loaded as zeros without a load); put(i, acc): the reduction and store. */
+
+/* Loads the batch at (output i, chunk c0) into w and moves (i, c0) to the batch after it. EARLY: before the wait. */
+template <bool EARLY = false, int S, int U, typename R>
+__device__ __forceinline__ void qa_gv_next(uint4 (&w)[S][U], const R &r, int &i, int &c0, int K8)
+{
+    const uint4 *p[S];
+    r.rows(i, p);
+    qa_gv_load<EARLY>(w, p, c0, K8);
+    c0 += 32 * U;
+    if (c0 >= K8)
+        c0 = 0, i++;
+}
+
+/* Every output of the warp's list r: w, next hold its first two batches (qa_gv_next, EARLY, twice) and (li, lc)
+ * is the batch after them. */
+template <int TT, int S, int U, typename X, typename R>
+__device__ __forceinline__ void qa_gv_stream_rows(uint4 (&w)[S][U], uint4 (&next)[S][U], const R &r, const X &x,
+                                                  int K8, int li, int lc)
+{
+    float acc[S][TT];
+#pragma unroll
+    for (int s = 0; s < S; s++)
+#pragma unroll
+        for (int t = 0; t < TT; t++)
+            acc[s][t] = 0.f;
+    for (int i = 0, c0 = 0; r.has(i);) {
+        qa_gv_fma<TT>(acc, w, x, c0, K8);
+#pragma unroll
+        for (int s = 0; s < S; s++)
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                w[s][u] = next[s][u];
+        qa_gv_next(next, r, li, lc, K8);
+        c0 += 32 * U;
+        if (c0 < K8)
+            continue;
+        r.put(i, acc);
+#pragma unroll
+        for (int s = 0; s < S; s++)
+#pragma unroll
+            for (int t = 0; t < TT; t++)
+                acc[s][t] = 0.f;
+        c0 = 0, i++;
+    }
+}
+
+/* Which decode GEMV loop runs (QA_CUDA_GEMV_VARIANT, read once per process). The variants exist for one A/B
+ * measurement on the GPU (tests/test_cuda.py test_decode_step_kernels_timing_gemv_variants); 1 is the default.
+ *   0: one output (row group) per warp, a block per 8 warps (the loop above, qa_gv_stream);
+ *   1: persistent grids of 2 blocks per SM for the gate/up kernel of norm_mlp and for gemv.cu (o-proj, down,
+ *      lm_head): qa_gv_stream_rows;
+ *   2: as 1, but the gate/up kernel on 1 block per SM: half the register file stays free, so the down GEMV's
+ *      blocks (PDL) become resident while gate/up streams and load 2/3 of the down weights before its wait;
+ *   3: as 2, and gemv.cu on 1 block per SM too: every GEMV kernel shares the SMs with its PDL successor, which
+ *      loads its first weights meanwhile (fewer bytes in flight per kernel, more overlap between kernels). */
+static inline int qa_cu_gemv_variant(void)
+{
+    static const int v = [] {
+        const char *e = getenv("QA_CUDA_GEMV_VARIANT");
+        return e && e[0] >= '0' && e[0] <= '3' && !e[1] ? e[0] - '0' : 1;
+    }();
+    return v;
+}
+
+/* Blocks per SM of a persistent grid (variants 1..3 above): norm_mlp's gate/up kernel or a gemv.cu one. */
+static inline int qa_gv_per_sm(bool gate_up)
+{
+    const int v = qa_cu_gemv_variant();
+    return v == 3 || (v == 2 && gate_up) ? 1 : 2;
+}
+
+/* The blocks of a persistent grid: per_sm on every SM of the current device, at most need (a launch error status
+ * otherwise; check it with QA_CUDA_CHECK). */
+static inline cudaError_t qa_gv_persistent_grid(unsigned need, int per_sm, unsigned *grid)
+{
+    int dev = 0, sms = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err == cudaSuccess)
+        err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (err != cudaSuccess)
+        return err;
+    unsigned all = (unsigned)(sms > 0 ? sms : 1) * (unsigned)per_sm;
+    *grid = need < all ? need : all;
+    return cudaSuccess;
+}
+
 #endif

@@ -11,6 +11,7 @@
  *   Launched with PDL (pdl.cuh): the first two batches of weight loads are issued before the wait and the norm.
  *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
  *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
+ *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) to 3 run that gate/up kernel persistent (ngemv_silu_rows_kernel).
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
  *   staging the same way. Row blocks when the work area is smaller than the rows.
@@ -134,6 +135,71 @@ __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_arg
     }
 }
 
+/* norm_mlp's output j = first + i·stride of the persistent gate/up kernel (gemv.cuh qa_gv_stream_rows): its gate
+ * and up rows, silu(g)·u stored as ngemv_kernel<TT, 1> stores it. */
+struct silu_rows {
+    const __nv_bfloat16 *g, *u;
+    float *y;
+    int N, K, first, stride;
+    __device__ __forceinline__ bool has(int i) const { return first + i * stride < N; }
+    __device__ __forceinline__ void rows(int i, const uint4 *(&p)[2]) const
+    {
+        const int j = first + i * stride;
+        p[0] = j < N ? (const uint4 *)(g + (size_t)j * K) : NULL;
+        p[1] = j < N ? (const uint4 *)(u + (size_t)j * K) : NULL;
+    }
+    template <int TT> __device__ __forceinline__ void put(int i, const float (&acc)[2][TT]) const
+    {
+        const int j = first + i * stride;
+#pragma unroll
+        for (int t = 0; t < TT; t++) {
+            float gs = qa_warp_sum(acc[0][t]), us = qa_warp_sum(acc[1][t]);
+            if ((threadIdx.x & 31) == 0)
+                y[(size_t)t * N + j] = gs / (1.0f + expf(-gs)) * us; /* act.cu silu_mul */
+        }
+    }
+};
+
+/* QA_CUDA_GEMV_VARIANT 1 to 3 (gemv.cuh): ngemv_kernel<TT, 1> on a grid that stays resident. Each block normalises
+ * x once (not once per 8 outputs) and each warp streams the gate and up rows of all its outputs with one
+ * pipeline; its first two batches are loaded before the PDL wait and the norm, as in ngemv_kernel. */
+template <int TT> __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_silu_rows_kernel(const ngemv_args a)
+{
+    constexpr int U = QA_GV_BATCH / 2;
+    extern __shared__ __align__(16) unsigned char ng_smem[];
+    __shared__ float part[32];
+    __nv_bfloat16 *xs = (__nv_bfloat16 *)ng_smem; /* [TT, K] */
+    const int K = a.K, K8 = K / 8;
+    const silu_rows r = {(const __nv_bfloat16 *)a.seg[0].W, (const __nv_bfloat16 *)a.seg[1].W, a.seg[0].y,
+                         a.seg[0].N, K, (int)(blockIdx.x * NG_WARPS + (threadIdx.x >> 5)),
+                         (int)(gridDim.x * NG_WARPS)};
+    int li = 0, lc = 0;
+    uint4 w[2][U], next[2][U];
+    qa_gv_next<true>(w, r, li, lc, K8); /* weights only before the wait (pdl.cuh) */
+    qa_gv_next<true>(next, r, li, lc, K8);
+    qa_pdl_wait();
+    qa_pdl_trigger();
+    for (int t = 0; t < TT; t++) /* every thread takes part: no early exit before this */
+        qa_rmsnorm_row(xs + t * K, a.x + (size_t)t * K, a.w, K, a.eps, part);
+    __syncthreads();
+    qa_gv_stream_rows<TT>(w, next, r, ngemv_x{xs, K}, K8, li, lc);
+}
+
+/* The persistent gate/up launch: 2 blocks per SM (variant 1) or 1 (variants 2 and 3, gemv.cuh). */
+static cudaError_t ngemv_silu_rows_launch(cudaStream_t s, const ngemv_args &a, int T, unsigned need, size_t smem)
+{
+    dim3 grid(need), block(NG_WARPS * 32);
+    cudaError_t err = qa_gv_persistent_grid(need, qa_gv_per_sm(true), &grid.x);
+    if (err != cudaSuccess)
+        return err;
+    switch (T) {
+    case 1: return qa_cu_launch(ngemv_silu_rows_kernel<1>, grid, block, smem, s, a);
+    case 2: return qa_cu_launch(ngemv_silu_rows_kernel<2>, grid, block, smem, s, a);
+    case 3: return qa_cu_launch(ngemv_silu_rows_kernel<3>, grid, block, smem, s, a);
+    default: return qa_cu_launch(ngemv_silu_rows_kernel<4>, grid, block, smem, s, a);
+    }
+}
+
 int qa_cu_norm_gemv_fits(const float *x, const void *const W[], int n, int T, int K)
 {
     if (T < 1 || T > QA_CU_GEMV_MAX_ROWS || K <= 0 || K % 8 != 0 || ((uintptr_t)x & 15) != 0 ||
@@ -149,6 +215,8 @@ template <int SILU> static cudaError_t ngemv_launch(cudaStream_t s, const ngemv_
 {
     size_t smem = (size_t)T * a.K * sizeof(__nv_bfloat16);
     dim3 grid(qa_cuda_blocks(rows, NG_WARPS * (SILU ? NG_SILU_ROWS : NG_ROWS))), block(NG_WARPS * 32);
+    if (SILU && qa_cu_gemv_variant() != 0 && rows + 2 * (size_t)grid.x * NG_WARPS <= INT_MAX) /* int row numbers */
+        return ngemv_silu_rows_launch(s, a, T, grid.x, smem);
     switch (T) {
     case 1: return qa_cu_launch(ngemv_kernel<1, SILU>, grid, block, smem, s, a);
     case 2: return qa_cu_launch(ngemv_kernel<2, SILU>, grid, block, smem, s, a);
