@@ -8,6 +8,7 @@ Device memory: ONE block from be.mem_alloc (like the arena), carved with a bump 
 import ctypes as C
 import os
 import re
+import time
 
 import numpy as np
 
@@ -229,3 +230,19 @@ class Cuda:
         fr, tot = C.c_size_t(), C.c_size_t()
         self.call("mem_info", C.byref(fr), C.byref(tot))
         return fr.value, tot.value
+
+    def replay_seconds(self, record, reps=1, launches=5):
+        """Seconds per rep of record(i), i < reps, recorded once into graph slot 0 and replayed `launches` times
+        after a warm-up replay (the kernels' own time, without the host's issuing)."""
+        self.call("sync")
+        self.call("graph_begin")
+        for i in range(reps):
+            record(i)
+        self.call("graph_end", 0, self.block)
+        self.call("graph_launch", 0)
+        self.call("sync")
+        t0 = time.perf_counter()
+        for _ in range(launches):
+            self.call("graph_launch", 0)
+        self.call("sync")
+        return (time.perf_counter() - t0) / launches / reps

@@ -14,7 +14,6 @@ layer run op by op and after the same layer replayed from a recording, from the 
 """
 import ctypes as C
 import json
-import time
 
 import numpy as np
 
@@ -95,18 +94,7 @@ class Step:
         """body(layer) recorded reps times (cycling the weight copies), replayed; µs per call."""
         g = self.g
         body(self.layers[0])  # outside the recording: scratch binding, lazy kernel loading
-        g.call("sync")
-        g.call("graph_begin")
-        for i in range(reps):
-            body(self.layers[i % COPIES])
-        g.call("graph_end", 0, g.block)
-        g.call("graph_launch", 0)  # warm-up
-        g.call("sync")
-        t0 = time.perf_counter()
-        for _ in range(5):
-            g.call("graph_launch", 0)
-        g.call("sync")
-        return (time.perf_counter() - t0) / 5 / reps * 1e6
+        return g.replay_seconds(lambda i: body(self.layers[i % COPIES]), reps) * 1e6
 
     def layer_once(self, recorded):
         """The residual row after layer 0 from x0, op by op or replayed from a recording."""

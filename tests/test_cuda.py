@@ -270,18 +270,7 @@ def test_norm_ops_decode_timing(g, rng):
 
     def us_per_call(body):
         body(layers[0])  # outside the recording: scratch binding, lazy kernel loading
-        g.call("sync")
-        g.call("graph_begin")
-        for i in range(reps):
-            body(layers[i % copies])
-        g.call("graph_end", 0, g.block)
-        g.call("graph_launch", 0)  # warm-up
-        g.call("sync")
-        t0 = time.perf_counter()
-        for _ in range(5):
-            g.call("graph_launch", 0)
-        g.call("sync")
-        return (time.perf_counter() - t0) / 5 / reps * 1e6
+        return g.replay_seconds(lambda i: body(layers[i % copies]), reps) * 1e6
 
     for what, fused, split, nbytes in (("q/k/v", qkv_fused, qkv_split, 2 * D * (QD + 2 * KD)),
                                         ("mlp", mlp_fused, mlp_split, 2 * 3 * D * F)):
@@ -962,17 +951,7 @@ def test_conv_front_timing(g, rng):
 
     def ms_per_call(body):
         body()  # outside the recording: scratch binding, matmul plans, lazy kernel loading
-        g.call("sync")
-        g.call("graph_begin")
-        body()
-        g.call("graph_end", 0, g.block)
-        g.call("graph_launch", 0)  # warm-up
-        g.call("sync")
-        t0 = time.perf_counter()
-        for _ in range(5):
-            g.call("graph_launch", 0)
-        g.call("sync")
-        return (time.perf_counter() - t0) / 5 * 1e3
+        return g.replay_seconds(lambda i: body()) * 1e3
 
     for chunks in (60, 300):
         f = ConvFront(g, rng, BF16, chunks * 100, C_=480, E=1024)

@@ -50,9 +50,7 @@ __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_kernel(float *y, int 
     if (n >= N)
         return;
     float acc[1][TT];
-#pragma unroll
-    for (int t = 0; t < TT; t++)
-        acc[0][t] = 0.f;
+    qa_gv_zero(acc);
     qa_gv_stream<TT>(acc, w, next, row, gemv_x{x, ldx}, K8);
 #pragma unroll
     for (int t = 0; t < TT; t++) {

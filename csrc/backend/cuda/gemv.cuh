@@ -96,6 +96,25 @@ __device__ __forceinline__ void qa_gv_first(uint4 (&w)[S][U], uint4 (&next)[S][U
     qa_gv_load<true>(next, row, 32 * U, K8);
 }
 
+/* w = next: the batch just used gives way to the one in flight. */
+template <int S, int U> __device__ __forceinline__ void qa_gv_shift(uint4 (&w)[S][U], const uint4 (&next)[S][U])
+{
+#pragma unroll
+    for (int s = 0; s < S; s++)
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            w[s][u] = next[s][u];
+}
+
+template <int S, int TT> __device__ __forceinline__ void qa_gv_zero(float (&acc)[S][TT])
+{
+#pragma unroll
+    for (int s = 0; s < S; s++)
+#pragma unroll
+        for (int t = 0; t < TT; t++)
+            acc[s][t] = 0.f;
+}
+
 /* acc += the warp's S rows · x over all K8 chunks; w, next hold batches 0 and 1 on entry (qa_gv_first). Batch b + 2
  * is issued as soon as batch b has been used (double buffering). */
 template <int TT, int S, int U, typename X>
@@ -104,11 +123,7 @@ __device__ __forceinline__ void qa_gv_stream(float (&acc)[S][TT], uint4 (&w)[S][
 {
     for (int c0 = 0; c0 < K8; c0 += 32 * U) {
         qa_gv_fma<TT>(acc, w, x, c0, K8);
-#pragma unroll
-        for (int s = 0; s < S; s++)
-#pragma unroll
-            for (int u = 0; u < U; u++)
-                w[s][u] = next[s][u];
+        qa_gv_shift(w, next);
         qa_gv_load(next, row, c0 + 64 * U, K8); /* all zeros past the end: no loads issued */
     }
 }
@@ -140,28 +155,16 @@ __device__ __forceinline__ void qa_gv_stream_rows(uint4 (&w)[S][U], uint4 (&next
                                                   int K8, int li, int lc)
 {
     float acc[S][TT];
-#pragma unroll
-    for (int s = 0; s < S; s++)
-#pragma unroll
-        for (int t = 0; t < TT; t++)
-            acc[s][t] = 0.f;
+    qa_gv_zero(acc);
     for (int i = 0, c0 = 0; r.has(i);) {
         qa_gv_fma<TT>(acc, w, x, c0, K8);
-#pragma unroll
-        for (int s = 0; s < S; s++)
-#pragma unroll
-            for (int u = 0; u < U; u++)
-                w[s][u] = next[s][u];
+        qa_gv_shift(w, next);
         qa_gv_next(next, r, li, lc, K8);
         c0 += 32 * U;
         if (c0 < K8)
             continue;
         r.put(i, acc);
-#pragma unroll
-        for (int s = 0; s < S; s++)
-#pragma unroll
-            for (int t = 0; t < TT; t++)
-                acc[s][t] = 0.f;
+        qa_gv_zero(acc);
         c0 = 0, i++;
     }
 }

@@ -109,11 +109,7 @@ __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_arg
     if (!row[0].w) /* the rows of a warp are consecutive: none left */
         return;
     float acc[S][TT];
-#pragma unroll
-    for (int r = 0; r < S; r++)
-#pragma unroll
-        for (int t = 0; t < TT; t++)
-            acc[r][t] = 0.f;
+    qa_gv_zero(acc);
     qa_gv_stream<TT>(acc, w, next, wr, ngemv_x{xs, K}, K8);
     const int lane = threadIdx.x & 31;
 #pragma unroll
