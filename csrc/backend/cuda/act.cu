@@ -6,12 +6,10 @@
  */
 #include "ops.cuh"
 
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
 __global__ void gelu_kernel(float *out, const float *x, size_t n)
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = gelu_erf(x[i]);
+        out[i] = qa_gelu_erf(x[i]);
 }
 
 __device__ __forceinline__ void put(float *p, float v) { *p = v; }
@@ -41,7 +39,7 @@ __global__ void bias_act_kernel(float *x, const float *bias, I n, unsigned D, I 
 {
     for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
         float v = x[i] + (bias ? bias[(unsigned)((i / inner) % D)] : 0.0f);
-        x[i] = gelu ? gelu_erf(v) : v;
+        x[i] = gelu ? qa_gelu_erf(v) : v;
     }
 }
 

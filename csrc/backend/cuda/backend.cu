@@ -142,26 +142,42 @@ static qa_status weights_ok(qa_err *e, const char *op, const qa_tensor *const W[
     return QA_OK;
 }
 
+/* The checked weights (and biases, b may be NULL) of a norm_gemm / ln_gemm call, as the CUDA side takes them. */
+typedef struct gemm_list {
+    int N[QA_NORM_GEMM_MAX];
+    const void *W[QA_NORM_GEMM_MAX];
+    const float *b[QA_NORM_GEMM_MAX];
+    qa_dtype wt;
+} gemm_list;
+
+static qa_status gemm_list_ok(qa_err *e, const char *op, const qa_tensor *const W[], const qa_tensor *const b[],
+                              const int64_t N[], int n, int64_t T, int64_t K, gemm_list *g)
+{
+    if (n < 1 || n > QA_NORM_GEMM_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "%s: %d weights, expected 1 to %d", op, n, QA_NORM_GEMM_MAX);
+    INT_DIMS(e, op, T, K);
+    QA_TRY(weights_ok(e, op, W, N, n, K, &g->wt));
+    for (int i = 0; i < n; i++) {
+        INT_DIMS(e, op, N[i]);
+        if (b && b[i])
+            QA_TRY(vec_ok(e, op, "bias", b[i], N[i]));
+        g->N[i] = (int)N[i];
+        g->W[i] = W[i]->data;
+        g->b[i] = b && b[i] ? (const float *)b[i]->data : NULL;
+    }
+    return QA_OK;
+}
+
 static qa_status norm_gemm_impl(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
                                 const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
                                 int accumulate, qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
-    if (n < 1 || n > QA_NORM_GEMM_MAX)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "norm_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
-    int Ni[QA_NORM_GEMM_MAX];
-    const void *Wd[QA_NORM_GEMM_MAX];
-    qa_dtype wt = QA_F32;
-    INT_DIMS(e, "norm_gemm", T, K);
+    gemm_list g;
+    QA_TRY(gemm_list_ok(e, "norm_gemm", W, NULL, N, n, T, K, &g));
     QA_TRY(vec_ok(e, "norm_gemm", "norm weight", norm_w, K));
-    QA_TRY(weights_ok(e, "norm_gemm", W, N, n, K, &wt));
-    for (int i = 0; i < n; i++) {
-        INT_DIMS(e, "norm_gemm", N[i]);
-        Ni[i] = (int)N[i];
-        Wd[i] = W[i]->data;
-    }
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    return qa_cuda_norm_gemm(c, y, x, (const float *)norm_w->data, eps, Wd, wt, Ni, n, (int)T, (int)K,
+    return qa_cuda_norm_gemm(c, y, x, (const float *)norm_w->data, eps, g.W, g.wt, g.N, n, (int)T, (int)K,
                              accumulate ? 1.f : 0.f, e);
 }
 
@@ -178,27 +194,13 @@ static qa_status ln_gemm_impl(qa_backend *be, float *const y[], const float *x, 
                               const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
-    if (n < 1 || n > QA_NORM_GEMM_MAX)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: %d weights, expected 1 to %d", n, QA_NORM_GEMM_MAX);
-    int Ni[QA_NORM_GEMM_MAX];
-    const void *Wd[QA_NORM_GEMM_MAX];
-    const float *bd[QA_NORM_GEMM_MAX];
-    qa_dtype wt = QA_F32;
-    INT_DIMS(e, "ln_gemm", T, K);
+    gemm_list g;
+    QA_TRY(gemm_list_ok(e, "ln_gemm", W, b, N, n, T, K, &g));
     QA_TRY(vec_ok(e, "ln_gemm", "norm weight", ln_w, K));
     QA_TRY(vec_ok(e, "ln_gemm", "norm bias", ln_b, K));
-    QA_TRY(weights_ok(e, "ln_gemm", W, N, n, K, &wt));
-    for (int i = 0; i < n; i++) {
-        INT_DIMS(e, "ln_gemm", N[i]);
-        if (b[i])
-            QA_TRY(vec_ok(e, "ln_gemm", "bias", b[i], N[i]));
-        Ni[i] = (int)N[i];
-        Wd[i] = W[i]->data;
-        bd[i] = b[i] ? (const float *)b[i]->data : NULL;
-    }
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    return qa_cuda_ln_gemm(c, y, x, (const float *)ln_w->data, (const float *)ln_b->data, eps, Wd, wt, bd, Ni, n,
-                           (int)T, (int)K, act == QA_ACT_GELU, e);
+    return qa_cuda_ln_gemm(c, y, x, (const float *)ln_w->data, (const float *)ln_b->data, eps, g.W, g.wt, g.b, g.N,
+                           n, (int)T, (int)K, act == QA_ACT_GELU, e);
 }
 
 static qa_status be_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,

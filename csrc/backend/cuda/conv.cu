@@ -18,12 +18,8 @@
  */
 #include "ops.cuh"
 
-/* The erf GELU in act.cu's gelu_erf expression: the deferred bias + GELU must give the bits that
- * bias_act_kernel gave over the stored map. */
-__device__ __forceinline__ float conv_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
 /* A map value as the next op reads it: raw, or GELU(x + bias) of its channel when deferred here. */
-__device__ __forceinline__ float act_in(float v, const float *xb, float bias) { return xb ? conv_gelu(v + bias) : v; }
+__device__ __forceinline__ float act_in(float v, const float *xb, float bias) { return xb ? qa_gelu_erf(v + bias) : v; }
 
 __device__ __forceinline__ void store_one(float *d, float v) { *d = v; }
 __device__ __forceinline__ void store_one(__nv_bfloat16 *d, float v) { *d = __float2bfloat16_rn(v); }
@@ -107,7 +103,7 @@ __global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const fl
         for (int k = 0; k < 9; k++)
             acc = fmaf(weight_f32(w, co * 9 + k), in[k], acc);
         const float v = acc + (b ? __ldg(b + co) : 0.f);
-        y[((size_t)n * Cout + co) * P + p] = gelu ? conv_gelu(v) : v;
+        y[((size_t)n * Cout + co) * P + p] = gelu ? qa_gelu_erf(v) : v;
     }
 }
 

@@ -100,10 +100,7 @@ __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_rows_kernel(float *y,
     const int K8 = K / 8;
     int li = 0, lc = 0;
     uint4 w[1][QA_GV_BATCH], next[1][QA_GV_BATCH];
-    qa_gv_next<true>(w, r, li, lc, K8); /* weights only before the wait (pdl.cuh) */
-    qa_gv_next<true>(next, r, li, lc, K8);
-    qa_pdl_wait();
-    qa_pdl_trigger();
+    qa_gv_prime(w, next, r, li, lc, K8);
     qa_gv_stream_rows<TT>(w, next, r, gemv_x{x, ldx}, K8, li, lc);
 }
 

@@ -148,6 +148,18 @@ __device__ __forceinline__ void qa_gv_next(uint4 (&w)[S][U], const R &r, int &i,
         c0 = 0, i++;
 }
 
+/* A persistent warp's start: its first two batches (weights only, before the PDL wait: pdl.cuh), then the wait and
+ * the trigger; (li, lc) is left at the batch after them. */
+template <int S, int U, typename R>
+__device__ __forceinline__ void qa_gv_prime(uint4 (&w)[S][U], uint4 (&next)[S][U], const R &r, int &li, int &lc,
+                                            int K8)
+{
+    qa_gv_next<true>(w, r, li, lc, K8);
+    qa_gv_next<true>(next, r, li, lc, K8);
+    qa_pdl_wait();
+    qa_pdl_trigger();
+}
+
 /* Every output of the warp's list r: w, next hold its first two batches (qa_gv_next, EARLY, twice) and (li, lc)
  * is the batch after them. */
 template <int TT, int S, int U, typename X, typename R>

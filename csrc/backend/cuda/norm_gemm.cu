@@ -171,10 +171,7 @@ template <int TT> __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_silu
                          (int)(gridDim.x * NG_WARPS)};
     int li = 0, lc = 0;
     uint4 w[2][U], next[2][U];
-    qa_gv_next<true>(w, r, li, lc, K8); /* weights only before the wait (pdl.cuh) */
-    qa_gv_next<true>(next, r, li, lc, K8);
-    qa_pdl_wait();
-    qa_pdl_trigger();
+    qa_gv_prime(w, next, r, li, lc, K8);
     for (int t = 0; t < TT; t++) /* every thread takes part: no early exit before this */
         qa_rmsnorm_row(xs + t * K, a.x + (size_t)t * K, a.w, K, a.eps, part);
     __syncthreads();

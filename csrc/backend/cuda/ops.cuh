@@ -31,6 +31,10 @@ template <> __device__ __forceinline__ float qa_ld<__nv_bfloat16>(const __nv_bfl
 }
 
 /* Sum over a warp (all 32 lanes active). */
+/* The exact (erf) GELU of nn.GELU(), one expression for act.cu's passes and conv.cu's deferred activation, so
+ * both give the same bits. */
+__device__ __forceinline__ float qa_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
 __device__ __forceinline__ float qa_warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1)
