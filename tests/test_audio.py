@@ -311,6 +311,34 @@ def test_request_path_uses_ready_arrays_as_is_and_loads_everything_else():
         request_samples(np.zeros(0, np.float32), 16000)
 
 
+def test_ready_array_scan_at_every_position_of_its_blocks():
+    """audio.c scans 16 samples per step with one integer maximum of |x|'s bits (and a scalar tail): a
+    NaN, an infinity or a value just above 1 anywhere (first sample, inside a block, block edges, the
+    tail) makes the array not ready, and load_audio names that sample; +-1.0, -0.0 and subnormals keep
+    it ready."""
+    from qwen3align.audio import request_samples
+
+    one_up = np.nextafter(np.float32(1), np.float32(2))
+    for n in (1, 15, 16, 17, 47, 48, 50):
+        x = np.linspace(-0.5, 0.5, n, dtype=np.float32)
+        assert _qwen3align._samples16k(x) is x
+        for i in sorted({0, 1, 15, 16, 17, n // 2, n - 2, n - 1} & set(range(n))):
+            for v in (1.0, -1.0, -0.0, np.float32(1e-45)):
+                y = x.copy()
+                y[i] = v
+                assert _qwen3align._samples16k(y) is y, (n, i, v)
+            for v in (np.nan, -np.nan, np.inf, -np.inf, one_up, -one_up):
+                y = x.copy()
+                y[i] = v
+                assert _qwen3align._samples16k(y) is None, (n, i, v)
+            for v, word in ((np.nan, "NaN"), (-np.inf, "infinite")):
+                y = x.copy()
+                y[i] = v
+                with pytest.raises(qa.AudioError, match=f"sample {i} is {word}"):
+                    request_samples(y, 16000)
+    assert _qwen3align._samples16k(np.zeros(0, np.float32)) is None
+
+
 def test_peak_normalisation_divides_by_the_peak_exactly():
     """The reference clips after dividing by the peak; for finite samples x / peak stays within [-1, 1]
     (audio.c runs its one divide-and-clip pass only when the peak is above 1 or a value is not finite)."""

@@ -73,22 +73,55 @@ static qa_status validate(qa_sample_type type, size_t frames, size_t channels, d
     return QA_OK;
 }
 
-/* One pass over the samples: the peak |x| over the non-NaN samples (Inf included) and whether all are finite.
- * On the bits: with the sign cleared, IEEE floats order as unsigned integers, Inf is 0x7f800000 and every
- * NaN lies above it, so two integer maxima give both — a loop the compiler vectorises (a float max with
- * NaN rules is not: 3 GB/s, ~6 ms for 300 s of audio, more than the GPU's forward of it). */
-static float scan(const float *x, size_t n, int *all_finite)
+/* max over i of |x[i]|'s bits (sign cleared). With the sign cleared, IEEE floats order as integers below
+ * 2^31: Inf is 0x7f800000, every NaN lies above it, 1.0f is 0x3f800000 — so one integer maximum says both
+ * whether all samples are finite and whether all lie within [-1, 1]. Sixteen independent maxima in signed
+ * arithmetic: SSE2 has a signed 32-bit compare (pcmpgtd) but no unsigned one, and one accumulator would
+ * chain every step on the previous; this runs at memory speed (~0.8 ms for 300 s of audio, against 4+ ms
+ * for the two-maxima loop with the NaN select, which the compiler did not vectorise). */
+static uint32_t abs_bits_max(const float *x, size_t n)
 {
-    uint32_t top = 0, any = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
+    enum { LANES = 16 };
+    int32_t m[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            int32_t u;
+            memcpy(&u, x + i + k, sizeof u);
+            u &= 0x7fffffff;
+            m[k] = u > m[k] ? u : m[k];
+        }
+    int32_t top = 0;
+    for (int k = 0; k < LANES; k++)
+        top = m[k] > top ? m[k] : top;
+    for (; i < n; i++) {
+        int32_t u;
         memcpy(&u, x + i, sizeof u);
-        u &= 0x7fffffffu;
-        any = u > any ? u : any;
-        u = u <= 0x7f800000u ? u : 0u;
+        u &= 0x7fffffff;
         top = u > top ? u : top;
     }
-    *all_finite = any < 0x7f800000u;
+    return (uint32_t)top;
+}
+
+#define FINITE_BITS_END 0x7f800000u /* |x|'s bits below it: finite */
+#define ONE_BITS 0x3f800000u        /* 1.0f */
+
+/* The peak |x| over the non-NaN samples (Inf included) and whether all are finite. All finite (the
+ * usual case): the peak is the one maximum above. Otherwise a second pass that skips the NaNs. */
+static float scan(const float *x, size_t n, int *all_finite)
+{
+    uint32_t top = abs_bits_max(x, n);
+    *all_finite = top < FINITE_BITS_END;
+    if (!*all_finite) {
+        top = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, sizeof u);
+            u &= 0x7fffffffu;
+            u = u <= FINITE_BITS_END ? u : 0u;
+            top = u > top ? u : top;
+        }
+    }
     float peak;
     memcpy(&peak, &top, sizeof peak);
     return peak;
@@ -96,8 +129,7 @@ static float scan(const float *x, size_t n, int *all_finite)
 
 static qa_status check_finite(const float *x, size_t n, const char *name, qa_err *e)
 {
-    int ok;
-    scan(x, n, &ok);
+    int ok = qa_all_finite(x, n);
     for (size_t i = 0; !ok && i < n; i++) /* only to name the first bad sample */
         if (!isfinite(x[i]))
             return QA_FAIL(e, QA_ERR_AUDIO, "%s: sample %zu is %s; audio must be finite", name, i,
@@ -120,18 +152,10 @@ static void normalize_peak(float *x, size_t n)
     }
 }
 
-int qa_all_finite(const float *x, size_t n)
-{
-    int ok;
-    scan(x, n, &ok);
-    return ok;
-}
+int qa_all_finite(const float *x, size_t n) { return abs_bits_max(x, n) < FINITE_BITS_END; }
 
-int qa_audio_ready16k(const float *x, size_t n)
-{
-    int ok;
-    return n > 0 && scan(x, n, &ok) <= 1.0f && ok;
-}
+/* Finite and peak <= 1 is every |x| <= 1 (a NaN or Inf is above 1 too): one maximum. */
+int qa_audio_ready16k(const float *x, size_t n) { return n > 0 && abs_bits_max(x, n) <= ONE_BITS; }
 
 qa_status qa_audio_from_samples(const void *data, qa_sample_type type, size_t frames, size_t channels,
                                 double sample_rate, const char *name, float **out, size_t *n_out,
