@@ -127,15 +127,18 @@ qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, 
     return qa_engine_align_pack_count(ms, in, 1, n, e);
 }
 
-static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, int64_t B, float *logits, int32_t *classes,
-                           float *probs, qa_err *e)
+/* counted: the caller's qa_engine_align_pack_count of these same inputs (the validation, a pass over every
+ * sample or feature, is not repeated), or NULL to validate here. */
+static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, int64_t B, const int64_t *counted, float *logits,
+                           int32_t *classes, float *probs, qa_err *e)
 {
     const qa_model *m;
     qa_worker *wk;
     int64_t n[QA_PACK_MAX];
     qa_inputs req[QA_PACK_MAX]; /* the requests with the engine's parts (~27 KB of stack at most) */
     QA_TRY(need_worker(ms, w, &wk, e));
-    QA_TRY(qa_engine_align_pack_count(ms, in, B, n, e));
+    if (!counted)
+        QA_TRY(qa_engine_align_pack_count(ms, in, B, n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
     QA_TRY(begin(ms, wk, in, e));
     for (int64_t i = 0; i < B; i++)
@@ -245,14 +248,14 @@ qa_status qa_engine_align(qa_models *ms, int w, const qa_inputs *in, float *logi
                           qa_err *e)
 {
     enter(ms);
-    return leave(ms, align_run(ms, w, in, 1, logits, classes, probs, e));
+    return leave(ms, align_run(ms, w, in, 1, NULL, logits, classes, probs, e));
 }
 
-qa_status qa_engine_align_pack(qa_models *ms, int w, const qa_inputs *in, int64_t B, float *logits, int32_t *classes,
-                               float *probs, qa_err *e)
+qa_status qa_engine_align_pack(qa_models *ms, int w, const qa_inputs *in, int64_t B, const int64_t *counted,
+                               float *logits, int32_t *classes, float *probs, qa_err *e)
 {
     enter(ms);
-    return leave(ms, align_run(ms, w, in, B, logits, classes, probs, e));
+    return leave(ms, align_run(ms, w, in, B, counted, logits, classes, probs, e));
 }
 
 qa_status qa_engine_asr(qa_models *ms, int w, const qa_inputs *in, int64_t max_new, int64_t min_new, int32_t *ids,

@@ -33,11 +33,13 @@ qa_status qa_engine_align(qa_models *ms, int worker, const qa_inputs *in, float 
  * like qa_engine_align_count (the first failing clip's error, prefixed "clip i of the pack: ") and their
  * totals against *lim of pack_limit (the plan of the longest single request); n[i] = clip i's
  * <timestamp> count. qa_engine_align_pack writes the clips' outputs one after another (sum n[i] rows);
- * the request's cancellation hook is in[0].cancel. */
+ * the request's cancellation hook is in[0].cancel. counted: the n of a pack_count of these same inputs,
+ * unchanged since (their ids at least: the caller's own copy), so the forward skips the validation (a
+ * pass over every sample: ~1 ms for 300 s); NULL validates again. */
 void qa_engine_align_pack_limit(qa_models *ms, qa_pack_size *lim);
 qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t B, int64_t *n, qa_err *e);
-qa_status qa_engine_align_pack(qa_models *ms, int worker, const qa_inputs *in, int64_t B, float *logits,
-                               int32_t *classes, float *probs, qa_err *e);
+qa_status qa_engine_align_pack(qa_models *ms, int worker, const qa_inputs *in, int64_t B, const int64_t *counted,
+                               float *logits, int32_t *classes, float *probs, qa_err *e);
 
 /* Validate an ASR request (prompt within the plan, 0 <= min_new <= max_new <= plan's max_new_tokens). */
 qa_status qa_engine_asr_check(qa_models *ms, const qa_inputs *in, int64_t max_new, int64_t min_new, qa_err *e);

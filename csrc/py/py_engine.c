@@ -264,7 +264,7 @@ static PyObject *align_exec(PyObject *self, qa_py_state *st, const qa_inputs *in
             int32_t *cls = want_logits ? NULL : (int32_t *)PyArray_DATA((PyArrayObject *)a);
             float *pr = want_logits ? NULL : (float *)PyArray_DATA((PyArrayObject *)b);
             Py_BEGIN_ALLOW_THREADS
-            s = qa_engine_align_pack(ms, w, ins, B, lg, cls, pr, &e);
+            s = qa_engine_align_pack(ms, w, ins, B, n, lg, cls, pr, &e); /* validated just above */
             Py_END_ALLOW_THREADS
         } else {
             s = QA_ERR_OOM; /* NumPy raised MemoryError already */
