@@ -190,12 +190,23 @@ def _forward(models, job):
     return models._align_forward(job.feats, job.frames, job.ids)
 
 
+def _seconds(ms):
+    """[round(v / 1000.0, 3) for v in ms] without a Python round() per value where it changes nothing: for
+    a whole number v, v / 1000.0 already is the double nearest a 3-decimal number, which round() returns
+    unchanged (the classes' multiples of 80 ms; only the repair's interpolated values can be fractional)."""
+    a = np.asarray(ms, np.float64)
+    secs, whole = (a / 1000.0).tolist(), (a == np.floor(a)).tolist()
+    return [s if w else round(v / 1000.0, 3) for v, s, w in zip(ms, secs, whole)]
+
+
 def _finish(models, job, classes, probs):
-    """The Alignment of a job from its classes and probabilities (repair, 80 ms steps, confidences)."""
-    segment_ms = models._config("aligner")["timestamp_segment_ms"]
-    ms = repair_timestamps([float(c) * segment_ms for c in classes.tolist()])
-    items = [AlignItem(w, round(ms[2 * i] / 1000.0, 3), round(ms[2 * i + 1] / 1000.0, 3),
-                       float(min(probs[2 * i], probs[2 * i + 1])))
-             for i, w in enumerate(job.words)]
+    """The Alignment of a job from its classes and probabilities (repair, 80 ms steps, confidences):
+    word i gets stamps 2i, 2i+1 and the smaller of their probabilities (min()'s rule: the first unless
+    the second is smaller)."""
+    segment_ms = float(models._config("aligner")["timestamp_segment_ms"])
+    secs = _seconds(repair_timestamps((np.asarray(classes).astype(np.float64) * segment_ms).tolist()))
+    p = np.asarray(probs)
+    conf = np.where(p[1::2] < p[0::2], p[1::2], p[0::2]).tolist()
+    items = [AlignItem(w, secs[2 * i], secs[2 * i + 1], conf[i]) for i, w in enumerate(job.words)]
     return Alignment(items, text=job.text, language=job.language, warnings=job.notes,
                      duration=len(job.x) / SAMPLE_RATE)

@@ -92,3 +92,41 @@ def test_long_sequence_is_fast():
         data[rng.randrange(len(data))] = rng.randint(0, 4999) * 80.0
     out = qa.repair_timestamps(data)
     assert len(out) == len(data) and all(a <= b for a, b in zip(out, out[1:]))
+
+
+def _finish_per_word(segment_ms, words, classes, probs):
+    """align()'s result rule written per word (MODEL_FACTS §7): the reference _pipeline._finish must equal."""
+    ms = qa.repair_timestamps([float(c) * segment_ms for c in classes.tolist()])
+    return [(w, round(ms[2 * i] / 1000.0, 3), round(ms[2 * i + 1] / 1000.0, 3), float(min(probs[2 * i], probs[2 * i + 1])))
+            for i, w in enumerate(words)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_finish_equals_the_per_word_rule(seed):
+    """_pipeline._finish (one numpy pass for the seconds and confidences) gives the per-word rule's exact
+    floats: monotonic classes (whole milliseconds), shuffled ones (the repair interpolates fractions), NaN
+    and tied probabilities (min() keeps the first unless the second is smaller)."""
+    from types import SimpleNamespace
+
+    from qwen3align import _pipeline
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    classes = rng.integers(0, 5000, 2 * n).astype(np.int32)
+    if seed % 2:
+        classes.sort()
+    probs = rng.random(2 * n).astype(np.float32)
+    if seed % 3 == 0:
+        probs[rng.integers(0, 2 * n, 5)] = np.nan
+    if seed % 5 == 0:
+        probs[1::2] = probs[0::2]
+    words = [f"w{i}" for i in range(n)]
+    segment_ms = 80 if seed % 4 else 80.0
+    models = SimpleNamespace(_config=lambda kind: {"timestamp_segment_ms": segment_ms})
+    job = SimpleNamespace(words=words, text="t", language="English", notes=[], x=np.zeros(16000, np.float32))
+    got = [(it.text, it.start, it.end, it.confidence) for it in _pipeline._finish(models, job, classes, probs)]
+    ref = _finish_per_word(segment_ms, words, classes, probs)
+    assert len(got) == len(ref)
+    for g, r in zip(got, ref):
+        assert g[:3] == r[:3] and all(type(a) is float for a in g[1:])
+        assert g[3] == r[3] or (np.isnan(g[3]) and np.isnan(r[3])), (g, r)
