@@ -1576,6 +1576,54 @@ def test_cuda_align_and_transcribe_same_with_device_mel():
         assert m.memory_report()["allocations_after_load"] == 0
 
 
+@gpu_only
+def test_align_host_stages_timing():
+    """Issue #6: an align() request's stages outside the model forward, timed on the fixture aligner (a tiny
+    model, so its GPU forward is short and the host stages show) for bench_common's 10 / 60 / 300 s audio and
+    words (~2.5 a second). Prints medians (-s): the ready-array scan (_samples16k), the prompt (_prepare_align:
+    words, tokenizer, ids), the engine from samples (_align_forward_audio: validation scan, pinned upload,
+    device mel, forward, results) and from host features (_align_forward: the features' upload instead of
+    the samples' and the mel), the device mel alone (mel_features, with its D2H of the features), the results
+    (_finish) and align() end to end. Asserts only that the two engine paths agree."""
+    import qwen3align as qa
+    from qwen3align import _pipeline
+
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    import bench_common as bc
+
+    def med(fn, reps=15):
+        fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return 1e3 * float(np.median(ts))
+
+    with qa.load_models(aligner=os.path.join(FIXTURES, "aligner"), device="cuda:0", dtype="float32",
+                        max_audio_seconds=300) as m:
+        for secs in (10, 60, 300):
+            x, words = bc.synth_speech(secs, secs), bc.words_for(secs, secs)
+            text = " ".join(words)
+            job = _pipeline._prepare_align(m, None, text, "English", _samples16k=x)
+            feats, frames = qa.log_mel(x)
+            dev, host = m._align_forward_audio(x, job.ids), m._align_forward(feats, frames, job.ids)
+            assert dev[0].shape == host[0].shape == (2 * len(words),)
+            assert np.mean(dev[0] == host[0]) >= 0.99
+            t = {"_samples16k": med(lambda: qa._qwen3align._samples16k(x)),
+                 "prepare (words, prompt)": med(lambda: _pipeline._prepare_align(m, None, text, "English",
+                                                                                 _samples16k=x)),
+                 "engine from samples": med(lambda: m._align_forward_audio(x, job.ids)),
+                 "engine from features": med(lambda: m._align_forward(feats, frames, job.ids)),
+                 "mel_features (+ D2H)": med(lambda: m.mel_features(x)),
+                 "finish (results)": med(lambda: _pipeline._finish(m, job, *dev)),
+                 "align() end to end": med(lambda: m.align(x, text=text, language="English", sample_rate=16000,
+                                                           target_seconds=max(secs, 1.0)))}
+            print(f"align host stages {secs} s ({len(words)} words, {len(job.ids)} ids): " +
+                  ", ".join(f"{k} {v:.3f} ms" for k, v in t.items()))
+        assert m.memory_report()["allocations_after_load"] == 0
+
+
 # ---- whole model, float32 on the GPU ---------------------------------------------------------------
 
 
