@@ -34,8 +34,8 @@ qa_status qa_align_count(const qa_model *m, const qa_inputs *in, int64_t max_fra
     for (int64_t t = 0; t < in->T; t++)
         *n += in->ids[t] == m->cfg.timestamp_token_id;
     if (*n == 0)
-        return QA_FAIL(e, QA_ERR_INPUT, "input_ids contain no <timestamp> id (%d): nothing to align",
-                       m->cfg.timestamp_token_id);
+        return qa_inputs_finite_first(in, QA_FAIL(e, QA_ERR_INPUT, "input_ids contain no <timestamp> id (%d): "
+                                                  "nothing to align", m->cfg.timestamp_token_id), e);
     return QA_OK;
 }
 

@@ -97,9 +97,35 @@ static qa_status count_one(qa_models *ms, const qa_model *m, const qa_inputs *in
     const qa_plan_model *pm = &ms->plan.model[QA_MODEL_ALIGNER];
     QA_TRY(qa_align_count(m, in, pm->mel_frames, pm->seq_tokens, n, e));
     if (*n > pm->text_tokens)
-        return QA_FAIL(e, QA_ERR_INPUT, "%lld <timestamp> ids exceed the plan's max_text_tokens %d",
-                       (long long)*n, pm->text_tokens);
+        return qa_inputs_finite_first(in, QA_FAIL(e, QA_ERR_INPUT, "%lld <timestamp> ids exceed the plan's "
+                                                  "max_text_tokens %d", (long long)*n, pm->text_tokens), e);
     return QA_OK;
+}
+
+/* The aligner's requests from samples leave their finiteness check to the forward's upload (inputs.h
+ * scan_at_upload): the validation then reads no sample, the upload reads each once. */
+static qa_inputs deferred(const qa_inputs *in)
+{
+    qa_inputs r = *in;
+    r.scan_at_upload = 1;
+    return r;
+}
+
+/* 1 when one of clips [0, k), which passed their checks, has a non-finite sample; *e = its error, named
+ * with its clip. A pack check that failed after them reports this instead: before the deferral, their
+ * finiteness was checked first. */
+static int earlier_clip_not_finite(const qa_inputs *in, int64_t k, int64_t B, qa_err *e)
+{
+    for (int64_t j = 0; j < k; j++) {
+        qa_err f = {0};
+        if (in[j].samples && !in[j].feat && qa_inputs_check_finite(&in[j], &f) != QA_OK) {
+            *e = f;
+            if (B > 1)
+                qa_err_prefix(e, "clip %lld of the pack: ", (long long)j);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t B, int64_t *n, qa_err *e)
@@ -110,8 +136,11 @@ qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t
     if (B < 1 || B > QA_PACK_MAX)
         return QA_FAIL(e, QA_ERR_INPUT, "a pack holds 1 to %d clips, got %lld", QA_PACK_MAX, (long long)B);
     for (int64_t i = 0; i < B; i++) {
-        qa_status s = count_one(ms, m, &in[i], &n[i], e);
+        qa_inputs c = deferred(&in[i]);
+        qa_status s = count_one(ms, m, &c, &n[i], e);
         if (s != QA_OK) {
+            if (earlier_clip_not_finite(in, i, B, e))
+                return e->code;
             if (B > 1)
                 qa_err_prefix(e, "clip %lld of the pack: ", (long long)i);
             return s;
@@ -119,16 +148,12 @@ qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t
         qa_align_pack_add(m, &in[i], n[i], &size);
     }
     qa_engine_align_pack_limit(ms, &lim);
-    return qa_align_pack_fits(&size, &lim, e);
+    qa_status s = qa_align_pack_fits(&size, &lim, e);
+    return s != QA_OK && earlier_clip_not_finite(in, B, B, e) ? e->code : s;
 }
 
-qa_status qa_engine_align_count(qa_models *ms, const qa_inputs *in, int64_t *n, qa_err *e)
-{
-    return qa_engine_align_pack_count(ms, in, 1, n, e);
-}
-
-/* counted: the caller's qa_engine_align_pack_count of these same inputs (the validation, a pass over every
- * sample or feature, is not repeated), or NULL to validate here. */
+/* counted: the caller's qa_engine_align_pack_count of these same inputs (the validation is not repeated),
+ * or NULL to validate here. */
 static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, int64_t B, const int64_t *counted, float *logits,
                            int32_t *classes, float *probs, qa_err *e)
 {
@@ -141,8 +166,10 @@ static qa_status align_run(qa_models *ms, int w, const qa_inputs *in, int64_t B,
         QA_TRY(qa_engine_align_pack_count(ms, in, B, n, e));
     QA_TRY(need_model(ms, QA_MODEL_ALIGNER, &m, e));
     QA_TRY(begin(ms, wk, in, e));
-    for (int64_t i = 0; i < B; i++)
+    for (int64_t i = 0; i < B; i++) {
         req[i] = with_engine(ms, &in[i]);
+        req[i].scan_at_upload = 1; /* pack_count deferred it */
+    }
     return finish(wk, qa_align_forward(wk->be, m, wk->ws, req, B, logits, classes, probs, e));
 }
 

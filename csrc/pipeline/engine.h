@@ -34,8 +34,11 @@ qa_status qa_engine_align(qa_models *ms, int worker, const qa_inputs *in, float 
  * totals against *lim of pack_limit (the plan of the longest single request); n[i] = clip i's
  * <timestamp> count. qa_engine_align_pack writes the clips' outputs one after another (sum n[i] rows);
  * the request's cancellation hook is in[0].cancel. counted: the n of a pack_count of these same inputs,
- * unchanged since (their ids at least: the caller's own copy), so the forward skips the validation (a
- * pass over every sample: ~1 ms for 300 s); NULL validates again. */
+ * unchanged since (their ids at least: the caller's own copy), so the forward skips the validation (the
+ * prompt, and a pass over every feature); NULL validates again. A clip from samples is checked for
+ * non-finite values by the forward's upload, chunk by chunk as it copies them (one pass over the samples):
+ * pack_count reads no sample unless another check fails, when an earlier clip's (or the same clip's)
+ * non-finite sample is still the error reported, as when that check came first. */
 void qa_engine_align_pack_limit(qa_models *ms, qa_pack_size *lim);
 qa_status qa_engine_align_pack_count(qa_models *ms, const qa_inputs *in, int64_t B, int64_t *n, qa_err *e);
 qa_status qa_engine_align_pack(qa_models *ms, int worker, const qa_inputs *in, int64_t B, const int64_t *counted,

@@ -54,23 +54,22 @@ static qa_status check_finite(const qa_inputs *in, qa_err *e)
     return QA_OK;
 }
 
-qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
-                          qa_err *e)
+qa_status qa_inputs_check_finite(const qa_inputs *in, qa_err *e) { return check_finite(in, e); }
+
+static int scan_deferred(const qa_inputs *in) { return in->scan_at_upload && in->samples && !in->feat; }
+
+qa_status qa_inputs_finite_first(const qa_inputs *in, qa_status s, qa_err *e)
 {
-    const qa_model_config *c = &m->cfg;
-    if (in->mel_bins != c->audio.num_mel_bins)
-        return QA_FAIL(e, QA_ERR_INPUT, "features have %lld mel bins, the model expects %d", (long long)in->mel_bins,
-                       c->audio.num_mel_bins);
-    if (in->frames <= 0 || in->frames > in->ld)
-        return QA_FAIL(e, QA_ERR_INPUT, "valid_frames %lld must be in [1, %lld] (the features' frame count)",
-                       (long long)in->frames, (long long)in->ld);
-    if (in->frames > max_frames)
-        return QA_FAIL(e, QA_ERR_INPUT, "%lld mel frames (%.2f s) exceed the plan's limit of %lld frames "
-                       "(max_audio_seconds %.2f); load the models with a larger max_audio_seconds",
-                       (long long)in->frames, in->frames / 100.0, (long long)max_frames, max_frames / 100.0);
-    QA_TRY(check_finite(in, e));
-    if (!in->ids)
-        return QA_OK;
+    qa_err f = {0};
+    if (s == QA_OK || !scan_deferred(in) || check_finite(in, &f) == QA_OK)
+        return s;
+    *e = f;
+    return f.code;
+}
+
+/* The prompt: its length within the plan, ids in the vocabulary, as many <|audio_pad|> as audio tokens. */
+static qa_status check_ids(const qa_model_config *c, const qa_inputs *in, int64_t max_tokens, qa_err *e)
+{
     if (in->T <= 0 || in->T > max_tokens)
         return QA_FAIL(e, QA_ERR_INPUT, "%lld input ids, the plan allows 1 to %lld (max_text_tokens / "
                        "max_audio_seconds)", (long long)in->T, (long long)max_tokens);
@@ -89,6 +88,25 @@ qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_fr
     return QA_OK;
 }
 
+qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
+                          qa_err *e)
+{
+    const qa_model_config *c = &m->cfg;
+    if (in->mel_bins != c->audio.num_mel_bins)
+        return QA_FAIL(e, QA_ERR_INPUT, "features have %lld mel bins, the model expects %d", (long long)in->mel_bins,
+                       c->audio.num_mel_bins);
+    if (in->frames <= 0 || in->frames > in->ld)
+        return QA_FAIL(e, QA_ERR_INPUT, "valid_frames %lld must be in [1, %lld] (the features' frame count)",
+                       (long long)in->frames, (long long)in->ld);
+    if (in->frames > max_frames)
+        return QA_FAIL(e, QA_ERR_INPUT, "%lld mel frames (%.2f s) exceed the plan's limit of %lld frames "
+                       "(max_audio_seconds %.2f); load the models with a larger max_audio_seconds",
+                       (long long)in->frames, in->frames / 100.0, (long long)max_frames, max_frames / 100.0);
+    if (!scan_deferred(in))
+        QA_TRY(check_finite(in, e));
+    return in->ids ? qa_inputs_finite_first(in, check_ids(c, in, max_tokens, e), e) : QA_OK;
+}
+
 /* Features host [M, ld] -> backend [M, frames] (only the valid frames travel). */
 static qa_status upload_features(qa_backend *be, const qa_inputs *in, float *dst, qa_err *e)
 {
@@ -100,14 +118,31 @@ static qa_status upload_features(qa_backend *be, const qa_inputs *in, float *dst
     return QA_OK;
 }
 
-/* Samples host -> backend: through the device's upload hook (CUDA: pinned double-buffered staging,
+#define SCAN_CHUNK (256 * 1024) /* samples scanned, then copied, per step: 1 MiB, still in the CPU's cache */
+
+/* Host samples [i0, i0 + n) -> dst: through the device's upload hook (CUDA: pinned double-buffered staging,
  * asynchronous on the stream the ops run on) when the engine gave one, else be->copy. */
+static qa_status copy_samples(qa_backend *be, const qa_inputs *in, float *dst, int64_t i0, int64_t n, qa_err *e)
+{
+    size_t bytes = (size_t)n * sizeof(float);
+    if (in->dev && in->dev->copy_h2d)
+        return in->dev->copy_h2d(in->dev->ctx, dst + i0, in->samples + i0, bytes, e);
+    return be->copy(be, dst + i0, in->samples + i0, bytes, QA_COPY_H2D, e);
+}
+
+/* The samples to the backend; with scan_at_upload the finiteness check of qa_inputs_check happens here, a
+ * chunk at a time just before its copy reads it again from the cache (the same error as there). */
 static qa_status upload_samples(qa_backend *be, const qa_inputs *in, float *dst, qa_err *e)
 {
-    size_t bytes = (size_t)in->n_samples * sizeof(float);
-    if (in->dev && in->dev->copy_h2d)
-        return in->dev->copy_h2d(in->dev->ctx, dst, in->samples, bytes, e);
-    return be->copy(be, dst, in->samples, bytes, QA_COPY_H2D, e);
+    if (!scan_deferred(in))
+        return copy_samples(be, in, dst, 0, in->n_samples, e);
+    for (int64_t i = 0; i < in->n_samples; i += SCAN_CHUNK) {
+        int64_t n = in->n_samples - i < SCAN_CHUNK ? in->n_samples - i : SCAN_CHUNK;
+        if (!qa_all_finite(in->samples + i, (size_t)n))
+            return check_finite(in, e);
+        QA_TRY(copy_samples(be, in, dst, i, n, e));
+    }
+    return QA_OK;
 }
 
 qa_status qa_inputs_features(qa_backend *be, qa_region *ws, const qa_inputs *in, float *feat_dev, qa_err *e)
@@ -144,7 +179,10 @@ static qa_status run_tower(qa_backend *be, const qa_model *m, qa_region *ws, con
     if (!feat)
         return e->code;
     for (int64_t i = 0, off = 0; i < n; off += M * in[i].frames, i++) {
-        QA_TRY(qa_inputs_features(be, ws, &in[i], feat + off, e));
+        qa_status s = qa_inputs_features(be, ws, &in[i], feat + off, e);
+        if (s == QA_ERR_AUDIO && n > 1) /* a non-finite sample found by the upload: named as the count would */
+            qa_err_prefix(e, "clip %lld of the pack: ", (long long)i);
+        QA_TRY(s);
         clips[i] = (qa_enc_clip){feat + off, in[i].frames, in[i].frames};
     }
     if (!(*emb = qa_arena_take(ws, (size_t)(N * D) * sizeof(float), e)))

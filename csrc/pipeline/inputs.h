@@ -35,6 +35,9 @@ typedef struct qa_inputs {
     int64_t n_samples;
     const qa_device *dev;   /* set by the engine */
     const void *mel_tables; /* backend memory (the arena's mel/tables), set by the engine */
+    /* Samples only, set by the engine (the aligner's): qa_inputs_check leaves the finiteness check to the
+     * upload, which scans each chunk right before copying it (one pass over the samples, not two). */
+    int scan_at_upload;
 } qa_inputs;
 
 /* Make `in` a request from samples (host, borrowed): feat = NULL, mel_bins = 128,
@@ -52,6 +55,15 @@ qa_status qa_inputs_features(qa_backend *be, qa_region *ws, const qa_inputs *in,
  * or the number of <|audio_pad|> ids != the audio tokens of `frames`. */
 qa_status qa_inputs_check(const qa_model *m, const qa_inputs *in, int64_t max_frames, int64_t max_tokens,
                           qa_err *e);
+
+/* QA_ERR_AUDIO naming the first non-finite sample (QA_ERR_INPUT: feature) of `in`, else QA_OK: the
+ * finiteness check of qa_inputs_check alone. */
+qa_status qa_inputs_check_finite(const qa_inputs *in, qa_err *e);
+
+/* A check of `in` that came after the finiteness one in qa_inputs_check's order failed with s (in *e):
+ * when the request left that check to the upload (scan_at_upload), it runs now, and its error replaces
+ * s, so errors come in the same order as without the deferral. Returns s otherwise. */
+qa_status qa_inputs_finite_first(const qa_inputs *in, qa_status s, qa_err *e);
 
 /* x[T, D] (backend memory) = embeddings of ids with the audio tower's rows at the <|audio_pad|>
  * positions, in order (HF masked_scatter). in[0..n): the requests of a packed batch (n = 1: one request,
