@@ -64,18 +64,22 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("memset0", S, [P, C.c_size_t, EP]),
     ("sync", S, [EP]),
     ("gemm", S, [P, P, TP, TP, I64, I64, I64, C.c_int, C.c_int, EP]),
-    # API 6: the decoder's RMSNorm fused into the GEMMs behind it
-    ("norm_gemm", S, [P, P, TP, C.c_float, P, P, C.c_int, I64, I64, C.c_int, EP]),
-    ("norm_mlp", S, [P, TP, C.c_float, TP, TP, TP, P, P, I64, I64, I64, EP]),
-    # API 7: the encoder's LayerNorm fused into q/k/v and fc1: y[], x, ln_w, ln_b, eps, W[], b[], N[], n, T, K, act
-    ("ln_gemm", S, [P, P, TP, TP, C.c_float, P, P, P, C.c_int, I64, I64, C.c_int, EP]),
+    # API 6: the decoder's RMSNorm fused into the GEMMs behind it; API 8: y[], ldy (0: contiguous), x, ...; norm_mlp's
+    # one gate | up buffer [T, 2F]
+    ("norm_gemm", S, [P, I64, P, TP, C.c_float, P, P, C.c_int, I64, I64, C.c_int, EP]),
+    ("norm_mlp", S, [P, TP, C.c_float, TP, TP, TP, P, I64, I64, I64, EP]),
+    # API 7: the encoder's LayerNorm fused into q/k/v and fc1: y[], ldy (API 8), x, ln_w, ln_b, eps, W[], b[], N[], n,
+    # T, K, act
+    ("ln_gemm", S, [P, I64, P, TP, TP, C.c_float, P, P, P, C.c_int, I64, I64, C.c_int, EP]),
     ("layernorm", S, [P, P, TP, TP, I64, I64, C.c_float, EP]),
     ("rmsnorm", S, [P, P, TP, I64, I64, C.c_float, EP]),
-    # API 6: q [T, H*Dh], kdst, vdst, kv dtype, k, v, q_norm, k_norm, T, H, Hk, Dh, pos0, pos (device or None),
-    # max_rows, theta, eps
-    ("qkv_prep", S, [P, P, P, C.c_int, P, P, TP, TP, I64, I64, I64, I64, I64, P, I64, C.c_float, C.c_float, EP]),
+    # API 8: qo [T, H*Dh], q, ldq, kdst, vdst, kv dtype, k, v, ldkv, q_norm, k_norm, T, H, Hk, Dh, pos0, pos (device
+    # or None), max_rows, theta, eps
+    ("qkv_prep", S, [P, P, I64, P, P, C.c_int, P, P, I64, TP, TP, I64, I64, I64, I64, I64, P, I64, C.c_float,
+                     C.c_float, EP]),
     ("add_sinusoid", S, [P, I64, I64, I64, EP]),
-    ("attention", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, I64, C.c_int, I64, EP]),  # kv dtype after v
+    # kv dtype after v, then (API 8) the row strides ldq, ldkv (0: contiguous)
+    ("attention", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, I64, I64, I64, C.c_int, I64, EP]),
     ("gelu", S, [P, P, I64, EP]),
     ("add", S, [P, P, P, I64, EP]),
     ("mel_chunks", S, [P, P, I64, I64, I64, I64, I64, I64, EP]),
@@ -220,6 +224,19 @@ class Cuda:
         for i, n in enumerate(arr.shape):
             t.shape[i] = n
         return t
+
+    def joined(self, arrs, dtype=F32):
+        """qa_tensors of the arrays arrs (2-D weights or 1-D biases), one after another in device memory (as the
+        loader places q/k/v, gate/up and the encoder's q/k/v biases: backend.h norm_gemm's one-GEMM case)."""
+        whole = self.tensor(np.concatenate([np.asarray(a, np.float32) for a in arrs]), dtype)
+        out, off = [], 0
+        for a in arrs:
+            t = Tensor(whole.data + off, dtype, a.ndim)
+            for i, n in enumerate(a.shape):
+                t.shape[i] = n
+            out.append(t)
+            off += a.size * (2 if dtype == BF16 else 4)
+        return out
 
     def stats(self):
         st = MemStats()

@@ -33,14 +33,19 @@ class Step:
         self.x0 = (rng.standard_normal((1, D)) * 0.5).astype(np.float32)
         self.x = g.put(self.x0)
         self.x_start = g.put(self.x0)
-        self.q, self.k, self.v, self.a = g.empty((1, QD)), g.empty((1, KD)), g.empty((1, KD)), g.empty((1, QD))
-        self.gb, self.ub = g.empty((1, F)), g.empty((1, F))
+        # API 8, as decoder.c takes them: q | k | v of one row from one GEMM, q prepared into its own buffer
+        self.qkv, self.q, self.a = g.empty((1, QD + 2 * KD)), g.empty((1, QD)), g.empty((1, QD))
+        self.k, self.v = self.qkv + 4 * QD, self.qkv + 4 * (QD + KD)
+        self.gu = g.empty((1, 2 * F))
         self.state = g.put(np.array([POS, 0, 0, 0], np.int32))
         self.head = self._weight(V, D)
         self.logits, self.tok, self.ids = g.empty((1, V)), g.empty(1, np.int32), g.empty(64, np.int32)
 
     def _weight(self, n, k):
-        return self.g.tensor(self.rng.standard_normal((n, k), dtype=np.float32) / np.float32(k), BF16)
+        return self.g.tensor(self._w(n, k), BF16)
+
+    def _w(self, n, k):
+        return self.rng.standard_normal((n, k), dtype=np.float32) / np.float32(k)
 
     def _cache(self):  # BF16 K or V rows of one layer, all CTX rows filled (attention reads rows 0..POS)
         return self.g.put(to_bf16_bits(self.rng.standard_normal((CTX, KD)).astype(np.float32)))
@@ -48,9 +53,10 @@ class Step:
     def _norm(self, n):
         return self.g.tensor((1 + 0.1 * self.rng.standard_normal(n)).astype(np.float32))
 
-    def _layer(self):
-        return dict(q=self._weight(QD, D), k=self._weight(KD, D), v=self._weight(KD, D), o=self._weight(D, QD),
-                    g=self._weight(F, D), u=self._weight(F, D), d=self._weight(D, F), in_norm=self._norm(D),
+    def _layer(self):  # q/k/v and gate/up adjacent, as the loader places them
+        q, k, v = self.g.joined([self._w(QD, D), self._w(KD, D), self._w(KD, D)], BF16)
+        gw, uw = self.g.joined([self._w(F, D), self._w(F, D)], BF16)
+        return dict(q=q, k=k, v=v, o=self._weight(D, QD), g=gw, u=uw, d=self._weight(D, F), in_norm=self._norm(D),
                     post_norm=self._norm(D), q_norm=self._norm(DH), k_norm=self._norm(DH), kc=self._cache(),
                     vc=self._cache())
 
@@ -58,12 +64,12 @@ class Step:
 
     def qkv(self, L):
         Ws = (C.POINTER(Tensor) * 3)(*[C.pointer(L[n]) for n in "qkv"])
-        self.g.call("norm_gemm", (C.c_void_p * 3)(self.q, self.k, self.v), self.x, L["in_norm"], EPS, Ws,
-                    (C.c_int64 * 3)(QD, KD, KD), 3, 1, D, 0)
+        self.g.call("norm_gemm", (C.c_void_p * 3)(self.qkv, self.k, self.v), QD + 2 * KD, self.x, L["in_norm"], EPS,
+                    Ws, (C.c_int64 * 3)(QD, KD, KD), 3, 1, D, 0)
 
     def prep(self, L):
-        self.g.call("qkv_prep", self.q, L["kc"], L["vc"], BF16, self.k, self.v, L["q_norm"], L["k_norm"], 1, H, HK,
-                    DH, 0, self.state, CTX, THETA, EPS)
+        self.g.call("qkv_prep", self.q, self.qkv, QD + 2 * KD, L["kc"], L["vc"], BF16, self.k, self.v, QD + 2 * KD,
+                    L["q_norm"], L["k_norm"], 1, H, HK, DH, 0, self.state, CTX, THETA, EPS)
 
     def attend(self, L):
         self.g.call("attention_at", self.a, self.q, L["kc"], L["vc"], BF16, 1, CTX, H, HK, DH, self.state)
@@ -72,10 +78,10 @@ class Step:
         self.g.call("gemm", self.x, self.a, L["o"], None, 1, QD, D, 0, 1)
 
     def mlp(self, L):
-        self.g.call("norm_mlp", self.x, L["post_norm"], EPS, L["g"], L["u"], L["d"], self.gb, self.ub, 1, D, F)
+        self.g.call("norm_mlp", self.x, L["post_norm"], EPS, L["g"], L["u"], L["d"], self.gu, 1, D, F)
 
     def down(self, L):  # norm_mlp's second kernel alone (the gemv of silu(g)·u), to split its time
-        self.g.call("gemm", self.x, self.gb, L["d"], None, 1, F, D, 0, 1)
+        self.g.call("gemm", self.x, self.gu, L["d"], None, 1, F, D, 0, 1)
 
     def layer(self, L):
         for op in (self.qkv, self.prep, self.attend, self.oproj, self.mlp):

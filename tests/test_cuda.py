@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy
-from cuda_util import BF16, F32, Cuda, Tensor, bf16_round, gpu_reason, to_bf16_bits
+from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, gpu_reason, to_bf16_bits
 
 WHY = gpu_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
@@ -127,30 +127,39 @@ def staged_norm(g, x, w, T, K):
 NG_WIDTHS = (1024, 512, 512)  # q, k, v of a small decoder; K = 1024: norm.cu's 256-thread row blocks
 
 
-# T <= 4: the fused decode kernel; 5, 600: BF16 staging + cuBLAS; (1, 36): K % 8 != 0 leaves the decode kernel
+# T <= 4: the fused decode kernel; 5, 600: BF16 staging + cuBLAS; (1, 36): K % 8 != 0 leaves the decode kernel.
+# layout (API 8): "own" weights and outputs; "strided": own weights, outputs the column blocks of one [T, sum N]
+# matrix (one GEMM per weight, ldc = sum N); "joined": the weights adjacent too (one GEMM on CUDA)
 @pytest.mark.parametrize("T,K", [(1, 1024), (3, 1024), (4, 1024), (5, 1024), (600, 1024), (1, 36)])
 @pytest.mark.parametrize("n", [1, 2, 3])
 @pytest.mark.parametrize("wdt", [F32, BF16])
 @pytest.mark.parametrize("accumulate", [0, 1])
-def test_norm_gemm(g, rng, T, K, n, wdt, accumulate):
+@pytest.mark.parametrize("layout", ["own", "strided", "joined"])
+def test_norm_gemm(g, rng, T, K, n, wdt, accumulate, layout):
     skip_bf16_on_shim(wdt)
     x = (rng.standard_normal((T, K)) * 3).astype(np.float32)
     w = rng.standard_normal(K).astype(np.float32)
     N = [NG_WIDTHS[i] if K >= 1024 else 40 + 8 * i for i in range(n)]
     Ws = [(rng.standard_normal((N[i], K)) / np.sqrt(K)).astype(np.float32) for i in range(n)]
     y0 = [rng.standard_normal((T, N[i])).astype(np.float32) for i in range(n)]
-    Wt = [g.tensor(W, wdt) for W in Ws]
-    ys = [g.put(y0[i]) if accumulate else g.empty((T, N[i])) for i in range(n)]
-    g.call("norm_gemm", (C.c_void_p * n)(*ys), g.put(x), g.tensor(w), 1e-6, (C.POINTER(Tensor) * n)(
+    Wt = g.joined(Ws, wdt) if layout == "joined" else [g.tensor(W, wdt) for W in Ws]
+    ld, off = (sum(N), np.cumsum([0] + N)) if layout != "own" else (0, None)
+    if ld:  # one matrix, y[i] its column block i
+        Y = g.put(np.concatenate(y0, 1)) if accumulate else g.empty((T, ld))
+        ys = [Y + 4 * int(off[i]) for i in range(n)]
+    else:
+        ys = [g.put(y0[i]) if accumulate else g.empty((T, N[i])) for i in range(n)]
+    g.call("norm_gemm", (C.c_void_p * n)(*ys), ld, g.put(x), g.tensor(w), 1e-6, (C.POINTER(Tensor) * n)(
         *[C.pointer(t) for t in Wt]), (C.c_int64 * n)(*N), n, T, K, accumulate)
     h = staged_norm(g, x, w, T, K) if wdt == BF16 else rms64(x, w)
     for i in range(n):
         Wr = bf16_round(Ws[i]) if wdt == BF16 else Ws[i]
         base = y0[i] if accumulate else 0.0
-        got = g.get(ys[i], (T, N[i]))
-        assert_close_rel(got, base + h @ Wr.T.astype(np.float64), 1e-5, f"norm_gemm y[{i}] T={T} w={wdt}")
+        got = g.get(ys[i], (T, N[i])) if not ld else g.get(Y, (T, ld))[:, off[i]:off[i + 1]]
+        what = f"norm_gemm y[{i}] T={T} w={wdt} {layout}"
+        assert_close_rel(got, base + h @ Wr.T.astype(np.float64), 1e-5, what)
         if wdt == BF16:
-            assert_close_rel(got, base + rms64(x, w) @ Ws[i].T, 2e-2, f"norm_gemm y[{i}] vs unrounded")
+            assert_close_rel(got, base + rms64(x, w) @ Ws[i].T, 2e-2, what + " vs unrounded")
 
 
 def ln64(x, w, b, eps=1e-5):
@@ -160,19 +169,27 @@ def ln64(x, w, b, eps=1e-5):
 
 # T <= 4: FP32 rows + GEMV (no plan of their own); 5, 600: LayerNorm written as BF16 + cuBLASLt with the bias
 # epilogue; (7, 36): K % 8 != 0; n = 1 with GELU is the encoder's fc1, n = 3 its q/k/v
+# layout (API 8) as test_norm_gemm's; "joined" with the biases adjacent too (the loader's order for the encoder's
+# q/k/v: one GEMM with one bias epilogue on CUDA); "own" and "strided" leave k_proj without a bias
 @pytest.mark.parametrize("T,K", [(1, 1024), (4, 1024), (5, 1024), (600, 1024), (7, 36)])
 @pytest.mark.parametrize("n,act", [(1, 1), (3, 0)])
 @pytest.mark.parametrize("wdt", [F32, BF16])
-def test_ln_gemm(g, rng, T, K, n, act, wdt):
+@pytest.mark.parametrize("layout", ["own", "strided", "joined"])
+def test_ln_gemm(g, rng, T, K, n, act, wdt, layout):
     skip_bf16_on_shim(wdt)
     x = (rng.standard_normal((T, K)) * 3 + 2).astype(np.float32)
     lw, lb = rng.standard_normal(K).astype(np.float32), rng.standard_normal(K).astype(np.float32)
     N = [NG_WIDTHS[i] if K >= 1024 else 40 + 8 * i for i in range(n)]
     Ws = [(rng.standard_normal((N[i], K)) / np.sqrt(K)).astype(np.float32) for i in range(n)]
-    bs = [rng.standard_normal(N[i]).astype(np.float32) if i != 1 else None for i in range(n)]  # k_proj: no bias
-    Wt, bt = [g.tensor(W, wdt) for W in Ws], [g.tensor(b) if b is not None else None for b in bs]
-    ys = [g.empty((T, N[i])) for i in range(n)]
-    g.call("ln_gemm", (C.c_void_p * n)(*ys), g.put(x), g.tensor(lw), g.tensor(lb), 1e-5,
+    bs = [rng.standard_normal(N[i]).astype(np.float32) if i != 1 or layout == "joined" else None for i in range(n)]
+    if layout == "joined":
+        Wt, bt = g.joined(Ws, wdt), g.joined(bs)
+    else:
+        Wt, bt = [g.tensor(W, wdt) for W in Ws], [g.tensor(b) if b is not None else None for b in bs]
+    ld, off = (sum(N), np.cumsum([0] + N)) if layout != "own" else (0, None)
+    Y = g.empty((T, ld)) if ld else None
+    ys = [Y + 4 * int(off[i]) for i in range(n)] if ld else [g.empty((T, N[i])) for i in range(n)]
+    g.call("ln_gemm", (C.c_void_p * n)(*ys), ld, g.put(x), g.tensor(lw), g.tensor(lb), 1e-5,
            (C.POINTER(Tensor) * n)(*[C.pointer(t) for t in Wt]),
            (C.POINTER(Tensor) * n)(*[C.pointer(t) if t is not None else None for t in bt]), (C.c_int64 * n)(*N), n, T,
            K, act)
@@ -181,8 +198,9 @@ def test_ln_gemm(g, rng, T, K, n, act, wdt):
         Wr = bf16_round(Ws[i]) if wdt == BF16 else Ws[i]
         ref = h @ Wr.T.astype(np.float64) + (bs[i] if bs[i] is not None else 0.0)
         ref = gelu(ref) if act else ref
+        got = g.get(Y, (T, ld))[:, off[i]:off[i + 1]] if ld else g.get(ys[i], (T, N[i]))
         # BF16: h rounded from FP32 LayerNorm rows may sit one unit off the float64 ones' rounding
-        assert_close_rel(g.get(ys[i], (T, N[i])), ref, 1e-5 if wdt == F32 else 2e-3, f"ln_gemm y[{i}] T={T} w={wdt}")
+        assert_close_rel(got, ref, 1e-5 if wdt == F32 else 2e-3, f"ln_gemm y[{i}] T={T} w={wdt} {layout}")
 
 
 def silu64(v):
@@ -191,7 +209,8 @@ def silu64(v):
 
 @pytest.mark.parametrize("T", [1, 3, 4, 5, 600])
 @pytest.mark.parametrize("wdt", [F32, BF16])
-def test_norm_mlp(g, rng, T, wdt):
+@pytest.mark.parametrize("joined", [False, True])  # gate and up adjacent (one GEMM on CUDA, API 8) or not
+def test_norm_mlp(g, rng, T, wdt, joined):
     """x += down(silu(gate(h))·up(h)), h = RMSNorm(x). BF16: against float64 from the same BF16 operands, with the
     product rounded to BF16 where the down GEMM stages it. That rounding sees the GPU's FP32 product, the reference
     a float64 one: a few elements per row fall on the other side of a rounding boundary (~1e-4 of the MLP's
@@ -203,8 +222,8 @@ def test_norm_mlp(g, rng, T, wdt):
     Wg, Wu = ((rng.standard_normal((F, D)) / np.sqrt(D)).astype(np.float32) for _ in range(2))
     Wd = (rng.standard_normal((D, F)) / np.sqrt(F)).astype(np.float32)
     xp = g.put(x)
-    g.call("norm_mlp", xp, g.tensor(w), 1e-6, g.tensor(Wg, wdt), g.tensor(Wu, wdt), g.tensor(Wd, wdt),
-           g.empty((T, F)), g.empty((T, F)), T, D, F)
+    Wgt, Wut = g.joined([Wg, Wu], wdt) if joined else (g.tensor(Wg, wdt), g.tensor(Wu, wdt))
+    g.call("norm_mlp", xp, g.tensor(w), 1e-6, Wgt, Wut, g.tensor(Wd, wdt), g.empty((T, 2 * F)), T, D, F)
     delta = g.get(xp, (T, D)).astype(np.float64) - x
     if wdt == F32:
         h = rms64(x, w)
@@ -226,9 +245,9 @@ def test_norm_gemm_rejects_mixed_dtypes_and_counts(g, rng):
     Ws = (C.POINTER(Tensor) * 2)(*[C.pointer(t) for t in Wt])
     if not SHIM:  # the CPU takes each weight as it comes
         with pytest.raises(AssertionError, match="dtype"):
-            g.call("norm_gemm", ys, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 2, 1, K, 0)
+            g.call("norm_gemm", ys, 0, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 2, 1, K, 0)
     with pytest.raises(AssertionError, match="weights"):
-        g.call("norm_gemm", ys, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 4, 1, K, 0)
+        g.call("norm_gemm", ys, 0, x, w, 1e-6, Ws, (C.c_int64 * 2)(8, 8), 4, 1, K, 0)
 
 
 @gpu_only
@@ -247,12 +266,13 @@ def test_norm_ops_decode_timing(g, rng):
                    u=bf16_weight(F, D), d=bf16_weight(D, F)) for _ in range(copies)]
     x, h = g.put(rng.standard_normal((1, D)).astype(np.float32)), g.empty((1, D))
     nw = g.tensor(rng.standard_normal(D).astype(np.float32))
-    q, k, v, gb, ub = g.empty((1, QD)), g.empty((1, KD)), g.empty((1, KD)), g.empty((1, F)), g.empty((1, F))
+    q, k, v, gu = g.empty((1, QD)), g.empty((1, KD)), g.empty((1, KD)), g.empty((1, 2 * F))
+    gb, ub = gu, gu + 4 * F
     ys, Ns = (C.c_void_p * 3)(q, k, v), (C.c_int64 * 3)(QD, KD, KD)
 
     def qkv_fused(L):
         Ws = (C.POINTER(Tensor) * 3)(*[C.pointer(L[n]) for n in "qkv"])
-        g.call("norm_gemm", ys, x, nw, 1e-6, Ws, Ns, 3, 1, D, 0)
+        g.call("norm_gemm", ys, 0, x, nw, 1e-6, Ws, Ns, 3, 1, D, 0)
 
     def qkv_split(L):
         g.call("rmsnorm", h, x, nw, 1, D, 1e-6)
@@ -260,7 +280,7 @@ def test_norm_ops_decode_timing(g, rng):
             g.call("gemm", y, h, L[n], None, 1, D, N, 0, 0)
 
     def mlp_fused(L):
-        g.call("norm_mlp", x, nw, 1e-6, L["g"], L["u"], L["d"], gb, ub, 1, D, F)
+        g.call("norm_mlp", x, nw, 1e-6, L["g"], L["u"], L["d"], gu, 1, D, F)
 
     def mlp_split(L):
         g.call("rmsnorm", h, x, nw, 1, D, 1e-6)
@@ -296,7 +316,7 @@ def test_decode_gemvs_against_float64(g, rng, T, K):
     Ws = [(rng.standard_normal((n, K)) / np.sqrt(K)).astype(np.float32) for n in N]
     ys = [g.empty((T, n)) for n in N]
     Wt = [g.tensor(W, BF16) for W in Ws]
-    g.call("norm_gemm", (C.c_void_p * 3)(*ys), xp, wt, 1e-6, (C.POINTER(Tensor) * 3)(*[C.pointer(t) for t in Wt]),
+    g.call("norm_gemm", (C.c_void_p * 3)(*ys), 0, xp, wt, 1e-6, (C.POINTER(Tensor) * 3)(*[C.pointer(t) for t in Wt]),
            (C.c_int64 * 3)(*N), 3, T, K, 0)
     h = staged_norm(g, x, w, T, K)
     for i in range(3):
@@ -311,8 +331,7 @@ def test_decode_gemvs_against_float64(g, rng, T, K):
     Fm = 3 * Kn
     Wg, Wu = ((rng.standard_normal((Fm, K)) / np.sqrt(K)).astype(np.float32) for _ in range(2))
     Wd = (rng.standard_normal((K, Fm)) / np.sqrt(Fm)).astype(np.float32)
-    g.call("norm_mlp", xp, wt, 1e-6, g.tensor(Wg, BF16), g.tensor(Wu, BF16), g.tensor(Wd, BF16), g.empty((T, Fm)),
-           g.empty((T, Fm)), T, K, Fm)
+    g.call("norm_mlp", xp, wt, 1e-6, *g.joined([Wg, Wu], BF16), g.tensor(Wd, BF16), g.empty((T, 2 * Fm)), T, K, Fm)
     delta = g.get(xp, (T, K)).astype(np.float64) - x
     p = bf16_round(silu64(h @ bf16_round(Wg).T) * (h @ bf16_round(Wu).T)).astype(np.float64)
     assert_close_rel(delta, p @ bf16_round(Wd).T, 3e-4, f"norm_mlp T={T} K={K}")
@@ -506,7 +525,7 @@ def test_attention(g, rng, Tq, Tk, H, Hk, Dh, q0, causal, window):
     k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
     v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, 0, 0, Tq, Tk, H, Hk, Dh, q0, causal, window)
     ref = attention_ref(q, k, v, H, Hk, Dh, q0, causal, window)
     # FP32 sums over Tk keys: the rounding grows with the key count (Tk = 4100 reached 1.07e-5 on the CPU)
     tol = 1e-5 * max(1.0, Tk / 2048)
@@ -572,13 +591,13 @@ def test_attention_bf16_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0, c
     q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
     qp, kp, vp = g.put(q), g.put(k), g.put(v)
     out = g.empty((Tq, H * Dh))  # NaN-poisoned: an unwritten row fails the bound
-    g.call("attention", out, qp, kp, vp, F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out, qp, kp, vp, F32, 0, 0, Tq, Tk, H, Hk, Dh, q0, causal, window)
     got = g.get(out, (Tq, H * Dh))
     assert_tc_close(got, q, k, v, case, f"tc attention Tq={Tq} Tk={Tk} H={H} Dh={Dh} q0={q0} c={causal} w={window}")
     # and against the FP32 kernel on the unrounded operands
     g.be.dtype = F32
     out32 = g.empty((Tq, H * Dh))
-    g.call("attention", out32, qp, kp, vp, F32, Tq, Tk, H, Hk, Dh, q0, causal, window)
+    g.call("attention", out32, qp, kp, vp, F32, 0, 0, Tq, Tk, H, Hk, Dh, q0, causal, window)
     assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 2e-2, "tc vs fp32 attention")
 
 
@@ -597,7 +616,7 @@ for n in range(len(d.files) // 4):
     g.reset()
     kv = (lambda x: g.put(to_bf16_bits(x))) if kv_bf16 else g.put
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), kv(k), kv(v), BF16 if kv_bf16 else F32, Tq, Tk, H, Hk, Dh, q0, causal,
+    g.call("attention", out, g.put(q), kv(k), kv(v), BF16 if kv_bf16 else F32, 0, 0, Tq, Tk, H, Hk, Dh, q0, causal,
            window)
     outs["out%d" % n] = g.get(out, (Tq, H * Dh))
 np.savez({outputs!r}, **outs)
@@ -611,8 +630,8 @@ def attention_here(g, q, k, v, case):
     g.reset()
     kvdt = BF16 if kv_bf16 else F32
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), put_kv(g, k, kvdt), put_kv(g, v, kvdt), kvdt, Tq, Tk, H, Hk, Dh, q0, causal,
-           window)
+    g.call("attention", out, g.put(q), put_kv(g, k, kvdt), put_kv(g, v, kvdt), kvdt, 0, 0, Tq, Tk, H, Hk, Dh, q0,
+           causal, window)
     return g.get(out, (Tq, H * Dh))
 
 
@@ -708,12 +727,12 @@ for T in {lengths!r}:
     k = g.put(to_bf16_bits(rng.standard_normal((T, Hk * Dh), np.float32)))
     v = g.put(to_bf16_bits(rng.standard_normal((T, Hk * Dh), np.float32)))
     out = g.empty((T, H * Dh))
-    g.call("attention", out, q, k, v, BF16, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up
+    g.call("attention", out, q, k, v, BF16, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up
     g.call("sync")
     reps = 20
     t0 = time.perf_counter()
     for _ in range(reps):
-        g.call("attention", out, q, k, v, BF16, T, T, H, Hk, Dh, 0, 1, 0)
+        g.call("attention", out, q, k, v, BF16, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)
     g.call("sync")
     print("MS %d %.4f" % (T, (time.perf_counter() - t0) / reps * 1e3))
 """
@@ -750,11 +769,11 @@ g.be.dtype = BF16
 rng = np.random.default_rng(0)
 q, k = g.put(rng.standard_normal((T, H * Dh), np.float32)), g.put(rng.standard_normal((T, Hk * Dh), np.float32))
 out = g.empty((T, H * Dh))
-g.call("attention", out, q, k, k, F32, T, T, H, Hk, Dh, 0, 1, 0)
+g.call("attention", out, q, k, k, F32, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)
 g.call("sync")
 t0 = time.perf_counter()
 for _ in range(3):
-    g.call("attention", out, q, k, k, F32, T, T, H, Hk, Dh, 0, 1, 0)
+    g.call("attention", out, q, k, k, F32, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)
 g.call("sync")
 print("MS %.3f" % ((time.perf_counter() - t0) / 3 * 1e3))
 """
@@ -776,11 +795,11 @@ def test_attention_tc_decoder_timing(bf16_backend, rng):
     kv_dt = F32
 
     def timed(reps=3):
-        g.call("attention", out, qp, kp, vp, kv_dt, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
+        g.call("attention", out, qp, kp, vp, kv_dt, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)  # warm-up (lazy module load)
         g.call("sync")
         t0 = time.perf_counter()
         for _ in range(reps):
-            g.call("attention", out, qp, kp, vp, kv_dt, T, T, H, Hk, Dh, 0, 1, 0)
+            g.call("attention", out, qp, kp, vp, kv_dt, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)
         g.call("sync")
         return (time.perf_counter() - t0) / reps * 1e3
 
@@ -816,7 +835,7 @@ def test_attention_bf16_few_rows_stay_fp32(bf16_backend, rng):
         k = (rng.standard_normal((Tk, Hk * Dh)) * 2).astype(np.float32)
         v = rng.standard_normal((Tk, Hk * Dh)).astype(np.float32)
         out = g.empty((Tq, H * Dh))
-        g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+        g.call("attention", out, g.put(q), g.put(k), g.put(v), F32, 0, 0, Tq, Tk, H, Hk, Dh, q0, 1, 0)
         ref = attention_ref(q, k, v, H, Hk, Dh, q0, 1, 0)
         assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5, f"bf16-mode attention Tq={Tq} Dh={Dh}")
 
@@ -1185,7 +1204,7 @@ def test_attention_at_equals_attention(g, rng, H, Hk, Dh, kvdt):
     kr, vr = kv_values(k, kvdt), kv_values(v, kvdt)
     for pos in (0, 31, 32, 700, 2047, max_kv - 1):
         a, b = g.empty((1, H * Dh)), g.empty((1, H * Dh))
-        g.call("attention", a, qp, kp, vp, kvdt, 1, pos + 1, H, Hk, Dh, pos, 1, 0)
+        g.call("attention", a, qp, kp, vp, kvdt, 0, 0, 1, pos + 1, H, Hk, Dh, pos, 1, 0)
         g.call("attention_at", b, qp, kp, vp, kvdt, 1, max_kv, H, Hk, Dh, _state(g, pos))
         got = g.get(b, (1, H * Dh))
         np.testing.assert_array_equal(got, g.get(a, (1, H * Dh)), err_msg=f"attention_at pos {pos}")
@@ -1209,7 +1228,7 @@ def test_attention_bf16_kv_fp32_math(g, rng, Tq, Tk, H, Hk, Dh, q0):
     against float64 on the BF16-rounded K / V."""
     q, k, v = attention_inputs(rng, Tq, Tk, H, Hk, Dh)
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, g.put(q), put_kv(g, k, BF16), put_kv(g, v, BF16), BF16, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+    g.call("attention", out, g.put(q), put_kv(g, k, BF16), put_kv(g, v, BF16), BF16, 0, 0, Tq, Tk, H, Hk, Dh, q0, 1, 0)
     ref = attention_ref(q, bf16_round(k), bf16_round(v), H, Hk, Dh, q0, 1, 0)
     assert_close_rel(g.get(out, (Tq, H * Dh)), ref, 1e-5 * max(1.0, Tk / 2048), f"bf16-kv attention Tq={Tq} Tk={Tk}")
 
@@ -1230,7 +1249,7 @@ def test_attention_bf16_kv_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0
     kr, vr = bf16_round(k), bf16_round(v)
     qp = g.put(q)
     out = g.empty((Tq, H * Dh))
-    g.call("attention", out, qp, put_kv(g, k, BF16), put_kv(g, v, BF16), BF16, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+    g.call("attention", out, qp, put_kv(g, k, BF16), put_kv(g, v, BF16), BF16, 0, 0, Tq, Tk, H, Hk, Dh, q0, 1, 0)
     got = g.get(out, (Tq, H * Dh))
     what = f"bf16-kv tc attention Tq={Tq} Tk={Tk} Dh={Dh}"
     if Tq < 16 or Dh not in (64, 128):  # backend.cu: the FP32 kernel, exact BF16 loads
@@ -1238,7 +1257,7 @@ def test_attention_bf16_kv_tensor_cores(bf16_backend, rng, Tq, Tk, H, Hk, Dh, q0
     else:
         assert_tc_close(got, q, kr, vr, (Tq, Tk, H, Hk, Dh, q0, 1, 0), what)
     out32 = g.empty((Tq, H * Dh))  # the rounded values as an FP32 K / V: the kernel rounds them to themselves
-    g.call("attention", out32, qp, g.put(kr), g.put(vr), F32, Tq, Tk, H, Hk, Dh, q0, 1, 0)
+    g.call("attention", out32, qp, g.put(kr), g.put(vr), F32, 0, 0, Tq, Tk, H, Hk, Dh, q0, 1, 0)
     assert_close_rel(got, g.get(out32, (Tq, H * Dh)).astype(np.float64), 1e-5 if SHIM else 1e-2, what + " vs f32 kv")
 
 
@@ -1278,7 +1297,7 @@ def test_qkv_prep(g, rng, T, H, Hk, Dh, pos0, kvdt, device_pos):
         fills[dt] = np.full((rows, KD), 0x7FC1, np.uint16) if dt == BF16 else np.full((rows, KD), np.nan, np.float32)
         qp, kc, vc = g.put(q), g.put(fills[dt]), g.put(fills[dt])
         pos, p0 = (_state(g, pos0), 0) if device_pos else (None, pos0)
-        g.call("qkv_prep", qp, kc, vc, dt, kp, vp, qwt, kwt, T, H, Hk, Dh, p0, pos, rows, theta, eps)
+        g.call("qkv_prep", qp, qp, H * Dh, kc, vc, dt, kp, vp, KD, qwt, kwt, T, H, Hk, Dh, p0, pos, rows, theta, eps)
         nd = fills[dt].dtype
         outs[dt] = g.get(qp, (T, H * Dh)), g.get(kc, (rows, KD), nd), g.get(vc, (rows, KD), nd)
     gq, gk, gv = outs[F32]
@@ -1305,11 +1324,11 @@ def test_qkv_prep_device_pos_equals_host_pos_and_skips_rows_past_the_cache(g, rn
     not stored (its q still is), so a cache of max_rows rows is never overrun."""
     T, H, Hk, Dh, rows, theta, eps = 3, 4, 2, 128, 10, 1e6, 1e-6
     q, k, v, qw, kw = qkv_inputs(rng, T, H, Hk, Dh)
-    args = (g.put(k), g.put(v), g.tensor(qw), g.tensor(kw), T, H, Hk, Dh)
+    args = (g.put(k), g.put(v), Hk * Dh, g.tensor(qw), g.tensor(kw), T, H, Hk, Dh)
     got = []
     for pos in ((None, rows - 2), (_state(g, rows - 2), 0)):  # rows 8, 9 stored; row 10 is past the cache
         qp, kc, vc = g.put(q), g.put(np.zeros((rows, Hk * Dh), np.uint16)), g.put(np.zeros((rows, Hk * Dh), np.uint16))
-        g.call("qkv_prep", qp, kc, vc, BF16, *args, pos[1], pos[0], rows, theta, eps)
+        g.call("qkv_prep", qp, qp, H * Dh, kc, vc, BF16, *args, pos[1], pos[0], rows, theta, eps)
         got.append((g.get(qp, (T, H * Dh)), g.get(kc, (rows, Hk * Dh), np.uint16), g.get(vc, (rows, Hk * Dh), np.uint16)))
     for a, b in zip(*got):
         np.testing.assert_array_equal(a, b)
@@ -1327,12 +1346,174 @@ def test_qkv_prep_in_place_f32(g, rng):
     q, k, v, qw, kw = qkv_inputs(rng, T, H, Hk, Dh)
     qwt, kwt = g.tensor(qw), g.tensor(kw)
     qa, kp, vp, ka, va = g.put(q), g.put(k), g.put(v), g.empty((T, Hk * Dh)), g.empty((T, Hk * Dh))
-    g.call("qkv_prep", qa, ka, va, F32, kp, vp, qwt, kwt, T, H, Hk, Dh, 0, None, T, 1e6, 1e-6)
+    g.call("qkv_prep", qa, qa, H * Dh, ka, va, F32, kp, vp, Hk * Dh, qwt, kwt, T, H, Hk, Dh, 0, None, T, 1e6, 1e-6)
     qb, kb, vb = g.put(q), g.put(k), g.put(v)
-    g.call("qkv_prep", qb, kb, vb, F32, kb, vb, qwt, kwt, T, H, Hk, Dh, 0, None, T, 1e6, 1e-6)
+    g.call("qkv_prep", qb, qb, H * Dh, kb, vb, F32, kb, vb, Hk * Dh, qwt, kwt, T, H, Hk, Dh, 0, None, T, 1e6, 1e-6)
     np.testing.assert_array_equal(g.get(qb, (T, H * Dh)), g.get(qa, (T, H * Dh)))
     for sep, same in ((ka, kb), (va, vb)):
         np.testing.assert_array_equal(g.get(same, (T, Hk * Dh)), g.get(sep, (T, Hk * Dh)))
+
+
+@pytest.mark.parametrize("dt", [F32, BF16])
+def test_attention_reads_the_columns_of_one_qkv_matrix(g, rng, dt):
+    """API 8: the encoder's q, k, v as the column blocks of one [T, 3E] GEMM output (ldq = ldkv = 3E), windowed and
+    bidirectional: the bits of the call on contiguous q, k, v (the kernels take their row strides as before); the
+    backend's dtype BF16 runs the tensor-core kernel, F32 the FP32 one."""
+    T, H, Dh, window = 230, 4, 64, 104
+    E = H * Dh
+    q, k, v = attention_inputs(rng, T, T, H, H, Dh)
+    g.be.dtype = dt
+    try:
+        a, b = g.empty((T, E)), g.empty((T, E))
+        g.call("attention", a, g.put(q), g.put(k), g.put(v), F32, 0, 0, T, T, H, H, Dh, 0, 0, window)
+        m = g.put(np.concatenate([q, k, v], 1))
+        g.call("attention", b, m, m + 4 * E, m + 8 * E, F32, 3 * E, 3 * E, T, T, H, H, Dh, 0, 0, window)
+    finally:
+        g.be.dtype = F32
+    np.testing.assert_array_equal(g.get(b, (T, E)), g.get(a, (T, E)))
+
+
+def test_qkv_prep_reads_the_columns_of_one_qkv_matrix(g, rng):
+    """API 8: q, k, v as the column blocks of one [T, QD + 2·KD] GEMM output (row strides ldq = ldkv = QD + 2·KD, what
+    decoder.c passes), q prepared into its own contiguous buffer: the bits of the call on contiguous q, k, v."""
+    T, H, Hk, Dh, rows, p0 = 37, 4, 2, 64, 50, 5
+    QD, KD = H * Dh, Hk * Dh
+    W = QD + 2 * KD
+    q, k, v, qw, kw = qkv_inputs(rng, T, H, Hk, Dh)
+    qwt, kwt = g.tensor(qw), g.tensor(kw)
+    for dt, nd in ((F32, np.float32), (BF16, np.uint16)):
+        qa, kp, vp = g.put(q), g.put(k), g.put(v)
+        ka, va = g.put(np.zeros((rows, KD), nd)), g.put(np.zeros((rows, KD), nd))
+        g.call("qkv_prep", qa, qa, QD, ka, va, dt, kp, vp, KD, qwt, kwt, T, H, Hk, Dh, p0, None, rows, 1e6, 1e-6)
+        m, qo = g.put(np.concatenate([q, k, v], 1)), g.empty((T, QD))
+        kb, vb = g.put(np.zeros((rows, KD), nd)), g.put(np.zeros((rows, KD), nd))
+        g.call("qkv_prep", qo, m, W, kb, vb, dt, m + 4 * QD, m + 4 * (QD + KD), W, qwt, kwt, T, H, Hk, Dh, p0, None,
+               rows, 1e6, 1e-6)
+        np.testing.assert_array_equal(g.get(qo, (T, QD)), g.get(qa, (T, QD)), err_msg=f"q {dt}")
+        for what, a, b in (("k", ka, kb), ("v", va, vb)):
+            np.testing.assert_array_equal(g.get(b, (rows, KD), nd), g.get(a, (rows, KD), nd), err_msg=f"{what} {dt}")
+        np.testing.assert_array_equal(g.get(m, (T, W)), np.concatenate([q, k, v], 1))  # inputs untouched
+
+
+ALIGNER_LAYER = dict(D=1024, H=16, Hk=8, Dh=128, F=3072)  # Qwen3-ForcedAligner-0.6B's text layer
+
+
+@gpu_only
+@pytest.mark.parametrize("T", [214, 1277])
+def test_decoder_layer_one_gemm_vs_separate_timing(g, rng, T):
+    """Issue #6 (API 8): one ForcedAligner decoder layer over T rows (an align of ~10 s / ~60 s) as decoder.c
+    enqueues it, BF16 — norm_gemm into one [T, QD + 2·KD] matrix, qkv_prep, causal attention, o-proj, norm_mlp —
+    with the q/k/v and gate/up weights adjacent as the loader places them (one GEMM each) and apart (one GEMM per
+    weight, what QA_CUDA_FUSED_GEMM=0 and the code before API 8 run). The residuals agree within BF16 noise (the
+    GEMMs' summation order differs); prints µs per layer and per changed op (-s), replayed from CUDA graphs."""
+    D, H, Hk, Dh, F = (ALIGNER_LAYER[k] for k in ("D", "H", "Hk", "Dh", "F"))
+    QD, KD = H * Dh, Hk * Dh
+    W = QD + 2 * KD
+
+    def w(n, k):
+        return (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+
+    Wq, Wk, Wv, Wg, Wu = w(QD, D), w(KD, D), w(KD, D), w(F, D), w(F, D)
+    shared = dict(o=g.tensor(w(D, QD), BF16), d=g.tensor(w(D, F), BF16))
+    norm = {n: g.tensor((1 + 0.1 * rng.standard_normal(c)).astype(np.float32))
+            for n, c in (("in", D), ("post", D), ("qn", Dh), ("kn", Dh))}
+    joined = dict(zip("qkv", g.joined([Wq, Wk, Wv], BF16)), **dict(zip("gu", g.joined([Wg, Wu], BF16))), **shared)
+    apart = dict(q=g.tensor(Wq, BF16), k=g.tensor(Wk, BF16), v=g.tensor(Wv, BF16), g=g.tensor(Wg, BF16),
+                 u=g.tensor(Wu, BF16), **shared)
+    x0 = rng.standard_normal((T, D)).astype(np.float32)
+    x, x0p, qkv, q = g.put(x0), g.put(x0), g.empty((T, W)), g.empty((T, QD))
+    kc, vc, gu = g.empty((T, KD), np.float16), g.empty((T, KD), np.float16), g.empty((min(T, 2048), 2 * F))
+
+    def qkv_op(L):
+        g.call("norm_gemm", (C.c_void_p * 3)(qkv, qkv + 4 * QD, qkv + 4 * (QD + KD)), W, x, norm["in"], 1e-6,
+               (C.POINTER(Tensor) * 3)(*[C.pointer(L[n]) for n in "qkv"]), (C.c_int64 * 3)(QD, KD, KD), 3, T, D, 0)
+
+    def rest(L):
+        g.call("qkv_prep", q, qkv, W, kc, vc, BF16, qkv + 4 * QD, qkv + 4 * (QD + KD), W, norm["qn"], norm["kn"], T, H,
+               Hk, Dh, 0, None, T, 1e6, 1e-6)
+        g.call("attention", qkv, q, kc, vc, BF16, 0, 0, T, T, H, Hk, Dh, 0, 1, 0)
+        g.call("gemm", x, qkv, L["o"], None, T, QD, D, 0, 1)
+        mlp_op(L)
+
+    def mlp_op(L):
+        for r0 in range(0, T, 2048):
+            g.call("norm_mlp", x + 4 * r0 * D, norm["post"], 1e-6, L["g"], L["u"], L["d"], gu, min(2048, T - r0), D, F)
+
+    def layer(L):
+        qkv_op(L)
+        rest(L)
+
+    g.be.dtype = BF16  # a bfloat16 engine: attention on tensor cores
+    try:
+        out = {}
+        for name, L in (("one GEMM", joined), ("separate", apart)):
+            g.call("copy", x, x0p, x0.nbytes, D2D)
+            layer(L)
+            out[name] = g.get(x, (T, D)).astype(np.float64)
+        assert_close_rel(out["one GEMM"] - x0, out["separate"] - x0, 2e-3, f"decoder layer T={T}")
+        us = {name: [g.replay_seconds(lambda i: f(L), 10) * 1e6 for f in (layer, qkv_op, mlp_op)]
+              for name, L in (("one GEMM", joined), ("separate", apart))}
+    finally:
+        g.be.dtype = F32
+    a, b = us["one GEMM"], us["separate"]
+    print(f"decoder layer T={T}: one GEMM {a[0]:.1f} us, separate {b[0]:.1f} us (q/k/v norm_gemm {a[1]:.1f} / "
+          f"{b[1]:.1f}, norm_mlp {a[2]:.1f} / {b[2]:.1f})")
+    assert a[0] <= 1.1 * b[0], f"T={T}: the fused layer ({a[0]:.1f} us) is slower than the separate one ({b[0]:.1f})"
+
+
+@gpu_only
+@pytest.mark.parametrize("T", [214, 1277])
+def test_encoder_layer_one_gemm_vs_separate_timing(g, rng, T):
+    """Issue #6 (API 8): one audio-encoder layer (the aligner's: E 1024, 16 heads of 64, F 4096, windows of 104 rows)
+    over T rows as encoder.c enqueues it, BF16 — ln_gemm into one [T, 3E] matrix, windowed attention reading it
+    strided, o-proj, ln_gemm fc1 + GELU, fc2 — with the q/k/v weights and biases adjacent (one GEMM with one bias
+    epilogue) and apart (one GEMM per weight). Residuals within BF16 noise; prints µs per layer and for q/k/v (-s)."""
+    E, H, F, window = 1024, 16, 4096, 104
+
+    def w(n, k):
+        return (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+
+    def vec(n, scale=0.1, base=0.0):
+        return (base + scale * rng.standard_normal(n)).astype(np.float32)
+
+    Ws, bs = [w(E, E) for _ in range(3)], [vec(E) for _ in range(3)]
+    shared = dict(o=g.tensor(w(E, E), BF16), ob=g.tensor(vec(E)), f1=g.tensor(w(F, E), BF16), f1b=g.tensor(vec(F)),
+                  f2=g.tensor(w(E, F), BF16), f2b=g.tensor(vec(E)))
+    ln = [g.tensor(vec(E, 0.1, 1.0)), g.tensor(vec(E)), g.tensor(vec(E, 0.1, 1.0)), g.tensor(vec(E))]
+    joined = dict(W=g.joined(Ws, BF16), b=g.joined(bs), **shared)
+    apart = dict(W=[g.tensor(a, BF16) for a in Ws], b=[g.tensor(b) for b in bs], **shared)
+    x0 = rng.standard_normal((T, E)).astype(np.float32)
+    x, x0p, h, qkv, f = g.put(x0), g.put(x0), g.empty((T, E)), g.empty((T, 3 * E)), g.empty((T, F))
+
+    def qkv_op(L):
+        g.call("ln_gemm", (C.c_void_p * 3)(qkv, qkv + 4 * E, qkv + 8 * E), 3 * E, x, ln[0], ln[1], 1e-5,
+               (C.POINTER(Tensor) * 3)(*[C.pointer(t) for t in L["W"]]),
+               (C.POINTER(Tensor) * 3)(*[C.pointer(t) for t in L["b"]]), (C.c_int64 * 3)(E, E, E), 3, T, E, 0)
+
+    def layer(L):
+        qkv_op(L)
+        g.call("attention", h, qkv, qkv + 4 * E, qkv + 8 * E, F32, 3 * E, 3 * E, T, T, H, H, E // H, 0, 0, window)
+        g.call("gemm", x, h, L["o"], L["ob"], T, E, E, 0, 1)
+        g.call("ln_gemm", (C.c_void_p * 1)(f), 0, x, ln[2], ln[3], 1e-5, (C.POINTER(Tensor) * 1)(C.pointer(L["f1"])),
+               (C.POINTER(Tensor) * 1)(C.pointer(L["f1b"])), (C.c_int64 * 1)(F), 1, T, E, 1)
+        g.call("gemm", x, f, L["f2"], L["f2b"], T, F, E, 0, 1)
+
+    g.be.dtype = BF16
+    try:
+        out = {}
+        for name, L in (("one GEMM", joined), ("separate", apart)):
+            g.call("copy", x, x0p, x0.nbytes, D2D)
+            layer(L)
+            out[name] = g.get(x, (T, E)).astype(np.float64)
+        assert_close_rel(out["one GEMM"] - x0, out["separate"] - x0, 2e-3, f"encoder layer T={T}")
+        us = {name: [g.replay_seconds(lambda i: f(L), 10) * 1e6 for f in (layer, qkv_op)]
+              for name, L in (("one GEMM", joined), ("separate", apart))}
+    finally:
+        g.be.dtype = F32
+    a, b = us["one GEMM"], us["separate"]
+    print(f"encoder layer T={T}: one GEMM {a[0]:.1f} us, separate {b[0]:.1f} us "
+          f"(q/k/v ln_gemm {a[1]:.1f} / {b[1]:.1f})")
+    assert a[0] <= 1.1 * b[0], f"T={T}: the fused layer ({a[0]:.1f} us) is slower than the separate one ({b[0]:.1f})"
 
 
 def test_argmax_at_and_step_advance(g, rng):
@@ -1367,7 +1548,7 @@ def test_graph_replays_with_the_state_read_at_launch(g, rng):
     st = _state(g, 2)
     g.call("graph_begin")
     g.call("copy", tmp, qp, q.nbytes, 2)
-    g.call("qkv_prep", tmp, kc, vc, BF16, kp, vp, qwt, kwt, 1, H, Hk, Dh, 0, st, rows, 1e6, 1e-6)
+    g.call("qkv_prep", tmp, tmp, H * Dh, kc, vc, BF16, kp, vp, Hk * Dh, qwt, kwt, 1, H, Hk, Dh, 0, st, rows, 1e6, 1e-6)
     g.call("step_advance", st)
     g.call("graph_end", 1, st)
     assert g.be.graph_ready(g.addr, 1, st) == 1 and g.be.graph_ready(g.addr, 1, qp) == 0
@@ -1377,7 +1558,9 @@ def test_graph_replays_with_the_state_read_at_launch(g, rng):
     got_k, got_v = g.get(kc, (rows, Hk * Dh), np.uint16), g.get(vc, (rows, Hk * Dh), np.uint16)
     for pos in (2, 3, 4):
         ref, ref_v = g.put(np.zeros((rows, Hk * Dh), np.uint16)), g.put(np.zeros((rows, Hk * Dh), np.uint16))
-        g.call("qkv_prep", g.put(q), ref, ref_v, BF16, kp, vp, qwt, kwt, 1, H, Hk, Dh, pos, None, rows, 1e6, 1e-6)
+        qr = g.put(q)
+        g.call("qkv_prep", qr, qr, H * Dh, ref, ref_v, BF16, kp, vp, Hk * Dh, qwt, kwt, 1, H, Hk, Dh, pos, None, rows,
+               1e6, 1e-6)
         np.testing.assert_array_equal(got_k[pos], g.get(ref, (rows, Hk * Dh), np.uint16)[pos], err_msg=f"row {pos}")
         np.testing.assert_array_equal(got_v[pos], to_bf16_bits(v)[0], err_msg=f"v row {pos}")
     assert not got_k[[0, 1, 5, 6, 7]].any() and not got_v[[0, 1, 5, 6, 7]].any()
@@ -1403,19 +1586,20 @@ def test_ops_allocate_nothing(g, rng):
     # the fused decoder ops: cuBLAS on the staged BF16 norm (512 rows) and the one-launch decode path (1 row)
     xm, nw = g.put(rng.standard_normal((512, 1024)).astype(np.float32)), g.tensor(np.ones(1024, np.float32))
     Wd = g.tensor((rng.standard_normal((1024, 3072)) / 55).astype(np.float32), BF16)
-    gu = (g.empty((512, 3072)), g.empty((512, 3072)))
+    gu = g.empty((512, 2 * 3072))
     for it in range(4):
         if it == 1:
             g.call("sync")
             before, free0 = g.stats(), g.mem_info()[0]  # taking views of the one block allocates nothing
         g.call("gemm", y, x, W, None, 512, 1024, 3072, 0, 0)
         g.call("gemm", kv, x, eye, None, 512, 1024, 1024, 0, 0)
-        g.call("attention", o, q, kv, kv, F32, 512, 512, 16, 8, 128, 0, 1, 0)
-        g.call("qkv_prep", q, kc, vc, BF16, kv, kv, nh, nh, 512, 16, 8, 128, 0, None, 512, 1e6, 1e-6)  # a BF16 cache
-        g.call("attention", o, q, kc, vc, BF16, 512, 512, 16, 8, 128, 0, 1, 0)
+        g.call("attention", o, q, kv, kv, F32, 0, 0, 512, 512, 16, 8, 128, 0, 1, 0)
+        g.call("qkv_prep", q, q, 2048, kc, vc, BF16, kv, kv, 1024, nh, nh, 512, 16, 8, 128, 0, None, 512, 1e6,
+               1e-6)  # a BF16 cache
+        g.call("attention", o, q, kc, vc, BF16, 0, 0, 512, 512, 16, 8, 128, 0, 1, 0)
         g.call("conv2d", c_out, c_in, None, w, None, 2, 5, 20, 15, 8, 1)
         for T in (512, 1):
-            g.call("norm_mlp", xm, nw, 1e-6, W, W, Wd, gu[0], gu[1], T, 1024, 3072)
+            g.call("norm_mlp", xm, nw, 1e-6, W, W, Wd, gu, T, 1024, 3072)
     g.call("sync")
     after, free1 = g.stats(), g.mem_info()[0]
     assert (after.device_allocs, after.host_allocs) == (before.device_allocs, before.host_allocs)
@@ -1431,7 +1615,7 @@ g = Cuda(block_bytes=64 << 20)
 g.reset(dict(max_kv=64, max_q=64, max_heads=1, max_gemm_k=64, max_gemm_n=64, max_im2col=64))
 bad = 0x10  # not a device address: an illegal address, a sticky error
 try:
-    g.call("attention", bad, bad, bad, bad, F32, 64, 64, 1, 1, 64, 0, 1, 0)
+    g.call("attention", bad, bad, bad, bad, F32, 0, 0, 64, 64, 1, 1, 64, 0, 1, 0)
     g.call("sync")
 except AssertionError as ex:
     print("FIRST", ex)
@@ -1959,15 +2143,18 @@ np.savez({path!r}, **out)
 """
 
 
-def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None):
+def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None, one_gemm=True):
     """asr_generate results in a fresh process whose CUDA backend opened with QA_CUDA_GRAPH=mode
     (None: unset, the default graph path) — the variable is read once, when the backend opens —,
-    programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh) and the default
-    decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant (gemv.cuh)."""
-    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}-v{variant}.npz")
+    programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh), the default
+    decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant (gemv.cuh), and q/k/v, gate/up as one GEMM
+    each (QA_CUDA_FUSED_GEMM unset) or one per weight (QA_CUDA_FUSED_GEMM=0, norm_gemm.cu)."""
+    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}-v{variant}-{int(one_gemm)}.npz")
     env = dict(os.environ)
-    for var in ("QA_CUDA_GRAPH", "QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT"):
+    for var in ("QA_CUDA_GRAPH", "QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT", "QA_CUDA_FUSED_GEMM"):
         env.pop(var, None)
+    if not one_gemm:
+        env["QA_CUDA_FUSED_GEMM"] = "0"
     if mode is not None:
         env["QA_CUDA_GRAPH"] = mode
     if not pdl:
@@ -2031,6 +2218,63 @@ def test_asr_decoding_same_under_each_gemv_variant(tmp_path):
     for v in GEMV_VARIANTS[1:]:
         other = _generate_in_child(tmp_path, None, folder, "bfloat16", GEN_RUNS, variant=v)
         _assert_same_runs(base, other, GEN_RUNS, f"bfloat16 QA_CUDA_GEMV_VARIANT={v} vs 0")
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_asr_same_with_one_gemm_per_weight_group_or_per_weight(tmp_path, dtype):
+    """API 8: q/k/v and gate/up as one GEMM each (the default) or one GEMM per weight (QA_CUDA_FUSED_GEMM=0). The
+    decode rows run the same warp loop per output row either way (one segment over the adjacent weights); the
+    prefill's cuBLASLt algorithms for N = 4096 and 1024 may sum in another order: first logits within the parity
+    bound (float32) or BF16 noise, float32 ids equal; bfloat16 ids agreement printed (-s)."""
+    folder = os.path.join(FIXTURES, "asr")
+    model("asr")
+    one = _generate_in_child(tmp_path, None, folder, dtype, GEN_RUNS)
+    per = _generate_in_child(tmp_path, None, folder, dtype, GEN_RUNS, one_gemm=False)
+    same = 0
+    for i, run in enumerate(GEN_RUNS):
+        assert_close_rel(one[f"first{i}"], per[f"first{i}"], 1e-4 if dtype == "float32" else 2e-2, f"{dtype} {run}")
+        same += one[f"ids{i}"].tolist() == per[f"ids{i}"].tolist()
+        if dtype == "float32":
+            assert one[f"ids{i}"].tolist() == per[f"ids{i}"].tolist(), f"{dtype} {run}: ids differ"
+    print(f"{dtype}: ids equal in {same} of {len(GEN_RUNS)} runs with one GEMM per group vs per weight")
+
+
+ALIGN_CHILD = r"""
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import CASES, npy
+from engine_util import features
+from qwen3align._qwen3align import Models
+m = Models(aligner={folder!r}, device="cuda:0", dtype={dtype!r})
+np.savez({path!r}, **{{c: m.aligner_logits(*features(c), npy(c, "aligner_input_ids.npy")) for c in CASES}})
+"""
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("layout", ["aligner", "aligner-hf"])
+def test_aligner_same_with_one_gemm_per_weight_group_or_per_weight(tmp_path, dtype, layout):
+    """API 8 on the aligner (encoder + decoder prefill): logits with q/k/v and gate/up as one GEMM each equal those
+    with one GEMM per weight (QA_CUDA_FUSED_GEMM=0) within the parity bound (float32: and the same classes) or BF16
+    noise — on both checkpoint layouts (the loader's weight order is the same)."""
+    folder = os.path.join(FIXTURES, layout)
+    model(layout)
+    got = {}
+    for one_gemm in (True, False):
+        path = str(tmp_path / f"align-{dtype}-{int(one_gemm)}.npz")
+        env = {k: v for k, v in os.environ.items() if k != "QA_CUDA_FUSED_GEMM"}
+        if not one_gemm:
+            env["QA_CUDA_FUSED_GEMM"] = "0"
+        code = ALIGN_CHILD.format(tests=os.path.dirname(__file__), folder=folder, dtype=dtype, path=path)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+        got[one_gemm] = dict(np.load(path))
+    for case in CASES:
+        a, b = got[True][case], got[False][case]
+        assert_close_rel(a, b, 1e-4 if dtype == "float32" else 2e-2, f"{layout} {dtype} {case}")
+        if dtype == "float32":
+            np.testing.assert_array_equal(a.argmax(1), b.argmax(1))
 
 
 @gpu_only

@@ -41,13 +41,16 @@
 #include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 7 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
+#define QA_BACKEND_API_VERSION 8 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
                                   * 5: decode-step state ops, graphs and decode_mode (layout changes);
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
                                   *    decoder's rope / rope_at / store_rows_at; norm_gemm and norm_mlp
                                   *    after gemm, silu_mul gone (layout and signatures change);
                                   * 7: ln_gemm after norm_mlp; conv2d and chunk_flatten take xb, the
-                                  *    input's deferred bias + GELU (layout and signatures change) */
+                                  *    input's deferred bias + GELU (layout and signatures change);
+                                  * 8: norm_gemm's and ln_gemm's ldy, norm_mlp's one gu buffer, qkv_prep's
+                                  *    qo / ldq / ldkv, attention's ldq / ldkv: q, k, v and gate, up each
+                                  *    from one GEMM (signatures change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -166,27 +169,35 @@ struct qa_backend {
      * those of the separate ops up to the FP32 summation order.
      *
      * norm_gemm: y[i][T, N[i]] = h · W[i]ᵀ (+ y[i] when accumulate), h = RMSNorm(x) (the one shared
-     * input of q/k/v), for i < n, 1 <= n <= QA_NORM_GEMM_MAX; W[i] (N[i], K), all of one dtype. The y[i]
-     * must not overlap x or each other. */
-    qa_status (*norm_gemm)(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
-                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+     * input of q/k/v), for i < n, 1 <= n <= QA_NORM_GEMM_MAX; W[i] (N[i], K), all of one dtype. Every y[i]
+     * has row stride ldy floats (0: N[i], contiguous). The y[i] must not overlap x or each other.
+     * (API 8) When the y[i] are the column blocks of one matrix (y[i+1] == y[i] + N[i], ldy == ΣN) and the
+     * W[i] the row blocks of one weight (W[i+1].data right after W[i]'s elements — how the loader places
+     * q/k/v), a backend may run ONE GEMM of N = ΣN: the same products, fewer and larger kernels (CUDA;
+     * QA_CUDA_FUSED_GEMM=0 keeps one GEMM per weight). */
+    qa_status (*norm_gemm)(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *norm_w,
+                           float eps, const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
                            int accumulate, qa_err *e);
 
     /* norm_mlp: x[T, D] += (silu(h·Wgᵀ) · (h·Wuᵀ)) · Wdᵀ, h = RMSNorm(x) — Qwen3MLP after
      * post_attention_layernorm, with the residual add (silu(g) = g / (1 + exp(−g)) in FP32).
-     * Wg, Wu (F, D), Wd (D, F), one dtype. g, u: [T, F] backend memory for the intermediates (their
-     * contents afterwards are unspecified). */
+     * Wg, Wu (F, D), Wd (D, F), one dtype. gu: [T, 2F] backend memory for the intermediates (API 8: one
+     * buffer, so that gate and up adjacent in memory run as one GEMM of N = 2F; its contents afterwards
+     * are unspecified). */
     qa_status (*norm_mlp)(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
-                          const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
-                          int64_t F, qa_err *e);
+                          const qa_tensor *Wu, const qa_tensor *Wd, float *gu, int64_t T, int64_t D, int64_t F,
+                          qa_err *e);
 
     /* The audio encoder's LayerNorm fused into the Linear layers behind it (API 7; q/k/v after
      * self_attn_layer_norm, fc1 after final_layer_norm): y[i][T, N[i]] = act(h · W[i]ᵀ + b[i]),
      * h = layernorm(x, ln_w, ln_b, eps) computed once for the n weights, 1 <= n <= QA_NORM_GEMM_MAX;
      * b[i] FP32 [N[i]] or NULL; act NONE or GELU; W[i] (N[i], K), one dtype. The numbers are those of
      * layernorm then gemm (h rounded to BF16 where gemm rounds its input) up to the FP32 summation order.
-     * The y[i] must not overlap x or each other. */
-    qa_status (*ln_gemm)(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,
+     * Every y[i] has row stride ldy floats (0: N[i]; GELU needs contiguous rows). The y[i] must not overlap x
+     * or each other. One GEMM of N = ΣN as in norm_gemm (API 8) when, besides the weights, the biases lie
+     * one after another too (b[i+1].data right after b[i]'s N[i] floats: the loader emits the encoder's
+     * q/k/v weights, then their biases) or are all NULL. */
+    qa_status (*ln_gemm)(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *ln_w,
                          const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
                          const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e);
 
@@ -211,19 +222,21 @@ struct qa_backend {
      * inv_freq[i] = 1 / theta^(2i/Dh) (float32), angle = (float)p · inv_freq[i] rounded to float32,
      * out = x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x[Dh/2:], x[:Dh/2]) (Qwen3Attention:
      * q_norm / k_norm over each head BEFORE RoPE, MODEL_FACTS §5), per head:
-     *   q[t, h]    <- rope_p(rmsnorm(q[t, h]) · q_norm)                 in place, float32, h < H
+     *   qo[t, h]   <- rope_p(rmsnorm(q[t, h]) · q_norm)                 float32, h < H
      *   kdst[p, g] <- kv_dtype(rope_p(rmsnorm(k[t, g]) · k_norm))        g < Hk
      *   vdst[p, g] <- kv_dtype(v[t, g])
-     * q [T, H·Dh], k, v [T, Hk·Dh] float32; kdst, vdst [max_rows, Hk·Dh] of kv_dtype (QA_F32, or QA_BF16
-     * rounded to nearest even: a BF16 KV cache). Rows p outside [0, max_rows) of kdst / vdst are not
-     * written (q is); the engine keeps them inside. q_norm, k_norm: F32 (Dh).
-     * Aliasing: kdst may be k and vdst may be v only when kv_dtype is QA_F32, pos is NULL and pos0 is 0
-     * (every row goes back to where it came from); otherwise the outputs must not overlap the inputs.
-     * CUDA builds Dh % 4 == 0, Dh <= 256; the CPU any even Dh <= 1024. */
-    qa_status (*qkv_prep)(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype kv_dtype, const float *k,
-                          const float *v, const qa_tensor *q_norm, const qa_tensor *k_norm, int64_t T, int64_t H,
-                          int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,
-                          float eps, qa_err *e);
+     * q [T, H·Dh] with row stride ldq, k, v [T, Hk·Dh] with row stride ldkv, float32 (API 8: the q, k, v
+     * column blocks of one [T, H·Dh + 2·Hk·Dh] GEMM output); qo [T, H·Dh] contiguous, the layout attention
+     * reads (qo may be q when ldq == H·Dh: in place); kdst, vdst [max_rows, Hk·Dh] of kv_dtype (QA_F32, or
+     * QA_BF16 rounded to nearest even: a BF16 KV cache). Rows p outside [0, max_rows) of kdst / vdst are not
+     * written (qo is); the engine keeps them inside. q_norm, k_norm: F32 (Dh).
+     * Aliasing: kdst may be k and vdst may be v only when kv_dtype is QA_F32, ldkv == Hk·Dh, pos is NULL and
+     * pos0 is 0 (every row goes back to where it came from); otherwise the outputs must not overlap the
+     * inputs. CUDA builds Dh % 4 == 0, Dh <= 256, ldq and ldkv multiples of 4; the CPU any even Dh <= 1024. */
+    qa_status (*qkv_prep)(qa_backend *be, float *qo, const float *q, int64_t ldq, void *kdst, void *vdst,
+                          qa_dtype kv_dtype, const float *k, const float *v, int64_t ldkv, const qa_tensor *q_norm,
+                          const qa_tensor *k_norm, int64_t T, int64_t H, int64_t Hk, int64_t Dh, int64_t pos0,
+                          const int32_t *pos, int64_t max_rows, float theta, float eps, qa_err *e);
 
     /* In place x[T,E] += sinusoid(t mod period) (Whisper/Qwen3-ASR SinusoidsPositionEmbedding):
      * half = E/2, inc = ln(10000)/(half−1), inv[i] = exp(−inc·i), row p = [sin(p·inv), cos(p·inv)]
@@ -234,9 +247,10 @@ struct qa_backend {
     /* ---- attention ------------------------------------------------------------------------ */
 
     /* out[Tq, H·Dh] = softmax(q·kᵀ / sqrt(Dh) + mask) · v, per head, GQA: query head h reads kv head
-     * h / (H/Hk) (repeat_kv). q[Tq, H·Dh] float32; k, v[Tkv, Hk·Dh] of kv_dtype: QA_F32, or QA_BF16 (a
-     * BF16 KV cache: the values are read as the float32 they convert to, exactly); a KV cache's first
-     * Tkv rows work as is.
+     * h / (H/Hk) (repeat_kv). q[Tq, H·Dh] float32 with row stride ldq (0: H·Dh); k, v[Tkv, Hk·Dh] of kv_dtype
+     * with row stride ldkv (0: Hk·Dh; API 8: the encoder's q, k, v are column blocks of one [T, 3E] GEMM
+     * output): QA_F32, or QA_BF16 (a BF16 KV cache: the values are read as the float32 they convert to,
+     * exactly); a KV cache's first Tkv rows work as is. out is contiguous. CUDA: ldq, ldkv multiples of 4.
      * Query row i has absolute position q_pos0 + i; key row j has position j.
      * causal != 0: key j visible iff j <= q_pos0 + i.
      * window > 0: key j visible iff j / window == (q_pos0 + i) / window (the encoder's cu_seqlens:
@@ -244,8 +258,8 @@ struct qa_backend {
      * Both may be combined; every query row must see at least one key. Never materialises a Tq×Tkv
      * matrix for the whole sequence (tiles of at most scratch_need's size). */
     qa_status (*attention)(qa_backend *be, float *out, const float *q, const void *k, const void *v,
-                           qa_dtype kv_dtype, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
-                           int64_t q_pos0, int causal, int64_t window, qa_err *e);
+                           qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
+                           int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e);
 
     /* ---- elementwise ---------------------------------------------------------------------- */
 

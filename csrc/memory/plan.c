@@ -56,7 +56,7 @@ static size_t max3(size_t a, size_t b, size_t c) { return max2(a, max2(b, c)); }
  *   x [chunks·13, E] residual stream, then the largest of
  *   conv front: per tile of g = min(QA_ENC_CHUNK_TILE, chunks) chunks: mel [g,1,M,100],
  *               conv1..3 outputs [g,C,64,50] [g,C,32,25] [g,C,16,13], flattened [g·13, C·16];
- *   layer:      h [N,E], then q,k,v [N,E] (attention output reuses h), or the fc1 tile [min(N,512), F];
+ *   layer:      h [N,E], then q|k|v [N,3E] (one GEMM output; attention writes h), or the fc1 tile [min(N,2048), F];
  *   post:       ln_post [N,E], proj1 [N,E]. */
 size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames)
 {
@@ -66,7 +66,7 @@ size_t qa_plan_workspace_encoder(const qa_model_config *c, int64_t mel_frames)
     const int64_t f1 = conv_len(M), t1 = conv_len(L), f2 = conv_len(f1), t2 = conv_len(t1), f3 = conv_len(f2);
     const int64_t g = min64(QA_ENC_CHUNK_TILE, K);
     size_t front = fb(g * M * L) + fb(g * C * f1 * t1) + fb(g * C * f2 * t2) + fb(g * C * f3 * Tc) + fb(g * Tc * C * f3);
-    size_t layer = fb(N * E) + max2(3 * fb(N * E), fb(min64(N, QA_MLP_TILE) * a->ffn));
+    size_t layer = fb(N * E) + max2(fb(N * 3 * E), fb(min64(N, QA_MLP_TILE) * a->ffn));
     size_t post = 2 * fb(N * E);
     return fb(K * Tc * E) + max3(front, layer, post);
 }
@@ -90,17 +90,17 @@ size_t qa_plan_workspace_inputs(const qa_model_config *c, int64_t mel_frames, in
            max2(qa_plan_workspace_mel(mel_frames), fb(N * c->text.hidden) + qa_plan_workspace_encoder(c, mel_frames));
 }
 
-/* Text layers over T rows (model/decoder.c): q [T, H·Dh] and the attention output [T, H·Dh], widened
- * to hold the float32 k, v projections [T, Hk·Dh] each until qkv_prep stores them (+ the stored K, V
- * [T, Hk·Dh] of the compute dtype without a cache: with one they go into the kv region), or gate, up
- * [min(T,512), F]. The normalised x lives in the backend scratch only (norm_gemm / norm_mlp). */
+/* Text layers over T rows (model/decoder.c): q [T, H·Dh] and the q / k / v projections [T, H·Dh + 2·Hk·Dh]
+ * (one GEMM output, then the attention output) (+ the stored K, V [T, Hk·Dh] of the compute dtype without a
+ * cache: with one they go into the kv region), or gate | up [min(T,512), 2F]. The normalised x lives in the
+ * backend scratch only (norm_gemm / norm_mlp). */
 size_t qa_plan_workspace_decoder(const qa_model_config *c, int64_t T, int with_cache, qa_dtype dtype)
 {
     const qa_text_config *t = &c->text;
     int64_t QD = (int64_t)t->heads * t->head_dim, KD = (int64_t)t->kv_heads * t->head_dim;
     size_t stored = with_cache ? 0 : 2 * qa_align_up((size_t)(T * KD) * qa_dtype_size(dtype));
-    size_t attn = fb(T * QD) + max2(fb(T * QD), 2 * fb(T * KD)) + stored;
-    size_t mlp = 2 * fb(min64(T, QA_MLP_TILE) * t->inter);
+    size_t attn = fb(T * QD) + fb(T * (QD + 2 * KD)) + stored;
+    size_t mlp = fb(min64(T, QA_MLP_TILE) * 2 * t->inter);
     return max2(attn, mlp);
 }
 

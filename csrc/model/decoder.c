@@ -6,14 +6,15 @@
  *   h = RMSNorm(x); q,k,v = h·Wq/Wk/Wvᵀ (no bias); q,k = RMSNorm per 128-dim head (q_norm, k_norm)
  *   BEFORE RoPE; RoPE θ from the config (plain: M-RoPE rows are equal); causal GQA attention (H/Hk
  *   query heads per kv head), scale 1/√Dh; x += o_proj; x += down(silu(gate(y))·up(y)), y = RMSNorm(x).
- * The k / v projections land in float32 temporaries; one qkv_prep op per layer normalises and rotates q
- * (in place) and k, and stores the K / V rows at their positions in the kv dtype: the cache rows (HF
- * DynamicCache, prefill then one token per step) or, without a cache, workspace buffers of the weights'
- * compute dtype (BF16 K / V for a bfloat16 engine: half the bytes, exact reads). The temporaries live
- * in the attention output buffer, which is free until attention writes it (its rows are H·Dh wide,
- * at least 2·Hk·Dh for Qwen3's GQA; the buffer is widened otherwise).
+ * The q / k / v projections land in one float32 temporary [T, H·Dh + 2·Hk·Dh] (q | k | v per row: with the
+ * weights adjacent in the arena the backend runs them as one GEMM, backend.h norm_gemm); one qkv_prep op
+ * per layer normalises and rotates q into its own [T, H·Dh] buffer (the layout attention reads) and k, and
+ * stores the K / V rows at their positions in the kv dtype: the cache rows (HF DynamicCache, prefill then
+ * one token per step) or, without a cache, workspace buffers of the weights' compute dtype (BF16 K / V for
+ * a bfloat16 engine: half the bytes, exact reads). The attention output then reuses the temporary.
  * Each RMSNorm in front of Linear layers runs inside them (backend.h norm_gemm for q/k/v, norm_mlp for the
- * MLP), so the normalised x never sits in the workspace. The MLP runs QA_MLP_TILE rows at a time.
+ * MLP), so the normalised x never sits in the workspace. The MLP runs QA_MLP_TILE rows at a time, its
+ * gate and up outputs in one [tile, 2F] buffer (one GEMM on CUDA).
  * The takes below are mirrored by qa_plan_workspace_decoder().
  * qa_decoder_step_at is one decode row whose position is read from backend memory (the step state),
  * so a recorded step (CUDA graph) serves every position: qkv_prep and attention_at read it when they
@@ -22,7 +23,6 @@
 #include "decoder.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* One workspace buffer of n bytes. */
 #define TAKE_BYTES(ptr, n)                                  \
@@ -32,14 +32,15 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
     } while (0)
 #define TAKE(ptr, n) TAKE_BYTES(ptr, (size_t)(n) * sizeof(float))
 
-/* q, k, v [T, H·Dh / Hk·Dh] = RMSNorm(x) · Wq/Wk/Wvᵀ: one norm_gemm, the normalised x shared (no copy). */
-static qa_status qkv_proj(qa_backend *be, const qa_decoder_layer *l, const float *x, float *q, float *k, float *v,
-                          int64_t T, int64_t D, int64_t QD, int64_t KD, float eps, qa_err *e)
+/* qkv[T, QD + 2·KD] = RMSNorm(x) · [Wq; Wk; Wv]ᵀ: one norm_gemm, the normalised x shared (no copy); q, k, v
+ * are the row's three column blocks, so adjacent weights make it one GEMM. */
+static qa_status qkv_proj(qa_backend *be, const qa_decoder_layer *l, const float *x, float *qkv, int64_t T, int64_t D,
+                          int64_t QD, int64_t KD, float eps, qa_err *e)
 {
-    float *const y[3] = {q, k, v};
+    float *const y[3] = {qkv, qkv + QD, qkv + QD + KD};
     const qa_tensor *const W[3] = {&l->q_w, &l->k_w, &l->v_w};
     const int64_t N[3] = {QD, KD, KD};
-    return be->norm_gemm(be, y, x, &l->in_norm, eps, W, N, 3, T, D, 0, e);
+    return be->norm_gemm(be, y, QD + 2 * KD, x, &l->in_norm, eps, W, N, 3, T, D, 0, e);
 }
 
 /* The K or V rows of the span starting at row r0: the cache rows are positions (one span), the
@@ -58,14 +59,15 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
                             const qa_span *sp, int64_t n_sp, qa_err *e)
 {
     int64_t D = t->hidden, H = t->heads, Hk = t->kv_heads, Dh = t->head_dim, QD = H * Dh, KD = Hk * Dh;
+    int64_t W = QD + 2 * KD;
     float eps = (float)t->rms_eps, theta = (float)t->rope_theta;
     qa_dtype dt = kv ? kv->dtype : l->k_w.dtype; /* the compute dtype */
-    size_t mark = qa_region_mark(ws), kvb = qa_align_up((size_t)(T * KD) * sizeof(float));
-    float *q, *a;
+    size_t mark = qa_region_mark(ws);
+    float *q, *qkv;
     void *kc, *vc;
     TAKE(q, T * QD);
-    TAKE_BYTES(a, max64((int64_t)qa_align_up((size_t)(T * QD) * sizeof(float)), 2 * (int64_t)kvb));
-    float *k = a, *v = (float *)((char *)a + kvb); /* consumed by qkv_prep before any attention writes a */
+    TAKE(qkv, T * W);
+    float *a = qkv; /* the attention output: qkv is consumed by qkv_prep before any attention writes a */
     int64_t rows = T;
     if (kv) {
         size_t es = qa_dtype_size(dt), layer = (size_t)kv->max_ctx * (size_t)KD * es;
@@ -76,13 +78,14 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
         TAKE_BYTES(kc, (size_t)(T * KD) * qa_dtype_size(dt));
         TAKE_BYTES(vc, (size_t)(T * KD) * qa_dtype_size(dt));
     }
-    QA_TRY(qkv_proj(be, l, x, q, k, v, T, D, QD, KD, eps, e));
+    QA_TRY(qkv_proj(be, l, x, qkv, T, D, QD, KD, eps, e));
     size_t kvrow = (size_t)KD * qa_dtype_size(dt);
-    /* every span's qkv_prep first: the k / v temporaries live in a, which the attentions then overwrite */
+    /* every span's qkv_prep first: the projections live in a, which the attentions then overwrite */
     for (int64_t s = 0; s < n_sp; s++) {
         int64_t r0 = sp[s].row0, n = sp[s].rows;
-        QA_TRY(be->qkv_prep(be, q + r0 * QD, span_rows(kc, kv, r0, kvrow), span_rows(vc, kv, r0, kvrow), dt,
-                            k + r0 * KD, v + r0 * KD, &l->q_norm, &l->k_norm, n, H, Hk, Dh, pos0, pos,
+        const float *qs = qkv + r0 * W;
+        QA_TRY(be->qkv_prep(be, q + r0 * QD, qs, W, span_rows(kc, kv, r0, kvrow), span_rows(vc, kv, r0, kvrow), dt,
+                            qs + QD, qs + QD + KD, W, &l->q_norm, &l->k_norm, n, H, Hk, Dh, pos0, pos,
                             kv ? rows : n, theta, eps, e));
     }
     for (int64_t s = 0; s < n_sp; s++) {
@@ -92,7 +95,7 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
         if (pos)
             QA_TRY(be->attention_at(be, as, qs, ks, vs, dt, n, kv->max_ctx, H, Hk, Dh, pos, e));
         else
-            QA_TRY(be->attention(be, as, qs, ks, vs, dt, n, kv ? pos0 + n : n, H, Hk, Dh, pos0, 1, 0, e));
+            QA_TRY(be->attention(be, as, qs, ks, vs, dt, 0, 0, n, kv ? pos0 + n : n, H, Hk, Dh, pos0, 1, 0, e));
     }
     QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, T, QD, D, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark);
@@ -105,12 +108,11 @@ static qa_status mlp_block(qa_backend *be, const qa_decoder_layer *l, const qa_t
 {
     int64_t D = t->hidden, F = t->inter, tile = min64(T, QA_MLP_TILE);
     size_t mark = qa_region_mark(ws);
-    float *g, *u;
-    TAKE(g, tile * F);
-    TAKE(u, tile * F);
+    float *gu;
+    TAKE(gu, tile * 2 * F);
     for (int64_t r0 = 0; r0 < T; r0 += tile)
-        QA_TRY(be->norm_mlp(be, x + r0 * D, &l->post_norm, (float)t->rms_eps, &l->gate_w, &l->up_w, &l->down_w, g,
-                            u, min64(tile, T - r0), D, F, e));
+        QA_TRY(be->norm_mlp(be, x + r0 * D, &l->post_norm, (float)t->rms_eps, &l->gate_w, &l->up_w, &l->down_w, gu,
+                            min64(tile, T - r0), D, F, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }

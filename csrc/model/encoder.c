@@ -77,14 +77,16 @@ static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const q
     return QA_OK;
 }
 
-/* Bidirectional attention of every clip inside its own windows; rows of clip i follow clip i−1's. */
-static qa_status clip_attention(qa_backend *be, const qa_audio_config *a, float *out, const float *q,
-                                const float *k, const float *v, const qa_enc_clip *clips, int64_t n, qa_err *e)
+/* Bidirectional attention of every clip inside its own windows; rows of clip i follow clip i−1's. q, k, v are the
+ * column blocks of qkv [T, 3E] (one GEMM's output, read at row stride 3E). */
+static qa_status clip_attention(qa_backend *be, const qa_audio_config *a, float *out, const float *qkv,
+                                const qa_enc_clip *clips, int64_t n, qa_err *e)
 {
     int64_t E = a->d_model, H = a->heads;
     for (int64_t i = 0, r = 0; i < n; i++) {
         int64_t Ti = qa_audio_tokens_of_frames(a, clips[i].frames), window = qa_encoder_window(a, clips[i].frames);
-        QA_TRY(be->attention(be, out + r * E, q + r * E, k + r * E, v + r * E, QA_F32, Ti, Ti, H, H, E / H, 0, 0,
+        const float *q = qkv + r * 3 * E;
+        QA_TRY(be->attention(be, out + r * E, q, q + E, q + 2 * E, QA_F32, 3 * E, 3 * E, Ti, Ti, H, H, E / H, 0, 0,
                              window, e));
         r += Ti;
     }
@@ -97,17 +99,17 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
 {
     int64_t E = a->d_model, F = a->ffn;
     size_t mark = qa_region_mark(ws);
-    float *h, *q, *k, *v, *f;
+    float *h, *qkv, *f;
     TAKE(h, T * E);
     size_t mark_h = qa_region_mark(ws);
-    TAKE(q, T * E);
-    TAKE(k, T * E);
-    TAKE(v, T * E);
-    float *const qkv[3] = {q, k, v};
+    TAKE(qkv, T * 3 * E);
+    /* q | k | v per row: with the weights and biases adjacent (names.c order) the backend runs one GEMM */
+    float *const y[3] = {qkv, qkv + E, qkv + 2 * E};
     const qa_tensor *const Wqkv[3] = {&l->q_w, &l->k_w, &l->v_w}, *const bqkv[3] = {&l->q_b, &l->k_b, &l->v_b};
     const int64_t Nqkv[3] = {E, E, E};
-    QA_TRY(be->ln_gemm(be, qkv, x, &l->ln1_w, &l->ln1_b, ENC_LN_EPS, Wqkv, bqkv, Nqkv, 3, T, E, QA_ACT_NONE, e));
-    QA_TRY(clip_attention(be, a, h, q, k, v, clips, n, e));
+    QA_TRY(be->ln_gemm(be, y, 3 * E, x, &l->ln1_w, &l->ln1_b, ENC_LN_EPS, Wqkv, bqkv, Nqkv, 3, T, E, QA_ACT_NONE,
+                       e));
+    QA_TRY(clip_attention(be, a, h, qkv, clips, n, e));
     QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark_h);
     int64_t tile = min64(T, QA_MLP_TILE);
@@ -118,7 +120,7 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
         int64_t rows = min64(tile, T - r0);
         float *const f1[1] = {f};
         /* LayerNorm per tile: fc2 below only changes this tile's rows of x, and the norm is per row */
-        QA_TRY(be->ln_gemm(be, f1, x + r0 * E, &l->ln2_w, &l->ln2_b, ENC_LN_EPS, W1, b1, N1, 1, rows, E,
+        QA_TRY(be->ln_gemm(be, f1, 0, x + r0 * E, &l->ln2_w, &l->ln2_b, ENC_LN_EPS, W1, b1, N1, 1, rows, E,
                            QA_ACT_GELU, e));
         QA_TRY(be->gemm(be, x + r0 * E, f, &l->fc2_w, &l->fc2_b, rows, F, E, QA_ACT_NONE, 1, e));
     }

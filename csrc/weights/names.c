@@ -46,10 +46,14 @@ static qa_status encoder_layer(emitter *em, qa_encoder_layer *l, int i)
     static const char *const proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
     qa_tensor *w[4] = {SLOT(l, q_w), SLOT(l, k_w), SLOT(l, v_w), SLOT(l, o_w)};
     qa_tensor *b[4] = {SLOT(l, q_b), SLOT(l, k_b), SLOT(l, v_b), SLOT(l, o_b)};
-    for (int k = 0; k < 4; k++) {
+    /* q, k, v weights, then their biases: the loader takes slots from the arena in this order, so each group lies
+     * in one piece and the encoder runs q/k/v as one GEMM with one bias (backend.h ln_gemm) */
+    for (int k = 0; k < 3; k++)
         QA_TRY(emit(em, w[k], SHAPE(E, E), "%s.%d.self_attn.%s.weight", p, i, proj[k]));
+    for (int k = 0; k < 3; k++)
         QA_TRY(emit(em, b[k], SHAPE(E), "%s.%d.self_attn.%s.bias", p, i, proj[k]));
-    }
+    QA_TRY(emit(em, w[3], SHAPE(E, E), "%s.%d.self_attn.%s.weight", p, i, proj[3]));
+    QA_TRY(emit(em, b[3], SHAPE(E), "%s.%d.self_attn.%s.bias", p, i, proj[3]));
     QA_TRY(emit(em, SLOT(l, ln1_w), SHAPE(E), "%s.%d.self_attn_layer_norm.weight", p, i));
     QA_TRY(emit(em, SLOT(l, ln1_b), SHAPE(E), "%s.%d.self_attn_layer_norm.bias", p, i));
     QA_TRY(emit(em, SLOT(l, fc1_w), SHAPE(F, E), "%s.%d.fc1.weight", p, i));

@@ -1,6 +1,7 @@
 /* attention.c — scaled dot-product attention on the CPU, tiled over query rows.
  *
- * Contract (backend.h `attention`): q[Tq, H·Dh], k/v[Tkv, Hk·Dh] (GQA: query head h reads kv head
+ * Contract (backend.h `attention`): q[Tq, H·Dh] (row stride ldq), k/v[Tkv, Hk·Dh] (row stride ldkv: sgemm's
+ * leading dimensions, so the numbers do not depend on them) (GQA: query head h reads kv head
  * h / (H/Hk), transformers repeat_kv), out[Tq, H·Dh]; scale 1/√Dh; causal and/or window masks.
  * For each head and each tile of at most QA_CPU_ATTN_BQ query rows that stays inside one window,
  * the scores of that tile against the keys it may see are computed with one sgemm into the backend
@@ -77,13 +78,13 @@ static int64_t kv_chunk(qa_dtype dt, int64_t n, int64_t Dh)
 }
 
 /* One head, query rows [i0, i1), all inside one window; buf: BF16 K / V rows as float32. */
-static void head_tile(float *out, const float *q, const void *k, const void *v, qa_dtype dt, float *S, float *buf,
-                      int64_t i0, int64_t i1, int64_t h, int64_t g, int64_t H, int64_t Hk, int64_t Dh, int64_t Tkv,
-                      int64_t q_pos0, int causal, int64_t window)
+static void head_tile(float *out, const float *q, int64_t ldq, const void *k, const void *v, int64_t ldk, qa_dtype dt,
+                      float *S, float *buf, int64_t i0, int64_t i1, int64_t h, int64_t g, int64_t H, int64_t Dh,
+                      int64_t Tkv, int64_t q_pos0, int causal, int64_t window)
 {
     int64_t j0, j1;
     key_range(i0, i1, q_pos0, Tkv, causal, window, &j0, &j1);
-    int64_t rows = i1 - i0, n = j1 - j0, ldq = H * Dh, ldk = Hk * Dh, chunk = kv_chunk(dt, n, Dh), ld;
+    int64_t rows = i1 - i0, n = j1 - j0, ldo = H * Dh, chunk = kv_chunk(dt, n, Dh), ld;
     float scale = 1.0f / sqrtf((float)Dh);
     /* S[rows, n] = scale · q_h[i0:i1] · k_g[j0:j1]ᵀ, a chunk of keys (columns of S) at a time */
     for (int64_t c = 0; c < n; c += chunk) {
@@ -103,14 +104,19 @@ static void head_tile(float *out, const float *q, const void *k, const void *v, 
         int64_t m = n - c < chunk ? n - c : chunk;
         const float *vr = kv_rows(v, dt, ldk, g, Dh, j0 + c, m, buf, &ld);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)Dh, (int)m, 1.0f, S + c, (int)n,
-                    vr, (int)ld, c ? 1.0f : 0.0f, out + i0 * ldq + h * Dh, (int)ldq);
+                    vr, (int)ld, c ? 1.0f : 0.0f, out + i0 * ldo + h * Dh, (int)ldo);
     }
 }
 
 qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v,
-                           qa_dtype kv_dtype, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
-                           int64_t q_pos0, int causal, int64_t window, qa_err *e)
+                           qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
+                           int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e)
 {
+    ldq = ldq ? ldq : H * Dh;
+    ldkv = ldkv ? ldkv : Hk * Dh;
+    if (ldq < H * Dh || ldkv < Hk * Dh)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: row strides q %lld, k / v %lld below the rows %lld / %lld",
+                       (long long)ldq, (long long)ldkv, (long long)(H * Dh), (long long)(Hk * Dh));
     if (H <= 0 || Hk <= 0 || H % Hk || Dh <= 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention: heads %lld not a multiple of kv heads %lld (Dh %lld)",
                        (long long)H, (long long)Hk, (long long)Dh);
@@ -136,7 +142,8 @@ qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const voi
                 i1 = wend;
         }
         for (int64_t h = 0; h < H; h++)
-            head_tile(out, q, k, v, kv_dtype, S, buf, i0, i1, h, h / group, H, Hk, Dh, Tkv, q_pos0, causal, window);
+            head_tile(out, q, ldq, k, v, ldkv, kv_dtype, S, buf, i0, i1, h, h / group, H, Dh, Tkv, q_pos0, causal,
+                      window);
         i0 = i1;
     }
     return QA_OK;

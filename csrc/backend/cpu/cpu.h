@@ -76,27 +76,30 @@ size_t qa_cpu_scratch_need(const qa_backend *be, const qa_scratch_dims *d);
 
 qa_status qa_cpu_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
                       int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e);
-qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
-                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+/* qa_cpu_gemm with y's row stride ldy (>= N): the same numbers (the stride only moves the stores). */
+qa_status qa_cpu_gemm_ld(qa_backend *be, float *y, int64_t ldy, const float *x, const qa_tensor *W, const qa_tensor *b,
+                         int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e);
+qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *norm_w,
+                           float eps, const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
                            int accumulate, qa_err *e);
 qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
-                          const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
-                          int64_t F, qa_err *e);
-qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
+                          const qa_tensor *Wu, const qa_tensor *Wd, float *gu, int64_t T, int64_t D, int64_t F,
+                          qa_err *e);
+qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
                          float eps, const qa_tensor *const W[], const qa_tensor *const b[], const int64_t N[], int n,
                          int64_t T, int64_t K, qa_act act, qa_err *e);
 qa_status qa_cpu_layernorm(qa_backend *be, float *y, const float *x, const qa_tensor *w,
                            const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
 qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,
                          int64_t D, float eps, qa_err *e);
-qa_status qa_cpu_qkv_prep(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype kv_dtype, const float *k,
-                          const float *v, const qa_tensor *q_norm, const qa_tensor *k_norm, int64_t T, int64_t H,
-                          int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,
-                          float eps, qa_err *e);
+qa_status qa_cpu_qkv_prep(qa_backend *be, float *qo, const float *q, int64_t ldq, void *kdst, void *vdst,
+                          qa_dtype kv_dtype, const float *k, const float *v, int64_t ldkv, const qa_tensor *q_norm,
+                          const qa_tensor *k_norm, int64_t T, int64_t H, int64_t Hk, int64_t Dh, int64_t pos0,
+                          const int32_t *pos, int64_t max_rows, float theta, float eps, qa_err *e);
 qa_status qa_cpu_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E, int64_t period, qa_err *e);
 qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v,
-                           qa_dtype kv_dtype, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
-                           int64_t q_pos0, int causal, int64_t window, qa_err *e);
+                           qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
+                           int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e);
 qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
 qa_status qa_cpu_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);
 qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,

@@ -82,11 +82,19 @@ qa_status qa_cpu_vec(const qa_tensor *t, int64_t n, const char *what, const floa
 qa_status qa_cpu_gemm(qa_backend *be, float *y, const float *x, const qa_tensor *W, const qa_tensor *b,
                       int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e)
 {
+    return qa_cpu_gemm_ld(be, y, N, x, W, b, T, K, N, act, accumulate, e);
+}
+
+qa_status qa_cpu_gemm_ld(qa_backend *be, float *y, int64_t ldy, const float *x, const qa_tensor *W, const qa_tensor *b,
+                         int64_t T, int64_t K, int64_t N, qa_act act, int accumulate, qa_err *e)
+{
     const float *bias;
     QA_TRY(qa_cpu_check_weight(W, N, K, "gemm", e));
     QA_TRY(qa_cpu_vec(b, N, "gemm bias", &bias, e));
     if (accumulate && act != QA_ACT_NONE)
         return QA_FAIL(e, QA_ERR_INTERNAL, "gemm: accumulate with an activation is not defined");
+    if (ldy < N)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "gemm: output row stride %lld < %lld columns", (long long)ldy, (long long)N);
     if (T <= 0 || N <= 0)
         return QA_OK;
     float *tile = NULL;
@@ -95,7 +103,7 @@ qa_status qa_cpu_gemm(qa_backend *be, float *y, const float *x, const qa_tensor 
     float beta = accumulate ? 1.0f : 0.0f;
     if (bias) { /* the bias goes in first so the sgemm adds onto it (beta = 1) */
         for (int64_t t = 0; t < T; t++) {
-            float *row = y + t * N;
+            float *row = y + t * ldy;
             if (accumulate)
                 for (int64_t n = 0; n < N; n++)
                     row[n] += bias[n];
@@ -104,8 +112,11 @@ qa_status qa_cpu_gemm(qa_backend *be, float *y, const float *x, const qa_tensor 
         }
         beta = 1.0f;
     }
-    qa_cpu_matmul(y, N, x, W, T, K, N, beta, 0, tile);
-    if (act == QA_ACT_GELU)
+    qa_cpu_matmul(y, ldy, x, W, T, K, N, beta, 0, tile);
+    if (act == QA_ACT_GELU && ldy == N)
         qa_cpu_gelu_inplace(y, T * N);
+    else if (act == QA_ACT_GELU)
+        for (int64_t t = 0; t < T; t++)
+            qa_cpu_gelu_inplace(y + t * ldy, N);
     return QA_OK;
 }

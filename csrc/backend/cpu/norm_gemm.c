@@ -27,7 +27,7 @@ static qa_status norm_rows(qa_backend *be, int64_t T, int64_t K, const char *op,
 
 /* y[i] = act(norm(x) · W[i]ᵀ + b[i]) (+ y[i] when accumulate), a block of normalised rows at a time: LayerNorm
  * when ln_b is given (the encoder), else RMSNorm (the decoder); b may be NULL (no biases). */
-static qa_status norm_then_gemms(qa_backend *be, const char *op, float *const y[], const float *x,
+static qa_status norm_then_gemms(qa_backend *be, const char *op, float *const y[], int64_t ldy, const float *x,
                                  const qa_tensor *norm_w, const qa_tensor *ln_b, float eps, const qa_tensor *const W[],
                                  const qa_tensor *const b[], const int64_t N[], int n, int64_t T, int64_t K,
                                  qa_act act, int accumulate, qa_err *e)
@@ -48,37 +48,41 @@ static qa_status norm_then_gemms(qa_backend *be, const char *op, float *const y[
         else
             QA_TRY(qa_cpu_rmsnorm(be, h, x + r0 * K, norm_w, nr, K, eps, e));
         for (int i = 0; i < n; i++)
-            QA_TRY(qa_cpu_gemm(be, y[i] + r0 * N[i], h, W[i], b ? b[i] : NULL, nr, K, N[i], act, accumulate, e));
+            QA_TRY(qa_cpu_gemm_ld(be, y[i] + r0 * (ldy ? ldy : N[i]), ldy ? ldy : N[i], h, W[i], b ? b[i] : NULL, nr,
+                                  K, N[i], act, accumulate, e));
     }
     return QA_OK;
 }
 
-qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
-                           const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+qa_status qa_cpu_norm_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *norm_w,
+                           float eps, const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
                            int accumulate, qa_err *e)
 {
-    return norm_then_gemms(be, "norm_gemm", y, x, norm_w, NULL, eps, W, NULL, N, n, T, K, QA_ACT_NONE, accumulate, e);
+    return norm_then_gemms(be, "norm_gemm", y, ldy, x, norm_w, NULL, eps, W, NULL, N, n, T, K, QA_ACT_NONE,
+                           accumulate, e);
 }
 
 qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
-                          const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
-                          int64_t F, qa_err *e)
+                          const qa_tensor *Wu, const qa_tensor *Wd, float *gu_buf, int64_t T, int64_t D, int64_t F,
+                          qa_err *e)
 {
-    /* every row is normalised (into g, u) before the down GEMM changes x: a row's norm reads that row only */
+    /* every row is normalised (into g, u) before the down GEMM changes x: a row's norm reads that row only.
+     * g and u are the two halves of gu_buf (no single GEMM to gain here: OpenBLAS runs one per weight anyway) */
+    float *g = gu_buf, *u = gu_buf + T * F;
     float *const gu[2] = {g, u};
     const qa_tensor *const W[2] = {Wg, Wu};
     const int64_t N[2] = {F, F};
     QA_TRY(qa_cpu_check_weight(Wd, D, F, "norm_mlp down", e));
-    QA_TRY(qa_cpu_norm_gemm(be, gu, x, norm_w, eps, W, N, 2, T, D, 0, e));
+    QA_TRY(qa_cpu_norm_gemm(be, gu, 0, x, norm_w, eps, W, N, 2, T, D, 0, e));
     qa_cpu_silu_mul(g, g, u, T * F);
     return qa_cpu_gemm(be, x, g, Wd, NULL, T, F, D, QA_ACT_NONE, 1, e);
 }
 
-qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
+qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
                          float eps, const qa_tensor *const W[], const qa_tensor *const b[], const int64_t N[], int n,
                          int64_t T, int64_t K, qa_act act, qa_err *e)
 {
     if (!ln_b)
         return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: the LayerNorm bias is missing");
-    return norm_then_gemms(be, "ln_gemm", y, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, 0, e);
+    return norm_then_gemms(be, "ln_gemm", y, ldy, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, 0, e);
 }

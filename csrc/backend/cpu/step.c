@@ -17,7 +17,7 @@ qa_status qa_cpu_attention_at(qa_backend *be, float *out, const float *q, const 
     if (p < 0 || p + Tq > max_kv)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_at: position %lld + %lld rows outside the %lld-row cache",
                        (long long)p, (long long)Tq, (long long)max_kv);
-    return qa_cpu_attention(be, out, q, k, v, kv_dtype, Tq, p + Tq, H, Hk, Dh, p, 1, 0, e);
+    return qa_cpu_attention(be, out, q, k, v, kv_dtype, 0, 0, Tq, p + Tq, H, Hk, Dh, p, 1, 0, e);
 }
 
 qa_status qa_cpu_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,

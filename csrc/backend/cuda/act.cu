@@ -1,6 +1,7 @@
 /* act.cu — elementwise activations and residual adds: GELU (erf), SiLU(gate)*up, add, bias(+GELU).
  *
- * Contract: ops.cuh. Grid-stride loops over n elements (n may exceed 2^31). In place ok everywhere.
+ * Contract: ops.cuh. Grid-stride loops over n elements (n may exceed 2^31); silu·mul over [rows, F] with row
+ * strides (norm_mlp's g | u rows, API 8). In place ok everywhere.
  * References: torch.nn.functional.gelu default (exact, 0.5 x (1 + erf(x / sqrt 2))) for the encoder
  * and projector (MODEL_FACTS §4); Qwen3MLP down(silu(gate(x)) * up(x)) with silu(g) = g / (1 + e^-g).
  */
@@ -15,12 +16,25 @@ __global__ void gelu_kernel(float *out, const float *x, size_t n)
 __device__ __forceinline__ void put(float *p, float v) { *p = v; }
 __device__ __forceinline__ void put(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
-/* O = __nv_bfloat16: the product rounded as gemm.cu would stage it for the down GEMM (norm_mlp). */
-template <typename O> __global__ void silu_mul_kernel(O *out, const float *g, const float *u, size_t n)
+/* O = __nv_bfloat16: the product rounded as gemm.cu would stage it for the down GEMM (norm_mlp). V = 4: float4 loads
+ * (the scalar kernel moved ~1.7 TB/s on the decoder MLP's 512 x 3072 tiles, Nsight Compute, H200). Rows on grid y
+ * (a row loop past 65535), the row's F / V vectors on x: no per-element division. */
+template <typename O, int V>
+__global__ void silu_mul_kernel(O *out, int ldo, const float *g, const float *u, int ld, int rows, int FV)
 {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float a = g[i];
-        put(out + i, a / (1.0f + expf(-a)) * u[i]);
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= FV)
+        return;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const size_t i = (size_t)r * ld + (size_t)c * V, o = (size_t)r * ldo + (size_t)c * V;
+        if (V == 4) {
+            float4 a = *(const float4 *)(g + i), b = *(const float4 *)(u + i);
+            qa_store4(out + o, make_float4(a.x / (1.0f + expf(-a.x)) * b.x, a.y / (1.0f + expf(-a.y)) * b.y,
+                                           a.z / (1.0f + expf(-a.z)) * b.z, a.w / (1.0f + expf(-a.w)) * b.w));
+        } else {
+            float a = g[i];
+            put(out + o, a / (1.0f + expf(-a)) * u[i]);
+        }
     }
 }
 
@@ -52,39 +66,34 @@ qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_er
     return QA_OK;
 }
 
-/* Four elements per thread with 16-byte loads: the scalar kernel moved ~1.7 TB/s on the decoder MLP's
- * 512 x 3072 tiles (Nsight Compute, H200). */
-template <typename O> __global__ void silu_mul4_kernel(O *out, const float4 *g, const float4 *u, size_t n4)
+template <typename O>
+static qa_status silu_mul(cudaStream_t s, O *out, int ldo, const float *gate, const float *up, int ld, int rows, int F,
+                          qa_err *e)
 {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
-        float4 a = g[i], b = u[i];
-        qa_store4(out + 4 * i, make_float4(a.x / (1.0f + expf(-a.x)) * b.x, a.y / (1.0f + expf(-a.y)) * b.y,
-                                           a.z / (1.0f + expf(-a.z)) * b.z, a.w / (1.0f + expf(-a.w)) * b.w));
-    }
-}
-
-template <typename O> static qa_status silu_mul(cudaStream_t s, O *out, const float *gate, const float *up, size_t n,
-                                                qa_err *e)
-{
-    if (!n)
+    if (rows <= 0 || F <= 0)
         return QA_OK;
-    if (n % 4 == 0 && (((uintptr_t)gate | (uintptr_t)up) & 15) == 0 && ((uintptr_t)out & (4 * sizeof(O) - 1)) == 0)
-        silu_mul4_kernel<<<qa_cuda_grid(n / 4), 256, 0, s>>>(out, (const float4 *)gate, (const float4 *)up, n / 4);
+    const int vec = F % 4 == 0 && ld % 4 == 0 && ldo % 4 == 0 && (((uintptr_t)gate | (uintptr_t)up) & 15) == 0 &&
+                    ((uintptr_t)out & (4 * sizeof(O) - 1)) == 0;
+    const int FV = vec ? F / 4 : F;
+    dim3 grid((unsigned)((FV + 255) / 256), (unsigned)(rows < 65535 ? rows : 65535));
+    if (vec)
+        silu_mul_kernel<O, 4><<<grid, 256, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
     else
-        silu_mul_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, gate, up, n);
+        silu_mul_kernel<O, 1><<<grid, 256, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
-qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e)
+qa_status qa_cu_silu_mul(cudaStream_t s, float *out, int ldo, const float *gate, const float *up, int ld, int rows,
+                         int F, qa_err *e)
 {
-    return silu_mul(s, out, gate, up, n, e);
+    return silu_mul(s, out, ldo, gate, up, ld, rows, F, e);
 }
 
-qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *gate, const float *up, size_t n,
-                              qa_err *e)
+qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, int ldo, const float *gate, const float *up, int ld,
+                              int rows, int F, qa_err *e)
 {
-    return silu_mul(s, out, gate, up, n, e);
+    return silu_mul(s, out, ldo, gate, up, ld, rows, F, e);
 }
 
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e)

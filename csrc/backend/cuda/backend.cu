@@ -168,28 +168,33 @@ static qa_status gemm_list_ok(qa_err *e, const char *op, const qa_tensor *const 
     return QA_OK;
 }
 
-static qa_status norm_gemm_impl(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
-                                const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
-                                int accumulate, qa_err *e)
+static qa_status norm_gemm_impl(qa_backend *be, float *const y[], int64_t ldy, const float *x,
+                                const qa_tensor *norm_w, float eps, const qa_tensor *const W[], const int64_t N[], int n,
+                                int64_t T, int64_t K, int accumulate, qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
     gemm_list g;
     QA_TRY(gemm_list_ok(e, "norm_gemm", W, NULL, N, n, T, K, &g));
     QA_TRY(vec_ok(e, "norm_gemm", "norm weight", norm_w, K));
+    INT_DIMS(e, "norm_gemm", ldy, T * ldy);
+    for (int i = 0; i < n; i++)
+        if (ldy != 0 && ldy < N[i])
+            return QA_FAIL(e, QA_ERR_INTERNAL, "norm_gemm: row stride %lld below weight %d's %lld outputs",
+                           (long long)ldy, i, (long long)N[i]);
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    return qa_cuda_norm_gemm(c, y, x, (const float *)norm_w->data, eps, g.W, g.wt, g.N, n, (int)T, (int)K,
+    return qa_cuda_norm_gemm(c, y, (int)ldy, x, (const float *)norm_w->data, eps, g.W, g.wt, g.N, n, (int)T, (int)K,
                              accumulate ? 1.f : 0.f, e);
 }
 
-static qa_status be_norm_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *norm_w, float eps,
-                              const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
+static qa_status be_norm_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *norm_w,
+                              float eps, const qa_tensor *const W[], const int64_t N[], int n, int64_t T, int64_t K,
                               int accumulate, qa_err *e)
 {
     RUN_AS(be, e, T == 1 ? "norm_gemm T=1" : "norm_gemm",
-           norm_gemm_impl(be, y, x, norm_w, eps, W, N, n, T, K, accumulate, e));
+           norm_gemm_impl(be, y, ldy, x, norm_w, eps, W, N, n, T, K, accumulate, e));
 }
 
-static qa_status ln_gemm_impl(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,
+static qa_status ln_gemm_impl(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *ln_w,
                               const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
                               const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e)
 {
@@ -198,27 +203,32 @@ static qa_status ln_gemm_impl(qa_backend *be, float *const y[], const float *x, 
     QA_TRY(gemm_list_ok(e, "ln_gemm", W, b, N, n, T, K, &g));
     QA_TRY(vec_ok(e, "ln_gemm", "norm weight", ln_w, K));
     QA_TRY(vec_ok(e, "ln_gemm", "norm bias", ln_b, K));
+    INT_DIMS(e, "ln_gemm", ldy, T * ldy);
+    for (int i = 0; i < n; i++)
+        if (ldy != 0 && (ldy < N[i] || (act == QA_ACT_GELU && ldy != N[i])))
+            return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: row stride %lld for weight %d's %lld outputs (GELU: equal)",
+                           (long long)ldy, i, (long long)N[i]);
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    return qa_cuda_ln_gemm(c, y, x, (const float *)ln_w->data, (const float *)ln_b->data, eps, g.W, g.wt, g.b, g.N,
-                           n, (int)T, (int)K, act == QA_ACT_GELU, e);
+    return qa_cuda_ln_gemm(c, y, (int)ldy, x, (const float *)ln_w->data, (const float *)ln_b->data, eps, g.W, g.wt,
+                           g.b, g.N, n, (int)T, (int)K, act == QA_ACT_GELU, e);
 }
 
-static qa_status be_ln_gemm(qa_backend *be, float *const y[], const float *x, const qa_tensor *ln_w,
+static qa_status be_ln_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *ln_w,
                             const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
                             const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e)
 {
-    RUN(be, e, ln_gemm_impl(be, y, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, e));
+    RUN(be, e, ln_gemm_impl(be, y, ldy, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, e));
 }
 
 static qa_status norm_mlp_impl(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
-                               const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
-                               int64_t F, qa_err *e)
+                               const qa_tensor *Wu, const qa_tensor *Wd, float *gu, int64_t T, int64_t D, int64_t F,
+                               qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
     const qa_tensor *const W[2] = {Wg, Wu};
     const int64_t N[2] = {F, F};
     qa_dtype wt = QA_F32;
-    INT_DIMS(e, "norm_mlp", T, D, F);
+    INT_DIMS(e, "norm_mlp", T, D, F, 2 * F);
     QA_TRY(vec_ok(e, "norm_mlp", "norm weight", norm_w, D));
     QA_TRY(weights_ok(e, "norm_mlp", W, N, 2, D, &wt));
     QA_TRY(weight_ok(e, "norm_mlp", Wd, D, F));
@@ -226,16 +236,15 @@ static qa_status norm_mlp_impl(qa_backend *be, float *x, const qa_tensor *norm_w
         return QA_FAIL(e, QA_ERR_INTERNAL, "norm_mlp: down weight dtype %d, gate dtype %d (one dtype per call)",
                        (int)Wd->dtype, (int)Wg->dtype);
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    return qa_cuda_norm_mlp(c, x, (const float *)norm_w->data, eps, Wg->data, Wu->data, Wd->data, wt, g, u, (int)T,
+    return qa_cuda_norm_mlp(c, x, (const float *)norm_w->data, eps, Wg->data, Wu->data, Wd->data, wt, gu, (int)T,
                             (int)D, (int)F, e);
 }
 
 static qa_status be_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
-                             const qa_tensor *Wu, const qa_tensor *Wd, float *g, float *u, int64_t T, int64_t D,
-                             int64_t F, qa_err *e)
+                             const qa_tensor *Wu, const qa_tensor *Wd, float *gu, int64_t T, int64_t D, int64_t F,
+                             qa_err *e)
 {
-    RUN_AS(be, e, T == 1 ? "norm_mlp T=1" : "norm_mlp",
-           norm_mlp_impl(be, x, norm_w, eps, Wg, Wu, Wd, g, u, T, D, F, e));
+    RUN_AS(be, e, T == 1 ? "norm_mlp T=1" : "norm_mlp", norm_mlp_impl(be, x, norm_w, eps, Wg, Wu, Wd, gu, T, D, F, e));
 }
 
 /* ---- normalisation and positions ----------------------------------------------------------- */
@@ -277,14 +286,17 @@ static qa_status kv_dtype_ok(qa_err *e, const char *op, qa_dtype t)
     return QA_OK;
 }
 
-static qa_status qkv_prep_impl(qa_cuda_ctx *c, float *q, void *kdst, void *vdst, qa_dtype dt, const float *k,
-                               const float *v, const qa_tensor *qn, const qa_tensor *kn, int64_t T, int64_t H,
-                               int64_t Hk, int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta,
-                               float eps, qa_err *e)
+static qa_status qkv_prep_impl(qa_cuda_ctx *c, float *qo, const float *q, int64_t ldq, void *kdst, void *vdst,
+                               qa_dtype dt, const float *k, const float *v, int64_t ldkv, const qa_tensor *qn,
+                               const qa_tensor *kn, int64_t T, int64_t H, int64_t Hk, int64_t Dh, int64_t pos0,
+                               const int32_t *pos, int64_t max_rows, float theta, float eps, qa_err *e)
 {
     /* 32-bit index math in the kernel: every element offset and the grid's items fit an int */
     INT_DIMS(e, "qkv_prep", T, H, Hk, Dh, max_rows, pos0, pos0 + T, T * (H + 2 * Hk), T * H * Dh, T * Hk * Dh,
-             max_rows * Hk * Dh);
+             max_rows * Hk * Dh, T * ldq, T * ldkv);
+    if (ldq < H * Dh || ldkv < Hk * Dh || ldq % 4 != 0 || ldkv % 4 != 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: row strides q %lld, k / v %lld must be multiples of 4 and at "
+                       "least %lld / %lld", (long long)ldq, (long long)ldkv, (long long)(H * Dh), (long long)(Hk * Dh));
     QA_TRY(kv_dtype_ok(e, "qkv_prep", dt));
     QA_TRY(vec_ok(e, "qkv_prep", "q_norm", qn, Dh));
     QA_TRY(vec_ok(e, "qkv_prep", "k_norm", kn, Dh));
@@ -296,18 +308,18 @@ static qa_status qkv_prep_impl(qa_cuda_ctx *c, float *q, void *kdst, void *vdst,
         c->rope_dh = (int)Dh;
         c->rope_theta = theta;
     }
-    return qa_cu_qkv_prep(c->stream, q, kdst, vdst, dt == QA_BF16, k, v, (const float *)qn->data,
-                          (const float *)kn->data, (int)T, (int)H, (int)Hk, (int)Dh, (int)pos0, pos, (int)max_rows,
-                          c->rope_inv, eps, e);
+    return qa_cu_qkv_prep(c->stream, qo, q, (int)ldq, kdst, vdst, dt == QA_BF16, k, v, (int)ldkv,
+                          (const float *)qn->data, (const float *)kn->data, (int)T, (int)H, (int)Hk, (int)Dh, (int)pos0,
+                          pos, (int)max_rows, c->rope_inv, eps, e);
 }
 
-static qa_status be_qkv_prep(qa_backend *be, float *q, void *kdst, void *vdst, qa_dtype dt, const float *k,
-                             const float *v, const qa_tensor *qn, const qa_tensor *kn, int64_t T, int64_t H, int64_t Hk,
-                             int64_t Dh, int64_t pos0, const int32_t *pos, int64_t max_rows, float theta, float eps,
-                             qa_err *e)
+static qa_status be_qkv_prep(qa_backend *be, float *qo, const float *q, int64_t ldq, void *kdst, void *vdst,
+                             qa_dtype dt, const float *k, const float *v, int64_t ldkv, const qa_tensor *qn,
+                             const qa_tensor *kn, int64_t T, int64_t H, int64_t Hk, int64_t Dh, int64_t pos0,
+                             const int32_t *pos, int64_t max_rows, float theta, float eps, qa_err *e)
 {
-    RUN(be, e, qkv_prep_impl(ctx_of(be), q, kdst, vdst, dt, k, v, qn, kn, T, H, Hk, Dh, pos0, pos, max_rows, theta,
-                             eps, e));
+    RUN(be, e, qkv_prep_impl(ctx_of(be), qo, q, ldq, kdst, vdst, dt, k, v, ldkv, qn, kn, T, H, Hk, Dh, pos0, pos,
+                             max_rows, theta, eps, e));
 }
 
 static qa_status sinusoid_impl(qa_cuda_ctx *c, float *x, int64_t T, int64_t E, int64_t period, qa_err *e)
@@ -340,16 +352,22 @@ static qa_status decode_partials_fit(const qa_cuda_ctx *c, int64_t H, qa_err *e)
 }
 
 static qa_status attention_impl(const qa_backend *be, float *out, const float *q, const void *k, const void *v,
-                                qa_dtype dt, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0,
-                                int causal, int64_t window, qa_err *e)
+                                qa_dtype dt, int64_t ldq64, int64_t ldkv64, int64_t Tq, int64_t Tkv, int64_t H,
+                                int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
-    INT_DIMS(e, "attention", Tq, Tkv, H, Hk, Dh, H * Dh, Hk * Dh, q_pos0, q_pos0 + Tq, window);
+    ldq64 = ldq64 ? ldq64 : H * Dh;
+    ldkv64 = ldkv64 ? ldkv64 : Hk * Dh;
+    INT_DIMS(e, "attention", Tq, Tkv, H, Hk, Dh, H * Dh, Hk * Dh, q_pos0, q_pos0 + Tq, window, ldq64, ldkv64);
     QA_TRY(kv_dtype_ok(e, "attention", dt));
     int bf = dt == QA_BF16;
     if (!causal && window <= 0 && Tkv <= 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention: no keys");
-    int ldq = (int)(H * Dh), ldk = (int)(Hk * Dh);
+    if (ldq64 < H * Dh || ldkv64 < Hk * Dh || ldq64 % 4 != 0 || ldkv64 % 4 != 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: row strides q %lld, k / v %lld must be multiples of 4 and at "
+                       "least %lld / %lld", (long long)ldq64, (long long)ldkv64, (long long)(H * Dh),
+                       (long long)(Hk * Dh));
+    int ldq = (int)ldq64, ldk = (int)ldkv64, ldo = (int)(H * Dh);
     float scale = (float)(1.0 / sqrt((double)Dh)); /* head_dim ** -0.5 */
     if (Tq == 1 && causal && window <= 0 && qa_cu_attention_decode_supported((int)Dh, (int)H, (int)Hk)) {
         /* a decode step: split over the keys (attention_decode.cu); the one visible key range is [0, q0] */
@@ -362,19 +380,19 @@ static qa_status attention_impl(const qa_backend *be, float *out, const float *q
     /* BF16 K / V rows must start on 16 bytes for the tensor-core kernels' cp.async (checked there too):
      * a cache region's base is 256-aligned and its rows Hk·Dh·2 bytes, a multiple of 16 for Hk·Dh % 8 == 0 */
     if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&
-        qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldq, out, bf))
-        return qa_cu_attention_tc(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H,
+        qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldo, out, bf))
+        return qa_cu_attention_tc(c->stream, out, ldo, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H,
                                   (int)Hk, (int)Dh, (int)q_pos0, causal, (int)window, scale, &c->attn_tc, e);
-    return qa_cu_attention(c->stream, out, ldq, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H, (int)Hk,
+    return qa_cu_attention(c->stream, out, ldo, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H, (int)Hk,
                            (int)Dh, (int)q_pos0, causal, (int)window, scale, e);
 }
 
 static qa_status be_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v, qa_dtype dt,
-                              int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh, int64_t q_pos0, int causal,
-                              int64_t window, qa_err *e)
+                              int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
+                              int64_t q_pos0, int causal, int64_t window, qa_err *e)
 {
     RUN_AS(be, e, Tq == 1 ? "attention Tq=1" : window ? "attention window" : "attention causal",
-           attention_impl(be, out, q, k, v, dt, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
+           attention_impl(be, out, q, k, v, dt, ldq, ldkv, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
 }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */

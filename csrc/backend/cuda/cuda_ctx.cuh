@@ -44,7 +44,8 @@ typedef struct qa_mm {
 } qa_mm;
 typedef struct qa_mm_plan qa_mm_plan; /* matmul.cu */
 #define QA_CUDA_STACK_BYTES 64 /* per-thread stack our kernels need at most (device.cu lower_stack_limit) */
-#define QA_MM_PLANS 256 /* planned (shape, bucket) keys: ~35 shapes x <= 5 buckets for both models */
+#define QA_MM_PLANS 512 /* planned (shape, bucket) keys: ~40 shapes x <= 5 buckets for both models (API 8's joined
+                          * q/k/v, gate/up add ~5 shapes), the op tests' one context more; ~80 KB of host memory */
 
 typedef struct qa_cuda_ctx {
     int device;
@@ -68,6 +69,7 @@ typedef struct qa_cuda_ctx {
     int memwatch;               /* QA_CUDA_MEMWATCH=1 at open: report ops after which free device memory fell */
     size_t memwatch_free;       /* free bytes after the last op (memwatch) */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
+    int fused_gemm;             /* adjacent weights of one norm_gemm / norm_mlp as one GEMM (QA_CUDA_FUSED_GEMM=0: off) */
     qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
@@ -139,10 +141,15 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
 /* qa_cuda_gemm_staged + bias[N] (FP32) on every row, in cuBLASLt's epilogue. */
 qa_status qa_cuda_gemm_staged_bias(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
                                    int N, int K, float beta, const float *bias, qa_err *e);
-/* ln_gemm.cu: backend.h ln_gemm with checked arguments (W one dtype wt, b[i] FP32 or NULL). */
-qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *ln_w, const float *ln_b,
-                          float eps, const void *const W[], qa_dtype wt, const float *const b[], const int N[], int n,
-                          int T, int K, int gelu, qa_err *e);
+/* ln_gemm.cu: backend.h ln_gemm with checked arguments (W one dtype wt, b[i] FP32 or NULL, y[i] row stride ldy or
+ * N[i] when 0). */
+qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const float *x, const float *ln_w,
+                          const float *ln_b, float eps, const void *const W[], qa_dtype wt, const float *const b[],
+                          const int N[], int n, int T, int K, int gelu, qa_err *e);
+/* norm_gemm.cu: the n weights of a norm_gemm / ln_gemm (biases b, or NULL for none) as ONE GEMM of N = ldy: outputs
+ * y[i] side by side in rows of ldy, weights (and biases) one after another in memory, QA_CUDA_FUSED_GEMM not 0. */
+int qa_cuda_one_gemm(const qa_cuda_ctx *c, float *const y[], int ldy, const void *const W[], qa_dtype wt,
+                     const float *const b[], const int N[], int n, int K);
 /* qa_cuda_gemm + bias[N] (FP32) on every row: in cuBLASLt's epilogue, or a bias pass after a GEMV. */
 qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
                             int T, int N, int K, float beta, const float *bias, qa_err *e);
@@ -159,12 +166,13 @@ qa_status qa_cuda_gemm_wx_batched(qa_cuda_ctx *c, float *C, const void *A, qa_dt
                                   int N, int K, int batch, qa_err *e);
 
 /* norm_gemm.cu (backend.h norm_gemm / norm_mlp; arguments checked by backend.cu, scratch bound): W of one
- * dtype wt, y[i][T, N[i]] = RMSNorm(x)·W[i]^T + beta·y[i]; nw the FP32 norm weight [K]. */
-qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *nw, float eps,
+ * dtype wt, y[i][T, N[i]] (row stride ldy, 0: N[i]) = RMSNorm(x)·W[i]^T + beta·y[i]; nw the FP32 norm weight [K];
+ * gu [T, 2F] the gate | up rows. */
+qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const float *x, const float *nw, float eps,
                             const void *const W[], qa_dtype wt, const int N[], int n, int T, int K, float beta,
                             qa_err *e);
 qa_status qa_cuda_norm_mlp(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
-                           const void *Wd, qa_dtype wt, float *g, float *u, int T, int D, int F, qa_err *e);
+                           const void *Wd, qa_dtype wt, float *gu, int T, int D, int F, qa_err *e);
 
 /* mel.cu (backend.h mel_tables / log_mel; the cuBLAS workspace must be bound first) */
 qa_status qa_cuda_mel_tables(qa_cuda_ctx *c, void *tables, const float *filters_host, qa_err *e);

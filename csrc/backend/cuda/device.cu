@@ -172,6 +172,9 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     if (s == QA_OK) {
         c->prof = qa_cuda_prof_open();
         qa_cuda_memwatch_open(c);
+        /* QA_CUDA_FUSED_GEMM=0: one GEMM per weight of q/k/v and gate/up again (norm_gemm.cu), to compare */
+        const char *fused = getenv("QA_CUDA_FUSED_GEMM");
+        c->fused_gemm = !(fused && strcmp(fused, "0") == 0);
     }
     if (s != QA_OK) {
         ctx_close(c);

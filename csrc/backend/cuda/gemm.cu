@@ -65,9 +65,11 @@ qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, i
         QA_TRY(qa_cu_gemv_bf16(c->stream, y, ldy, x, ldx, w, T, N, K, beta, e));
         if (!bias)
             return QA_OK;
-        if (ldy != N) /* the bias pass walks whole rows */
-            return QA_FAIL(e, QA_ERR_INTERNAL, "gemm: a bias with a row stride %d != %d", ldy, N);
-        return qa_cu_bias_act(c->stream, y, bias, (size_t)T * N, N, 1, 0, e);
+        if (ldy == N) /* the bias pass walks whole rows: one per row otherwise (<= QA_CU_GEMV_MAX_ROWS) */
+            return qa_cu_bias_act(c->stream, y, bias, (size_t)T * N, N, 1, 0, e);
+        for (int t = 0; t < T; t++)
+            QA_TRY(qa_cu_bias_act(c->stream, y + (size_t)t * ldy, bias, (size_t)N, N, 1, 0, e));
+        return QA_OK;
     }
     int rows = 0;
     QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)K, T, "gemm", &rows, e));

@@ -8,37 +8,44 @@
  * epilogue, and fc1's GELU follows in place: the numbers of layernorm + gemm to the bit, up to the GEMM's
  * summation order. One to four rows (a clip of < 0.3 s) and FP32 weights take the separate ops' exact
  * path (FP32 rows in the work area, gemm.cu's GEMV or FP32 GEMM), so they need no plan of their own.
+ * q/k/v with their weights and biases adjacent (API 8) run as one GEMM with one [3E] bias epilogue.
  */
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
 
-/* y[i] rows [t0, t0 + nr) from the staged rows h (BF16 or FP32, ld K). */
-static qa_status gemms(qa_cuda_ctx *c, float *const y[], const void *h, int bf16, const void *const W[],
-                       qa_dtype wt, const float *const b[], const int N[], int n, int t0, int nr, int K, int gelu,
-                       qa_err *e)
+/* y[i] rows [t0, t0 + nr) (row stride ld[i]) from the staged rows h (BF16 or FP32, ld K); joined: the n weights as
+ * one of N = ld[0] (qa_cuda_one_gemm), the biases as one of ld[0] too. */
+static qa_status gemms(qa_cuda_ctx *c, float *const y[], const int ld[], int joined, const void *h, int bf16,
+                       const void *const W[], qa_dtype wt, const float *const b[], const int N[], int n, int t0, int nr,
+                       int K, int gelu, qa_err *e)
 {
-    for (int i = 0; i < n; i++) {
-        float *yr = y[i] + (size_t)t0 * N[i];
+    for (int i = 0; i < (joined ? 1 : n); i++) {
+        float *yr = y[i] + (size_t)t0 * ld[i];
+        int Ni = joined ? ld[0] : N[i];
         if (bf16)
-            QA_TRY(qa_cuda_gemm_staged_bias(c, yr, N[i], (const __nv_bfloat16 *)h, W[i], nr, N[i], K, 0.f, b[i], e));
+            QA_TRY(qa_cuda_gemm_staged_bias(c, yr, ld[i], (const __nv_bfloat16 *)h, W[i], nr, Ni, K, 0.f, b[i], e));
         else
-            QA_TRY(qa_cuda_gemm_bias(c, yr, N[i], (const float *)h, K, W[i], wt, nr, N[i], K, 0.f, b[i], e));
-        if (gelu)
-            QA_TRY(qa_cu_gelu(c->stream, yr, yr, (size_t)nr * N[i], e));
+            QA_TRY(qa_cuda_gemm_bias(c, yr, ld[i], (const float *)h, K, W[i], wt, nr, Ni, K, 0.f, b[i], e));
+        if (gelu) /* backend.cu: GELU outputs are contiguous */
+            QA_TRY(qa_cu_gelu(c->stream, yr, yr, (size_t)nr * Ni, e));
     }
     return QA_OK;
 }
 
-qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *ln_w, const float *ln_b,
-                          float eps, const void *const W[], qa_dtype wt, const float *const b[], const int N[], int n,
-                          int T, int K, int gelu, qa_err *e)
+qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const float *x, const float *ln_w,
+                          const float *ln_b, float eps, const void *const W[], qa_dtype wt, const float *const b[],
+                          const int N[], int n, int T, int K, int gelu, qa_err *e)
 {
     if (T <= 0)
         return QA_OK;
-    /* BF16 weights are staged wherever gemm.cu itself would stage, i.e. unless every weight takes its GEMV
+    const int joined = qa_cuda_one_gemm(c, y, ldy, W, wt, b, N, n, K);
+    int ld[QA_NORM_GEMM_MAX];
+    for (int i = 0; i < n; i++)
+        ld[i] = ldy ? ldy : N[i];
+    /* BF16 weights are staged wherever gemm.cu itself would stage, i.e. unless every GEMM takes its GEMV
      * (which reads FP32 rows and stages nothing, so the FP32 rows in the work area stay intact) */
     int gemv = wt == QA_BF16, rows = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < (joined ? 1 : n); i++)
         gemv = gemv && qa_cu_gemv_bf16_fits((const float *)c->work, K, W[i], T, K);
     const int bf16 = wt == QA_BF16 && !gemv;
     QA_TRY(qa_cuda_work_rows(c, (size_t)K * (bf16 ? sizeof(__nv_bfloat16) : sizeof(float)), T, "ln_gemm", &rows, e));
@@ -49,7 +56,7 @@ qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], const float *x, cons
             QA_TRY(qa_cu_layernorm_bf16(c->stream, (__nv_bfloat16 *)c->work, xr, ln_w, ln_b, nr, K, eps, e));
         else
             QA_TRY(qa_cu_layernorm(c->stream, (float *)c->work, xr, ln_w, ln_b, QA_F32, nr, K, eps, e));
-        QA_TRY(gemms(c, y, c->work, bf16, W, wt, b, N, n, t0, nr, K, gelu, e));
+        QA_TRY(gemms(c, y, ld, joined, c->work, bf16, W, wt, b, N, n, t0, nr, K, gelu, e));
     }
     return QA_OK;
 }

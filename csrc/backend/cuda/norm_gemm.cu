@@ -14,9 +14,12 @@
  *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) to 3 run that gate/up kernel persistent (ngemv_silu_rows_kernel).
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
- *   staging the same way. Row blocks when the work area is smaller than the rows.
+ *   staging the same way. Row blocks when the work area is smaller than the rows. Weights that lie one after
+ *   another in memory with outputs side by side in one row (q | k | v, gate | up: API 8) run as ONE GEMM
+ *   (qa_cuda_one_gemm; QA_CUDA_FUSED_GEMM=0 at open keeps one per weight): ~3 µs of launch and tail saved per GEMM.
  * - FP32 weights (dtype="float32"): RMSNorm into an FP32 block of the work area, then gemm.cu's exact
- *   FP32 GEMMs (no TF32), act.cu's silu·mul — the separate ops to the bit.
+ *   FP32 GEMMs (no TF32), act.cu's silu·mul — the separate ops to the bit with one GEMM per weight (joined
+ *   weights: the same FP32 products, summed in the order of the one GEMM's algorithm).
  */
 #include <limits.h>
 #include <string.h>
@@ -252,17 +255,57 @@ qa_status qa_cu_norm_gemv(cudaStream_t s, const qa_cu_ngemv_seg *seg, int n, int
 
 /* ---- the ops --------------------------------------------------------------------------------------------- */
 
-qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *nw, float eps,
+/* cuda_ctx.cuh: whether the n weights of one call run as ONE GEMM of N = sum N[i] (issue #6: fewer, larger kernels
+ * in the prefill): the outputs are the column blocks of one matrix of row stride ldy, each weight starts right after
+ * the previous one's elements in device memory and so does each bias (or there are none) — the loader's arena places
+ * q/k/v, gate/up and the encoder's q/k/v biases so (weights/names.c order, qa_arena_take), unless alignment padding
+ * falls between them, which this sees. */
+int qa_cuda_one_gemm(const qa_cuda_ctx *c, float *const y[], int ldy, const void *const W[], qa_dtype wt,
+                     const float *const b[], const int N[], int n, int K)
+{
+    size_t es = wt == QA_BF16 ? sizeof(__nv_bfloat16) : sizeof(float);
+    long long sum = N[0];
+    if (!c->fused_gemm || n < 2)
+        return 0;
+    for (int i = 1; i < n; i++) {
+        if (y[i] != y[i - 1] + N[i - 1] || (const char *)W[i] != (const char *)W[i - 1] + (size_t)N[i - 1] * K * es)
+            return 0;
+        if (b && (b[0] ? b[i] != b[i - 1] + N[i - 1] : b[i] != NULL))
+            return 0;
+        sum += N[i];
+    }
+    return sum == ldy;
+}
+
+/* The fused decode kernel writes row t of a weight at y + t·N: a row stride other than N needs one output row,
+ * or the weights joined into one segment of N = ldy. */
+static int gemv_rows_ok(int ldy, const int N[], int n, int T, int joined)
+{
+    if (T == 1 || joined)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (ldy != N[i])
+            return 0;
+    return 1;
+}
+
+qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const float *x, const float *nw, float eps,
                             const void *const W[], qa_dtype wt, const int N[], int n, int T, int K, float beta,
                             qa_err *e)
 {
     if (T <= 0)
         return QA_OK;
-    if (wt == QA_BF16 && qa_cu_norm_gemv_fits(x, W, n, T, K)) {
+    const int joined = qa_cuda_one_gemm(c, y, ldy, W, wt, NULL, N, n, K);
+    int ld[QA_NORM_GEMM_MAX];
+    for (int i = 0; i < n; i++)
+        ld[i] = ldy ? ldy : N[i];
+    if (wt == QA_BF16 && qa_cu_norm_gemv_fits(x, W, n, T, K) && gemv_rows_ok(ld[0], N, n, T, joined)) {
         qa_cu_ngemv_seg seg[QA_NORM_GEMM_MAX];
         for (int i = 0; i < n; i++)
             seg[i] = qa_cu_ngemv_seg{W[i], y[i], N[i]};
-        return qa_cu_norm_gemv(c->stream, seg, n, 0, x, nw, eps, T, K, beta, e);
+        if (joined) /* the same rows, one segment: every output row's sum is the same warp loop */
+            seg[0].N = ldy;
+        return qa_cu_norm_gemv(c->stream, seg, joined ? 1 : n, 0, x, nw, eps, T, K, beta, e);
     }
     int bf16 = wt == QA_BF16, rows = 0;
     QA_TRY(qa_cuda_work_rows(c, (size_t)K * (bf16 ? sizeof(__nv_bfloat16) : sizeof(float)), T, "norm_gemm", &rows,
@@ -274,21 +317,41 @@ qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], const float *x, co
             QA_TRY(qa_cu_rmsnorm_bf16(c->stream, (__nv_bfloat16 *)c->work, xr, nw, nr, K, eps, e));
         else
             QA_TRY(qa_cu_rmsnorm(c->stream, (float *)c->work, xr, nw, QA_F32, nr, K, eps, e));
-        for (int i = 0; i < n; i++) {
-            float *yr = y[i] + (size_t)t0 * N[i];
+        for (int i = 0; i < (joined ? 1 : n); i++) {
+            float *yr = y[i] + (size_t)t0 * ld[i];
+            int Ni = joined ? ldy : N[i];
             if (bf16)
-                QA_TRY(qa_cuda_gemm_staged(c, yr, N[i], (const __nv_bfloat16 *)c->work, W[i], nr, N[i], K, beta, e));
+                QA_TRY(qa_cuda_gemm_staged(c, yr, ld[i], (const __nv_bfloat16 *)c->work, W[i], nr, Ni, K, beta, e));
             else
-                QA_TRY(qa_cuda_gemm(c, yr, N[i], (const float *)c->work, K, W[i], QA_F32, nr, N[i], K, beta, e));
+                QA_TRY(qa_cuda_gemm(c, yr, ld[i], (const float *)c->work, K, W[i], QA_F32, nr, Ni, K, beta, e));
         }
     }
     return QA_OK;
 }
 
-/* BF16 rows beyond the fused kernel: per row block, RMSNorm -> BF16 staging, gate and up GEMMs, silu·up ->
+/* gate | up rows of gu [nr, 2F] = h · [Wg; Wu]^T: one GEMM when the weights are adjacent (qa_cuda_one_gemm), else two
+ * writing the row halves. h: the normalised rows in the work area, BF16 (staged) or FP32. */
+static qa_status gate_up(qa_cuda_ctx *c, float *gu, const void *h, const void *Wg, const void *Wu, qa_dtype wt, int nr,
+                         int D, int F, qa_err *e)
+{
+    float *const y[2] = {gu, gu + F};
+    const void *const W[2] = {Wg, Wu};
+    const int N[2] = {F, F};
+    const int joined = qa_cuda_one_gemm(c, y, 2 * F, W, wt, NULL, N, 2, D);
+    for (int i = 0; i < (joined ? 1 : 2); i++) {
+        int Ni = joined ? 2 * F : F;
+        if (wt == QA_BF16)
+            QA_TRY(qa_cuda_gemm_staged(c, y[i], 2 * F, (const __nv_bfloat16 *)h, W[i], nr, Ni, D, 0.f, e));
+        else
+            QA_TRY(qa_cuda_gemm(c, y[i], 2 * F, (const float *)h, D, W[i], QA_F32, nr, Ni, D, 0.f, e));
+    }
+    return QA_OK;
+}
+
+/* BF16 rows beyond the fused kernel: per row block, RMSNorm -> BF16 staging, gate | up GEMM(s), silu·up ->
  * BF16 staging (the normalised rows are consumed by then: stream order), down GEMM onto x. */
 static qa_status mlp_staged(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
-                            const void *Wd, float *g, float *u, int T, int D, int F, qa_err *e)
+                            const void *Wd, float *gu, int T, int D, int F, qa_err *e)
 {
     int rows = 0, width = D > F ? D : F;
     QA_TRY(qa_cuda_work_rows(c, (size_t)width * sizeof(__nv_bfloat16), T, "norm_mlp", &rows, e));
@@ -297,17 +360,17 @@ static qa_status mlp_staged(qa_cuda_ctx *c, float *x, const float *nw, float eps
         int nr = T - t0 < rows ? T - t0 : rows;
         float *xr = x + (size_t)t0 * D;
         QA_TRY(qa_cu_rmsnorm_bf16(c->stream, stage, xr, nw, nr, D, eps, e));
-        QA_TRY(qa_cuda_gemm_staged(c, g, F, stage, Wg, nr, F, D, 0.f, e));
-        QA_TRY(qa_cuda_gemm_staged(c, u, F, stage, Wu, nr, F, D, 0.f, e));
-        QA_TRY(qa_cu_silu_mul_bf16(c->stream, stage, g, u, (size_t)nr * F, e));
+        QA_TRY(gate_up(c, gu, stage, Wg, Wu, QA_BF16, nr, D, F, e));
+        QA_TRY(qa_cu_silu_mul_bf16(c->stream, stage, F, gu, gu + F, 2 * F, nr, F, e));
         QA_TRY(qa_cuda_gemm_staged(c, xr, D, stage, Wd, nr, D, F, 1.f, e));
     }
     return QA_OK;
 }
 
-/* FP32 weights: the separate ops' exact sequence, RMSNorm rows in the work area. */
+/* FP32 weights: the separate ops' exact sequence, RMSNorm rows in the work area; silu·up in place over the gate
+ * half, which the down GEMM reads at row stride 2F. */
 static qa_status mlp_f32(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
-                         const void *Wd, float *g, float *u, int T, int D, int F, qa_err *e)
+                         const void *Wd, float *gu, int T, int D, int F, qa_err *e)
 {
     int rows = 0;
     QA_TRY(qa_cuda_work_rows(c, (size_t)D * sizeof(float), T, "norm_mlp", &rows, e));
@@ -316,25 +379,25 @@ static qa_status mlp_f32(qa_cuda_ctx *c, float *x, const float *nw, float eps, c
         int nr = T - t0 < rows ? T - t0 : rows;
         float *xr = x + (size_t)t0 * D;
         QA_TRY(qa_cu_rmsnorm(c->stream, h, xr, nw, QA_F32, nr, D, eps, e));
-        QA_TRY(qa_cuda_gemm(c, g, F, h, D, Wg, QA_F32, nr, F, D, 0.f, e));
-        QA_TRY(qa_cuda_gemm(c, u, F, h, D, Wu, QA_F32, nr, F, D, 0.f, e));
-        QA_TRY(qa_cu_silu_mul(c->stream, g, g, u, (size_t)nr * F, e));
-        QA_TRY(qa_cuda_gemm(c, xr, D, g, F, Wd, QA_F32, nr, D, F, 1.f, e));
+        QA_TRY(gate_up(c, gu, h, Wg, Wu, QA_F32, nr, D, F, e));
+        QA_TRY(qa_cu_silu_mul(c->stream, gu, 2 * F, gu, gu + F, 2 * F, nr, F, e));
+        QA_TRY(qa_cuda_gemm(c, xr, D, gu, 2 * F, Wd, QA_F32, nr, D, F, 1.f, e));
     }
     return QA_OK;
 }
 
 qa_status qa_cuda_norm_mlp(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
-                           const void *Wd, qa_dtype wt, float *g, float *u, int T, int D, int F, qa_err *e)
+                           const void *Wd, qa_dtype wt, float *gu, int T, int D, int F, qa_err *e)
 {
     if (T <= 0)
         return QA_OK;
     if (wt == QA_F32)
-        return mlp_f32(c, x, nw, eps, Wg, Wu, Wd, g, u, T, D, F, e);
-    const void *gu[2] = {Wg, Wu};
-    if (!qa_cu_norm_gemv_fits(x, gu, 2, T, D) || !qa_cu_gemv_bf16_fits(g, F, Wd, T, F))
-        return mlp_staged(c, x, nw, eps, Wg, Wu, Wd, g, u, T, D, F, e);
-    const qa_cu_ngemv_seg seg[2] = {{Wg, g, F}, {Wu, NULL, F}};
+        return mlp_f32(c, x, nw, eps, Wg, Wu, Wd, gu, T, D, F, e);
+    const void *W[2] = {Wg, Wu};
+    if (!qa_cu_norm_gemv_fits(x, W, 2, T, D) || !qa_cu_gemv_bf16_fits(gu, F, Wd, T, F))
+        return mlp_staged(c, x, nw, eps, Wg, Wu, Wd, gu, T, D, F, e);
+    /* decode rows: the fused gate/up kernel writes silu(g)·u as [T, F] at the start of gu */
+    const qa_cu_ngemv_seg seg[2] = {{Wg, gu, F}, {Wu, NULL, F}};
     QA_TRY(qa_cu_norm_gemv(c->stream, seg, 2, 1, x, nw, eps, T, D, 0.f, e));
-    return qa_cu_gemv_bf16(c->stream, x, D, g, F, Wd, T, D, F, 1.f, e); /* x += silu(g)·u · Wd^T */
+    return qa_cu_gemv_bf16(c->stream, x, D, gu, F, Wd, T, D, F, 1.f, e); /* x += silu(g)·u · Wd^T */
 }

@@ -150,23 +150,28 @@ qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long 
 
 /* ---- qkv.cu ----------------------------------------------------------------------------------- */
 /* backend.h qkv_prep: per head of row t at position p = (pos_dev ? pos_dev[0] : pos0) + t (pos_dev read
- * when the kernel runs): q [T, H*Dh] <- rope_p(rmsnorm(q) * qw) in place; kdst row p <- rope_p(rmsnorm(k)
- * * kw), vdst row p <- v, as BF16 (kv_bf16) or FP32; rows p outside [0, max_rows) of kdst / vdst skipped.
- * inv: host [Dh/2], qa_cu_rope_inv(theta). qw, kw FP32 [Dh]. Dh % 4 == 0, Dh <= QA_CU_QKV_MAX_DH; T * (H + 2 Hk) and (max_rows + T) * Hk * Dh
- * within int. kdst == k / vdst == v only for FP32, pos_dev NULL and pos0 == 0. */
+ * when the kernel runs): qo [T, H*Dh] <- rope_p(rmsnorm(q) * qw) (q row stride ldq; qo == q in place when
+ * ldq == H*Dh); kdst row p <- rope_p(rmsnorm(k) * kw), vdst row p <- v (k, v row stride ldkv), as BF16
+ * (kv_bf16) or FP32; rows p outside [0, max_rows) of kdst / vdst skipped. inv: host [Dh/2],
+ * qa_cu_rope_inv(theta). qw, kw FP32 [Dh]. Dh, ldq, ldkv % 4 == 0, Dh <= QA_CU_QKV_MAX_DH; T * (H + 2 Hk),
+ * T * ldq, T * ldkv and (max_rows + T) * Hk * Dh within int. kdst == k / vdst == v only for FP32, ldkv == Hk*Dh,
+ * pos_dev NULL and pos0 == 0. */
 #define QA_CU_QKV_MAX_DH 256
-qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int kv_bf16, const float *k, const float *v,
-                         const float *qw, const float *kw, int T, int H, int Hk, int Dh, int pos0, const int32_t *pos_dev,
-                         int max_rows, const float *inv, float eps, qa_err *e);
+qa_status qa_cu_qkv_prep(cudaStream_t s, float *qo, const float *q, int ldq, void *kdst, void *vdst, int kv_bf16,
+                         const float *k, const float *v, int ldkv, const float *qw, const float *kw, int T, int H, int Hk,
+                         int Dh, int pos0, const int32_t *pos_dev, int max_rows, const float *inv, float eps, qa_err *e);
 /* inv[0, Dh/2) = the RoPE frequencies of theta (host; qkv_prep's `inv`). */
 void qa_cu_rope_inv(float *inv, int Dh, float theta);
 
 /* ---- act.cu ----------------------------------------------------------------------------------- */
 qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */
-/* out[i] = silu(gate[i]) * up[i] (FP32), or rounded to BF16 (the down GEMM's staged operand). in place ok. */
-qa_status qa_cu_silu_mul(cudaStream_t s, float *out, const float *gate, const float *up, size_t n, qa_err *e);
-qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *gate, const float *up, size_t n,
-                              qa_err *e);
+/* out[r, c] (row stride ldo) = silu(gate[r, c]) * up[r, c] (gate, up row stride ld; the two halves of norm_mlp's
+ * [rows, 2F] g | u buffer), c < F, r < rows: FP32, or rounded to BF16 (the down GEMM's staged operand).
+ * out may be gate (ldo == ld). */
+qa_status qa_cu_silu_mul(cudaStream_t s, float *out, int ldo, const float *gate, const float *up, int ld, int rows,
+                         int F, qa_err *e);
+qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, int ldo, const float *gate, const float *up, int ld,
+                              int rows, int F, qa_err *e);
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e);
 /* In place over n elements: x[i] += bias[(i / inner) % D] (bias may be NULL), then GELU when gelu != 0.
  * inner = 1: row bias of [T, D]; inner = Ho*Wo: channel bias of [N, D, Ho, Wo]. */

@@ -10,7 +10,8 @@
  * butterfly), keeps x * rsqrt(mean + eps) * w in its shared-memory row, and rotates the pairs (i, i + Dh/2)
  * with qa_cu_rope_inv's frequencies and the products of transformers' rotate_half — so the FP32 numbers are those
  * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
- * q is done in place and kdst == k / vdst == v (FP32, position 0 onwards) is safe.
+ * qo == q (in place) and kdst == k / vdst == v (FP32, position 0 onwards) are safe. q, k, v are read at their row
+ * strides (API 8: the column blocks of the one q/k/v GEMM's output), qo written contiguous.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
  * attention_decode.cu's). Launched with PDL (pdl.cuh): it waits for the q / k / v GEMV before reading.
  * Reference: transformers Qwen3Attention (MODEL_FACTS §5): q_norm / k_norm over each head before RoPE;
@@ -36,10 +37,11 @@ void qa_cu_rope_inv(float *inv, int Dh, float theta)
 #define QKV_WARPS_MAX 8
 
 struct qkv_args {
-    float *q;
+    float *qo;
+    const float *q;
     void *kdst, *vdst;
     const float *k, *v, *qw, *kw;
-    int T, H, Hk, Dh, pos0;
+    int ldq, ldkv, T, H, Hk, Dh, pos0;
     const int32_t *pos_dev;
     int max_rows;
     float eps;
@@ -93,14 +95,13 @@ __device__ __forceinline__ void qkv_rope(D *dst, const float *row, const float *
 /* Head j of row t as an FP32 source: a q head, then the k heads, then the v heads (NULL past j1). */
 __device__ __forceinline__ const float *qkv_src(const qkv_args &a, int t, int j, int j1)
 {
-    const int KD = a.Hk * a.Dh;
     if (j >= j1)
         return NULL;
-    if (j < a.H)
-        return a.q + ((size_t)t * a.H + j) * a.Dh;
+    if (j < a.H) /* int offsets: T * ldq and T * ldkv fit an int (backend.cu checks) */
+        return a.q + (t * a.ldq + j * a.Dh);
     if (j < a.H + a.Hk)
-        return a.k + (size_t)t * KD + (j - a.H) * a.Dh;
-    return a.v + (size_t)t * KD + (j - a.H - a.Hk) * a.Dh;
+        return a.k + (t * a.ldkv + (j - a.H) * a.Dh);
+    return a.v + (t * a.ldkv + (j - a.H - a.Hk) * a.Dh);
 }
 
 /* Block (t, y): row t's heads [y·hpb, (y+1)·hpb) of the H query, then Hk key, then Hk value heads; warp w
@@ -144,7 +145,7 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
             return;
         if (j < a.H) {
             qkv_norm(rows[warp], x[h], a.qw, Dh, a.eps, lane);
-            qkv_rope(a.q + ((size_t)t * a.H + j) * Dh, rows[warp], cs, sn, Dh, lane);
+            qkv_rope(a.qo + ((size_t)t * a.H + j) * Dh, rows[warp], cs, sn, Dh, lane);
         } else if (!stored) {
             return;
         } else if (j < a.H + a.Hk) {
@@ -167,16 +168,16 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
     }
 }
 
-qa_status qa_cu_qkv_prep(cudaStream_t s, float *q, void *kdst, void *vdst, int kv_bf16, const float *k, const float *v,
-                         const float *qw, const float *kw, int T, int H, int Hk, int Dh, int pos0, const int32_t *pos_dev,
-                         int max_rows, const float *inv, float eps, qa_err *e)
+qa_status qa_cu_qkv_prep(cudaStream_t s, float *qo, const float *q, int ldq, void *kdst, void *vdst, int kv_bf16,
+                         const float *k, const float *v, int ldkv, const float *qw, const float *kw, int T, int H, int Hk,
+                         int Dh, int pos0, const int32_t *pos_dev, int max_rows, const float *inv, float eps, qa_err *e)
 {
     if (Dh <= 0 || Dh % 4 != 0 || Dh > QA_CU_QKV_MAX_DH)
         return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_prep: head dim %d must be a multiple of 4 and <= %d", Dh,
                        QA_CU_QKV_MAX_DH);
     if (T <= 0)
         return QA_OK;
-    qkv_args a = {q, kdst, vdst, k, v, qw, kw, T, H, Hk, Dh, pos0, pos_dev, max_rows, eps, {0}};
+    qkv_args a = {qo, q, kdst, vdst, k, v, qw, kw, ldq, ldkv, T, H, Hk, Dh, pos0, pos_dev, max_rows, eps, {0}};
     memcpy(a.inv, inv, (size_t)(Dh / 2) * sizeof(float));
     /* a few rows (decode): the heads spread over blocks of 4 warps, one head each; many rows: one block of 8
      * warps per row, so the row's angles are computed once */
