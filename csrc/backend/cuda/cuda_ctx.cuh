@@ -68,6 +68,8 @@ typedef struct qa_cuda_ctx {
     int memwatch;               /* QA_CUDA_MEMWATCH=1 at open: report ops after which free device memory fell */
     size_t memwatch_free;       /* free bytes after the last op (memwatch) */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
+    int bf16_handoff;           /* BF16 GEMM operands written by their producers (gemm_in_dtype, ln_mlp); 0 with
+                                 * QA_CUDA_BF16_HANDOFF=0 at open: FP32 rows staged by gemm.cu as before */
     qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
@@ -139,6 +141,13 @@ qa_status qa_cuda_gemm(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ld
 /* qa_cuda_gemm_staged + bias[N] (FP32) on every row, in cuBLASLt's epilogue. */
 qa_status qa_cuda_gemm_staged_bias(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
                                    int N, int K, float beta, const float *bias, qa_err *e);
+/* backend.h gemm_bf16x: qa_cuda_gemm_bias on rows already BF16 (xb [T, K]), in gemm.cu's row blocks. */
+qa_status qa_cuda_gemm_bf16x(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T, int N,
+                             int K, float beta, const float *bias, qa_err *e);
+/* ln_gemm.cu: backend.h ln_mlp with checked arguments (W1 (F, E), W2 (E, F) of dtype wt, biases FP32 or NULL). */
+qa_status qa_cuda_ln_mlp(qa_cuda_ctx *c, float *x, const float *ln_w, const float *ln_b, float eps, const void *W1,
+                         const float *b1, const void *W2, const float *b2, qa_dtype wt, float *f, int T, int E, int F,
+                         qa_err *e);
 /* ln_gemm.cu: backend.h ln_gemm with checked arguments (W one dtype wt, b[i] FP32 or NULL). */
 qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], const float *x, const float *ln_w, const float *ln_b,
                           float eps, const void *const W[], qa_dtype wt, const float *const b[], const int N[], int n,
