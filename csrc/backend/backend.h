@@ -267,8 +267,8 @@ struct qa_backend {
      * QA_BF16 where gemm rounds FP32 x to BF16 before the product anyway (CUDA, BF16 W, more rows than its
      * GEMV takes, unless QA_CUDA_BF16_HANDOFF=0), else QA_F32 (always on the CPU). A producer that can write
      * that dtype (attention's out_dtype) writes the rounded rows itself, and gemm_bf16x multiplies them:
-     * y[T, N] = x[T, K] (BF16) · Wᵀ + b (+ y when accumulate), the numbers of gemm on the FP32 rows to the bit.
-     * gemm_bf16x only where gemm_in_dtype(W, T) said QA_BF16 (else QA_ERR_INTERNAL). */
+     * y[T, N] = x[T, K] (BF16, 16-byte aligned) · Wᵀ + b (+ y when accumulate), the numbers of gemm on the FP32
+     * rows to the bit. gemm_bf16x only where gemm_in_dtype(W, T) said QA_BF16 (else QA_ERR_INTERNAL). */
     qa_dtype (*gemm_in_dtype)(const qa_backend *be, const qa_tensor *W, int64_t T);
     qa_status (*gemm_bf16x)(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b,
                             int64_t T, int64_t K, int64_t N, int accumulate, qa_err *e);

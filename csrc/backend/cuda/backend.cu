@@ -129,11 +129,16 @@ static qa_status be_gemm(qa_backend *be, float *y, const float *x, const qa_tens
 }
 
 /* BF16 operands wherever gemm.cu would stage FP32 rows to BF16: BF16 weights and more rows than its GEMV
- * takes (the GEMV reads FP32 rows). A pure function of the call: no context entered. */
+ * takes (the GEMV reads FP32 rows). K % 8 == 0 keeps every row block of a 16-byte aligned operand 16-byte
+ * aligned, as the staging area is: matmul.cu's plan key (hence the algorithm and the bits) sees the same
+ * alignment. A pure function of the call: no context entered. */
 static qa_dtype be_gemm_in_dtype(const qa_backend *be, const qa_tensor *W, int64_t T)
 {
     const qa_cuda_ctx *c = ctx_of(be);
-    return c && c->bf16_handoff && W && W->dtype == QA_BF16 && T > QA_CU_GEMV_MAX_ROWS ? QA_BF16 : QA_F32;
+    return c && c->bf16_handoff && W && W->dtype == QA_BF16 && W->ndim == 2 && W->shape[1] % 8 == 0 &&
+                   T > QA_CU_GEMV_MAX_ROWS
+               ? QA_BF16
+               : QA_F32;
 }
 
 static qa_status gemm_bf16x_impl(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b,
@@ -147,6 +152,8 @@ static qa_status gemm_bf16x_impl(qa_backend *be, float *y, const void *x, const 
     if (be_gemm_in_dtype(be, W, T) != QA_BF16)
         return QA_FAIL(e, QA_ERR_INTERNAL, "gemm_bf16x: %lld rows of weight dtype %d take FP32 rows (gemm_in_dtype)",
                        (long long)T, (int)W->dtype);
+    if ((uintptr_t)x & 15)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "gemm_bf16x: the BF16 rows at %p are not 16-byte aligned", x);
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
     return qa_cuda_gemm_bf16x(c, y, (int)N, (const __nv_bfloat16 *)x, W->data, (int)T, (int)N, (int)K,
                               accumulate ? 1.f : 0.f, b ? (const float *)b->data : NULL, e);
