@@ -71,6 +71,8 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     # API 7: the encoder's LayerNorm fused into q/k/v and fc1: y[], ldy (API 8), x, ln_w, ln_b, eps, W[], b[], N[], n,
     # T, K, act
     ("ln_gemm", S, [P, I64, P, TP, TP, C.c_float, P, P, P, C.c_int, I64, I64, C.c_int, EP]),
+    # API 8: the encoder's MLP: x, ln_w, ln_b, eps, W1, b1, W2, b2, f, T, E, F
+    ("ln_mlp", S, [P, TP, TP, C.c_float, TP, TP, TP, TP, P, I64, I64, I64, EP]),
     ("layernorm", S, [P, P, TP, TP, I64, I64, C.c_float, EP]),
     ("rmsnorm", S, [P, P, TP, I64, I64, C.c_float, EP]),
     # API 8: qo [T, H*Dh], q, ldq, kdst, vdst, kv dtype, k, v, ldkv, q_norm, k_norm, T, H, Hk, Dh, pos0, pos (device
@@ -78,8 +80,10 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("qkv_prep", S, [P, P, I64, P, P, C.c_int, P, P, I64, TP, TP, I64, I64, I64, I64, I64, P, I64, C.c_float,
                      C.c_float, EP]),
     ("add_sinusoid", S, [P, I64, I64, I64, EP]),
-    # kv dtype after v, then (API 8) the row strides ldq, ldkv (0: contiguous)
-    ("attention", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, I64, I64, I64, C.c_int, I64, EP]),
+    # kv dtype after v, then (API 8) the row strides ldq, ldkv (0: contiguous); API 8: out dtype after window
+    ("attention", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, I64, I64, I64, C.c_int, I64, C.c_int, EP]),
+    ("gemm_in_dtype", C.c_int, [TP, I64]),  # API 8: BF16 hand-off to a GEMM
+    ("gemm_bf16x", S, [P, P, TP, TP, I64, I64, I64, C.c_int, EP]),
     ("gelu", S, [P, P, I64, EP]),
     ("add", S, [P, P, P, I64, EP]),
     ("mel_chunks", S, [P, P, I64, I64, I64, I64, I64, I64, EP]),

@@ -50,7 +50,9 @@
                                   *    input's deferred bias + GELU (layout and signatures change);
                                   * 8: norm_gemm's and ln_gemm's ldy, norm_mlp's one gu buffer, qkv_prep's
                                   *    qo / ldq / ldkv, attention's ldq / ldkv: q, k, v and gate, up each
-                                  *    from one GEMM (signatures change) */
+                                  *    from one GEMM; BF16 hand-offs: ln_mlp after ln_gemm, attention's
+                                  *    out_dtype, gemm_in_dtype + gemm_bf16x after attention; conv2d_pair
+                                  *    after conv2d (layout and signatures change) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -201,6 +203,17 @@ struct qa_backend {
                          const qa_tensor *ln_b, float eps, const qa_tensor *const W[], const qa_tensor *const b[],
                          const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e);
 
+    /* The audio encoder's MLP with final_layer_norm and the residual add (API 8), QA_MLP_TILE rows per call:
+     * x[T, E] += fc2(gelu(fc1(h))), h = layernorm(x, ln_w, ln_b, eps), fc1 = h·W1ᵀ + b1 (W1 (F, E)),
+     * fc2 = ·W2ᵀ + b2 (W2 (E, F)); b1, b2 FP32 or NULL; W1, W2 one dtype. f: [T, F] backend memory for
+     * fc1's output (its contents afterwards are unspecified). The numbers are those of ln_gemm (n = 1,
+     * GELU) into f then gemm(x, f, W2, b2, accumulate) to the bit: on CUDA with BF16 weights the GELU
+     * writes fc2's BF16 operand directly instead of FP32 that gemm then rounds (one pass instead of three;
+     * QA_CUDA_BF16_HANDOFF=0 runs the two ops). */
+    qa_status (*ln_mlp)(qa_backend *be, float *x, const qa_tensor *ln_w, const qa_tensor *ln_b, float eps,
+                        const qa_tensor *W1, const qa_tensor *b1, const qa_tensor *W2, const qa_tensor *b2, float *f,
+                        int64_t T, int64_t E, int64_t F, qa_err *e);
+
     /* ---- normalisation -------------------------------------------------------------------- */
 
     /* y[T,D] = (x − mean) / sqrt(var + eps) · w + b, per row, biased variance (nn.LayerNorm).
@@ -256,10 +269,23 @@ struct qa_backend {
      * window > 0: key j visible iff j / window == (q_pos0 + i) / window (the encoder's cu_seqlens:
      *   bidirectional inside consecutive windows of `window` tokens, last one shorter, none across).
      * Both may be combined; every query row must see at least one key. Never materialises a Tq×Tkv
-     * matrix for the whole sequence (tiles of at most scratch_need's size). */
-    qa_status (*attention)(qa_backend *be, float *out, const float *q, const void *k, const void *v,
+     * matrix for the whole sequence (tiles of at most scratch_need's size).
+     * out_dtype (API 8): QA_F32, or QA_BF16 where gemm_in_dtype asked for BF16 (out is then BF16 [Tq, H·Dh],
+     * each value the FP32 one rounded to nearest even: the o-proj's operand as gemm would stage it). */
+    qa_status (*attention)(qa_backend *be, void *out, const float *q, const void *k, const void *v,
                            qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
-                           int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e);
+                           int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_dtype out_dtype,
+                           qa_err *e);
+
+    /* BF16 hand-off to a GEMM (API 8). gemm_in_dtype: the dtype gemm wants its x in for weight W and T rows —
+     * QA_BF16 where gemm rounds FP32 x to BF16 before the product anyway (CUDA, BF16 W, more rows than its
+     * GEMV takes, unless QA_CUDA_BF16_HANDOFF=0), else QA_F32 (always on the CPU). A producer that can write
+     * that dtype (attention's out_dtype) writes the rounded rows itself, and gemm_bf16x multiplies them:
+     * y[T, N] = x[T, K] (BF16, 16-byte aligned) · Wᵀ + b (+ y when accumulate), the numbers of gemm on the FP32
+     * rows to the bit. gemm_bf16x only where gemm_in_dtype(W, T) said QA_BF16 (else QA_ERR_INTERNAL). */
+    qa_dtype (*gemm_in_dtype)(const qa_backend *be, const qa_tensor *W, int64_t T);
+    qa_status (*gemm_bf16x)(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b,
+                            int64_t T, int64_t K, int64_t N, int accumulate, qa_err *e);
 
     /* ---- elementwise ---------------------------------------------------------------------- */
 

@@ -88,16 +88,24 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
                             qs + QD, qs + QD + KD, W, &l->q_norm, &l->k_norm, n, H, Hk, Dh, pos0, pos,
                             kv ? rows : n, theta, eps, e));
     }
+    /* the attention writes the o-proj's operand in the dtype the GEMM multiplies (a holds BF16 rows too); a
+     * decode step at a device position (one row) stays FP32 */
+    qa_dtype od = pos ? QA_F32 : be->gemm_in_dtype(be, &l->o_w, T);
+    size_t arow = (size_t)QD * qa_dtype_size(od);
     for (int64_t s = 0; s < n_sp; s++) {
         int64_t r0 = sp[s].row0, n = sp[s].rows;
-        float *qs = q + r0 * QD, *as = a + r0 * QD;
+        float *qs = q + r0 * QD;
+        void *as = (char *)a + (size_t)r0 * arow;
         void *ks = span_rows(kc, kv, r0, kvrow), *vs = span_rows(vc, kv, r0, kvrow);
         if (pos)
             QA_TRY(be->attention_at(be, as, qs, ks, vs, dt, n, kv->max_ctx, H, Hk, Dh, pos, e));
         else
-            QA_TRY(be->attention(be, as, qs, ks, vs, dt, 0, 0, n, kv ? pos0 + n : n, H, Hk, Dh, pos0, 1, 0, e));
+            QA_TRY(be->attention(be, as, qs, ks, vs, dt, 0, 0, n, kv ? pos0 + n : n, H, Hk, Dh, pos0, 1, 0, od, e));
     }
-    QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, T, QD, D, QA_ACT_NONE, 1, e));
+    if (od == QA_BF16)
+        QA_TRY(be->gemm_bf16x(be, x, a, &l->o_w, NULL, T, QD, D, 1, e));
+    else
+        QA_TRY(be->gemm(be, x, a, &l->o_w, NULL, T, QD, D, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }

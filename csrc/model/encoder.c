@@ -78,16 +78,18 @@ static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const q
 }
 
 /* Bidirectional attention of every clip inside its own windows; rows of clip i follow clip i−1's. q, k, v are the
- * column blocks of qkv [T, 3E] (one GEMM's output, read at row stride 3E). */
-static qa_status clip_attention(qa_backend *be, const qa_audio_config *a, float *out, const float *qkv,
+ * column blocks of qkv [T, 3E] (one GEMM's output, read at row stride 3E); out: [T, E] of dtype od (BF16: the
+ * o-proj's operand, backend.h gemm_in_dtype). */
+static qa_status clip_attention(qa_backend *be, const qa_audio_config *a, void *out, qa_dtype od, const float *qkv,
                                 const qa_enc_clip *clips, int64_t n, qa_err *e)
 {
     int64_t E = a->d_model, H = a->heads;
+    size_t row = (size_t)E * qa_dtype_size(od);
     for (int64_t i = 0, r = 0; i < n; i++) {
         int64_t Ti = qa_audio_tokens_of_frames(a, clips[i].frames), window = qa_encoder_window(a, clips[i].frames);
         const float *q = qkv + r * 3 * E;
-        QA_TRY(be->attention(be, out + r * E, q, q + E, q + 2 * E, QA_F32, 3 * E, 3 * E, Ti, Ti, H, H, E / H, 0, 0,
-                             window, e));
+        QA_TRY(be->attention(be, (char *)out + (size_t)r * row, q, q + E, q + 2 * E, QA_F32, 3 * E, 3 * E, Ti, Ti,
+                             H, H, E / H, 0, 0, window, od, e));
         r += Ti;
     }
     return QA_OK;
@@ -109,21 +111,20 @@ static qa_status enc_layer(qa_backend *be, const qa_encoder_layer *l, const qa_a
     const int64_t Nqkv[3] = {E, E, E};
     QA_TRY(be->ln_gemm(be, y, 3 * E, x, &l->ln1_w, &l->ln1_b, ENC_LN_EPS, Wqkv, bqkv, Nqkv, 3, T, E, QA_ACT_NONE,
                        e));
-    QA_TRY(clip_attention(be, a, h, qkv, clips, n, e));
-    QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
+    /* the attention writes the o-proj's operand in the dtype the GEMM multiplies (h holds BF16 rows too) */
+    qa_dtype od = be->gemm_in_dtype(be, &l->o_w, T);
+    QA_TRY(clip_attention(be, a, h, od, qkv, clips, n, e));
+    if (od == QA_BF16)
+        QA_TRY(be->gemm_bf16x(be, x, h, &l->o_w, &l->o_b, T, E, E, 1, e));
+    else
+        QA_TRY(be->gemm(be, x, h, &l->o_w, &l->o_b, T, E, E, QA_ACT_NONE, 1, e));
     qa_region_release(ws, mark_h);
     int64_t tile = min64(T, QA_MLP_TILE);
     TAKE(f, tile * F);
-    const qa_tensor *const W1[1] = {&l->fc1_w}, *const b1[1] = {&l->fc1_b};
-    const int64_t N1[1] = {F};
-    for (int64_t r0 = 0; r0 < T; r0 += tile) {
-        int64_t rows = min64(tile, T - r0);
-        float *const f1[1] = {f};
-        /* LayerNorm per tile: fc2 below only changes this tile's rows of x, and the norm is per row */
-        QA_TRY(be->ln_gemm(be, f1, 0, x + r0 * E, &l->ln2_w, &l->ln2_b, ENC_LN_EPS, W1, b1, N1, 1, rows, E,
-                           QA_ACT_GELU, e));
-        QA_TRY(be->gemm(be, x + r0 * E, f, &l->fc2_w, &l->fc2_b, rows, F, E, QA_ACT_NONE, 1, e));
-    }
+    /* LayerNorm per tile: fc2 only changes this tile's rows of x, and the norm is per row */
+    for (int64_t r0 = 0; r0 < T; r0 += tile)
+        QA_TRY(be->ln_mlp(be, x + r0 * E, &l->ln2_w, &l->ln2_b, ENC_LN_EPS, &l->fc1_w, &l->fc1_b, &l->fc2_w,
+                          &l->fc2_b, f, min64(tile, T - r0), E, F, e));
     qa_region_release(ws, mark);
     return QA_OK;
 }

@@ -148,3 +148,15 @@ qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const voi
     }
     return QA_OK;
 }
+
+qa_status qa_cpu_attention_op(qa_backend *be, void *out, const float *q, const void *k, const void *v,
+                              qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
+                              int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_dtype out_dtype,
+                              qa_err *e)
+{
+    if (out_dtype != QA_F32)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: out dtype %d, the CPU writes f32 only (gemm_in_dtype)",
+                       (int)out_dtype);
+    return qa_cpu_attention(be, (float *)out, q, k, v, kv_dtype, ldq, ldkv, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window,
+                            e);
+}

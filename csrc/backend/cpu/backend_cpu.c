@@ -112,11 +112,14 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->norm_gemm = qa_cpu_norm_gemm;
     be->norm_mlp = qa_cpu_norm_mlp;
     be->ln_gemm = qa_cpu_ln_gemm;
+    be->ln_mlp = qa_cpu_ln_mlp;
     be->layernorm = qa_cpu_layernorm;
     be->rmsnorm = qa_cpu_rmsnorm;
     be->qkv_prep = qa_cpu_qkv_prep;
     be->add_sinusoid = qa_cpu_add_sinusoid;
-    be->attention = qa_cpu_attention;
+    be->attention = qa_cpu_attention_op;
+    be->gemm_in_dtype = qa_cpu_gemm_in_dtype;
+    be->gemm_bf16x = qa_cpu_gemm_bf16x;
     be->gelu = qa_cpu_gelu;
     be->add = qa_cpu_add;
     be->mel_chunks = qa_cpu_mel_chunks;

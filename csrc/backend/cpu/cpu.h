@@ -88,6 +88,12 @@ qa_status qa_cpu_norm_mlp(qa_backend *be, float *x, const qa_tensor *norm_w, flo
 qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], int64_t ldy, const float *x, const qa_tensor *ln_w, const qa_tensor *ln_b,
                          float eps, const qa_tensor *const W[], const qa_tensor *const b[], const int64_t N[], int n,
                          int64_t T, int64_t K, qa_act act, qa_err *e);
+qa_status qa_cpu_ln_mlp(qa_backend *be, float *x, const qa_tensor *ln_w, const qa_tensor *ln_b, float eps,
+                        const qa_tensor *W1, const qa_tensor *b1, const qa_tensor *W2, const qa_tensor *b2, float *f,
+                        int64_t T, int64_t E, int64_t F, qa_err *e);
+qa_dtype qa_cpu_gemm_in_dtype(const qa_backend *be, const qa_tensor *W, int64_t T);
+qa_status qa_cpu_gemm_bf16x(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b, int64_t T,
+                            int64_t K, int64_t N, int accumulate, qa_err *e);
 qa_status qa_cpu_layernorm(qa_backend *be, float *y, const float *x, const qa_tensor *w,
                            const qa_tensor *b, int64_t T, int64_t D, float eps, qa_err *e);
 qa_status qa_cpu_rmsnorm(qa_backend *be, float *y, const float *x, const qa_tensor *w, int64_t T,
@@ -100,6 +106,11 @@ qa_status qa_cpu_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E, in
 qa_status qa_cpu_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v,
                            qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
                            int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e);
+/* backend.h attention: qa_cpu_attention for out_dtype QA_F32, the only one gemm_in_dtype asks for here. */
+qa_status qa_cpu_attention_op(qa_backend *be, void *out, const float *q, const void *k, const void *v,
+                              qa_dtype kv_dtype, int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H,
+                              int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_dtype out_dtype,
+                              qa_err *e);
 qa_status qa_cpu_gelu(qa_backend *be, float *y, const float *x, int64_t n, qa_err *e);
 qa_status qa_cpu_add(qa_backend *be, float *y, const float *a, const float *b, int64_t n, qa_err *e);
 qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t M, int64_t ld,

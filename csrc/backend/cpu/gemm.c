@@ -120,3 +120,25 @@ qa_status qa_cpu_gemm_ld(qa_backend *be, float *y, int64_t ldy, const float *x, 
             qa_cpu_gelu_inplace(y + t * ldy, N);
     return QA_OK;
 }
+
+/* The CPU keeps activations FP32 even with BF16 weights, so it never asks producers for BF16 rows. */
+qa_dtype qa_cpu_gemm_in_dtype(const qa_backend *be, const qa_tensor *W, int64_t T)
+{
+    (void)be;
+    (void)W;
+    (void)T;
+    return QA_F32;
+}
+
+qa_status qa_cpu_gemm_bf16x(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b, int64_t T,
+                            int64_t K, int64_t N, int accumulate, qa_err *e)
+{
+    (void)be;
+    (void)y;
+    (void)x;
+    (void)W;
+    (void)b;
+    (void)accumulate;
+    return QA_FAIL(e, QA_ERR_INTERNAL, "gemm_bf16x: [%lld, %lld] x %lld: the CPU takes FP32 rows only "
+                   "(gemm_in_dtype)", (long long)T, (long long)K, (long long)N);
+}

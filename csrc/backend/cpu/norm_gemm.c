@@ -1,6 +1,6 @@
 /* norm_gemm.c — the Norm-then-Linear pairs on the CPU: the decoder's norm_gemm (q/k/v) and norm_mlp
  * (Qwen3MLP with its post_attention_layernorm and the residual add), the encoder's ln_gemm (LayerNorm, then
- * q/k/v or fc1 with their biases).
+ * q/k/v or fc1 with their biases) and ln_mlp (ln_gemm into fc1, then fc2 onto x).
  *
  * Contract (backend.h `norm_gemm`, `norm_mlp`): the plain composition of the separate ops — rmsnorm
  * into a temporary, then gemm per weight (and silu·up, then the down gemm accumulating into x) — so
@@ -85,4 +85,17 @@ qa_status qa_cpu_ln_gemm(qa_backend *be, float *const y[], int64_t ldy, const fl
     if (!ln_b)
         return QA_FAIL(e, QA_ERR_INTERNAL, "ln_gemm: the LayerNorm bias is missing");
     return norm_then_gemms(be, "ln_gemm", y, ldy, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, 0, e);
+}
+
+qa_status qa_cpu_ln_mlp(qa_backend *be, float *x, const qa_tensor *ln_w, const qa_tensor *ln_b, float eps,
+                        const qa_tensor *W1, const qa_tensor *b1, const qa_tensor *W2, const qa_tensor *b2, float *f,
+                        int64_t T, int64_t E, int64_t F, qa_err *e)
+{
+    /* every row is normalised (into f) before fc2 changes x: a row's LayerNorm reads that row only */
+    float *const y[1] = {f};
+    const qa_tensor *const W[1] = {W1}, *const b[1] = {b1};
+    const int64_t N[1] = {F};
+    QA_TRY(qa_cpu_check_weight(W2, E, F, "ln_mlp fc2", e));
+    QA_TRY(qa_cpu_ln_gemm(be, y, 0, x, ln_w, ln_b, eps, W, b, N, 1, T, E, QA_ACT_GELU, e));
+    return qa_cpu_gemm(be, x, f, W2, b2, T, F, E, QA_ACT_NONE, 1, e);
 }

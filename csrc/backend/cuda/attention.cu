@@ -14,6 +14,7 @@
  */
 #include <math.h>
 
+#include "attn_out.cuh"
 #include "ops.cuh"
 
 #define BQ 16     /* query rows per block */
@@ -22,12 +23,13 @@
 #define WARPS (BQ / QPW)
 
 struct attn_args {
-    float *out;
+    void *out; /* FP32, or BF16 when out_bf16 (attn_out.cuh) */
     const float *q;
     const void *k, *v; /* KV elements (FP32 or BF16) */
     int ldo, ldq, ldk, ldv;
     int Tq, Tk, H, Hk, q0, causal, window;
     float scale;
+    int out_bf16;
 };
 
 /* Visible keys [lo, hi) of the query at absolute position p. */
@@ -126,7 +128,7 @@ template <int DH, typename KV> __global__ void __launch_bounds__(WARPS * 32) att
 #pragma unroll
         for (int c = 0; c < C; c++)
             if (DH % 32 == 0 || lane + 32 * c < DH)
-                a.out[(size_t)i * a.ldo + (size_t)h * DH + lane + 32 * c] = acc[r][c] * inv;
+                qa_attn_put(a.out, a.out_bf16, (size_t)i * a.ldo + (size_t)h * DH + lane + 32 * c, acc[r][c] * inv);
     }
 }
 
@@ -139,14 +141,14 @@ template <int DH> static void launch(cudaStream_t s, const attn_args &a, int kv_
         attention_kernel<DH, float><<<grid, WARPS * 32, 0, s>>>(a);
 }
 
-qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                          const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
-                          int window, float scale, qa_err *e)
+qa_status qa_cu_attention(cudaStream_t s, void *out, int out_bf16, int ldo, const float *q, int ldq, const void *k,
+                          int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
+                          int causal, int window, float scale, qa_err *e)
 {
     QA_TRY(qa_cu_attention_heads_ok("attention", H, Hk, e));
     if (Tq <= 0)
         return QA_OK;
-    attn_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale};
+    attn_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale, out_bf16};
     switch (Dh) { /* the real models use 64 (encoder) and 128 (decoder); the test fixtures 16 */
     case 16: launch<16>(s, a, kv_bf16); break;
     case 32: launch<32>(s, a, kv_bf16); break;

@@ -19,6 +19,7 @@
  */
 #include <math.h>
 
+#include "attn_out.cuh"
 #include "ops.cuh"
 #include "pdl.cuh"
 
@@ -27,7 +28,7 @@
 #define DEC_MIN_KEYS 32 /* fewest keys per slice before another slice is added */
 
 struct dec_args {
-    float *out;        /* [H * Dh] */
+    void *out;         /* [H * Dh], FP32 or BF16 (out_bf16, attn_out.cuh) */
     const float *q;    /* [H * Dh] */
     const void *k, *v; /* KV elements (FP32 or BF16) */
     float *part;       /* [H][QA_CU_DEC_SPLITS][Dh + 2] */
@@ -36,6 +37,7 @@ struct dec_args {
     const int32_t *pos_dev;
     int max_kv;        /* rows of the cache: n never exceeds it */
     float scale;
+    int out_bf16;
 };
 
 /* Visible keys of the query (its position + 1), read when the kernel runs. */
@@ -216,7 +218,7 @@ template <int DH> __global__ void dec_combine_kernel(dec_args a)
             L += sl[s] * sf[s];
             A += pp[(size_t)s * (DH + 2) + 2 + d] * sf[s];
         }
-        a.out[(size_t)h * DH + d] = A / L;
+        qa_attn_put(a.out, a.out_bf16, (size_t)h * DH + d, A / L);
     }
 }
 
@@ -249,15 +251,15 @@ int qa_cu_attention_decode_supported(int Dh, int H, int Hk)
     return (Dh == 16 || Dh == 32 || Dh == 64 || Dh == 128) && (G == 1 || G == 2 || G == 4 || G == 8);
 }
 
-qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const void *k, int ldk, const void *v,
-                                 int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n, const int32_t *pos,
-                                 int max_kv, float scale, qa_err *e)
+qa_status qa_cu_attention_decode(cudaStream_t s, void *out, int out_bf16, const float *q, const void *k, int ldk,
+                                 const void *v, int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n,
+                                 const int32_t *pos, int max_kv, float scale, qa_err *e)
 {
     if (!qa_cu_attention_decode_supported(Dh, H, Hk))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode: head dim %d with %d / %d heads not built", Dh, H, Hk);
     if (max_kv <= 0 || (!pos && (n <= 0 || n > max_kv)))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode: %d keys of a %d-row cache", n, max_kv);
-    dec_args a = {out, q, k, v, part, ldk, ldv, H, Hk, n, pos, max_kv, scale};
+    dec_args a = {out, q, k, v, part, ldk, ldv, H, Hk, n, pos, max_kv, scale, out_bf16};
     /* the host knows n: launch its slices only; a device position: the most slices a step may need */
     int splits = pos ? (max_kv + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS : (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
     splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;

@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <type_traits>
 
+#include "attn_out.cuh"
 #include "mma_ptx.cuh"
 #include "ops.cuh"
 
@@ -392,10 +393,10 @@ __device__ __forceinline__ void mma_store(const mma_args &a, const float o[DH / 
         if (i >= a.Tq)
             continue;
         float inv = sum > 0.f ? 1.0f / sum : 0.f;
-        float *dst = a.out + (size_t)i * a.ldo + (size_t)h * DH + 2 * t;
+        const size_t dst = (size_t)i * a.ldo + (size_t)h * DH + 2 * t;
 #pragma unroll
         for (int dt = 0; dt < DH / 8; dt++)
-            *(float2 *)(dst + dt * 8) = make_float2(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
+            qa_attn_put2(a.out, a.out_bf16, dst + dt * 8, o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
     }
 }
 

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <mma.h>
 
+#include "attn_out.cuh"
 #include "ops.cuh"
 
 using namespace nvcuda;
@@ -206,11 +207,10 @@ template <int DH, typename KV> __global__ void __launch_bounds__(TC_WARPS * 32) 
         return;
     float inv = l > 0.f ? 1.0f / l : 0.f;
     const float *orow = Ow + row * L::LDO + half * (DH / 2);
-    float *dst = a.out + (size_t)qi * a.ldo + (size_t)h * DH + half * (DH / 2);
-    for (int d = 0; d < DH / 2; d += 4) {
-        float4 o = make_float4(orow[d] * inv, orow[d + 1] * inv, orow[d + 2] * inv, orow[d + 3] * inv);
-        *(float4 *)(dst + d) = o;
-    }
+    const size_t dst = (size_t)qi * a.ldo + (size_t)h * DH + half * (DH / 2);
+    for (int d = 0; d < DH / 2; d += 4)
+        qa_attn_put4(a.out, a.out_bf16, dst + d,
+                     make_float4(orow[d] * inv, orow[d + 1] * inv, orow[d + 2] * inv, orow[d + 3] * inv));
 }
 
 /* > 48 KB of dynamic shared memory needs the opt-in: raised once per context (qa_cu_attention_tc_setup)
@@ -253,7 +253,7 @@ template <int DH, typename KV> static qa_status launch_tc(cudaStream_t s, const 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k, int ldk, const void *v, int ldv,
-                                 int out_ld, const float *out, int kv_bf16)
+                                 int out_ld, const void *out, int kv_bf16)
 {
     if (Dh != 64 && Dh != 128)
         return 0;
@@ -272,9 +272,10 @@ static qa_status attention_wmma(cudaStream_t s, const tc_args &a, int Dh, int kv
     return kv_bf16 ? launch_tc<128, __nv_bfloat16>(s, a, optin, e) : launch_tc<128, float>(s, a, optin, e);
 }
 
-qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                             const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                             int causal, int window, float scale, const qa_cu_tc_dev *d, qa_err *e)
+qa_status qa_cu_attention_tc(cudaStream_t s, void *out, int out_bf16, int ldo, const float *q, int ldq,
+                             const void *k, int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H,
+                             int Hk, int Dh, int q0, int causal, int window, float scale, const qa_cu_tc_dev *d,
+                             qa_err *e)
 {
     QA_TRY(qa_cu_attention_heads_ok("attention_tc", H, Hk, e));
     if (Tq <= 0)
@@ -282,7 +283,7 @@ qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q
     if (!qa_cu_attention_tc_supported(Dh, q, ldq, k, ldk, v, ldv, ldo, out, kv_bf16))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: head dim %d or operand alignment not supported", Dh);
     qa_cu_tc_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window,
-                       scale * 1.4426950408889634f};
+                       scale * 1.4426950408889634f, out_bf16};
     if (d->kernel == QA_CU_TC_WMMA)
         return attention_wmma(s, a, Dh, kv_bf16, d->smem_optin, e);
     return qa_cu_attention_mma(s, a, Dh, kv_bf16, d, e);

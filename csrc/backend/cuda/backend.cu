@@ -128,6 +128,43 @@ static qa_status be_gemm(qa_backend *be, float *y, const float *x, const qa_tens
            gemm_impl(be, y, x, W, b, T, K, N, act, accumulate, e));
 }
 
+/* BF16 operands wherever gemm.cu would stage FP32 rows to BF16: BF16 weights and more rows than its GEMV
+ * takes (the GEMV reads FP32 rows). K % 8 == 0 keeps every row block of a 16-byte aligned operand 16-byte
+ * aligned, as the staging area is: matmul.cu's plan key (hence the algorithm and the bits) sees the same
+ * alignment. A pure function of the call: no context entered. */
+static qa_dtype be_gemm_in_dtype(const qa_backend *be, const qa_tensor *W, int64_t T)
+{
+    const qa_cuda_ctx *c = ctx_of(be);
+    return c && c->bf16_handoff && W && W->dtype == QA_BF16 && W->ndim == 2 && W->shape[1] % 8 == 0 &&
+                   T > QA_CU_GEMV_MAX_ROWS
+               ? QA_BF16
+               : QA_F32;
+}
+
+static qa_status gemm_bf16x_impl(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b,
+                                 int64_t T, int64_t K, int64_t N, int accumulate, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    INT_DIMS(e, "gemm_bf16x", T, K, N);
+    QA_TRY(weight_ok(e, "gemm_bf16x", W, N, K));
+    if (b)
+        QA_TRY(vec_ok(e, "gemm_bf16x", "bias", b, N));
+    if (be_gemm_in_dtype(be, W, T) != QA_BF16)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "gemm_bf16x: %lld rows of weight dtype %d take FP32 rows (gemm_in_dtype)",
+                       (long long)T, (int)W->dtype);
+    if ((uintptr_t)x & 15)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "gemm_bf16x: the BF16 rows at %p are not 16-byte aligned", x);
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    return qa_cuda_gemm_bf16x(c, y, (int)N, (const __nv_bfloat16 *)x, W->data, (int)T, (int)N, (int)K,
+                              accumulate ? 1.f : 0.f, b ? (const float *)b->data : NULL, e);
+}
+
+static qa_status be_gemm_bf16x(qa_backend *be, float *y, const void *x, const qa_tensor *W, const qa_tensor *b,
+                               int64_t T, int64_t K, int64_t N, int accumulate, qa_err *e)
+{
+    RUN(be, e, gemm_bf16x_impl(be, y, x, W, b, T, K, N, accumulate, e));
+}
+
 /* The weights of one fused norm + GEMM op: each (N[i], K), all of one dtype (returned in *wt). */
 static qa_status weights_ok(qa_err *e, const char *op, const qa_tensor *const W[], const int64_t N[], int n, int64_t K,
                             qa_dtype *wt)
@@ -218,6 +255,36 @@ static qa_status be_ln_gemm(qa_backend *be, float *const y[], int64_t ldy, const
                             const int64_t N[], int n, int64_t T, int64_t K, qa_act act, qa_err *e)
 {
     RUN(be, e, ln_gemm_impl(be, y, ldy, x, ln_w, ln_b, eps, W, b, N, n, T, K, act, e));
+}
+
+static qa_status ln_mlp_impl(qa_backend *be, float *x, const qa_tensor *ln_w, const qa_tensor *ln_b, float eps,
+                             const qa_tensor *W1, const qa_tensor *b1, const qa_tensor *W2, const qa_tensor *b2,
+                             float *f, int64_t T, int64_t E, int64_t F, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    INT_DIMS(e, "ln_mlp", T, E, F);
+    QA_TRY(vec_ok(e, "ln_mlp", "norm weight", ln_w, E));
+    QA_TRY(vec_ok(e, "ln_mlp", "norm bias", ln_b, E));
+    QA_TRY(weight_ok(e, "ln_mlp", W1, F, E));
+    QA_TRY(weight_ok(e, "ln_mlp", W2, E, F));
+    if (W2->dtype != W1->dtype)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "ln_mlp: fc2 weight dtype %d, fc1 dtype %d (one dtype per call)",
+                       (int)W2->dtype, (int)W1->dtype);
+    if (b1)
+        QA_TRY(vec_ok(e, "ln_mlp", "fc1 bias", b1, F));
+    if (b2)
+        QA_TRY(vec_ok(e, "ln_mlp", "fc2 bias", b2, E));
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    return qa_cuda_ln_mlp(c, x, (const float *)ln_w->data, (const float *)ln_b->data, eps, W1->data,
+                          b1 ? (const float *)b1->data : NULL, W2->data, b2 ? (const float *)b2->data : NULL,
+                          W1->dtype, f, (int)T, (int)E, (int)F, e);
+}
+
+static qa_status be_ln_mlp(qa_backend *be, float *x, const qa_tensor *ln_w, const qa_tensor *ln_b, float eps,
+                           const qa_tensor *W1, const qa_tensor *b1, const qa_tensor *W2, const qa_tensor *b2, float *f,
+                           int64_t T, int64_t E, int64_t F, qa_err *e)
+{
+    RUN(be, e, ln_mlp_impl(be, x, ln_w, ln_b, eps, W1, b1, W2, b2, f, T, E, F, e));
 }
 
 static qa_status norm_mlp_impl(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
@@ -351,16 +418,20 @@ static qa_status decode_partials_fit(const qa_cuda_ctx *c, int64_t H, qa_err *e)
     return QA_OK;
 }
 
-static qa_status attention_impl(const qa_backend *be, float *out, const float *q, const void *k, const void *v,
+static qa_status attention_impl(const qa_backend *be, void *out, const float *q, const void *k, const void *v,
                                 qa_dtype dt, int64_t ldq64, int64_t ldkv64, int64_t Tq, int64_t Tkv, int64_t H,
-                                int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_err *e)
+                                int64_t Hk, int64_t Dh, int64_t q_pos0, int causal, int64_t window, qa_dtype od,
+                                qa_err *e)
 {
     qa_cuda_ctx *c = ctx_of(be);
     ldq64 = ldq64 ? ldq64 : H * Dh;
     ldkv64 = ldkv64 ? ldkv64 : Hk * Dh;
     INT_DIMS(e, "attention", Tq, Tkv, H, Hk, Dh, H * Dh, Hk * Dh, q_pos0, q_pos0 + Tq, window, ldq64, ldkv64);
     QA_TRY(kv_dtype_ok(e, "attention", dt));
-    int bf = dt == QA_BF16;
+    if (od != QA_F32 && od != QA_BF16)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "attention: out dtype %d is neither f32 nor bf16", (int)od);
+    /* every kernel below writes either dtype (attn_out.cuh), so the choice of kernel does not depend on it */
+    int bf = dt == QA_BF16, ob = od == QA_BF16;
     if (!causal && window <= 0 && Tkv <= 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention: no keys");
     if (ldq64 < H * Dh || ldkv64 < Hk * Dh || ldq64 % 4 != 0 || ldkv64 % 4 != 0)
@@ -374,25 +445,25 @@ static qa_status attention_impl(const qa_backend *be, float *out, const float *q
         int n = (int)(q_pos0 + 1 < Tkv ? q_pos0 + 1 : Tkv);
         QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
         QA_TRY(decode_partials_fit(c, H, e));
-        return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, bf, (float *)c->work, (int)H, (int)Hk,
+        return qa_cu_attention_decode(c->stream, out, ob, q, k, ldk, v, ldk, bf, (float *)c->work, (int)H, (int)Hk,
                                       (int)Dh, n, NULL, n, scale, e);
     }
     /* BF16 K / V rows must start on 16 bytes for the tensor-core kernels' cp.async (checked there too):
      * a cache region's base is 256-aligned and its rows Hk·Dh·2 bytes, a multiple of 16 for Hk·Dh % 8 == 0 */
     if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&
         qa_cu_attention_tc_supported((int)Dh, q, ldq, k, ldk, v, ldk, ldo, out, bf))
-        return qa_cu_attention_tc(c->stream, out, ldo, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H,
+        return qa_cu_attention_tc(c->stream, out, ob, ldo, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H,
                                   (int)Hk, (int)Dh, (int)q_pos0, causal, (int)window, scale, &c->attn_tc, e);
-    return qa_cu_attention(c->stream, out, ldo, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H, (int)Hk,
+    return qa_cu_attention(c->stream, out, ob, ldo, q, ldq, k, ldk, v, ldk, bf, (int)Tq, (int)Tkv, (int)H, (int)Hk,
                            (int)Dh, (int)q_pos0, causal, (int)window, scale, e);
 }
 
-static qa_status be_attention(qa_backend *be, float *out, const float *q, const void *k, const void *v, qa_dtype dt,
+static qa_status be_attention(qa_backend *be, void *out, const float *q, const void *k, const void *v, qa_dtype dt,
                               int64_t ldq, int64_t ldkv, int64_t Tq, int64_t Tkv, int64_t H, int64_t Hk, int64_t Dh,
-                              int64_t q_pos0, int causal, int64_t window, qa_err *e)
+                              int64_t q_pos0, int causal, int64_t window, qa_dtype od, qa_err *e)
 {
     RUN_AS(be, e, Tq == 1 ? "attention Tq=1" : window ? "attention window" : "attention causal",
-           attention_impl(be, out, q, k, v, dt, ldq, ldkv, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, e));
+           attention_impl(be, out, q, k, v, dt, ldq, ldkv, Tq, Tkv, H, Hk, Dh, q_pos0, causal, window, od, e));
 }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
@@ -558,8 +629,8 @@ static qa_status attention_at_impl(const qa_backend *be, float *out, const float
     QA_TRY(decode_partials_fit(c, H, e));
     int ldk = (int)(Hk * Dh);
     float scale = (float)(1.0 / sqrt((double)Dh)); /* the same rounding as attention_impl */
-    return qa_cu_attention_decode(c->stream, out, q, k, ldk, v, ldk, dt == QA_BF16, (float *)c->work, (int)H, (int)Hk,
-                                  (int)Dh, 0, pos, (int)max_kv, scale, e);
+    return qa_cu_attention_decode(c->stream, out, 0, q, k, ldk, v, ldk, dt == QA_BF16, (float *)c->work, (int)H,
+                                  (int)Hk, (int)Dh, 0, pos, (int)max_kv, scale, e);
 }
 
 static qa_status be_attention_at(qa_backend *be, float *out, const float *q, const void *k, const void *v, qa_dtype dt,
@@ -653,11 +724,14 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->norm_gemm = be_norm_gemm;
     be->norm_mlp = be_norm_mlp;
     be->ln_gemm = be_ln_gemm;
+    be->ln_mlp = be_ln_mlp;
     be->layernorm = be_layernorm;
     be->rmsnorm = be_rmsnorm;
     be->qkv_prep = be_qkv_prep;
     be->add_sinusoid = be_add_sinusoid;
     be->attention = be_attention;
+    be->gemm_in_dtype = be_gemm_in_dtype;
+    be->gemm_bf16x = be_gemm_bf16x;
     be->gelu = be_gelu;
     be->add = be_add;
     be->mel_chunks = be_mel_chunks;

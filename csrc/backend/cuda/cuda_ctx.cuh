@@ -70,6 +70,8 @@ typedef struct qa_cuda_ctx {
     size_t memwatch_free;       /* free bytes after the last op (memwatch) */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
     int fused_gemm;             /* adjacent weights of one norm_gemm / norm_mlp as one GEMM (QA_CUDA_FUSED_GEMM=0: off) */
+    int bf16_handoff;           /* BF16 GEMM operands written by their producers (gemm_in_dtype, ln_mlp); 0 with
+                                 * QA_CUDA_BF16_HANDOFF=0 at open: FP32 rows staged by gemm.cu as before */
     qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
@@ -150,6 +152,13 @@ qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const float
  * y[i] side by side in rows of ldy, weights (and biases) one after another in memory, QA_CUDA_FUSED_GEMM not 0. */
 int qa_cuda_one_gemm(const qa_cuda_ctx *c, float *const y[], int ldy, const void *const W[], qa_dtype wt,
                      const float *const b[], const int N[], int n, int K);
+/* backend.h gemm_bf16x: qa_cuda_gemm_bias on rows already BF16 (xb [T, K]), in gemm.cu's row blocks. */
+qa_status qa_cuda_gemm_bf16x(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T, int N,
+                             int K, float beta, const float *bias, qa_err *e);
+/* ln_gemm.cu: backend.h ln_mlp with checked arguments (W1 (F, E), W2 (E, F) of dtype wt, biases FP32 or NULL). */
+qa_status qa_cuda_ln_mlp(qa_cuda_ctx *c, float *x, const float *ln_w, const float *ln_b, float eps, const void *W1,
+                         const float *b1, const void *W2, const float *b2, qa_dtype wt, float *f, int T, int E, int F,
+                         qa_err *e);
 /* qa_cuda_gemm + bias[N] (FP32) on every row: in cuBLASLt's epilogue, or a bias pass after a GEMV. */
 qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,
                             int T, int N, int K, float beta, const float *bias, qa_err *e);

@@ -170,6 +170,10 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     if (s == QA_OK)
         s = attention_setup(c, e);
     if (s == QA_OK) {
+        /* QA_CUDA_BF16_HANDOFF=0: producers write FP32 and gemm.cu stages it, as before API 8 (the same bits;
+         * kept to measure the hand-offs, backend.h gemm_in_dtype / ln_mlp) */
+        const char *h = getenv("QA_CUDA_BF16_HANDOFF");
+        c->bf16_handoff = !(h && strcmp(h, "0") == 0);
         c->prof = qa_cuda_prof_open();
         qa_cuda_memwatch_open(c);
         /* QA_CUDA_FUSED_GEMM=0: one GEMM per weight of q/k/v and gate/up again (norm_gemm.cu), to compare */

@@ -7,7 +7,8 @@
  * blocks when it is smaller than T*K) and multiplied with FP32 accumulation and FP32 output
  * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32. One to four
  * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth. qa_cuda_gemm_staged is the
- * cuBLASLt half alone, for operands norm_gemm.cu has already written as BF16 into the work area.
+ * cuBLASLt half alone, for operands norm_gemm.cu has already written as BF16 into the work area;
+ * qa_cuda_gemm_bf16x multiplies BF16 rows a producer wrote elsewhere (backend.h gemm_bf16x).
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
  * cuBLASLt runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
@@ -78,6 +79,22 @@ qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, i
         int n = T - t0 < rows ? T - t0 : rows;
         QA_TRY(qa_cu_f32_to_bf16_rows(c->stream, stage, x + (size_t)t0 * ldx, n, K, ldx, e));
         QA_TRY(linear(c, y + (size_t)t0 * ldy, ldy, stage, CUDA_R_16BF, K, w, CUDA_R_16BF, n, N, K, beta, bias, e));
+    }
+    return QA_OK;
+}
+
+/* The row blocks are qa_cuda_gemm_bias's staging blocks (the work area is not used, only measured), so each
+ * cuBLASLt call has the shape, bucket and plan it had on the staged copy: the same bits. */
+qa_status qa_cuda_gemm_bf16x(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T, int N,
+                             int K, float beta, const float *bias, qa_err *e)
+{
+    if (T <= 0 || N <= 0)
+        return QA_OK;
+    int rows = 0;
+    QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)K, T, "gemm_bf16x", &rows, e));
+    for (int t0 = 0; t0 < T; t0 += rows) {
+        int n = T - t0 < rows ? T - t0 : rows;
+        QA_TRY(qa_cuda_gemm_staged_bias(c, y + (size_t)t0 * ldy, ldy, xb + (size_t)t0 * K, w, n, N, K, beta, bias, e));
     }
     return QA_OK;
 }

@@ -9,6 +9,9 @@
  * summation order. One to four rows (a clip of < 0.3 s) and FP32 weights take the separate ops' exact
  * path (FP32 rows in the work area, gemm.cu's GEMV or FP32 GEMM), so they need no plan of their own.
  * q/k/v with their weights and biases adjacent (API 8) run as one GEMM with one [3E] bias epilogue.
+ * ln_mlp (backend.h, API 8) is ln_gemm into fc1 then fc2 onto x; with BF16 weights fc1's GELU writes fc2's BF16
+ * operand into the work area (act.cu gelu_bf16) instead of FP32 in place that gemm.cu then reads and rounds into
+ * the same work area: one pass over [rows, F] instead of three and one launch less per tile, the same bits.
  */
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
@@ -59,4 +62,46 @@ qa_status qa_cuda_ln_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const float
         QA_TRY(gemms(c, y, ld, joined, c->work, bf16, W, wt, b, N, n, t0, nr, K, gelu, e));
     }
     return QA_OK;
+}
+
+/* fc2's operand written by the GELU: fc1 (ln_gemm without act) into f, then per staging block of gemm.cu's size
+ * (rows of F BF16 values) GELU -> BF16 work area -> fc2 with the bias, accumulated onto x. Both GEMMs keep the
+ * row blocks, hence the cuBLASLt plans and the bits, of the two-op path. */
+static qa_status mlp_handoff(qa_cuda_ctx *c, float *x, const float *ln_w, const float *ln_b, float eps,
+                             const void *W1, const float *b1, const void *W2, const float *b2, float *f, int T, int E,
+                             int F, qa_err *e)
+{
+    float *const y[1] = {f};
+    const void *const W[1] = {W1};
+    const float *const b[1] = {b1};
+    const int N[1] = {F};
+    QA_TRY(qa_cuda_ln_gemm(c, y, 0, x, ln_w, ln_b, eps, W, QA_BF16, b, N, 1, T, E, 0, e));
+    int rows = 0;
+    QA_TRY(qa_cuda_work_rows(c, sizeof(__nv_bfloat16) * (size_t)F, T, "ln_mlp", &rows, e));
+    __nv_bfloat16 *stage = (__nv_bfloat16 *)c->work;
+    for (int t0 = 0; t0 < T; t0 += rows) {
+        int nr = T - t0 < rows ? T - t0 : rows;
+        QA_TRY(qa_cu_gelu_bf16(c->stream, stage, f + (size_t)t0 * F, (size_t)nr * F, e));
+        QA_TRY(qa_cuda_gemm_staged_bias(c, x + (size_t)t0 * E, E, stage, W2, nr, E, F, 1.f, b2, e));
+    }
+    return QA_OK;
+}
+
+qa_status qa_cuda_ln_mlp(qa_cuda_ctx *c, float *x, const float *ln_w, const float *ln_b, float eps, const void *W1,
+                         const float *b1, const void *W2, const float *b2, qa_dtype wt, float *f, int T, int E, int F,
+                         qa_err *e)
+{
+    if (T <= 0)
+        return QA_OK;
+    /* where either GEMM takes gemm.cu's GEMV (FP32 rows, 1..4 of them) or the weights are FP32, the two ops */
+    int handoff = c->bf16_handoff && wt == QA_BF16 && !qa_cu_gemv_bf16_fits((const float *)c->work, E, W1, T, E) &&
+                  !qa_cu_gemv_bf16_fits(f, F, W2, T, F);
+    if (handoff)
+        return mlp_handoff(c, x, ln_w, ln_b, eps, W1, b1, W2, b2, f, T, E, F, e);
+    float *const y[1] = {f};
+    const void *const W[1] = {W1};
+    const float *const b[1] = {b1};
+    const int N[1] = {F};
+    QA_TRY(qa_cuda_ln_gemm(c, y, 0, x, ln_w, ln_b, eps, W, wt, b, N, 1, T, E, 1, e));
+    return qa_cuda_gemm_bias(c, x, E, f, F, W2, wt, T, E, F, 1.f, b2, e);
 }

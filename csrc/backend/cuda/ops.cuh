@@ -165,6 +165,8 @@ void qa_cu_rope_inv(float *inv, int Dh, float theta);
 
 /* ---- act.cu ----------------------------------------------------------------------------------- */
 qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_err *e);          /* erf GELU */
+/* out = BF16(gelu(x)), rounded to nearest even: what qa_cu_gelu then gemm.cu's staging make of x (ln_mlp) */
+qa_status qa_cu_gelu_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, size_t n, qa_err *e);
 /* out[r, c] (row stride ldo) = silu(gate[r, c]) * up[r, c] (gate, up row stride ld; the two halves of norm_mlp's
  * [rows, 2F] g | u buffer), c < F, r < rows: FP32, or rounded to BF16 (the down GEMM's staged operand).
  * out may be gate (ldo == ld). */
@@ -264,14 +266,14 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const f
 /* ---- attention.cu ----------------------------------------------------------------------------- */
 /* Fused softmax(q k^T * scale) v without storing scores (flash-style online softmax, fp32).
  * q [Tq, H, Dh] (row stride ldq), k, v [Tk, Hk, Dh] (row strides ldk, ldv; FP32, or BF16 when kv_bf16:
- * a BF16 KV cache, converted exactly as loaded), out [Tq, H, Dh] (ldo).
+ * a BF16 KV cache, converted exactly as loaded), out [Tq, H, Dh] (ldo), FP32 or BF16 (out_bf16: attn_out.cuh).
  * Query i sits at absolute position q0 + i; key j at position j. causal: keys j <= q0 + i.
  * window > 0: bidirectional inside consecutive windows of `window` positions (key j visible to
  * query i iff j / window == (q0 + i) / window). GQA: query head h reads kv head h / (H / Hk).
  * Dh must be 16, 32, 64 or 128. */
-qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                          const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0, int causal,
-                          int window, float scale, qa_err *e);
+qa_status qa_cu_attention(cudaStream_t s, void *out, int out_bf16, int ldo, const float *q, int ldq, const void *k,
+                          int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
+                          int causal, int window, float scale, qa_err *e);
 
 /* ---- attention_decode.cu ---------------------------------------------------------------------- */
 /* One causal query row (a decode step) against n keys, split over the keys (flash-decoding), FP32 math:
@@ -281,9 +283,9 @@ qa_status qa_cu_attention(cudaStream_t s, float *out, int ldo, const float *q, i
  * H * QA_CUDA_DEC_SPLITS * (Dh + 2) floats. Same numbers for a host n and a device pos[0] = n - 1.
  * _supported: Dh 16 / 32 / 64 / 128 and H / Hk in 1, 2, 4, 8. */
 int qa_cu_attention_decode_supported(int Dh, int H, int Hk);
-qa_status qa_cu_attention_decode(cudaStream_t s, float *out, const float *q, const void *k, int ldk, const void *v,
-                                 int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n, const int32_t *pos,
-                                 int max_kv, float scale, qa_err *e);
+qa_status qa_cu_attention_decode(cudaStream_t s, void *out, int out_bf16, const float *q, const void *k, int ldk,
+                                 const void *v, int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n,
+                                 const int32_t *pos, int max_kv, float scale, qa_err *e);
 #define QA_CU_DEC_SPLITS QA_CUDA_DEC_SPLITS
 
 /* ---- step.cu ---------------------------------------------------------------------------------- */
@@ -312,21 +314,23 @@ qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e);
  * (a BF16 KV cache). Dh 64 or 128 only; q, k, v, out 16-byte aligned with row strides of 16 bytes
  * multiples (see _supported). d (borrowed): the context's qa_cu_tc_dev, which picks the kernel. */
 int qa_cu_attention_tc_supported(int Dh, const float *q, int ldq, const void *k, int ldk, const void *v, int ldv,
-                                 int out_ld, const float *out, int kv_bf16);
-qa_status qa_cu_attention_tc(cudaStream_t s, float *out, int ldo, const float *q, int ldq, const void *k, int ldk,
-                             const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
-                             int causal, int window, float scale, const qa_cu_tc_dev *d, qa_err *e);
+                                 int out_ld, const void *out, int kv_bf16);
+qa_status qa_cu_attention_tc(cudaStream_t s, void *out, int out_bf16, int ldo, const float *q, int ldq,
+                             const void *k, int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H,
+                             int Hk, int Dh, int q0, int causal, int window, float scale, const qa_cu_tc_dev *d,
+                             qa_err *e);
 
 /* ---- attention_mma.cu ------------------------------------------------------------------------- */
 /* qa_cu_attention_tc's default kernel (mma.sync m16n8k16, S / O / softmax in registers) on the arguments
  * qa_cu_attention_tc has checked (heads, Tq > 0, qa_cu_attention_tc_supported); scale_log2 = scale · log2 e. */
 typedef struct qa_cu_tc_args {
-    float *out;
+    void *out; /* FP32, or BF16 when out_bf16 (attn_out.cuh) */
     const float *q;
     const void *k, *v;
     int ldo, ldq, ldk, ldv;
     int Tq, Tk, H, Hk, q0, causal, window;
     float scale_log2; /* softmax in base 2 */
+    int out_bf16;
 } qa_cu_tc_args;
 qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d,
                               qa_err *e);
