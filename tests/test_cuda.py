@@ -2335,7 +2335,7 @@ def ptrs(ts):
 
 def ln_mlp_two_ops(g, x, lw, lb, W1, b1, W2, b2, f, T, E, F):
     """The sequence ln_mlp replaces (encoder.c before API 8): ln_gemm with GELU into f, gemm onto x."""
-    g.call("ln_gemm", (C.c_void_p * 1)(f), x, lw, lb, 1e-5, ptrs([W1]), ptrs([b1]), (C.c_int64 * 1)(F), 1, T, E, 1)
+    g.call("ln_gemm", (C.c_void_p * 1)(f), 0, x, lw, lb, 1e-5, ptrs([W1]), ptrs([b1]), (C.c_int64 * 1)(F), 1, T, E, 1)
     g.call("gemm", x, f, W2, b2, T, F, E, 0, 1)
 
 
