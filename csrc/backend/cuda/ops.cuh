@@ -251,6 +251,12 @@ qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, c
  * gelu != 0); w [Cout, 9] BF16 (bf16 != 0: x rounded to BF16 first) or FP32. */
 qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void *w, int bf16, const float *b, int N,
                            int Hi, int Wi, int Cout, int gelu, qa_err *e);
+/* conv1 then conv2's im2col, fused (BF16 weights): col[n][(ci*9 + ky*3 + kx)][oy*W2 + ox] (BF16) of the map
+ * GELU(conv(x[N, 1, Hi, Wi], w) + b) (w [C1, 9] BF16, b [C1] or NULL), bit-equal to qa_cu_conv1ch3s2 (gelu) then
+ * qa_cu_im2col3s2 (bf16); only where qa_cu_conv1_im2col_fits(Hi, Wi) (the conv1 planes fit shared memory). */
+int qa_cu_conv1_im2col_fits(int Hi, int Wi);
+qa_status qa_cu_conv1_im2col(cudaStream_t s, void *col, const float *x, const void *w, const float *b, int N, int C1,
+                             int Hi, int Wi, qa_err *e);
 /* [N, C, Fq, Tt] conv output -> [N, Tt, C*Fq] rows for conv_out (feature index c*Fq + f); xb (may be NULL):
  * GELU(x + xb[c]) is written instead of x. */
 qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const float *xb, int N, int C, int Fq,
