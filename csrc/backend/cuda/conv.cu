@@ -112,32 +112,30 @@ __global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const fl
 /* 128 threads: at ~80 registers 6 blocks fit an SM, so a tile's 4 chunks x 120 channel groups run in one wave on
  * 132 SMs (256-thread blocks fit 3 per SM: two rounds, the second a sixth full) */
 #define PAIR_THREADS 128
-#define PAIR_CH 4 /* conv1 channels per block of the fused conv1 + im2col: 4 BF16 planes of 3200, 25.6 KB */
+#define PAIR_CH 4 /* conv1 channels per block of the fused conv1 + im2col: 4 BF16 planes of 66 x 52, 27.5 KB */
 #define PAIR_MAX_SMEM 49152 /* the most dynamic shared memory without opt-in */
 
 __device__ __forceinline__ unsigned short bf16_bits(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
-
-/* conv2's im2col value at (oy, ox) of row kk = ky*3 + kx (ky, kx in -1..1) from the BF16 conv1 plane pl. */
-__device__ __forceinline__ unsigned pair_tap(const unsigned short *pl, int oy, int ox, int ky, int kx, int H1, int W1)
-{
-    const int iy = 2 * oy + ky, ix = 2 * ox + kx;
-    return iy >= 0 && iy < H1 && ix >= 0 && ix < W1 ? pl[iy * W1 + ix] : 0u;
-}
 
 /* conv1 (one input channel, BF16 weights, bias + GELU) and conv2's BF16 im2col in one pass (backend.h
  * conv2d_pair): block (channel group, n) computes PAIR_CH conv1 planes into shared memory, rounded to BF16
  * (conv1ch3s2_kernel's FMAs in its order, then the RNE rounding im2col3s2_kernel applies as it stages
  * the plane: bit-equal to that pair), then writes their 9 * PAIR_CH consecutive im2col rows — 16-byte
  * stores of 8 columns when a row's length P2 is a multiple of 8 (the tower's 800), else one value at a
- * time. The FP32 conv1 map (1.84 GB written and read again for 300 chunks) is never formed. */
+ * time. The FP32 conv1 map (1.84 GB written and read again for 300 chunks) is never formed. Each plane has
+ * a zero border (PW = W1 + 2 columns, H1 + 2 rows), conv2's padding, so a tap needs no bounds test; the
+ * 16-byte path steps its (row, y2, x2) by the loop's stride instead of dividing per store. */
 __global__ void __launch_bounds__(PAIR_THREADS)
     conv1_im2col_kernel(__nv_bfloat16 *col, const float *x, const __nv_bfloat16 *w, const float *b, int C1, int Hi,
                         int Wi, int H1, int W1, int H2, int W2)
 {
-    extern __shared__ unsigned short planes[]; /* [PAIR_CH][H1 * W1] BF16 bits */
+    extern __shared__ unsigned planes_u[]; /* [PAIR_CH][H1 + 2][W1 + 2] BF16 bits, zero border */
+    unsigned short *planes = (unsigned short *)planes_u;
     const int ci0 = blockIdx.x * PAIR_CH, n = blockIdx.y, P1 = H1 * W1, P2 = H2 * W2;
-    const int nch = min(PAIR_CH, C1 - ci0);
+    const int PW = W1 + 2, PP = (H1 + 2) * PW, nch = min(PAIR_CH, C1 - ci0);
     const float *xn = x + (size_t)n * Hi * Wi;
+    for (int i = threadIdx.x; i < PAIR_CH * PP / 2; i += PAIR_THREADS) /* PAIR_CH even: whole words */
+        planes_u[i] = 0u;
     float wr[PAIR_CH][9], br[PAIR_CH];
 #pragma unroll
     for (int j = 0; j < PAIR_CH; j++) {
@@ -146,6 +144,7 @@ __global__ void __launch_bounds__(PAIR_THREADS)
             wr[j][k] = j < nch ? __bfloat162float(w[(ci0 + j) * 9 + k]) : 0.f;
         br[j] = j < nch && b ? __ldg(b + ci0 + j) : 0.f;
     }
+    __syncthreads(); /* the zeros before the interior's values */
     const int dy = PAIR_THREADS / W1, dx = PAIR_THREADS - dy * W1;
     int oy = (int)threadIdx.x / W1, ox = (int)threadIdx.x - oy * W1;
     for (int p = threadIdx.x; p < P1; p += PAIR_THREADS) {
@@ -155,13 +154,14 @@ __global__ void __launch_bounds__(PAIR_THREADS)
             const int iy = 2 * oy + k / 3 - 1, ix = 2 * ox + k % 3 - 1;
             in[k] = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? input_as(w, __ldg(xn + iy * Wi + ix)) : 0.f;
         }
+        const int at = (oy + 1) * PW + ox + 1;
 #pragma unroll
         for (int j = 0; j < PAIR_CH; j++) {
             float acc = 0.f;
 #pragma unroll
             for (int k = 0; k < 9; k++)
                 acc = fmaf(wr[j][k], in[k], acc);
-            planes[j * P1 + p] = bf16_bits(qa_gelu_erf(acc + br[j]));
+            planes[j * PP + at] = bf16_bits(qa_gelu_erf(acc + br[j]));
         }
         oy += dy;
         ox += dx;
@@ -171,30 +171,46 @@ __global__ void __launch_bounds__(PAIR_THREADS)
         }
     }
     __syncthreads();
-    /* rows r = j*9 + kk of this block are consecutive in col: element q of the span is (r, p) = divmod(q, P2) */
+    /* rows r = j*9 + kk of this block are consecutive in col: element q of the span is row q / P2, column
+     * q % P2 = y2 * W2 + x2, whose tap of (ky, kx) = (kk / 3 - 1, kk % 3 - 1) sits in the bordered plane j at
+     * (2*y2 + ky + 1) * PW + 2*x2 + kx + 1 */
     unsigned short *out = (unsigned short *)col + ((size_t)n * C1 + ci0) * 9 * P2;
     const int total = nch * 9 * P2;
     if (P2 % 8 == 0) {
-        for (int q = 8 * threadIdx.x; q < total; q += 8 * PAIR_THREADS) {
-            const int r = q / P2, p = q - r * P2, j = r / 9, kk = r - j * 9, ky = kk / 3 - 1, kx = kk % 3 - 1;
-            const unsigned short *pl = planes + j * P1;
-            int y2 = p / W2, x2 = p - y2 * W2;
+        const int q0 = 8 * (int)threadIdx.x, step = 8 * PAIR_THREADS, sy = step / W2, sx = step - sy * W2;
+        int r = q0 / P2, y2 = (q0 - r * P2) / W2, x2 = q0 - r * P2 - y2 * W2, j = r / 9, kk = r - j * 9;
+        for (int q = q0; q < total; q += step) {
+            const unsigned short *row = planes + j * PP + (2 * y2 + kk / 3) * PW + kk % 3;
             unsigned v[8];
+            int ty = 0, tx = x2;
 #pragma unroll
             for (int i = 0; i < 8; i++) { /* the 8 columns stay in row r (P2 % 8 == 0), maybe over rows of the map */
-                v[i] = pair_tap(pl, y2, x2, ky, kx, H1, W1);
-                if (++x2 == W2) {
-                    x2 = 0;
-                    y2++;
+                v[i] = row[ty + 2 * tx];
+                if (++tx == W2) {
+                    tx = 0;
+                    ty += 2 * PW;
                 }
             }
             *(uint4 *)(out + q) =
                 make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+            x2 += sx;
+            y2 += sy;
+            if (x2 >= W2) {
+                x2 -= W2;
+                y2++;
+            }
+            while (y2 >= H2) { /* the next row of col (H2 * W2 = P2 columns each) */
+                y2 -= H2;
+                if (++kk == 9) {
+                    kk = 0;
+                    j++;
+                }
+            }
         }
     } else {
         for (int q = threadIdx.x; q < total; q += PAIR_THREADS) {
-            const int r = q / P2, p = q - r * P2, j = r / 9, kk = r - j * 9, y2 = p / W2;
-            out[q] = (unsigned short)pair_tap(planes + j * P1, y2, p - y2 * W2, kk / 3 - 1, kk % 3 - 1, H1, W1);
+            const int r = q / P2, p = q - r * P2, j = r / 9, kk = r - j * 9, y2 = p / W2, x2 = p - y2 * W2;
+            out[q] = planes[j * PP + (2 * y2 + kk / 3) * PW + 2 * x2 + kk % 3];
         }
     }
 }
@@ -278,8 +294,8 @@ qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void 
 
 int qa_cu_conv1_im2col_fits(int Hi, int Wi)
 {
-    const size_t P1 = (size_t)((Hi - 1) / 2 + 1) * ((Wi - 1) / 2 + 1);
-    return Hi > 0 && Wi > 0 && PAIR_CH * P1 * sizeof(unsigned short) <= PAIR_MAX_SMEM;
+    const size_t PP = (size_t)((Hi - 1) / 2 + 3) * ((Wi - 1) / 2 + 3); /* a conv1 plane with its zero border */
+    return Hi > 0 && Wi > 0 && PAIR_CH * PP * sizeof(unsigned short) <= PAIR_MAX_SMEM;
 }
 
 qa_status qa_cu_conv1_im2col(cudaStream_t s, void *col, const float *x, const void *w, const float *b, int N, int C1,
@@ -290,10 +306,10 @@ qa_status qa_cu_conv1_im2col(cudaStream_t s, void *col, const float *x, const vo
         return QA_OK;
     if (!qa_cu_conv1_im2col_fits(Hi, Wi) || N > 65535 || (size_t)C1 * 9 * H2 * W2 > 0x7fffffffu)
         return QA_FAIL(e, QA_ERR_INTERNAL, "conv1_im2col: %d images of %d x %d, %d channels exceed the grid or the "
-                       "shared memory (%d planes of at most %d values)", N, Hi, Wi, C1, PAIR_CH,
+                       "shared memory (%d bordered planes of at most %d values)", N, Hi, Wi, C1, PAIR_CH,
                        PAIR_MAX_SMEM / (int)(PAIR_CH * sizeof(unsigned short)));
     dim3 grid((unsigned)((C1 + PAIR_CH - 1) / PAIR_CH), (unsigned)N);
-    size_t smem = (size_t)PAIR_CH * H1 * W1 * sizeof(unsigned short);
+    size_t smem = (size_t)PAIR_CH * (H1 + 2) * (W1 + 2) * sizeof(unsigned short);
     conv1_im2col_kernel<<<grid, PAIR_THREADS, smem, s>>>((__nv_bfloat16 *)col, x, (const __nv_bfloat16 *)w, b, C1, Hi,
                                                           Wi, H1, W1, H2, W2);
     QA_LAUNCH_CHECK(e);
