@@ -987,9 +987,10 @@ def test_conv2d_pair_is_the_two_convs(g, rng, wdt, N, Hi, Wi):
 def test_conv_front_timing(g, rng):
     """The conv front at the tower's sizes (BF16 weights, 480 channels, conv_out to 1024) as model/encoder.c runs
     it, for 60 and 300 chunks (60 s and 300 s of audio), recorded in a CUDA graph (host launch costs do not
-    count): prints ms per call, split by stage (cumulative runs, differenced), for conv1 + conv2 as two conv2d (the
-    old path) and as conv2d_pair (issue 6: no conv1 map), and the eager sequence (each conv with its bias + GELU
-    pass) for comparison (run with -s). Fails only when deferring or conv2d_pair is clearly slower."""
+    count): prints ms per call, split by stage (cumulative runs, differenced), for conv1 + conv2 as two conv2d and
+    as conv2d_pair (issue 6: no conv1 map; the whole previous path is test_conv_front_old_switch's), and the eager
+    sequence (each conv with its bias + GELU pass) for comparison (run with -s). Fails only when deferring or
+    conv2d_pair is clearly slower."""
 
     def ms_per_call(body):
         body()  # outside the recording: scratch binding, matmul plans, lazy kernel loading
@@ -1004,13 +1005,67 @@ def test_conv_front_timing(g, rng):
                 ("mel+conv1+conv2" if pair else "mel+conv1", "conv2", "conv3", "flatten+conv_out"), [0] + cum[:-1],
                 cum) if not (pair and name == "conv2"))
             ms[pair] = cum[-1]
-            print(f"conv front {chunks} chunks BF16, {'conv2d_pair' if pair else 'conv1, conv2 (old)'}: "
+            print(f"conv front {chunks} chunks BF16, {'conv2d_pair' if pair else 'conv1, conv2 as two conv2d'}: "
                   f"{cum[-1]:.2f} ms per call ({split} ms)")
         eager = ms_per_call(lambda: f.run(deferred=False))
-        print(f"conv front {chunks} chunks BF16: conv2d_pair {ms[True]:.2f} ms vs old {ms[False]:.2f} ms "
+        print(f"conv front {chunks} chunks BF16: conv2d_pair {ms[True]:.2f} ms vs two conv2d {ms[False]:.2f} ms "
               f"({ms[False] / ms[True]:.2f}x); eager bias + GELU passes {eager:.2f} ms")
         assert ms[False] <= 1.2 * eager, f"deferred bias + GELU ({ms[False]:.2f} ms) slower than eager ({eager:.2f} ms)"
-        assert ms[True] <= 1.05 * ms[False], f"conv2d_pair ({ms[True]:.2f} ms) slower than the old ({ms[False]:.2f} ms)"
+        assert ms[True] <= 1.05 * ms[False], f"conv2d_pair ({ms[True]:.2f} ms) slower than two ({ms[False]:.2f} ms)"
+
+
+CONV_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda
+from test_cuda import ConvFront
+g = Cuda()
+outs = {{}}
+for frames, C_, E in {cases!r}:
+    g.reset()
+    f = ConvFront(g, np.random.default_rng(frames), BF16, frames, C_=C_, E=E)
+    f.run()
+    outs["f%d" % frames] = g.get(f.out, (f.N * 13, f.E))
+np.savez({outputs!r}, **outs)
+for chunks in {timed!r}:
+    g.reset()
+    f = ConvFront(g, np.random.default_rng(chunks), BF16, chunks * 100, C_=480, E=1024)
+    f.run()
+    print("MS %d %.4f" % (chunks, g.replay_seconds(lambda i: f.run()) * 1e3))
+print("CONV DONE")
+"""
+
+
+@gpu_only
+def test_conv_front_old_switch_same_bits_and_timing(g, tmp_path):
+    """QA_CUDA_CONV=old (read when the backend opens, so in a child process) keeps the conv front's previous
+    kernels: conv1's direct kernel + FP32 map, the im2col's 2-byte stores. The front as model/encoder.c runs it
+    (BF16 weights, conv2d_pair) gives the same bits either way — 1 chunk, 2 with a partial last one, 7 (two
+    tiles) at 24 channels, and 3 chunks at the tower's 480 — and prints ms per call for 60 and 300 chunks, old
+    (child) vs new (here), each a CUDA graph replay (run with -s)."""
+    cases, timed = [(100, 24, 64), (160, 24, 64), (637, 24, 64), (260, 480, 1024)], (60, 300)
+    dst = str(tmp_path / "conv_old.npz")
+    code = CONV_CHILD.format(tests=os.path.dirname(__file__), cases=cases, timed=timed, outputs=dst)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, QA_CUDA_CONV="old"))
+    assert "CONV DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    old = np.load(dst)
+    for frames, C_, E in cases:
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(frames), BF16, frames, C_=C_, E=E)
+        f.run()
+        np.testing.assert_array_equal(g.get(f.out, (f.N * 13, f.E)), old["f%d" % frames],
+                                      f"conv front {frames} frames, {C_} channels: new vs QA_CUDA_CONV=old")
+    old_ms = {int(line.split()[1]): float(line.split()[2]) for line in run.stdout.splitlines()
+              if line.startswith("MS ")}
+    for chunks in timed:
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(chunks), BF16, chunks * 100, C_=480, E=1024)
+        f.run()
+        new = g.replay_seconds(lambda i: f.run()) * 1e3
+        print(f"conv front {chunks} chunks BF16: {new:.3f} ms (conv2d_pair, 16-byte im2col) vs "
+              f"{old_ms[chunks]:.3f} ms (QA_CUDA_CONV=old), {old_ms[chunks] / new:.2f}x")
 
 
 def test_mel_chunks_and_flatten(g, rng):

@@ -430,8 +430,8 @@ static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_
                        "(scratch smaller than scratch_need for max_im2col)", c->work_bytes, per_image);
     for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit) {
         int nb = (int)(N - n0 < (int64_t)fit ? N - n0 : (int64_t)fit);
-        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, x + (size_t)n0 * Cin * Hi * Wi, in_bias, nb, (int)Cin,
-                               (int)Hi, (int)Wi, e));
+        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, !c->conv_old, x + (size_t)n0 * Cin * Hi * Wi, in_bias, nb,
+                               (int)Cin, (int)Hi, (int)Wi, e));
         QA_TRY(qa_cuda_gemm_wx_batched(c, y + (size_t)n0 * Cout * P, w->data, w->dtype, c->work, (int)Cout, (int)P,
                                        (int)K, nb, e));
     }

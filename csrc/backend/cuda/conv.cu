@@ -66,6 +66,77 @@ __global__ void __launch_bounds__(IM2COL_THREADS) im2col3s2_kernel(O *col, const
     }
 }
 
+__device__ __forceinline__ unsigned short bf16_bits(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+
+/* The BF16 im2col rows of conv planes staged in shared memory as BF16 bits with a zero border (the conv's
+ * padding; plane j at planes + j*PP, PW = width + 2 per row): out[q] for q < total, row r = q / P2 = j*9 + kk,
+ * column q % P2 = y2*W2 + x2, is planes[j*PP + (2*y2 + kk/3)*PW + 2*x2 + kk%3] — no bounds test per tap.
+ * 16-byte stores of 8 columns (P2 % 8 == 0, out 16-byte aligned: the 8 stay in one row, maybe over rows of the
+ * map); each thread steps its (row, y2, x2) by the loop's stride instead of dividing per store. */
+__device__ __forceinline__ void col_rows_x8(unsigned short *out, const unsigned short *planes, int total, int PP,
+                                            int PW, int H2, int W2, int nthreads)
+{
+    const int q0 = 8 * (int)threadIdx.x, step = 8 * nthreads, sy = step / W2, sx = step - sy * W2, P2 = H2 * W2;
+    int r = q0 / P2, y2 = (q0 - r * P2) / W2, x2 = q0 - r * P2 - y2 * W2, j = r / 9, kk = r - j * 9;
+    for (int q = q0; q < total; q += step) {
+        const unsigned short *row = planes + j * PP + (2 * y2 + kk / 3) * PW + kk % 3;
+        unsigned v[8];
+        int ty = 0, tx = x2;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            v[i] = row[ty + 2 * tx];
+            if (++tx == W2) {
+                tx = 0;
+                ty += 2 * PW;
+            }
+        }
+        *(uint4 *)(out + q) = make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+        x2 += sx;
+        y2 += sy;
+        if (x2 >= W2) {
+            x2 -= W2;
+            y2++;
+        }
+        while (y2 >= H2) { /* the next row of col (H2 * W2 = P2 columns each) */
+            y2 -= H2;
+            if (++kk == 9) {
+                kk = 0;
+                j++;
+            }
+        }
+    }
+}
+
+/* im2col3s2_kernel for BF16 rows of P % 8 == 0 columns (conv2's 800, conv3's 208): the activated plane staged
+ * as its BF16 GEMM operand (the RNE rounding store_one applies, so the same bits) with a zero border, then
+ * col_rows_x8's 16-byte stores instead of 9 rows of 2-byte ones. */
+__global__ void __launch_bounds__(IM2COL_THREADS)
+    im2col3s2_x8_kernel(__nv_bfloat16 *col, const float *x, const float *xb, int Cin, int Hi, int Wi, int Ho, int Wo)
+{
+    extern __shared__ unsigned pl_words[]; /* [Hi + 2][Wi + 2] BF16 bits, zero border, rounded up to words */
+    unsigned short *pl = (unsigned short *)pl_words;
+    const unsigned plane = blockIdx.x; /* n * Cin + ci */
+    const int HW = Hi * Wi, PW = Wi + 2, PP = (Hi + 2) * PW;
+    const float *xp = x + (size_t)plane * HW;
+    const float bias = xb ? xb[plane % (unsigned)Cin] : 0.f;
+    for (int i = threadIdx.x; i < (PP + 1) / 2; i += IM2COL_THREADS)
+        pl_words[i] = 0u;
+    __syncthreads(); /* the zeros before the interior's values */
+    const int dy = IM2COL_THREADS / Wi, dx = IM2COL_THREADS - dy * Wi;
+    int iy = (int)threadIdx.x / Wi, ix = (int)threadIdx.x - iy * Wi;
+    for (int i = threadIdx.x; i < HW; i += IM2COL_THREADS) {
+        pl[(iy + 1) * PW + ix + 1] = bf16_bits(act_in(xp[i], xb, bias));
+        iy += dy;
+        ix += dx;
+        if (ix >= Wi) {
+            ix -= Wi;
+            iy++;
+        }
+    }
+    __syncthreads();
+    col_rows_x8((unsigned short *)col + (size_t)plane * 9 * Ho * Wo, pl, 9 * Ho * Wo, PP, PW, Ho, Wo, IM2COL_THREADS);
+}
+
 #define CONV1_CO 8 /* output channels per thread of the one-channel conv: its 9 inputs are read once */
 
 __device__ __forceinline__ float weight_f32(const float *w, int i) { return __ldg(w + i); }
@@ -115,16 +186,13 @@ __global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const fl
 #define PAIR_CH 4 /* conv1 channels per block of the fused conv1 + im2col: 4 BF16 planes of 66 x 52, 27.5 KB */
 #define PAIR_MAX_SMEM 49152 /* the most dynamic shared memory without opt-in */
 
-__device__ __forceinline__ unsigned short bf16_bits(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
-
 /* conv1 (one input channel, BF16 weights, bias + GELU) and conv2's BF16 im2col in one pass (backend.h
  * conv2d_pair): block (channel group, n) computes PAIR_CH conv1 planes into shared memory, rounded to BF16
  * (conv1ch3s2_kernel's FMAs in its order, then the RNE rounding im2col3s2_kernel applies as it stages
  * the plane: bit-equal to that pair), then writes their 9 * PAIR_CH consecutive im2col rows — 16-byte
  * stores of 8 columns when a row's length P2 is a multiple of 8 (the tower's 800), else one value at a
  * time. The FP32 conv1 map (1.84 GB written and read again for 300 chunks) is never formed. Each plane has
- * a zero border (PW = W1 + 2 columns, H1 + 2 rows), conv2's padding, so a tap needs no bounds test; the
- * 16-byte path steps its (row, y2, x2) by the loop's stride instead of dividing per store. */
+ * a zero border (PW = W1 + 2 columns, H1 + 2 rows), conv2's padding, so a tap needs no bounds test. */
 __global__ void __launch_bounds__(PAIR_THREADS)
     conv1_im2col_kernel(__nv_bfloat16 *col, const float *x, const __nv_bfloat16 *w, const float *b, int C1, int Hi,
                         int Wi, int H1, int W1, int H2, int W2)
@@ -171,42 +239,11 @@ __global__ void __launch_bounds__(PAIR_THREADS)
         }
     }
     __syncthreads();
-    /* rows r = j*9 + kk of this block are consecutive in col: element q of the span is row q / P2, column
-     * q % P2 = y2 * W2 + x2, whose tap of (ky, kx) = (kk / 3 - 1, kk % 3 - 1) sits in the bordered plane j at
-     * (2*y2 + ky + 1) * PW + 2*x2 + kx + 1 */
+    /* the block's 9 * nch rows are consecutive in col (col_rows_x8's layout) */
     unsigned short *out = (unsigned short *)col + ((size_t)n * C1 + ci0) * 9 * P2;
     const int total = nch * 9 * P2;
     if (P2 % 8 == 0) {
-        const int q0 = 8 * (int)threadIdx.x, step = 8 * PAIR_THREADS, sy = step / W2, sx = step - sy * W2;
-        int r = q0 / P2, y2 = (q0 - r * P2) / W2, x2 = q0 - r * P2 - y2 * W2, j = r / 9, kk = r - j * 9;
-        for (int q = q0; q < total; q += step) {
-            const unsigned short *row = planes + j * PP + (2 * y2 + kk / 3) * PW + kk % 3;
-            unsigned v[8];
-            int ty = 0, tx = x2;
-#pragma unroll
-            for (int i = 0; i < 8; i++) { /* the 8 columns stay in row r (P2 % 8 == 0), maybe over rows of the map */
-                v[i] = row[ty + 2 * tx];
-                if (++tx == W2) {
-                    tx = 0;
-                    ty += 2 * PW;
-                }
-            }
-            *(uint4 *)(out + q) =
-                make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
-            x2 += sx;
-            y2 += sy;
-            if (x2 >= W2) {
-                x2 -= W2;
-                y2++;
-            }
-            while (y2 >= H2) { /* the next row of col (H2 * W2 = P2 columns each) */
-                y2 -= H2;
-                if (++kk == 9) {
-                    kk = 0;
-                    j++;
-                }
-            }
-        }
+        col_rows_x8(out, planes, total, PP, PW, H2, W2, PAIR_THREADS);
     } else {
         for (int q = threadIdx.x; q < total; q += PAIR_THREADS) {
             const int r = q / P2, p = q - r * P2, j = r / 9, kk = r - j * 9, y2 = p / W2, x2 = p - y2 * W2;
@@ -254,8 +291,8 @@ __global__ void __launch_bounds__(FLAT_TILE *FLAT_ROWS)
     }
 }
 
-qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, const float *xb, int N, int Cin,
-                          int Hi, int Wi, qa_err *e)
+qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, int x8, const float *x, const float *xb, int N,
+                          int Cin, int Hi, int Wi, qa_err *e)
 {
     int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1;
     size_t planes = (size_t)N * Cin;
@@ -264,8 +301,11 @@ qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, c
     if (planes > 0x7fffffffu || (size_t)Hi * Wi > IM2COL_MAX_PLANE)
         return QA_FAIL(e, QA_ERR_INTERNAL, "im2col: %zu planes of %d x %d (at most 2^31 planes of %d values)", planes,
                        Hi, Wi, IM2COL_MAX_PLANE);
-    size_t smem = (size_t)Hi * Wi * sizeof(float);
-    if (bf16)
+    size_t smem = (size_t)Hi * Wi * sizeof(float), bordered = ((size_t)(Hi + 2) * (Wi + 2) + 1) / 2 * sizeof(unsigned);
+    if (bf16 && x8 && Ho * Wo % 8 == 0 && bordered <= IM2COL_MAX_PLANE * sizeof(float))
+        im2col3s2_x8_kernel<<<(unsigned)planes, IM2COL_THREADS, bordered, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi,
+                                                                              Wi, Ho, Wo);
+    else if (bf16)
         im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho,
                                                                         Wo);
     else
