@@ -88,6 +88,8 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("add", S, [P, P, P, I64, EP]),
     ("mel_chunks", S, [P, P, I64, I64, I64, I64, I64, I64, EP]),
     ("conv2d", S, [P, P, TP, TP, TP, I64, I64, I64, I64, I64, C.c_int, EP]),
+    # API 8: y, tmp, x, w1, b1, w2, N, Hi, Wi, C1, C2
+    ("conv2d_pair", S, [P, P, P, TP, TP, TP, I64, I64, I64, I64, I64, EP]),
     ("chunk_flatten", S, [P, P, TP, I64, I64, I64, I64, EP]),
     ("embed", S, [P, TP, P, I64, EP]),
     ("argmax", S, [P, P, P, I64, I64, C.POINTER(C.c_int32), C.c_int, EP]),

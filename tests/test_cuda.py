@@ -908,13 +908,19 @@ class ConvFront:
                      g.empty((t, C_, M // 8, 13))]
         self.flat, self.out = g.empty((t * 13, C_ * 16)), g.empty((self.N * 13, E))
 
-    def run(self, deferred=True, stages=4):
+    def run(self, deferred=True, stages=4, pair=True):
+        """pair (deferred only): conv1 + conv2 as one conv2d_pair, as model/encoder.c runs them (stage 1 then
+        holds both and stage 2 adds nothing); else as two conv2d (the sequence conv2d_pair replaces)."""
         g, C_, M, m = self.g, self.C, self.M, self.maps
+        pair = pair and deferred
         for c in range(0, self.N, self.tile):
             n = min(self.tile, self.N - c)
             g.call("mel_chunks", m[0], self.feat, M, self.ld, c * 100, self.frames, n, 100)
-            g.call("conv2d", m[1], m[0], None, self.W[0], self.B[0], n, 1, M, 100, C_, 1)
-            if stages >= 2:
+            if pair:
+                g.call("conv2d_pair", m[2], m[1], m[0], self.W[0], self.B[0], self.W[1], n, M, 100, C_, C_)
+            else:
+                g.call("conv2d", m[1], m[0], None, self.W[0], self.B[0], n, 1, M, 100, C_, 1)
+            if stages >= 2 and not pair:
                 g.call("conv2d", m[2], m[1], None, self.W[1], None if deferred else self.B[1], n, C_, M // 2, 50, C_,
                        0 if deferred else 1)
             if stages >= 3:
@@ -952,21 +958,58 @@ def test_conv_front_deferred_bias_gelu(g, rng, wdt, frames):
     shape = (f.N * 13, f.E)
     f.run(deferred=False)
     eager = g.get(f.out, shape)
+    f.run(deferred=True, pair=False)
+    two_convs = g.get(f.out, shape)
     f.run(deferred=True)
     out = g.get(f.out, shape)
     assert_close_rel(out, f.ref(wdt), 1e-3 if wdt == BF16 else 1e-5, f"conv front w={wdt} frames={frames}")
+    np.testing.assert_array_equal(out, two_convs)  # conv2d_pair: the two conv2d's bits
     if SHIM:  # the CPU adds the bias before its sgemm when eager, after it when deferred
         assert_close_rel(out, eager, 1e-6, "deferred vs eager (CPU)")
     else:
         np.testing.assert_array_equal(out, eager)
 
 
+# (Hi, Wi) -> conv2 output H2 x W2: 19 x 13 -> 5 x 4 (20 columns: one at a time), 32 x 30 -> 8 x 8 and the tower's
+# 128 x 100 -> 32 x 25 (16-byte stores; 8 columns = one map row / over a row's end), 64 x 50 -> 16 x 13 (over
+# a row's end inside a store), 200 x 130: a conv1 plane of 100 x 65 past the fused kernel's shared memory (the
+# two conv2d). C1 = 6: a last channel group of 2 of 4. N = 7: batches of chunks over the work area's.
+@pytest.mark.parametrize("Hi,Wi", [(19, 13), (32, 30), (64, 50), (128, 100), (200, 130)])
+@pytest.mark.parametrize("N", [1, 7])
+@pytest.mark.parametrize("wdt", [F32, BF16])
+def test_conv2d_pair_is_the_two_convs(g, rng, wdt, N, Hi, Wi):
+    """conv2d_pair (conv1 + bias + GELU, then conv2 raw; CUDA with BF16 weights: conv2's im2col written straight
+    from conv1, conv.cu conv1_im2col_kernel) bit-equal to conv2d then conv2d, and within the BF16 bound (as
+    test_conv2d_gelu's) of float64."""
+    skip_bf16_on_shim(wdt)
+    C1, C2 = 6, 8
+    x = rng.standard_normal((N, 1, Hi, Wi)).astype(np.float32)
+    w1 = (rng.standard_normal((C1, 1, 3, 3)) / 3).astype(np.float32)
+    w2 = (rng.standard_normal((C2, C1, 3, 3)) / np.sqrt(9 * C1)).astype(np.float32)
+    b1 = rng.standard_normal(C1).astype(np.float32)
+    H1, W1 = (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1
+    H2, W2 = (H1 - 1) // 2 + 1, (W1 - 1) // 2 + 1
+    xd, W1t, B1t, W2t = g.put(x), g.tensor(w1, wdt), g.tensor(b1), g.tensor(w2, wdt)
+    mid, two, y = g.empty((N, C1, H1, W1)), g.empty((N, C2, H2, W2)), g.empty((N, C2, H2, W2))
+    g.call("conv2d", mid, xd, None, W1t, B1t, N, 1, Hi, Wi, C1, 1)
+    g.call("conv2d", two, mid, None, W2t, None, N, C1, H1, W1, C2, 0)
+    g.call("conv2d_pair", y, g.empty((N, C1, H1, W1)), xd, W1t, B1t, W2t, N, Hi, Wi, C1, C2)
+    out = g.get(y, (N, C2, H2, W2))
+    np.testing.assert_array_equal(out, g.get(two, (N, C2, H2, W2)))
+    rnd = bf16_round if wdt == BF16 else (lambda a: a)
+    a1 = gelu(conv_ref(rnd(x), rnd(w1), b1)).astype(np.float32)
+    assert_close_rel(out, conv_ref(rnd(a1), rnd(w2), None), 5e-4 if wdt == BF16 else 1e-5,
+                     f"conv2d_pair w={wdt} N={N} {Hi}x{Wi}")
+
+
 @gpu_only
 def test_conv_front_timing(g, rng):
     """The conv front at the tower's sizes (BF16 weights, 480 channels, conv_out to 1024) as model/encoder.c runs
     it, for 60 and 300 chunks (60 s and 300 s of audio), recorded in a CUDA graph (host launch costs do not
-    count): prints ms per call, split by stage (cumulative runs, differenced), and the eager sequence (each
-    conv with its bias + GELU pass) for comparison (run with -s). Fails only when deferring is clearly slower."""
+    count): prints ms per call, split by stage (cumulative runs, differenced), for conv1 + conv2 as two conv2d and
+    as conv2d_pair (issue 6: no conv1 map; the whole previous path is test_conv_front_old_switch's), and the eager
+    sequence (each conv with its bias + GELU pass) for comparison (run with -s). Fails only when deferring or
+    conv2d_pair is clearly slower."""
 
     def ms_per_call(body):
         body()  # outside the recording: scratch binding, matmul plans, lazy kernel loading
@@ -974,13 +1017,74 @@ def test_conv_front_timing(g, rng):
 
     for chunks in (60, 300):
         f = ConvFront(g, rng, BF16, chunks * 100, C_=480, E=1024)
-        cum = [ms_per_call(lambda k=k: f.run(stages=k)) for k in (1, 2, 3, 4)]
+        ms = {}
+        for pair in (False, True):
+            cum = [ms_per_call(lambda k=k: f.run(stages=k, pair=pair)) for k in (1, 2, 3, 4)]
+            split = ", ".join(f"{name} {b - a:.2f}" for name, a, b in zip(
+                ("mel+conv1+conv2" if pair else "mel+conv1", "conv2", "conv3", "flatten+conv_out"), [0] + cum[:-1],
+                cum) if not (pair and name == "conv2"))
+            ms[pair] = cum[-1]
+            print(f"conv front {chunks} chunks BF16, {'conv2d_pair' if pair else 'conv1, conv2 as two conv2d'}: "
+                  f"{cum[-1]:.2f} ms per call ({split} ms)")
         eager = ms_per_call(lambda: f.run(deferred=False))
-        split = ", ".join(f"{name} {b - a:.2f}" for name, a, b in zip(
-            ("mel+conv1", "conv2", "conv3", "flatten+conv_out"), [0] + cum[:-1], cum))
-        print(f"conv front {chunks} chunks BF16: {cum[-1]:.2f} ms per call ({split} ms); eager bias + GELU passes "
-              f"{eager:.2f} ms")
-        assert cum[-1] <= 1.2 * eager, f"deferred bias + GELU ({cum[-1]:.2f} ms) slower than eager ({eager:.2f} ms)"
+        print(f"conv front {chunks} chunks BF16: conv2d_pair {ms[True]:.2f} ms vs two conv2d {ms[False]:.2f} ms "
+              f"({ms[False] / ms[True]:.2f}x); eager bias + GELU passes {eager:.2f} ms")
+        assert ms[False] <= 1.2 * eager, f"deferred bias + GELU ({ms[False]:.2f} ms) slower than eager ({eager:.2f} ms)"
+        assert ms[True] <= 1.05 * ms[False], f"conv2d_pair ({ms[True]:.2f} ms) slower than two ({ms[False]:.2f} ms)"
+
+
+CONV_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda
+from test_cuda import ConvFront
+g = Cuda()
+outs = {{}}
+for frames, C_, E in {cases!r}:
+    g.reset()
+    f = ConvFront(g, np.random.default_rng(frames), BF16, frames, C_=C_, E=E)
+    f.run()
+    outs["f%d" % frames] = g.get(f.out, (f.N * 13, f.E))
+np.savez({outputs!r}, **outs)
+for chunks in {timed!r}:
+    g.reset()
+    f = ConvFront(g, np.random.default_rng(chunks), BF16, chunks * 100, C_=480, E=1024)
+    f.run()
+    print("MS %d %.4f" % (chunks, g.replay_seconds(lambda i: f.run()) * 1e3))
+print("CONV DONE")
+"""
+
+
+@gpu_only
+def test_conv_front_old_switch_same_bits_and_timing(g, tmp_path):
+    """QA_CUDA_CONV=old (read when the backend opens, so in a child process) keeps the conv front's previous
+    kernels: conv1's direct kernel + FP32 map, the im2col's 2-byte stores. The front as model/encoder.c runs it
+    (BF16 weights, conv2d_pair) gives the same bits either way — 1 chunk, 2 with a partial last one, 7 (two
+    tiles) at 24 channels, and 3 chunks at the tower's 480 — and prints ms per call for 60 and 300 chunks, old
+    (child) vs new (here), each a CUDA graph replay (run with -s)."""
+    cases, timed = [(100, 24, 64), (160, 24, 64), (637, 24, 64), (260, 480, 1024)], (60, 300)
+    dst = str(tmp_path / "conv_old.npz")
+    code = CONV_CHILD.format(tests=os.path.dirname(__file__), cases=cases, timed=timed, outputs=dst)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, QA_CUDA_CONV="old"))
+    assert "CONV DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    old = np.load(dst)
+    for frames, C_, E in cases:
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(frames), BF16, frames, C_=C_, E=E)
+        f.run()
+        np.testing.assert_array_equal(g.get(f.out, (f.N * 13, f.E)), old["f%d" % frames],
+                                      f"conv front {frames} frames, {C_} channels: new vs QA_CUDA_CONV=old")
+    old_ms = {int(line.split()[1]): float(line.split()[2]) for line in run.stdout.splitlines()
+              if line.startswith("MS ")}
+    for chunks in timed:
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(chunks), BF16, chunks * 100, C_=480, E=1024)
+        f.run()
+        new = g.replay_seconds(lambda i: f.run()) * 1e3
+        print(f"conv front {chunks} chunks BF16: {new:.3f} ms (conv2d_pair, 16-byte im2col) vs "
+              f"{old_ms[chunks]:.3f} ms (QA_CUDA_CONV=old), {old_ms[chunks] / new:.2f}x")
 
 
 def test_mel_chunks_and_flatten(g, rng):

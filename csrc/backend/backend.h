@@ -313,6 +313,16 @@ struct qa_backend {
                         const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi,
                         int64_t Cout, qa_act act, qa_err *e);
 
+    /* conv1 and conv2 of the tower in one op: y[N, C2, H2, W2] = conv(GELU(conv(x[N, 1, Hi, Wi], w1) + b1), w2),
+     * raw (no bias, no act: the next op reads y with xb = conv2's bias), w1 (C1, 1, 3, 3), b1 [C1], w2
+     * (C2, C1, 3, 3), sizes as conv2d's. tmp [N, C1, H1, W1] floats: room for the inner map, which an
+     * implementation may write there (its contents after the call are unspecified) or never materialise
+     * (CUDA with BF16 weights writes conv2's GEMM operand straight from conv1). Each value equals the
+     * conv2d(w1, b1, GELU) then conv2d(w2) sequence's. */
+    qa_status (*conv2d_pair)(qa_backend *be, float *y, float *tmp, const float *x, const qa_tensor *w1,
+                             const qa_tensor *b1, const qa_tensor *w2, int64_t N, int64_t Hi, int64_t Wi,
+                             int64_t C1, int64_t C2, qa_err *e);
+
     /* Conv output to tokens: y[N·Tc, C·Fq] with y[n·Tc + t, c·Fq + f] = x'[n, c, f, t]
      * (x is [N, C, Fq, Tc]; HF: permute(0, 3, 1, 2).view(b, t, c·f) — feature index channel·16+freq);
      * x' = x, or GELU(x[n, c] + xb[c]) with xb (a [C] tensor; conv2d's deferred bias + GELU). */

@@ -66,9 +66,9 @@ static qa_status conv_front(qa_backend *be, const qa_encoder_weights *w, const q
         QA_TRY(qa_cancel_poll(&be->cancel, "the encoder's conv stage", e));
         QA_TRY(be->mel_chunks(be, c0, feat, M, ld, c * L, frames, g, L, e));
         /* conv2 and conv3 write their raw products; the next op applies their bias + GELU as it reads the
-         * map (backend.h xb), which saves a pass over each map */
-        QA_TRY(be->conv2d(be, c1, c0, NULL, &w->conv1_w, &w->conv1_b, g, 1, M, L, C, QA_ACT_GELU, e));
-        QA_TRY(be->conv2d(be, c2, c1, NULL, &w->conv2_w, NULL, g, C, H1, W1, C, QA_ACT_NONE, e));
+         * map (backend.h xb), which saves a pass over each map. conv1 + conv2 as one op: CUDA then feeds
+         * conv2's GEMM from conv1 without the conv1 map (c1 is only its room where a backend needs it). */
+        QA_TRY(be->conv2d_pair(be, c2, c1, c0, &w->conv1_w, &w->conv1_b, &w->conv2_w, g, M, L, C, C, e));
         QA_TRY(be->conv2d(be, c3, c2, &w->conv2_b, &w->conv3_w, NULL, g, C, H2, W2, C, QA_ACT_NONE, e));
         QA_TRY(be->chunk_flatten(be, fl, c3, &w->conv3_b, g, C, H3, W3, e));
         QA_TRY(be->gemm(be, x + c * W3 * E, fl, &w->conv_out_w, NULL, g * W3, C * H3, E, QA_ACT_NONE, 0, e));

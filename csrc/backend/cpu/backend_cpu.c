@@ -124,6 +124,7 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->add = qa_cpu_add;
     be->mel_chunks = qa_cpu_mel_chunks;
     be->conv2d = qa_cpu_conv2d;
+    be->conv2d_pair = qa_cpu_conv2d_pair;
     be->chunk_flatten = qa_cpu_chunk_flatten;
     be->embed = qa_cpu_embed;
     be->argmax = qa_cpu_argmax;

@@ -1,6 +1,6 @@
 /* conv.c — the audio encoder's convolutional front on the CPU: mel chunks, Conv2d 3×3/s2/p1, flatten.
  *
- * Contract (backend.h `mel_chunks`, `conv2d`, `chunk_flatten`), all NCHW float32:
+ * Contract (backend.h `mel_chunks`, `conv2d`, `conv2d_pair`, `chunk_flatten`), all NCHW float32:
  * - mel_chunks cuts the [M, frames] log-mel into zero-padded chunks of L frames (HF
  *   Qwen3ASREncoder.forward: split by chunk lengths, pad_sequence with 0.0).
  * - conv2d is nn.Conv2d(k=3, stride=2, padding=1) done as im2col + GEMM per chunk: the im2col matrix
@@ -8,6 +8,7 @@
  *   the backend scratch, then y[Cout, Ho·Wo] = W[Cout, Cin·9] · col (+ bias, + GELU). With xb the input
  *   channel is first activated, GELU(x + xb[ci]), into a plane that sits where the BF16 weight tile
  *   goes after the im2col (so a plane holds at most QA_CPU_TILE_FLOATS values; the tower's are 3200).
+ * - conv2d_pair is conv2d (one input channel, bias + GELU) into tmp, then conv2d of that (raw).
  * - chunk_flatten is HF's `padded_embed.permute(0, 3, 1, 2).contiguous().view(b, t, c * f)`:
  *   feature index channel·Fq + freq (of GELU(x + xb[c]) with xb).
  */
@@ -103,6 +104,15 @@ qa_status qa_cpu_conv2d(qa_backend *be, float *y, const float *x, const qa_tenso
     if (act == QA_ACT_GELU)
         qa_cpu_gelu_inplace(y, N * Cout * P);
     return QA_OK;
+}
+
+/* The CPU has no fused form: the two convs through tmp, as the encoder ran them before conv2d_pair. */
+qa_status qa_cpu_conv2d_pair(qa_backend *be, float *y, float *tmp, const float *x, const qa_tensor *w1,
+                             const qa_tensor *b1, const qa_tensor *w2, int64_t N, int64_t Hi, int64_t Wi, int64_t C1,
+                             int64_t C2, qa_err *e)
+{
+    QA_TRY(qa_cpu_conv2d(be, tmp, x, NULL, w1, b1, N, 1, Hi, Wi, C1, QA_ACT_GELU, e));
+    return qa_cpu_conv2d(be, y, tmp, NULL, w2, NULL, N, C1, (Hi - 1) / 2 + 1, (Wi - 1) / 2 + 1, C2, QA_ACT_NONE, e);
 }
 
 qa_status qa_cpu_chunk_flatten(qa_backend *be, float *y, const float *x, const qa_tensor *xb, int64_t N, int64_t C,

@@ -118,6 +118,9 @@ qa_status qa_cpu_mel_chunks(qa_backend *be, float *y, const float *feat, int64_t
 qa_status qa_cpu_conv2d(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
                         const qa_tensor *b, int64_t N, int64_t Cin, int64_t Hi, int64_t Wi, int64_t Cout, qa_act act,
                         qa_err *e);
+qa_status qa_cpu_conv2d_pair(qa_backend *be, float *y, float *tmp, const float *x, const qa_tensor *w1,
+                             const qa_tensor *b1, const qa_tensor *w2, int64_t N, int64_t Hi, int64_t Wi, int64_t C1,
+                             int64_t C2, qa_err *e);
 qa_status qa_cpu_chunk_flatten(qa_backend *be, float *y, const float *x, const qa_tensor *xb, int64_t N, int64_t C,
                                int64_t Fq, int64_t Tc, qa_err *e);
 qa_status qa_cpu_embed(qa_backend *be, float *y, const qa_tensor *table, const int32_t *ids, int64_t T,

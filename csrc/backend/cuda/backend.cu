@@ -519,8 +519,8 @@ static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_
                        "(scratch smaller than scratch_need for max_im2col)", c->work_bytes, per_image);
     for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit) {
         int nb = (int)(N - n0 < (int64_t)fit ? N - n0 : (int64_t)fit);
-        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, x + (size_t)n0 * Cin * Hi * Wi, in_bias, nb, (int)Cin,
-                               (int)Hi, (int)Wi, e));
+        QA_TRY(qa_cu_im2col3s2(c->stream, c->work, bf16, !c->conv_old, x + (size_t)n0 * Cin * Hi * Wi, in_bias, nb,
+                               (int)Cin, (int)Hi, (int)Wi, e));
         QA_TRY(qa_cuda_gemm_wx_batched(c, y + (size_t)n0 * Cout * P, w->data, w->dtype, c->work, (int)Cout, (int)P,
                                        (int)K, nb, e));
     }
@@ -532,6 +532,47 @@ static qa_status be_conv2d(qa_backend *be, float *y, const float *x, const qa_te
                            qa_err *e)
 {
     RUN_AS(be, e, Cin == 1 ? "conv2d 1ch" : "conv2d", conv2d_impl(be, y, x, xb, w, b, N, Cin, Hi, Wi, Cout, act, e));
+}
+
+/* conv1 + conv2: with BF16 weights the fused kernel writes conv2's im2col straight from conv1 (no conv1 map),
+ * then the batched GEMM; else — FP32 weights, planes past the kernel's shared memory, QA_CUDA_CONV=old — the
+ * two conv2d through tmp. Both give the same bits. */
+static qa_status conv2d_pair_impl(qa_backend *be, float *y, float *tmp, const float *x, const qa_tensor *w1,
+                                  const qa_tensor *b1, const qa_tensor *w2, int64_t N, int64_t Hi, int64_t Wi,
+                                  int64_t C1, int64_t C2, qa_err *e)
+{
+    qa_cuda_ctx *c = ctx_of(be);
+    int64_t H1 = (Hi - 1) / 2 + 1, W1 = (Wi - 1) / 2 + 1, K = C1 * 9, P = ((H1 - 1) / 2 + 1) * ((W1 - 1) / 2 + 1);
+    INT_DIMS(e, "conv2d_pair", N, Hi, Wi, C1, C2, K, P, K * P);
+    QA_TRY(weight_ok(e, "conv2d_pair", w1, C1, 9));
+    QA_TRY(weight_ok(e, "conv2d_pair", w2, C2, K));
+    if (b1)
+        QA_TRY(vec_ok(e, "conv2d_pair", "bias", b1, C1));
+    if (c->conv_old || w1->dtype != QA_BF16 || w2->dtype != QA_BF16 || !qa_cu_conv1_im2col_fits((int)Hi, (int)Wi)) {
+        QA_TRY(conv2d_impl(be, tmp, x, NULL, w1, b1, N, 1, Hi, Wi, C1, QA_ACT_GELU, e));
+        return conv2d_impl(be, y, tmp, NULL, w2, NULL, N, C1, H1, W1, C2, QA_ACT_NONE, e);
+    }
+    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
+    size_t per_image = (size_t)K * P * 2, fit = c->work_bytes / per_image;
+    if (fit == 0)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "conv2d_pair: work area of %zu bytes cannot hold one im2col of %zu bytes "
+                       "(scratch smaller than scratch_need for max_im2col)", c->work_bytes, per_image);
+    const float *bias = b1 ? (const float *)b1->data : NULL;
+    for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit) {
+        int nb = (int)(N - n0 < (int64_t)fit ? N - n0 : (int64_t)fit);
+        QA_TRY(qa_cu_conv1_im2col(c->stream, c->work, x + (size_t)n0 * Hi * Wi, w1->data, bias, nb, (int)C1, (int)Hi,
+                                  (int)Wi, e));
+        QA_TRY(qa_cuda_gemm_wx_batched(c, y + (size_t)n0 * C2 * P, w2->data, QA_BF16, c->work, (int)C2, (int)P, (int)K,
+                                       nb, e));
+    }
+    return QA_OK;
+}
+
+static qa_status be_conv2d_pair(qa_backend *be, float *y, float *tmp, const float *x, const qa_tensor *w1,
+                                const qa_tensor *b1, const qa_tensor *w2, int64_t N, int64_t Hi, int64_t Wi, int64_t C1,
+                                int64_t C2, qa_err *e)
+{
+    RUN_AS(be, e, "conv2d pair", conv2d_pair_impl(be, y, tmp, x, w1, b1, w2, N, Hi, Wi, C1, C2, e));
 }
 
 static qa_status flatten_impl(qa_cuda_ctx *c, float *y, const float *x, const qa_tensor *xb, int64_t N, int64_t C,
@@ -736,6 +777,7 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->add = be_add;
     be->mel_chunks = be_mel_chunks;
     be->conv2d = be_conv2d;
+    be->conv2d_pair = be_conv2d_pair;
     be->chunk_flatten = be_chunk_flatten;
     be->embed = be_embed;
     be->argmax = be_argmax;

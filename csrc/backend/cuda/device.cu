@@ -166,6 +166,9 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     snprintf(c->name, sizeof c->name, "%s", pr.name);
     c->cc_major = pr.cc_major;
     c->cc_minor = pr.cc_minor;
+    /* QA_CUDA_CONV=old: conv2d_pair as its two conv2d and the im2col's 2-byte stores (conv.cu's fused conv1 +
+     * im2col and 16-byte-store kernels off), to compare on the GPU */
+    c->conv_old = getenv("QA_CUDA_CONV") && strcmp(getenv("QA_CUDA_CONV"), "old") == 0;
     qa_status s = open_handles(c, e);
     if (s == QA_OK)
         s = attention_setup(c, e);

@@ -251,13 +251,20 @@ qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, l
                            long long valid, int N, int L, qa_err *e);
 /* im2col of a 3x3, stride 2, pad 1 convolution over N images x [N, Cin, Hi, Wi]:
  * col[n][(ci*9 + ky*3 + kx)][oy*Wo + ox] (BF16 when bf16 != 0, else FP32), Ho = (Hi-1)/2+1,
- * Wo = (Wi-1)/2+1, zero padding. xb (may be NULL): the input is GELU(x + xb[ci]) (a deferred bias + GELU). */
-qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, const float *x, const float *xb, int N, int Cin,
-                          int Hi, int Wi, qa_err *e);
+ * Wo = (Wi-1)/2+1, zero padding. xb (may be NULL): the input is GELU(x + xb[ci]) (a deferred bias + GELU).
+ * x8: BF16 rows of Ho*Wo % 8 == 0 columns may go through the 16-byte-store kernel (the same bits). */
+qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, int x8, const float *x, const float *xb, int N,
+                          int Cin, int Hi, int Wi, qa_err *e);
 /* The same convolution for Cin = 1, direct: y[N, Cout, Ho, Wo] = act(conv(x, w) + b) (b may be NULL, GELU when
  * gelu != 0); w [Cout, 9] BF16 (bf16 != 0: x rounded to BF16 first) or FP32. */
 qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void *w, int bf16, const float *b, int N,
                            int Hi, int Wi, int Cout, int gelu, qa_err *e);
+/* conv1 then conv2's im2col, fused (BF16 weights): col[n][(ci*9 + ky*3 + kx)][oy*W2 + ox] (BF16) of the map
+ * GELU(conv(x[N, 1, Hi, Wi], w) + b) (w [C1, 9] BF16, b [C1] or NULL), bit-equal to qa_cu_conv1ch3s2 (gelu) then
+ * qa_cu_im2col3s2 (bf16); only where qa_cu_conv1_im2col_fits(Hi, Wi) (the conv1 planes fit shared memory). */
+int qa_cu_conv1_im2col_fits(int Hi, int Wi);
+qa_status qa_cu_conv1_im2col(cudaStream_t s, void *col, const float *x, const void *w, const float *b, int N, int C1,
+                             int Hi, int Wi, qa_err *e);
 /* [N, C, Fq, Tt] conv output -> [N, Tt, C*Fq] rows for conv_out (feature index c*Fq + f); xb (may be NULL):
  * GELU(x + xb[c]) is written instead of x. */
 qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const float *xb, int N, int C, int Fq,
