@@ -1087,6 +1087,148 @@ def test_conv_front_old_switch_same_bits_and_timing(g, tmp_path):
               f"{old_ms[chunks]:.3f} ms (QA_CUDA_CONV=old), {old_ms[chunks] / new:.2f}x")
 
 
+def conv_op_cases():
+    """The implicit-GEMM conv's op checks, from a fixed seed (a child process and its parent make the same):
+    ("conv2d", (x, w, b, xb or None)) with K = Cin*9 of 45 (scalar weight loads), 216 (16-byte ones) and Cin 32 /
+    64 (the tap-major gather of QA_CUDA_CONV=implicit), Cout 130 (a partial second channel tile of 128), 2 to 7
+    images of 10 x 8, 10 x 7 and 32 x 25 outputs (partial column tiles of 64, columns over image ends); ("pair",
+    (x, w1, b1, w2)) from 1 or 7 images, with a conv1 plane past the fused im2col kernel's shared memory (200 x 130)
+    and the tower's 128 x 100."""
+    rng, cases = np.random.default_rng(7), []
+    for Cin, Cout, N, Hi, Wi, deferred in ((5, 8, 3, 20, 15, False), (5, 8, 3, 19, 13, True),
+                                           (24, 130, 7, 19, 13, True), (24, 130, 7, 64, 50, False),
+                                           (32, 130, 3, 19, 13, True), (64, 40, 2, 64, 50, False)):
+        x = rng.standard_normal((N, Cin, Hi, Wi)).astype(np.float32)
+        w = (rng.standard_normal((Cout, Cin, 3, 3)) / np.sqrt(9 * Cin)).astype(np.float32)
+        b, xb = rng.standard_normal(Cout).astype(np.float32), rng.standard_normal(Cin).astype(np.float32)
+        cases.append(("conv2d", (x, w, b, xb if deferred else None)))
+    for C1, C2, N, Hi, Wi in ((6, 8, 1, 19, 13), (6, 8, 7, 64, 50), (16, 40, 7, 128, 100), (16, 40, 1, 200, 130),
+                              (32, 40, 7, 128, 100)):
+        x = rng.standard_normal((N, 1, Hi, Wi)).astype(np.float32)
+        w1 = (rng.standard_normal((C1, 1, 3, 3)) / 3).astype(np.float32)
+        w2 = (rng.standard_normal((C2, C1, 3, 3)) / np.sqrt(9 * C1)).astype(np.float32)
+        cases.append(("pair", (x, w1, rng.standard_normal(C1).astype(np.float32), w2)))
+    return cases
+
+
+def run_conv_op(g, kind, args):
+    """One conv_op_cases() case through the op table with BF16 weights: conv2d with bias + GELU, or conv2d_pair."""
+    if kind == "conv2d":
+        x, w, b, xb = args
+        (N, Cin, Hi, Wi), Cout = x.shape, w.shape[0]
+        shape = (N, Cout, (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1)
+        y = g.empty(shape)
+        g.call("conv2d", y, g.put(x), None if xb is None else g.tensor(xb), g.tensor(w, BF16), g.tensor(b), N, Cin,
+               Hi, Wi, Cout, 1)
+        return g.get(y, shape)
+    x, w1, b1, w2 = args
+    (N, _, Hi, Wi), C1, C2 = x.shape, w1.shape[0], w2.shape[0]
+    H1, W1 = (Hi - 1) // 2 + 1, (Wi - 1) // 2 + 1
+    shape = (N, C2, (H1 - 1) // 2 + 1, (W1 - 1) // 2 + 1)
+    y = g.empty(shape)
+    g.call("conv2d_pair", y, g.empty((N, C1, H1, W1)), g.put(x), g.tensor(w1, BF16), g.tensor(b1), g.tensor(w2, BF16),
+           N, Hi, Wi, C1, C2)
+    return g.get(y, shape)
+
+
+def ref_conv_op(kind, args):
+    """float64 reference of run_conv_op, every GEMM operand rounded to BF16 as staged."""
+    if kind == "conv2d":
+        x, w, b, xb = args
+        return gelu(conv_ref(bf16_round(x if xb is None else act_ref(x, xb)), bf16_round(w), b))
+    x, w1, b1, w2 = args
+    a1 = gelu(conv_ref(bf16_round(x), bf16_round(w1), b1)).astype(np.float32)
+    return conv_ref(bf16_round(a1), bf16_round(w2), None)
+
+
+IMPLICIT_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from cuda_util import BF16, Cuda
+from test_cuda import ConvFront, conv_op_cases, run_conv_op
+g = Cuda(block_bytes=4 << 30)
+outs = {{}}
+if {checks!r}:
+    for i, (kind, args) in enumerate(conv_op_cases()):
+        g.reset()
+        outs["op%d" % i] = run_conv_op(g, kind, args)
+    for frames, C_, E in {cases!r}:
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(frames), BF16, frames, C_=C_, E=E)
+        f.run()
+        outs["f%d" % frames] = g.get(f.out, (f.N * 13, f.E))
+np.savez({outputs!r}, **outs)
+for chunks in {timed!r}:
+    for tile in (4, 16, chunks):
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(chunks), BF16, chunks * 100, C_=480, E=1024, tile=tile)
+        f.run()
+        cum = [g.replay_seconds(lambda i: f.run(stages=k)) * 1e3 for k in (1, 3, 4)]
+        print("MS %d %d %.4f %.4f %.4f %.4f" % (chunks, tile, cum[2], cum[0], cum[1] - cum[0], cum[2] - cum[1]))
+print("CONV DONE")
+"""
+
+
+def conv_child(tmp_path, mode, checks, cases, timed):
+    """IMPLICIT_CHILD under QA_CUDA_CONV=mode (read when the backend opens): its arrays and {(chunks, tile): ms of
+    the whole front, mel+conv1+conv2, conv3, flatten+conv_out}."""
+    dst = str(tmp_path / f"conv_{mode or 'pair'}.npz")
+    code = IMPLICIT_CHILD.format(tests=os.path.dirname(__file__), checks=checks, cases=cases, timed=timed,
+                                 outputs=dst)
+    env = dict(os.environ)
+    env.pop("QA_CUDA_CONV", None)
+    if mode:
+        env["QA_CUDA_CONV"] = mode
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert "CONV DONE" in run.stdout, f"QA_CUDA_CONV={mode}: " + run.stdout[-2000:] + run.stderr[-3000:]
+    ms = {(int(w[1]), int(w[2])): [float(v) for v in w[3:]] for w in (line.split() for line in run.stdout.splitlines())
+          if w and w[0] == "MS"}
+    return np.load(dst), ms
+
+
+@gpu_only
+def test_conv_implicit_gemm_and_timing(g, tmp_path):
+    """QA_CUDA_CONV=implicit (a child process): conv2 and conv3 as conv.cu's implicit GEMM (no im2col matrix; all
+    the op's chunks in one launch). Checks: each conv_op_cases() op against float64 (BF16 operands as staged; only
+    the FP32 summation order differs from the im2col path, so 1e-5, and the test_conv2d_gelu / pair bounds) and
+    against the default path here; the conv front (1, 2 with a partial last one, 7 and 300 chunks at 24 channels;
+    3 at the tower's 480) against float64 (1e-3, as test_conv_front_deferred_bias_gelu) and the default path
+    (2e-3: a map value near a BF16 rounding boundary may round the other way after another summation order).
+    Prints ms per call (and per stage: cumulative graph replays, differenced) for 60 and 300 chunks in tiles of 4
+    (model/encoder.c's QA_ENC_CHUNK_TILE), 16 and all chunks, implicit vs conv2d_pair (the default) vs
+    QA_CUDA_CONV=old, each in its own process, and implicit_plain (the implicit GEMM without the tap-major weight
+    copy and gather) (run with -s)."""
+    small = [(100, 24, 64), (160, 24, 64), (637, 24, 64), (30000, 24, 64)]
+    cases, timed = small + [(260, 480, 1024)], (60, 300)
+    imp, imp_ms = conv_child(tmp_path, "implicit", True, cases, timed)
+    for i, (kind, args) in enumerate(conv_op_cases()):
+        g.reset()
+        got, ref = imp["op%d" % i], ref_conv_op(kind, args)
+        deferred = kind == "conv2d" and args[3] is not None
+        assert_close_rel(got, ref, 5e-4 if kind == "pair" or deferred else 1e-5, f"implicit {kind} case {i} vs float64")
+        assert_close_rel(got, run_conv_op(g, kind, args), 1e-5, f"implicit {kind} case {i} vs the im2col path")
+    for frames, C_, E in cases:
+        g.reset()
+        f = ConvFront(g, np.random.default_rng(frames), BF16, frames, C_=C_, E=E)
+        f.run()
+        got = imp["f%d" % frames]
+        assert_close_rel(got, f.ref(BF16), 1e-3, f"implicit conv front {frames} frames, {C_} channels vs float64")
+        assert_close_rel(got, g.get(f.out, (f.N * 13, f.E)), 2e-3, f"implicit conv front {frames} frames vs pair")
+    _, plain_ms = conv_child(tmp_path, "implicit_plain", False, [], timed)
+    _, pair_ms = conv_child(tmp_path, "", False, [], timed)
+    _, old_ms = conv_child(tmp_path, "old", False, [], timed)
+    for chunks in timed:
+        for tile in (4, 16, chunks):
+            key = (chunks, tile)
+            line = ", ".join(f"{name} {ms[key][0]:.3f} ms (mel+conv1+conv2 {ms[key][1]:.2f}, conv3 {ms[key][2]:.2f}, "
+                             f"flatten+conv_out {ms[key][3]:.2f})"
+                             for name, ms in (("implicit", imp_ms), ("implicit_plain", plain_ms),
+                                              ("conv2d_pair", pair_ms), ("old", old_ms)))
+            print(f"conv front {chunks} chunks BF16, tiles of {tile}: {line}; implicit "
+                  f"{pair_ms[key][0] / imp_ms[key][0]:.2f}x pair, {old_ms[key][0] / imp_ms[key][0]:.2f}x old")
+
+
 def test_mel_chunks_and_flatten(g, rng):
     M, ld, valid, N, L = 128, 250, 230, 3, 100
     feat = rng.standard_normal((M, ld)).astype(np.float32)
