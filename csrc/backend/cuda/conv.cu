@@ -425,8 +425,6 @@ __global__ void permute_taps_kernel(unsigned short *wt, const unsigned short *w,
 #define IG_BK 32
 #define IG_LD (IG_BK + 8) /* shared row of a tile in BF16: 80 bytes, so ldmatrix's 8 rows hit distinct banks */
 #define IG_THREADS 128    /* 4 warps of 64 x 32 outputs: 2 along the channels, 2 along the positions */
-#define IG_BLOCKS_PER_SM 4 /* <= 128 registers (no spills): 16 warps an SM to hide the gather's loads (the
-                            * tap-major variant took 158 unbounded, 3 blocks) */
 
 /* y[n, co, oy, ox] = Σ_k W[co, k] X[k, (n, oy, ox)], k = ci*9 + ky*3 + kx, X the BF16 map xa[n, ci, 2oy+ky-1,
  * 2ox+kx-1] (0 outside: the padding of the activated map) — the im2col GEMM with the im2col matrix gathered
@@ -439,7 +437,7 @@ __global__ void permute_taps_kernel(unsigned short *wt, const unsigned short *w,
  * loads HW apart instead of a (ci, tap) walk per value (the gather's integer work was as large as the MMAs').
  * Only the summation order differs from the im2col + cuBLAS path. */
 template <bool VEC, bool TAP_MAJOR>
-__global__ void __launch_bounds__(IG_THREADS, IG_BLOCKS_PER_SM)
+__global__ void __launch_bounds__(IG_THREADS)
     conv3s2_igemm_kernel(float *y, const unsigned short *xa, const __nv_bfloat16 *w, int Cin, int Hi, int Wi, int Wo,
                          int P, int NP, int Cout)
 {
