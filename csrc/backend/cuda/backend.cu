@@ -493,15 +493,6 @@ static qa_status be_mel_chunks(qa_backend *be, float *y, const float *feat, int6
     RUN(be, e, mel_chunks_impl(ctx_of(be), y, feat, M, ld, frame0, valid, N, L, e));
 }
 
-/* Bytes at the work area's start for the implicit GEMM's tap-major weights (QA_CUDA_CONV=implicit), rounded up to
- * 256; 0 where that layout does not apply (Cin % 32, implicit_plain) or the work area has no room for it. */
-static size_t implicit_taps(const qa_cuda_ctx *c, int64_t Cin, int64_t Cout)
-{
-    size_t b = c->conv_implicit == 1 ? qa_cu_conv3s2_igemm_taps_bytes((int)Cin, (int)Cout) : 0;
-    b = (b + 255) & ~(size_t)255;
-    return b < c->work_bytes ? b : 0;
-}
-
 /* conv1 (one input channel): the direct kernel, bias and GELU in it; else im2col (applying the input's
  * deferred bias + GELU) + one strided-batched GEMM per work-area-full of chunks, then bias / GELU if asked. */
 static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_tensor *xb, const qa_tensor *w,
@@ -519,27 +510,8 @@ static qa_status conv2d_impl(qa_backend *be, float *y, const float *x, const qa_
     int bf16 = w->dtype == QA_BF16, gelu = act == QA_ACT_GELU;
     const float *bias = b ? (const float *)b->data : NULL, *in_bias = xb ? (const float *)xb->data : NULL;
     if (Cin == 1 && !in_bias)
-        return qa_cu_conv1ch3s2(c->stream, y, 0, x, w->data, bf16, bias, (int)N, (int)Hi, (int)Wi, (int)Cout, gelu,
-                                e);
+        return qa_cu_conv1ch3s2(c->stream, y, x, w->data, bf16, bias, (int)N, (int)Hi, (int)Wi, (int)Cout, gelu, e);
     QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    if (bf16 && c->conv_implicit && qa_cu_conv3s2_igemm_fits((int)N, (int)Cin, (int)Hi, (int)Wi, (int)Cout)) {
-        /* the work area: the tap-major weights, then the activated map as BF16 (a quarter of the im2col's bytes)
-         * of as many chunks as fit (~30 of the tower's conv3 inputs at the planned scratch), one implicit GEMM each */
-        size_t taps = implicit_taps(c, Cin, Cout), map = (size_t)Cin * Hi * Wi * 2;
-        size_t fit_map = (c->work_bytes - taps) / map;
-        if (fit_map == 0)
-            return QA_FAIL(e, QA_ERR_INTERNAL, "conv2d: work area of %zu bytes cannot hold one BF16 map of %zu bytes",
-                           c->work_bytes, map);
-        char *maps = (char *)c->work + taps;
-        for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit_map) {
-            int nb = (int)(N - n0 < (int64_t)fit_map ? N - n0 : (int64_t)fit_map);
-            QA_TRY(qa_cu_act_bf16(c->stream, maps, x + (size_t)n0 * Cin * Hi * Wi, in_bias, nb, (int)Cin,
-                                  (int)(Hi * Wi), e));
-            QA_TRY(qa_cu_conv3s2_igemm(c->stream, y + (size_t)n0 * Cout * P, maps, w->data, taps ? c->work : NULL, nb,
-                                       (int)Cin, (int)Hi, (int)Wi, (int)Cout, e));
-        }
-        return qa_cu_bias_act(c->stream, y, bias, (size_t)N * Cout * P, (int)Cout, (size_t)P, gelu, e);
-    }
     size_t per_image = (size_t)K * P * (bf16 ? 2 : 4);
     size_t fit = c->work_bytes / per_image;
     if (fit == 0)
@@ -576,15 +548,6 @@ static qa_status conv2d_pair_impl(qa_backend *be, float *y, float *tmp, const fl
     QA_TRY(weight_ok(e, "conv2d_pair", w2, C2, K));
     if (b1)
         QA_TRY(vec_ok(e, "conv2d_pair", "bias", b1, C1));
-    const float *bias = b1 ? (const float *)b1->data : NULL;
-    if (c->conv_implicit && w1->dtype == QA_BF16 && w2->dtype == QA_BF16 &&
-        qa_cu_conv3s2_igemm_fits((int)N, (int)C1, (int)H1, (int)W1, (int)C2)) {
-        /* conv1's map as BF16 in tmp (half of its FP32 room), then conv2 over all N chunks in one launch */
-        QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-        void *taps = implicit_taps(c, C1, C2) ? c->work : NULL;
-        QA_TRY(qa_cu_conv1ch3s2(c->stream, tmp, 1, x, w1->data, 1, bias, (int)N, (int)Hi, (int)Wi, (int)C1, 1, e));
-        return qa_cu_conv3s2_igemm(c->stream, y, tmp, w2->data, taps, (int)N, (int)C1, (int)H1, (int)W1, (int)C2, e);
-    }
     if (c->conv_old || w1->dtype != QA_BF16 || w2->dtype != QA_BF16 || !qa_cu_conv1_im2col_fits((int)Hi, (int)Wi)) {
         QA_TRY(conv2d_impl(be, tmp, x, NULL, w1, b1, N, 1, Hi, Wi, C1, QA_ACT_GELU, e));
         return conv2d_impl(be, y, tmp, NULL, w2, NULL, N, C1, H1, W1, C2, QA_ACT_NONE, e);
@@ -594,6 +557,7 @@ static qa_status conv2d_pair_impl(qa_backend *be, float *y, float *tmp, const fl
     if (fit == 0)
         return QA_FAIL(e, QA_ERR_INTERNAL, "conv2d_pair: work area of %zu bytes cannot hold one im2col of %zu bytes "
                        "(scratch smaller than scratch_need for max_im2col)", c->work_bytes, per_image);
+    const float *bias = b1 ? (const float *)b1->data : NULL;
     for (int64_t n0 = 0; n0 < N; n0 += (int64_t)fit) {
         int nb = (int)(N - n0 < (int64_t)fit ? N - n0 : (int64_t)fit);
         QA_TRY(qa_cu_conv1_im2col(c->stream, c->work, x + (size_t)n0 * Hi * Wi, w1->data, bias, nb, (int)C1, (int)Hi,

@@ -13,16 +13,11 @@
  * the input to BF16 as the im2col did, so only the FP32 summation order differs from the GEMM.
  * qa_cu_conv1_im2col is conv1 and conv2's BF16 im2col in one kernel (backend.h conv2d_pair), bit-equal to
  * qa_cu_conv1ch3s2 then qa_cu_im2col3s2 (QA_CUDA_CONV=old keeps that pair, for A/B runs).
- * qa_cu_conv3s2_igemm (QA_CUDA_CONV=implicit, opt-in until measured) is conv2 / conv3 as an implicit GEMM: the
- * im2col matrix is gathered tile by tile into shared memory from a BF16 map (conv1's, written BF16 by
- * qa_cu_conv1ch3s2; conv3's input through qa_cu_act_bf16), never written to global memory, and all the op's
- * chunks go through one launch; same BF16 operands as the im2col path, another FP32 summation order.
  * qa_cu_mel_chunks cuts the [M, frames] log-mel into N zero-padded [1, M, L] images (MODEL_FACTS
  * §4.1: the last partial chunk is padded with 0.0 before the convs). qa_cu_conv_flatten permutes
  * [N, C, Fq, Tt] to [N, Tt, C*Fq] with feature index c*Fq + f, the order of transformers'
  * `permute(0, 3, 1, 2).view(b, t, c * f)` before conv_out (MODEL_FACTS §4.3).
  */
-#include "mma_ptx.cuh"
 #include "ops.cuh"
 
 /* A map value as the next op reads it: raw, or GELU(x + bias) of its channel when deferred here. */
@@ -155,8 +150,8 @@ __device__ __forceinline__ float input_as(const __nv_bfloat16 *, float v)
 
 /* y[n, co, oy, ox] = act(b[co] + Σ_k w[co, k] x[n, 0, 2oy+ky-1, 2ox+kx-1]), k = ky*3 + kx, zero padding.
  * Grid: x = output positions (coalesced stores per channel), y = groups of CONV1_CO channels, z = n. */
-template <typename W, typename O>
-__global__ void conv1ch3s2_kernel(O *y, const float *x, const W *w, const float *b, int Cout, int Hi, int Wi,
+template <typename W>
+__global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const float *b, int Cout, int Hi, int Wi,
                                   int Ho, int Wo, int gelu)
 {
     const int p = blockIdx.x * blockDim.x + threadIdx.x, P = Ho * Wo, n = blockIdx.z;
@@ -181,7 +176,7 @@ __global__ void conv1ch3s2_kernel(O *y, const float *x, const W *w, const float 
         for (int k = 0; k < 9; k++)
             acc = fmaf(weight_f32(w, co * 9 + k), in[k], acc);
         const float v = acc + (b ? __ldg(b + co) : 0.f);
-        store_one(y + ((size_t)n * Cout + co) * P + p, gelu ? qa_gelu_erf(v) : v);
+        y[((size_t)n * Cout + co) * P + p] = gelu ? qa_gelu_erf(v) : v;
     }
 }
 
@@ -319,8 +314,8 @@ qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, int x8, const flo
     return QA_OK;
 }
 
-qa_status qa_cu_conv1ch3s2(cudaStream_t s, void *y, int bf16_out, const float *x, const void *w, int bf16,
-                           const float *b, int N, int Hi, int Wi, int Cout, int gelu, qa_err *e)
+qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void *w, int bf16, const float *b, int N,
+                           int Hi, int Wi, int Cout, int gelu, qa_err *e)
 {
     int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, P = Ho * Wo;
     if (!N || !Cout || !P)
@@ -329,15 +324,10 @@ qa_status qa_cu_conv1ch3s2(cudaStream_t s, void *y, int bf16_out, const float *x
         return QA_FAIL(e, QA_ERR_INTERNAL, "conv1ch: %d images of %d channels (%d x %d) exceed the grid", N, Cout, Hi,
                        Wi);
     dim3 grid((unsigned)((P + 127) / 128), (unsigned)((Cout + CONV1_CO - 1) / CONV1_CO), (unsigned)N);
-    if (bf16 && bf16_out)
-        conv1ch3s2_kernel<<<grid, 128, 0, s>>>((__nv_bfloat16 *)y, x, (const __nv_bfloat16 *)w, b, Cout, Hi, Wi, Ho, Wo,
-                                               gelu);
-    else if (bf16_out)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "conv1ch: a BF16 output map is for BF16 weights only");
-    else if (bf16)
-        conv1ch3s2_kernel<<<grid, 128, 0, s>>>((float *)y, x, (const __nv_bfloat16 *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
+    if (bf16)
+        conv1ch3s2_kernel<<<grid, 128, 0, s>>>(y, x, (const __nv_bfloat16 *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
     else
-        conv1ch3s2_kernel<<<grid, 128, 0, s>>>((float *)y, x, (const float *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
+        conv1ch3s2_kernel<<<grid, 128, 0, s>>>(y, x, (const float *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
@@ -390,250 +380,6 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const f
                        Tt);
     dim3 grid((unsigned)((R + FLAT_TILE - 1) / FLAT_TILE), (unsigned)((Tt + FLAT_TILE - 1) / FLAT_TILE), (unsigned)N);
     conv_flatten_kernel<<<grid, dim3(FLAT_TILE, FLAT_ROWS), 0, s>>>(out, x, xb, C, Fq, Tt);
-    QA_LAUNCH_CHECK(e);
-    return QA_OK;
-}
-
-/* ---- implicit GEMM (QA_CUDA_CONV=implicit) ---------------------------------------------------- */
-
-/* The BF16 GEMM operand of a map, once per value: out[i] = bf16(x'[i]), x' = x, or GELU(x + xb[c]) for the
- * deferred bias + GELU (the rounding the im2col applies as it stages a plane: the same operand values). One
- * block per plane (n, c). */
-__global__ void act_bf16_kernel(__nv_bfloat16 *out, const float *x, const float *xb, int C, int HW)
-{
-    const unsigned plane = blockIdx.x;
-    const float bias = xb ? xb[plane % (unsigned)C] : 0.f;
-    const float *xp = x + (size_t)plane * HW;
-    __nv_bfloat16 *op = out + (size_t)plane * HW;
-    for (int i = threadIdx.x; i < HW; i += blockDim.x)
-        op[i] = __float2bfloat16_rn(act_in(xp[i], xb, bias));
-}
-
-/* wt[co, r*Cin + ci] = w[co, ci*9 + r]: conv weights with K in the implicit GEMM's tap-major order (coalesced
- * writes; the reads 18 bytes apart stay in the lines of one weight row). */
-__global__ void permute_taps_kernel(unsigned short *wt, const unsigned short *w, int Cin, int total)
-{
-    const int K = Cin * 9;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-        const int co = i / K, k = i - co * K, r = k / Cin, ci = k - r * Cin;
-        wt[i] = w[(size_t)co * K + ci * 9 + r];
-    }
-}
-
-#define IG_BM 128 /* output channels per block */
-#define IG_BN 64  /* output positions per block (over all images: column j = n * P + p) */
-#define IG_BK 32
-#define IG_LD (IG_BK + 8) /* shared row of a tile in BF16: 80 bytes, so ldmatrix's 8 rows hit distinct banks */
-#define IG_THREADS 128    /* 4 warps of 64 x 32 outputs: 2 along the channels, 2 along the positions */
-
-/* y[n, co, oy, ox] = Σ_k W[co, k] X[k, (n, oy, ox)], k = ci*9 + ky*3 + kx, X the BF16 map xa[n, ci, 2oy+ky-1,
- * 2ox+kx-1] (0 outside: the padding of the activated map) — the im2col GEMM with the im2col matrix gathered
- * tile by tile into shared memory instead of written to and read from global memory, and all images in one
- * launch (the batched GEMM took a work area's worth of chunks per launch). mma.sync m16n8k16 BF16, FP32
- * accumulators; the next K tile is loaded into registers while the current one is multiplied (two shared
- * buffers, one barrier per tile). VEC: K % 8 == 0 and W 16-byte aligned, so a weight row segment of 8 is
- * one 16-byte load. TAP_MAJOR: w is the weights with K reordered tap-major (k = r*Cin + ci, r = ky*3 + kx;
- * permute_taps_kernel), Cin % IG_BK == 0, so a K tile is 32 channels of one tap: one bounds test per tile and
- * loads HW apart instead of a (ci, tap) walk per value (the gather's integer work was as large as the MMAs').
- * Only the summation order differs from the im2col + cuBLAS path. */
-template <bool VEC, bool TAP_MAJOR>
-__global__ void __launch_bounds__(IG_THREADS)
-    conv3s2_igemm_kernel(float *y, const unsigned short *xa, const __nv_bfloat16 *w, int Cin, int Hi, int Wi, int Wo,
-                         int P, int NP, int Cout)
-{
-    __shared__ __align__(16) __nv_bfloat16 As[2][IG_BM][IG_LD];
-    __shared__ __align__(16) __nv_bfloat16 Bs[2][IG_BN][IG_LD];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp & 1, wn = warp >> 1;
-    const int co0 = blockIdx.x * IG_BM, j0 = blockIdx.y * IG_BN, K = Cin * 9, HW = Hi * Wi;
-    const unsigned short *wa = (const unsigned short *)w;
-
-    /* this thread's gather column (one position) and half of the tile's K rows */
-    const int bc = tid & (IG_BN - 1), bk = (tid / IG_BN) * 16, j = j0 + bc;
-    /* taps (bit ky*3 + kx) inside the image; none for a column past the last image */
-    unsigned taps = 0u;
-    int xoff = 0;
-    if (j < NP) {
-        const int n = j / P, p = j - n * P, oy = p / Wo, ox = p - oy * Wo, iy0 = 2 * oy - 1, ix0 = 2 * ox - 1;
-        xoff = n * Cin * HW + iy0 * Wi + ix0;
-#pragma unroll
-        for (int r = 0; r < 9; r++)
-            if ((unsigned)(iy0 + r / 3) < (unsigned)Hi && (unsigned)(ix0 + r % 3) < (unsigned)Wi)
-                taps |= 1u << r;
-    }
-
-    uint4 areg[4];
-    uint32_t breg[8];
-    auto load = [&](int k0) {
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int idx = tid + i * IG_THREADS, row = idx >> 2, kc = (idx & 3) * 8, co = co0 + row, k = k0 + kc;
-            if (VEC) {
-                areg[i] = co < Cout && k < K ? *(const uint4 *)(wa + (size_t)co * K + k) : make_uint4(0, 0, 0, 0);
-            } else {
-                unsigned v[8];
-#pragma unroll
-                for (int q = 0; q < 8; q++)
-                    v[q] = co < Cout && k + q < K ? wa[(size_t)co * K + k + q] : 0u;
-                areg[i] = make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
-            }
-        }
-        if (TAP_MAJOR) { /* k = r*Cin + ci, Cin % IG_BK == 0: one tap for the whole tile, 16 channels HW apart */
-            const int r = k0 / Cin, ci = k0 - r * Cin + bk;
-            const bool ok = taps >> r & 1u;
-            const unsigned short *src = xa + xoff + ci * HW + ((r * 11) >> 5) * (Wi - 3) + r;
-#pragma unroll
-            for (int q = 0; q < 8; q++) {
-                const unsigned lo = ok ? src[(2 * q) * HW] : 0u, hi = ok ? src[(2 * q + 1) * HW] : 0u;
-                breg[q] = lo | hi << 16;
-            }
-            return;
-        }
-        int k = k0 + bk, ci = k / 9, r = k - ci * 9;
-#pragma unroll
-        for (int q = 0; q < 16; q += 2) {
-            unsigned v[2];
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                /* tap r = ky*3 + kx at ky*Wi + kx = ky*(Wi - 3) + r; (r * 11) >> 5 is r / 3 for r < 9 */
-                v[h] = (taps >> r & 1u) && k < K ? xa[xoff + ci * HW + ((r * 11) >> 5) * (Wi - 3) + r] : 0u;
-                k++;
-                if (++r == 9) {
-                    r = 0;
-                    ci++;
-                }
-            }
-            breg[q / 2] = v[0] | v[1] << 16;
-        }
-    };
-    auto store = [&](int s) {
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int idx = tid + i * IG_THREADS;
-            *(uint4 *)&As[s][idx >> 2][(idx & 3) * 8] = areg[i];
-        }
-        *(uint4 *)&Bs[s][bc][bk] = make_uint4(breg[0], breg[1], breg[2], breg[3]);
-        *(uint4 *)&Bs[s][bc][bk + 8] = make_uint4(breg[4], breg[5], breg[6], breg[7]);
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int a = 0; a < 4; a++)
-#pragma unroll
-        for (int b = 0; b < 4; b++)
-#pragma unroll
-            for (int c = 0; c < 4; c++)
-                acc[a][b][c] = 0.f;
-
-    const int tiles = (K + IG_BK - 1) / IG_BK;
-    load(0);
-    store(0);
-    __syncthreads();
-    for (int t = 0; t < tiles; t++) {
-        const int s = t & 1;
-        if (t + 1 < tiles)
-            load((t + 1) * IG_BK); /* in flight during the MMAs below */
-#pragma unroll
-        for (int ks = 0; ks < IG_BK; ks += 16) {
-            uint32_t af[4][4], bf[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-                ldsm_x4(af[mt], &As[s][wm * 64 + mt * 16 + (lane & 15)][ks + (lane >> 4) * 8]);
-#pragma unroll
-            for (int np = 0; np < 2; np++) {
-                uint32_t r[4];
-                ldsm_x4(r, &Bs[s][wn * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3)][ks + ((lane >> 3) & 1) * 8]);
-                bf[2 * np][0] = r[0];
-                bf[2 * np][1] = r[1];
-                bf[2 * np + 1][0] = r[2];
-                bf[2 * np + 1][1] = r[3];
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++)
-                    mma_bf16(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
-        }
-        if (t + 1 < tiles)
-            store(s ^ 1); /* the other buffer: its last readers passed the previous barrier */
-        __syncthreads();
-    }
-
-    const int g = lane >> 2, tq = lane & 3;
-#pragma unroll
-    for (int nt = 0; nt < 4; nt++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const int jj = j0 + wn * 32 + nt * 8 + 2 * tq + e;
-            if (jj >= NP)
-                continue;
-            const int n = jj / P, p = jj - n * P;
-            float *yc = y + (size_t)n * Cout * P + p;
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int co = co0 + wm * 64 + mt * 16 + g + 8 * h;
-                    if (co < Cout)
-                        yc[(size_t)co * P] = acc[mt][nt][2 * h + e];
-                }
-            }
-        }
-    }
-}
-
-qa_status qa_cu_act_bf16(cudaStream_t s, void *out, const float *x, const float *xb, int N, int C, int HW, qa_err *e)
-{
-    size_t planes = (size_t)N * C;
-    if (!planes || !HW)
-        return QA_OK;
-    if (planes > 0x7fffffffu)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "act_bf16: %zu planes exceed the grid", planes);
-    act_bf16_kernel<<<(unsigned)planes, 256, 0, s>>>((__nv_bfloat16 *)out, x, xb, C, HW);
-    QA_LAUNCH_CHECK(e);
-    return QA_OK;
-}
-
-int qa_cu_conv3s2_igemm_fits(int N, int Cin, int Hi, int Wi, int Cout)
-{
-    const long long Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1;
-    /* the gather's 32-bit offsets into the input map; grid.y (column tiles) also bounds the 32-bit columns */
-    return N > 0 && Cin > 0 && Cout > 0 && (long long)N * Cin * Hi * Wi < 0x7fffffffLL &&
-           ((long long)N * Ho * Wo + IG_BN - 1) / IG_BN <= 65535;
-}
-
-size_t qa_cu_conv3s2_igemm_taps_bytes(int Cin, int Cout)
-{
-    return Cin % IG_BK == 0 ? (size_t)Cout * Cin * 9 * sizeof(unsigned short) : 0;
-}
-
-qa_status qa_cu_conv3s2_igemm(cudaStream_t s, float *y, const void *xa, const void *w, void *taps, int N, int Cin,
-                              int Hi, int Wi, int Cout, qa_err *e)
-{
-    const int Ho = (Hi - 1) / 2 + 1, Wo = (Wi - 1) / 2 + 1, P = Ho * Wo;
-    if (!N || !Cout || !P)
-        return QA_OK;
-    if (!qa_cu_conv3s2_igemm_fits(N, Cin, Hi, Wi, Cout))
-        return QA_FAIL(e, QA_ERR_INTERNAL, "conv3s2_igemm: %d images of %d x %d x %d -> %d channels exceed its 32-bit "
-                       "offsets or grid", N, Cin, Hi, Wi, Cout);
-    const int NP = N * P;
-    /* the channel tiles of one column range side by side: they gather the same map values, read from HBM about
-     * once (the map of 300 chunks is ~0.9 GB, far past the L2) */
-    dim3 grid((unsigned)((Cout + IG_BM - 1) / IG_BM), (unsigned)((NP + IG_BN - 1) / IG_BN));
-    const unsigned short *xs = (const unsigned short *)xa;
-    if (taps && Cin % IG_BK == 0 && ((uintptr_t)taps & 15) == 0) {
-        const int total = Cout * Cin * 9; /* < 2^31: the weights of one conv */
-        permute_taps_kernel<<<(total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096, 256, 0, s>>>(
-            (unsigned short *)taps, (const unsigned short *)w, Cin, total);
-        QA_LAUNCH_CHECK(e);
-        conv3s2_igemm_kernel<true, true><<<grid, IG_THREADS, 0, s>>>(y, xs, (const __nv_bfloat16 *)taps, Cin, Hi, Wi,
-                                                                     Wo, P, NP, Cout);
-    } else if ((Cin * 9) % 8 == 0 && ((uintptr_t)w & 15) == 0) {
-        conv3s2_igemm_kernel<true, false><<<grid, IG_THREADS, 0, s>>>(y, xs, (const __nv_bfloat16 *)w, Cin, Hi, Wi, Wo,
-                                                                      P, NP, Cout);
-    } else {
-        conv3s2_igemm_kernel<false, false><<<grid, IG_THREADS, 0, s>>>(y, xs, (const __nv_bfloat16 *)w, Cin, Hi, Wi,
-                                                                       Wo, P, NP, Cout);
-    }
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -169,11 +169,6 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     /* QA_CUDA_CONV=old: conv2d_pair as its two conv2d and the im2col's 2-byte stores (conv.cu's fused conv1 +
      * im2col and 16-byte-store kernels off), to compare on the GPU */
     c->conv_old = getenv("QA_CUDA_CONV") && strcmp(getenv("QA_CUDA_CONV"), "old") == 0;
-    /* QA_CUDA_CONV=implicit: conv2 and conv3 (BF16 weights) as conv.cu's implicit GEMM over all the op's chunks in
-     * one launch (no im2col matrix), opt-in until its GPU tests and timings are in (bench/NOTES.md);
-     * implicit_plain: the same without the tap-major weight copy, to time that gather against the plain one */
-    const char *conv = getenv("QA_CUDA_CONV");
-    c->conv_implicit = !conv ? 0 : strcmp(conv, "implicit") == 0 ? 1 : strcmp(conv, "implicit_plain") == 0 ? 2 : 0;
     qa_status s = open_handles(c, e);
     if (s == QA_OK)
         s = attention_setup(c, e);

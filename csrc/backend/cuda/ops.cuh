@@ -256,28 +256,15 @@ qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, l
 qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, int x8, const float *x, const float *xb, int N,
                           int Cin, int Hi, int Wi, qa_err *e);
 /* The same convolution for Cin = 1, direct: y[N, Cout, Ho, Wo] = act(conv(x, w) + b) (b may be NULL, GELU when
- * gelu != 0); w [Cout, 9] BF16 (bf16 != 0: x rounded to BF16 first) or FP32. y: FP32, or with bf16_out (BF16
- * weights only) BF16 values rounded RNE — the GEMM operand qa_cu_conv3s2_igemm reads. */
-qa_status qa_cu_conv1ch3s2(cudaStream_t s, void *y, int bf16_out, const float *x, const void *w, int bf16,
-                           const float *b, int N, int Hi, int Wi, int Cout, int gelu, qa_err *e);
+ * gelu != 0); w [Cout, 9] BF16 (bf16 != 0: x rounded to BF16 first) or FP32. */
+qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void *w, int bf16, const float *b, int N,
+                           int Hi, int Wi, int Cout, int gelu, qa_err *e);
 /* conv1 then conv2's im2col, fused (BF16 weights): col[n][(ci*9 + ky*3 + kx)][oy*W2 + ox] (BF16) of the map
  * GELU(conv(x[N, 1, Hi, Wi], w) + b) (w [C1, 9] BF16, b [C1] or NULL), bit-equal to qa_cu_conv1ch3s2 (gelu) then
  * qa_cu_im2col3s2 (bf16); only where qa_cu_conv1_im2col_fits(Hi, Wi) (the conv1 planes fit shared memory). */
 int qa_cu_conv1_im2col_fits(int Hi, int Wi);
 qa_status qa_cu_conv1_im2col(cudaStream_t s, void *col, const float *x, const void *w, const float *b, int N, int C1,
                              int Hi, int Wi, qa_err *e);
-/* out[N, C, HW] (BF16, RNE) = x, or GELU(x + xb[c]) when xb: a map as the GEMM operand of the next conv. */
-qa_status qa_cu_act_bf16(cudaStream_t s, void *out, const float *x, const float *xb, int N, int C, int HW, qa_err *e);
-/* The 3x3 / stride 2 / pad 1 convolution as an implicit GEMM on tensor cores: y[N, Cout, Ho, Wo] (FP32, raw: no
- * bias, no act) from the BF16 map xa[N, Cin, Hi, Wi] and BF16 weights w [Cout, Cin*9], all images in one launch;
- * no im2col matrix in memory. The im2col + GEMM path's operands, summed in another order. Only where
- * qa_cu_conv3s2_igemm_fits (32-bit offsets, the grid). taps (may be NULL; 16-byte aligned): device room of
- * qa_cu_conv3s2_igemm_taps_bytes(Cin, Cout) bytes (0: the layout does not apply) for the weights in the faster
- * gather's tap-major order, rewritten by each call. */
-int qa_cu_conv3s2_igemm_fits(int N, int Cin, int Hi, int Wi, int Cout);
-size_t qa_cu_conv3s2_igemm_taps_bytes(int Cin, int Cout);
-qa_status qa_cu_conv3s2_igemm(cudaStream_t s, float *y, const void *xa, const void *w, void *taps, int N, int Cin,
-                              int Hi, int Wi, int Cout, qa_err *e);
 /* [N, C, Fq, Tt] conv output -> [N, Tt, C*Fq] rows for conv_out (feature index c*Fq + f); xb (may be NULL):
  * GELU(x + xb[c]) is written instead of x. */
 qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const float *xb, int N, int C, int Fq,
