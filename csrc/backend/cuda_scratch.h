@@ -38,8 +38,8 @@ static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
     size_t rows = d->max_q > 0 && d->max_q < QA_CUDA_STAGE_ROWS ? (size_t)d->max_q : QA_CUDA_STAGE_ROWS;
     size_t k = d->max_gemm_k > 0 ? (size_t)d->max_gemm_k : 1;
     size_t stage = rows * k * 2;                                          /* BF16 rows */
-    /* two chunks' FP32 im2col, i.e. four chunks' BF16: conv2's batched GEMM then covers a whole tile of
-     * the encoder's (QA_ENC_CHUNK_TILE = 4) — two chunks filled 52 of an H200's 132 SMs */
+    /* two chunks' FP32 im2col, i.e. four chunks' BF16: conv2's batched GEMM runs four chunks at a time (two
+     * filled 52 of an H200's 132 SMs); a tile of the encoder's QA_ENC_CHUNK_TILE chunks goes in such batches */
     size_t im2col = (d->max_im2col > 0 ? (size_t)d->max_im2col : 0) * 4 * 2;
     size_t heads = d->max_heads > 0 ? (size_t)d->max_heads : 1;
     size_t partials = heads * QA_CUDA_DEC_SPLITS * (QA_CUDA_DEC_MAX_DH + 2) * 4;
