@@ -345,10 +345,11 @@ decode_layer.main({pos})
 """
 
 
-def _decode_step_in_child(pdl, variant=None, old_mlp=False, pos=500):
+def _decode_step_in_child(pdl, variant=None, mlp=None, pos=500):
     """tests/decode_layer.py's timings and outputs in a fresh process, PDL on (QA_CUDA_PDL unset) or off, with
     gemv.cuh's default decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant, the one-kernel decode
-    MLP (mlp_decode.cu) or the two-kernel one (QA_CUDA_DEC_MLP=old), the attention at KV position pos."""
+    MLP (mlp_decode.cu; QA_CUDA_DEC_MLP unset) or QA_CUDA_DEC_MLP=mlp ("old", "wide"), the attention at KV
+    position pos."""
     env = dict(os.environ)
     for var in ("QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT", "QA_CUDA_DEC_MLP"):
         env.pop(var, None)
@@ -356,8 +357,8 @@ def _decode_step_in_child(pdl, variant=None, old_mlp=False, pos=500):
         env["QA_CUDA_PDL"] = "0"
     if variant is not None:
         env["QA_CUDA_GEMV_VARIANT"] = str(variant)
-    if old_mlp:
-        env["QA_CUDA_DEC_MLP"] = "old"
+    if mlp is not None:
+        env["QA_CUDA_DEC_MLP"] = mlp
     run = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=os.path.dirname(__file__), pos=pos)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0 and "JSON " in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
@@ -393,13 +394,15 @@ def _step_ms(times):
 @gpu_only
 def test_decode_step_kernels_timing_dec_mlp():
     """Issue #6: the decode step's kernels (as test_decode_step_kernels_timing_with_and_without_pdl, PDL on) with the
-    one-kernel decode MLP (mlp_decode.cu, the default) and the two-kernel one (QA_CUDA_DEC_MLP=old), at KV
-    positions 500 and 900, one child process each. Prints per op µs and GB/s of weights side by side and the
+    one-kernel decode MLP (mlp_decode.cu, the default: 48-byte W_down segments), its 96-byte form
+    (QA_CUDA_DEC_MLP=wide) and the two-kernel one (QA_CUDA_DEC_MLP=old), at KV positions 500 and 900, one child
+    process each. Prints per op µs and GB/s of weights side by side and the
     ms/token they add up to (run with -s). Each run's layer output must be the same bits recorded and op by op
     (the fused kernel's grid-barrier reduction has a fixed order); new against old: the down projection's FP32
     sums in another order only."""
     for pos in (500, 900):
-        runs = {"new": _decode_step_in_child(True, pos=pos), "old": _decode_step_in_child(True, old_mlp=True, pos=pos)}
+        runs = {what: _decode_step_in_child(True, mlp=None if what == "new" else what, pos=pos)
+                for what in ("new", "wide", "old")}
         for name, (_, nbytes) in runs["new"]["times"].items():
             cols = []
             for what, run in runs.items():
@@ -411,8 +414,10 @@ def test_decode_step_kernels_timing_dec_mlp():
                   f"argmax; issue #6 target 1.5)")
         for what, run in runs.items():
             np.testing.assert_array_equal(run["x_graph"], run["x_eager"], err_msg=f"recorded layer, mlp {what}")
-        new, old = (np.array(runs[w]["x_eager"], np.float64) for w in ("new", "old"))
-        assert_close_rel(new, old, 1e-5, f"layer output, one-kernel vs two-kernel MLP, pos {pos}")
+        old = np.array(runs["old"]["x_eager"], np.float64)
+        for what in ("new", "wide"):
+            assert_close_rel(np.array(runs[what]["x_eager"], np.float64), old, 1e-5,
+                             f"layer output, one-kernel MLP ({what}) vs two-kernel, pos {pos}")
 
 
 @gpu_only
@@ -460,10 +465,11 @@ def test_decode_mlp_one_kernel_deterministic_and_fallback(g, rng):
 
 
 @gpu_only
-def test_decode_gemvs_float64_with_old_mlp():
+@pytest.mark.parametrize("mlp", ["old", "wide"])
+def test_decode_gemvs_float64_under_dec_mlp(mlp):
     """test_decode_gemvs_against_float64, test_norm_mlp and the test above in a child pytest under
-    QA_CUDA_DEC_MLP=old (read at context open): the two-kernel decode MLP stays correct."""
-    env = dict(os.environ, QA_CUDA_DEC_MLP="old")
+    QA_CUDA_DEC_MLP=mlp (read at context open): the two-kernel decode MLP and the 96-byte-segment one."""
+    env = dict(os.environ, QA_CUDA_DEC_MLP=mlp)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__, "-k",
                           "test_decode_gemvs_against_float64 or test_norm_mlp or test_decode_mlp_one_kernel"],
                          capture_output=True, text=True, env=env, timeout=600)
@@ -2205,20 +2211,20 @@ np.savez({path!r}, **out)
 """
 
 
-def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None, one_gemm=True, old_mlp=False):
+def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None, one_gemm=True, mlp=None):
     """asr_generate results in a fresh process whose CUDA backend opened with QA_CUDA_GRAPH=mode
     (None: unset, the default graph path) — the variable is read once, when the backend opens —,
     programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh), the default
     decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant (gemv.cuh), and q/k/v, gate/up as one GEMM
     each (QA_CUDA_FUSED_GEMM unset) or one per weight (QA_CUDA_FUSED_GEMM=0, norm_gemm.cu), and the one-kernel
-    decode MLP (mlp_decode.cu) or the two-kernel one (QA_CUDA_DEC_MLP=old)."""
+    decode MLP (mlp_decode.cu) or QA_CUDA_DEC_MLP=mlp ("old": the two-kernel one, "wide")."""
     path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}-v{variant}-{int(one_gemm)}-"
-               f"{int(old_mlp)}.npz")
+               f"{mlp}.npz")
     env = dict(os.environ)
     for var in ("QA_CUDA_GRAPH", "QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT", "QA_CUDA_FUSED_GEMM", "QA_CUDA_DEC_MLP"):
         env.pop(var, None)
-    if old_mlp:
-        env["QA_CUDA_DEC_MLP"] = "old"
+    if mlp is not None:
+        env["QA_CUDA_DEC_MLP"] = mlp
     if not one_gemm:
         env["QA_CUDA_FUSED_GEMM"] = "0"
     if mode is not None:
@@ -2290,13 +2296,15 @@ def test_asr_decoding_same_under_each_gemv_variant(tmp_path):
 def test_asr_decoding_same_with_old_mlp(tmp_path):
     """mlp_decode.cu: the one-kernel decode MLP (default) sums the down projection in another FP32 order than the
     two-kernel one (QA_CUDA_DEC_MLP=old); the recorded BF16 decode of the fixture model (F = 64: one partial block
-    of 24 units per ⌈F / 24⌉) gives the same ids, and the first logits (the prefill's, T > 1) are the same bits."""
+    of 24 units, or of 48 with QA_CUDA_DEC_MLP=wide) gives the same ids, and the first logits (the prefill's,
+    T > 1) are the same bits."""
     folder = os.path.join(FIXTURES, "asr")
     model("asr")
     for mode in (None, "0"):
-        new = _generate_in_child(tmp_path, mode, folder, "bfloat16", GEN_RUNS)
-        old = _generate_in_child(tmp_path, mode, folder, "bfloat16", GEN_RUNS, old_mlp=True)
-        _assert_same_runs(new, old, GEN_RUNS, f"bfloat16 QA_CUDA_GRAPH={mode} one-kernel vs two-kernel decode MLP")
+        old = _generate_in_child(tmp_path, mode, folder, "bfloat16", GEN_RUNS, mlp="old")
+        for mlp in (None, "wide"):
+            new = _generate_in_child(tmp_path, mode, folder, "bfloat16", GEN_RUNS, mlp=mlp)
+            _assert_same_runs(new, old, GEN_RUNS, f"bfloat16 QA_CUDA_GRAPH={mode} one-kernel ({mlp}) vs two-kernel MLP")
 
 
 @gpu_only

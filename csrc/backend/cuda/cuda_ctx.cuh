@@ -76,6 +76,7 @@ typedef struct qa_cuda_ctx {
                                  * one owner context per device), NULL: another context owns them or
                                  * QA_CUDA_DEC_MLP=old at open — the two-kernel path */
     int mlp_resident;           /* its blocks resident at once on the device */
+    int mlp_c;                  /* its W_down segment in 16-byte chunks: 3, or 6 with QA_CUDA_DEC_MLP=wide */
     qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */

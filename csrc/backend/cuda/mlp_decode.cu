@@ -8,13 +8,14 @@
  * streams every weight byte that touches them:
  *   1. its warps' first gate / up batches before the PDL wait, then RMSNorm of x into shared memory (norm.cu's
  *      row code on 256 threads: the bits of the old path);
- *   2. the 48 gate and up rows of its units (3 units per warp, gemv.cuh's persistent loop: the same per-row sums
- *      as ngemv_silu_rows_kernel), h = silu(g)·u rounded to BF16 as the down GEMV rounded it;
+ *   2. the 48 gate and up rows of its units (3 units per warp, gemv.cuh's chunks and warp sums: the h of
+ *      ngemv_silu_rows_kernel to the bit), h = silu(g)·u rounded to BF16 as the down GEMV rounded it;
  *   3. the 48-byte segments W_down[r, f0 .. f0 + 24) of all D rows (3 lanes per row, 10 rows per warp
- *      instruction), each warp issuing its first down batches before the block's h is complete; the partial
- *      sum of row r over the block's units goes to part[b, r] in the work area (nb·D floats);
- *   4. a grid barrier (all nb blocks are resident: nb <= blocks per SM x SMs, checked at launch), then block b
- *      adds the partials of rows b·RB .. (b + 1)·RB over p = 0 .. nb - 1 in a fixed order onto x (the residual).
+ *      instruction); the partial sum of row r over the block's units goes to part[b, r] in the work area
+ *      (nb·D floats). Steps 2 and 3 are one double-buffered pipeline per warp (dm_warp): the first down
+ *      batches are in flight while the last gate / up ones are multiplied;
+ *   4. a grid barrier (all nb blocks are resident: nb <= blocks per SM x SMs, qa_cuda_mlp_decode_fits), then
+ *      block b adds the partials of rows b·RB .. (b + 1)·RB over p = 0 .. nb - 1 in a fixed order onto x.
  * Every block moves the same bytes (ASR-1.7B: 196 KB of gate / up, 96 KB of down), so they reach the barrier
  * together and the only tail is one L2 round trip. The order of the down sums depends on nb only:
  * the same bits on every run (a float64 test bounds them). The barrier words are a static device variable (zero
@@ -31,9 +32,11 @@
 #include "gemv.cuh"
 
 #define DM_WARPS 8                /* 256 threads: norm.cu's row-kernel block for K >= 1024 (the norm's bits) */
-#define DM_C 3                    /* 16-byte chunks of a W_down row segment */
-#define DM_FS (8 * DM_C)          /* intermediate units per block: DM_C per warp, one chunk of h per lane group */
-#define DM_G (32 / DM_C)          /* W_down rows per warp instruction (lanes DM_G·DM_C .. 31 idle) */
+/* C: 16-byte chunks of a W_down row segment (template parameter, 3 or 6: QA_CUDA_DEC_MLP=wide); a block owns
+ * 8·C intermediate units (C per warp, one chunk of h per lane of a row's group) and a warp instruction reads
+ * 32 / C rows of W_down (lanes past (32 / C)·C idle). */
+#define DM_FS(C) (8 * (C))
+#define DM_G(C) (32 / (C))
 #define DM_U QA_GV_BATCH          /* W_down loads per lane per batch */
 #define DM_DEVICES 64             /* devices with a fused decode MLP (a higher index keeps the old path) */
 
@@ -45,7 +48,7 @@ typedef struct dm_args {
     const float *nw;         /* [D] post-attention norm weight */
     const __nv_bfloat16 *wg, *wu, *wd; /* [F, D], [F, D], [D, F] */
     float *part;             /* [nb, D] partial down sums (work area) */
-    unsigned *sync;          /* dm_sync[slot] */
+    unsigned *sync;          /* dm_sync of the device */
     float eps;
     int D, F;
 } dm_args;
@@ -58,37 +61,37 @@ struct dm_x {
     __device__ __forceinline__ void get(int, int c, float f[8]) const { qa_bf16x8(((const uint4 *)xs)[c], f); }
 };
 
-/* Unit f0 + warp + DM_WARPS·i (i < DM_C) of the warp: its gate and up rows; put stores h as the down GEMV of the
- * old path read it (silu(g)·u in FP32, rounded to BF16). */
-struct dm_units {
-    const __nv_bfloat16 *g, *u;
-    float *hs;
-    int K, F, first, local;
-    __device__ __forceinline__ bool has(int i) const { return i < DM_C; }
-    __device__ __forceinline__ void rows(int i, const uint4 *(&p)[2]) const
+/* The warp's batches, one pipeline (gemv.cuh's double buffering) over both phases: batch b < NA is chunk batch
+ * b % BPU of unit f0 + warp + DM_WARPS·(b / BPU) (its gate row w[0], its up row w[1], gemv.cuh's chunks); batch
+ * NA + q holds the W_down loads of the warp's iterations 8q .. 8q + 7 (w[s][u]: iteration 8q + 4s + u, row
+ * (iteration·DM_WARPS + warp)·DM_G(C) + lane group, chunk k of the block's segment). So the first down batches
+ * are in flight while the last gate / up ones are multiplied: no drained pipeline between the phases. */
+template <int C> struct dm_warp {
+    const __nv_bfloat16 *g, *u; /* gate, up [F, K] */
+    const uint4 *seg;           /* W_down row 0, chunk k of the block's segment */
+    int K, K8, F, F8, D, first, BPU, NA, NB;
+    bool ld;                    /* the lane loads W_down (its group exists, its chunk lies before F) */
+
+    template <bool EARLY = false> __device__ __forceinline__ void load(uint4 (&w)[2][DM_U / 2], int b) const
     {
-        const int j = first + DM_WARPS * i; /* past F (the last block's spare units): h = 0 */
-        p[0] = i < DM_C && j < F ? (const uint4 *)(g + (size_t)j * K) : NULL;
-        p[1] = i < DM_C && j < F ? (const uint4 *)(u + (size_t)j * K) : NULL;
-    }
-    template <int TT> __device__ __forceinline__ void put(int i, const float (&acc)[2][TT]) const
-    {
-        float gs = qa_warp_sum(acc[0][0]), us = qa_warp_sum(acc[1][0]);
-        if ((threadIdx.x & 31) == 0)
-            hs[local + DM_WARPS * i] = dm_bf16r(gs / (1.0f + expf(-gs)) * us); /* act.cu silu_mul, gemv.cu's x */
+        if (b < NA) {
+            const int j = first + DM_WARPS * (b / BPU); /* past F (the last block's spare units): zeros, h = 0 */
+            const uint4 *const p[2] = {j < F ? (const uint4 *)(g + (size_t)j * K) : NULL,
+                                       j < F ? (const uint4 *)(u + (size_t)j * K) : NULL};
+            qa_gv_load<EARLY>(w, p, (b % BPU) * 32 * (DM_U / 2), K8);
+            return;
+        }
+        const int warp = threadIdx.x >> 5, grp = (threadIdx.x & 31) / C;
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+#pragma unroll
+            for (int v = 0; v < DM_U / 2; v++) {
+                const int row = ((8 * (b - NA) + (DM_U / 2) * s + v) * DM_WARPS + warp) * DM_G(C) + grp;
+                w[s][v] = ld && b < NA + NB && row < D ? qa_gv_ld(seg + (size_t)row * F8)
+                                                       : make_uint4(0u, 0u, 0u, 0u);
+            }
     }
 };
-
-/* Batch of W_down loads of the warp from iteration j0: iteration j is row (j·DM_WARPS + warp)·DM_G + lane group. */
-__device__ __forceinline__ void dm_down_load(uint4 (&w)[DM_U], const uint4 *seg, int F8, int D, int j0, bool on)
-{
-    const int warp = threadIdx.x >> 5, grp = (threadIdx.x & 31) / DM_C;
-#pragma unroll
-    for (int u = 0; u < DM_U; u++) {
-        const int r = ((j0 + u) * DM_WARPS + warp) * DM_G + grp;
-        w[u] = on && r < D ? qa_gv_ld(seg + (size_t)r * F8) : make_uint4(0u, 0u, 0u, 0u);
-    }
-}
 
 /* Acquire load of a barrier word (it orders the loads after it). */
 __device__ __forceinline__ unsigned dm_ld_acquire(const unsigned *p)
@@ -118,52 +121,62 @@ __device__ __forceinline__ void dm_grid_barrier(unsigned *sync, unsigned nb)
     __syncthreads();
 }
 
-__global__ void __launch_bounds__(DM_WARPS * 32, 2) mlp_decode_kernel(const dm_args a)
+template <int C> __global__ void __launch_bounds__(DM_WARPS * 32, 2) mlp_decode_kernel(const dm_args a)
 {
     extern __shared__ __align__(16) unsigned char dm_smem[];
-    __shared__ float nrm[32], hs[DM_FS], red[DM_WARPS * 32];
+    __shared__ float nrm[32], hs[DM_FS(C)], red[DM_WARPS * 32];
     __nv_bfloat16 *xs = (__nv_bfloat16 *)dm_smem; /* [D] */
     const int D = a.D, F8 = a.F / 8, K8 = D / 8, nb = (int)gridDim.x, b = (int)blockIdx.x;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, grp = lane / DM_C, k = lane % DM_C;
-    const int f0 = b * DM_FS;
-    const dm_units r = {a.wg, a.wu, hs, D, a.F, f0 + warp, warp};
-    int li = 0, lc = 0;
-    {
-        constexpr int U = QA_GV_BATCH / 2;
-        uint4 w[2][U], next[2][U];
-        qa_gv_prime(w, next, r, li, lc, K8); /* gate / up weights before the wait, then wait and trigger */
-        qa_rmsnorm_row(xs, a.x, a.nw, D, a.eps, nrm);
-        __syncthreads();
-        qa_gv_stream_rows<1>(w, next, r, dm_x{xs}, K8, li, lc);
-    }
-    /* the down segments of this block's units: chunk k of row r at seg + r·F8 (none past F) */
-    const bool on = grp < DM_G, ld = on && f0 + 8 * k < a.F;
-    const uint4 *seg = (const uint4 *)(a.wd + f0) + k;
-    const int NJ = (D + DM_WARPS * DM_G - 1) / (DM_WARPS * DM_G);
-    uint4 w[DM_U], next[DM_U];
-    dm_down_load(w, seg, F8, D, 0, ld);
-    dm_down_load(next, seg, F8, D, DM_U, ld);
-    __syncthreads(); /* every unit's h is in hs */
-    float h[8];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, grp = lane / C, k = lane % C;
+    const int f0 = b * DM_FS(C);
+    constexpr int U = DM_U / 2;
+    const int BPU = (K8 + 32 * U - 1) / (32 * U), NA = C * BPU;
+    const int NJ = (D + DM_WARPS * DM_G(C) - 1) / (DM_WARPS * DM_G(C));
+    const dm_warp<C> ws = {a.wg, a.wu, (const uint4 *)(a.wd + f0) + k, D, K8, a.F, F8, D, f0 + warp, BPU, NA,
+                        (NJ + DM_U - 1) / DM_U, grp < DM_G(C) && f0 + 8 * k < a.F};
+    uint4 w[2][U], next[2][U];
+    ws.template load<true>(w, 0); /* gate / up weights only before the wait (pdl.cuh) */
+    ws.template load<true>(next, 1);
+    qa_pdl_wait();
+    qa_pdl_trigger();
+    qa_rmsnorm_row(xs, a.x, a.nw, D, a.eps, nrm);
+    __syncthreads();
+    float acc[2][1] = {{0.f}, {0.f}}, h[8];
+    for (int bi = 0; bi < NA + ws.NB; bi++) {
+        if (bi < NA) { /* gemv.cuh's chunks and warp sums: ngemv_silu_rows_kernel's h to the bit */
+            qa_gv_fma<1>(acc, w, dm_x{xs}, (bi % BPU) * 32 * U, K8);
+            if (bi % BPU == BPU - 1) {
+                const float gs = qa_warp_sum(acc[0][0]), us = qa_warp_sum(acc[1][0]);
+                if (lane == 0) /* act.cu silu_mul, rounded to BF16 as gemv.cu rounds the down GEMV's x */
+                    hs[warp + DM_WARPS * (bi / BPU)] = dm_bf16r(gs / (1.0f + expf(-gs)) * us);
+                acc[0][0] = acc[1][0] = 0.f;
+            }
+        } else {
+            if (bi == NA) { /* the block's h complete (every warp counts the same batches) */
+                __syncthreads();
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        h[e] = hs[8 * k + e];
-    for (int j0 = 0; j0 < NJ; j0 += DM_U) {
+                for (int e = 0; e < 8; e++)
+                    h[e] = hs[8 * k + e];
+            }
 #pragma unroll
-        for (int u = 0; u < DM_U; u++) {
-            float f[8];
-            qa_bf16x8(w[u], f);
-            const float d = f[0] * h[0] + f[1] * h[1] + f[2] * h[2] + f[3] * h[3] + f[4] * h[4] + f[5] * h[5] +
-                            f[6] * h[6] + f[7] * h[7];
-            const float d1 = __shfl_down_sync(0xffffffffu, d, 1), d2 = __shfl_down_sync(0xffffffffu, d, 2);
-            const int row = ((j0 + u) * DM_WARPS + warp) * DM_G + grp;
-            if (on && k == 0 && row < D)
-                a.part[(size_t)b * D + row] = (d + d1) + d2; /* the group's 3 chunks in order */
+            for (int s2 = 0; s2 < 2; s2++)
+#pragma unroll
+                for (int v = 0; v < U; v++) {
+                    float f[8];
+                    qa_bf16x8(w[s2][v], f);
+                    const float d = f[0] * h[0] + f[1] * h[1] + f[2] * h[2] + f[3] * h[3] + f[4] * h[4] +
+                                    f[5] * h[5] + f[6] * h[6] + f[7] * h[7];
+                    float sum = d; /* the group's C chunks in order */
+#pragma unroll
+                    for (int i = 1; i < C; i++)
+                        sum += __shfl_down_sync(0xffffffffu, d, i);
+                    const int row = ((8 * (bi - NA) + U * s2 + v) * DM_WARPS + warp) * DM_G(C) + grp;
+                    if (grp < DM_G(C) && k == 0 && row < D)
+                        a.part[(size_t)b * D + row] = sum;
+                }
         }
-#pragma unroll
-        for (int u = 0; u < DM_U; u++)
-            w[u] = next[u];
-        dm_down_load(next, seg, F8, D, j0 + 2 * DM_U, ld);
+        qa_gv_shift(w, next);
+        ws.load(next, bi + 2);
     }
     dm_grid_barrier(a.sync, (unsigned)nb);
     /* rows r0 .. r0 + RB of x: thread (pg, ro) sums p = pg, pg + PG, ... in order, then ro's PG sums in order */
@@ -195,13 +208,16 @@ qa_status qa_cuda_mlp_decode_open(qa_cuda_ctx *c, qa_err *e)
     const char *v = getenv("QA_CUDA_DEC_MLP");
     if (v && strcmp(v, "old") == 0)
         return QA_OK;
+    /* "wide": 96-byte W_down segments (sector-aligned, 128 blocks for F = 6144) against 48-byte ones (256) */
+    c->mlp_c = v && strcmp(v, "wide") == 0 ? 6 : 3;
     int dev = 0, sms = 0, per = 0;
     unsigned *sync = NULL;
     QA_CUDA_CHECK(e, cudaGetDevice(&dev));
     QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     /* registers bound it (2 per SM); the largest shared memory keeps it an upper bound for every D */
-    QA_CUDA_CHECK(e, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, mlp_decode_kernel, DM_WARPS * 32,
-                                                                   DM_MAX_SMEM));
+    QA_CUDA_CHECK(e, cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                         &per, c->mlp_c == 6 ? mlp_decode_kernel<6> : mlp_decode_kernel<3>, DM_WARPS * 32,
+                         DM_MAX_SMEM));
     QA_CUDA_CHECK(e, cudaGetSymbolAddress((void **)&sync, dm_sync));
     if (dev == c->device && dev >= 0 && dev < DM_DEVICES && __sync_bool_compare_and_swap(&dm_owned[dev], 0, 1)) {
         c->mlp_sync = sync;
@@ -225,7 +241,7 @@ int qa_cuda_mlp_decode_fits(const qa_cuda_ctx *c, const float *x, const void *Wg
         (size_t)D * sizeof(__nv_bfloat16) > DM_MAX_SMEM ||
         (((uintptr_t)x | (uintptr_t)Wg | (uintptr_t)Wu | (uintptr_t)Wd | (uintptr_t)c->work) & 15) != 0)
         return 0;
-    const size_t nb = ((size_t)F + DM_FS - 1) / DM_FS;
+    const size_t nb = ((size_t)F + DM_FS(c->mlp_c) - 1) / DM_FS(c->mlp_c);
     return nb <= (size_t)c->mlp_resident && (D + nb - 1) / nb <= DM_WARPS * 32 &&
            nb * D * sizeof(float) <= c->work_bytes;
 }
@@ -235,7 +251,9 @@ qa_status qa_cuda_mlp_decode(qa_cuda_ctx *c, float *x, const float *nw, float ep
 {
     const dm_args a = {x, nw, (const __nv_bfloat16 *)Wg, (const __nv_bfloat16 *)Wu, (const __nv_bfloat16 *)Wd,
                        (float *)c->work, c->mlp_sync, eps, D, F};
-    QA_CUDA_CHECK(e, qa_cu_launch(mlp_decode_kernel, dim3((F + DM_FS - 1) / DM_FS), dim3(DM_WARPS * 32),
-                                  (size_t)D * sizeof(__nv_bfloat16), c->stream, a));
+    const dim3 grid((F + DM_FS(c->mlp_c) - 1) / DM_FS(c->mlp_c)), block(DM_WARPS * 32);
+    const size_t smem = (size_t)D * sizeof(__nv_bfloat16);
+    QA_CUDA_CHECK(e, c->mlp_c == 6 ? qa_cu_launch(mlp_decode_kernel<6>, grid, block, smem, c->stream, a)
+                                   : qa_cu_launch(mlp_decode_kernel<3>, grid, block, smem, c->stream, a));
     return QA_OK;
 }
