@@ -4,9 +4,10 @@ The ops and arguments are the ones csrc/model/decoder.c (attn_block, mlp_block w
 heads.c / asr.c (lm_head, argmax_at) enqueue for one token: norm_gemm q/k/v -> qkv_prep -> attention_at ->
 o-proj gemm (accumulate) -> norm_mlp per layer, then the lm_head GEMV and the greedy pick. Used by
 tests/test_cuda.py in child processes, so that each measurement runs under its own QA_CUDA_PDL and
-QA_CUDA_GEMV_VARIANT settings (each variable is read once per process):
+QA_CUDA_GEMV_VARIANT / QA_CUDA_DEC_MLP settings (each variable is read once per process or context):
 
-    python -c "import decode_layer; decode_layer.main()"   # prints one line: JSON {...}
+    python -c "import decode_layer; decode_layer.main()"      # prints one line: JSON {...}
+    python -c "import decode_layer; decode_layer.main(900)"   # the attention at KV position 900
 
 Timings replay CUDA graphs (no host launch cost, as the engine's recorded step) over COPIES sets of layer
 weights, so the weights come from HBM and not from L2. `x_eager` / `x_graph`: the residual row after one
@@ -27,8 +28,8 @@ LAYER_BYTES = 2 * D * (QD + 2 * KD) + 2 * QD * D + 2 * 3 * D * F  # BF16 weights
 class Step:
     """Device buffers and weights of the decode step (one backend, one 1.3 GiB block)."""
 
-    def __init__(self, g, rng):
-        self.g, self.rng = g, rng
+    def __init__(self, g, rng, pos=POS):
+        self.g, self.rng, self.pos = g, rng, pos
         self.layers = [self._layer() for _ in range(COPIES)]
         self.x0 = (rng.standard_normal((1, D)) * 0.5).astype(np.float32)
         self.x = g.put(self.x0)
@@ -37,7 +38,7 @@ class Step:
         self.qkv, self.q, self.a = g.empty((1, QD + 2 * KD)), g.empty((1, QD)), g.empty((1, QD))
         self.k, self.v = self.qkv + 4 * QD, self.qkv + 4 * (QD + KD)
         self.gu = g.empty((1, 2 * F))
-        self.state = g.put(np.array([POS, 0, 0, 0], np.int32))
+        self.state = g.put(np.array([pos, 0, 0, 0], np.int32))
         self.head = self._weight(V, D)
         self.logits, self.tok, self.ids = g.empty((1, V)), g.empty(1, np.int32), g.empty(64, np.int32)
 
@@ -47,7 +48,7 @@ class Step:
     def _w(self, n, k):
         return self.rng.standard_normal((n, k), dtype=np.float32) / np.float32(k)
 
-    def _cache(self):  # BF16 K or V rows of one layer, all CTX rows filled (attention reads rows 0..POS)
+    def _cache(self):  # BF16 K or V rows of one layer, all CTX rows filled (attention reads rows 0..pos)
         return self.g.put(to_bf16_bits(self.rng.standard_normal((CTX, KD)).astype(np.float32)))
 
     def _norm(self, n):
@@ -116,12 +117,12 @@ class Step:
         return g.get(self.x, (1, D))
 
 
-def timings(g, rng):
+def timings(g, rng, pos=POS):
     """{name: [µs per call, weight bytes per call]} of each decode op and of a whole layer, plus the layer's
-    outputs op by op and recorded (lists of floats)."""
-    s = Step(g, rng)
+    outputs op by op and recorded (lists of floats), with the attention at KV position pos."""
+    s = Step(g, rng, pos)
     ops = [("q/k/v norm_gemm", s.qkv, 2 * D * (QD + 2 * KD)), ("qkv_prep", s.prep, 0),
-           (f"attention_at pos {POS}", s.attend, 0), ("o-proj gemv", s.oproj, 2 * QD * D),
+           (f"attention_at pos {pos}", s.attend, 0), ("o-proj gemv", s.oproj, 2 * QD * D),
            ("norm_mlp", s.mlp, 2 * 3 * D * F), ("mlp down gemv alone", s.down, 2 * D * F),
            ("layer (5 ops)", s.layer, LAYER_BYTES),
            ("lm_head gemv", s.lm_head, 2 * V * D), ("argmax_at", s.pick, 0)]
@@ -130,7 +131,7 @@ def timings(g, rng):
                 x_graph=s.layer_once(True).ravel().tolist())
 
 
-def main():
+def main(pos=POS):
     g = Cuda(block_bytes=1400 << 20)
     g.reset()
-    print("JSON " + json.dumps(timings(g, np.random.default_rng(6))))
+    print("JSON " + json.dumps(timings(g, np.random.default_rng(6), pos)))
