@@ -1,0 +1,295 @@
+/* attention_wgmma.cu — causal attention with BF16 K / V and head dim 128 on Hopper's warpgroup MMA (wgmma,
+ * sm_90a): the decoder's prefill / align attention (issue 6), behind QA_CUDA_ATTN=wgmma.
+ *
+ * Contract: ops.cuh qa_cu_attention_wgmma, the same function as attention_mma.cu (whose header gives the
+ * numerics): q rounded to BF16 when staged, S = q k^T and O = P V accumulate in FP32, the scale is applied to
+ * the FP32 scores in base 2 (one FFMA, exp2), online softmax in FP32, P rounded to BF16 as the A operand of
+ * P V, row sums from the FP32 p; causal mask with q0 (qa_attn_key_range), GQA kv head h / (H / Hk).
+ * Reference: Shah et al., "FlashAttention-3" (2024): S = Q K^T with both operands in shared memory, O += P V
+ * with P from registers (the S accumulator's layout is the register A operand's, wgmma_ptx.cuh), the softmax
+ * of one warpgroup overlapping the MMAs of the other.
+ *
+ * Layout: one block = 2 warpgroups x 64 query rows (128 rows) of one head; a warpgroup owns its 64 rows for
+ * the whole key loop (S: 64, O: 64, P: 32 registers per thread). Keys in tiles of 128. Q (BF16) and a double
+ * buffer of K and V tiles in shared memory, all in the 128-byte-swizzled layout the wgmma descriptors read
+ * (wgmma_ptx.cuh); K is the K-major B of S = Q K^T, V the MN-major (transposed) B of P V: the same layout,
+ * two descriptors. 32 KB each: 160 KB, one block per SM.
+ * Copies: every thread issues cp.async for tile t + 1 (into the buffer tile t - 1 used) right after the
+ * barrier that opens tile t, so the copy runs under tile t's math; no producer warp and no mbarrier — one
+ * __syncthreads per tile is the only synchronisation besides each warpgroup's own wgmma wait, so a mistake
+ * cannot hang the block. cp.async writes go through the generic proxy and wgmma reads through the async one:
+ * each thread fences (fence.proxy.async) after its copies landed, before the barrier.
+ * Work skipped: tiles no row of the block sees are never loaded; a warpgroup skips a tile none of its rows
+ * sees (wgmma is warpgroup-collective, so that test is per warpgroup); the per-element mask runs only on
+ * warps whose 16 rows do not all see the whole tile; the O rescale only when a row's max moved.
+ * Grid: x = head (the H / Hk heads sharing a kv head side by side, sharing its tiles in L2), y = query block,
+ * last blocks first (the longest under the causal mask).
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include "mma_ptx.cuh"
+#include "ops.cuh"
+#include "wgmma_ptx.cuh"
+
+#define WG_DH 128                 /* head dim */
+#define WG_GROUPS 2               /* warpgroups per block, 64 query rows each */
+#define WG_THREADS (WG_GROUPS * 128)
+#define WG_BQ (WG_GROUPS * 64)    /* query rows per block */
+#define WG_BK 128                 /* keys per tile */
+
+typedef __nv_bfloat16 bf16;
+
+/* Shared memory (bytes from a 1024-byte aligned base, as the swizzle atoms need): Q [WG_BQ][128], then
+ * K0, V0, K1, V1 [WG_BK][128], BF16 in the layout of wgmma_ptx.cuh. */
+#define WG_Q_BYTES (WG_BQ * WG_DH * 2)
+#define WG_TILE_BYTES (WG_BK * WG_DH * 2)
+#define WG_SMEM_BYTES (WG_Q_BYTES + 4 * WG_TILE_BYTES + 1024) /* + the alignment slack */
+
+static_assert(WG_Q_BYTES % 1024 == 0 && WG_TILE_BYTES % 1024 == 0, "swizzle atoms on 1024-byte boundaries");
+
+/* Q rows [i0, i0 + WG_BQ) of head h rounded to BF16 into Qs (rows at or past Tq: zeros). One 16-byte chunk
+ * (8 elements) per step: two float4 loads (q rows 16-byte aligned, qa_cu_attention_tc_supported). */
+__device__ __forceinline__ void wg_stage_q(unsigned char *Qs, const qa_cu_tc_args &a, int h, int i0)
+{
+    for (int x = threadIdx.x; x < WG_BQ * WG_DH / 8; x += WG_THREADS) {
+        const int r = x / (WG_DH / 8), c = (x % (WG_DH / 8)) * 8, i = i0 + r;
+        float4 f0 = make_float4(0.f, 0.f, 0.f, 0.f), f1 = f0;
+        if (i < a.Tq) {
+            const float *src = a.q + (size_t)i * a.ldq + (size_t)h * WG_DH + c;
+            f0 = *(const float4 *)src;
+            f1 = *(const float4 *)(src + 4);
+        }
+        *(uint4 *)(Qs + wg_sw128_offset(WG_BQ, r, c)) =
+            make_uint4(pack_bf16(f0.x, f0.y), pack_bf16(f0.z, f0.w), pack_bf16(f1.x, f1.y), pack_bf16(f1.z, f1.w));
+    }
+}
+
+/* Start copying key rows [j0, j0 + WG_BK) of K or V (BF16, head columns from col) into dst; rows at or past
+ * `valid` are zero-filled (P is 0 there, but 0 * a garbage NaN would still poison O). A warp copies two whole
+ * rows (512 contiguous bytes) per step. */
+__device__ __forceinline__ void wg_issue_rows(unsigned char *dst, const bf16 *src, int ld, size_t col, int j0,
+                                              int valid)
+{
+    constexpr int C = WG_DH / 8; /* 16-byte chunks per row */
+#pragma unroll
+    for (int n = 0; n < WG_BK * C / WG_THREADS; n++) {
+        const int x = threadIdx.x + n * WG_THREADS, r = x / C, c = (x % C) * 8, j = j0 + r;
+        const bool ok = j < valid;
+        cp_async16(dst + wg_sw128_offset(WG_BK, r, c), src + (size_t)(ok ? j : 0) * ld + col + c, ok ? 16 : 0);
+    }
+}
+
+/* On a tile this warp's rows do not all fully see: set the scores of keys a row does not see to -inf; rows
+ * past Tq see nothing. s[4n + e]: row g + 8 (e / 2), key j0 + 8n + 2t + e % 2 (wgmma_ptx.cuh). */
+__device__ __forceinline__ void wg_mask(float s[64], const qa_cu_tc_args &a, int r0, int g, int t, int j0)
+{
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int i = r0 + g + 8 * r, lo = 0, hi = 0;
+        if (i < a.Tq)
+            qa_attn_key_range(a.q0 + i, a.Tk, a.window, a.causal, &lo, &hi);
+#pragma unroll
+        for (int n = 0; n < WG_BK / 8; n++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const int j = j0 + 8 * n + 2 * t + c;
+                if (j < lo || j >= hi)
+                    s[4 * n + 2 * r + c] = -INFINITY;
+            }
+    }
+}
+
+/* Online softmax of this thread's two rows (g, g + 8 of its warp), as attention_mma.cu mma_softmax: the 4
+ * threads of a quad hold a row's 128 keys; m in base-2 units, l this thread's partial sum (the quad's are
+ * added in wg_store); O rescaled by 2^(m_old - m_new) unless no row of the warp moved its max; a row with no
+ * visible key yet keeps m = -inf and gets p = 0. s is replaced by p. */
+__device__ __forceinline__ void wg_softmax(float s[64], float sl2, float m[2], float l[2], float o[64])
+{
+    float base[2], corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < WG_BK / 8; n++)
+            mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m[r], mx * sl2);
+        base[r] = mn == -INFINITY ? 0.f : mn;
+        corr[r] = mma_ex2(m[r] - base[r]); /* 0 while m[r] = -inf (O and l are 0 then) */
+        m[r] = mn;
+        l[r] *= corr[r];
+    }
+    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
+#pragma unroll
+        for (int n = 0; n < WG_DH / 8; n++) {
+            o[4 * n] *= corr[0];
+            o[4 * n + 1] *= corr[0];
+            o[4 * n + 2] *= corr[1];
+            o[4 * n + 3] *= corr[1];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int n = 0; n < WG_BK / 8; n++) {
+            const float p0 = mma_ex2(fmaf(s[4 * n + 2 * r], sl2, -base[r]));
+            const float p1 = mma_ex2(fmaf(s[4 * n + 2 * r + 1], sl2, -base[r]));
+            l[r] += p0 + p1;
+            s[4 * n + 2 * r] = p0;
+            s[4 * n + 2 * r + 1] = p1;
+        }
+}
+
+/* out rows of this thread (g, g + 8 of the warp's 16 rows from r0): O / l with l the quad's sum; a row with no
+ * visible key (l = 0) is written as zeros, as attention.cu does. o[4n + e]: row g + 8 (e / 2), column 8n + 2t
+ * + e % 2. */
+__device__ __forceinline__ void wg_store(const qa_cu_tc_args &a, const float o[64], const float l[2], int h, int r0,
+                                         int g, int t)
+{
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float sum = l[r];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1); /* every lane, before any skips its row */
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const int i = r0 + g + 8 * r;
+        if (i >= a.Tq)
+            continue;
+        const float inv = sum > 0.f ? 1.0f / sum : 0.f;
+        float *dst = a.out + (size_t)i * a.ldo + (size_t)h * WG_DH + 2 * t;
+#pragma unroll
+        for (int n = 0; n < WG_DH / 8; n++)
+            *(float2 *)(dst + 8 * n) = make_float2(o[4 * n + 2 * r] * inv, o[4 * n + 2 * r + 1] * inv);
+    }
+}
+
+/* launch_bounds (256, 1): one block per SM (160 KB of shared memory), up to 255 registers per thread for
+ * S, O and P (160) and the addressing. */
+__global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc_args a)
+{
+    extern __shared__ unsigned char smem_raw[];
+    /* the swizzle atoms need 1024-byte alignment in the shared window; the dynamic base only guarantees 16 */
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    unsigned char *smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    unsigned char *Qs = smem;
+    const bf16 *k = (const bf16 *)a.k, *v = (const bf16 *)a.v;
+    const int h = blockIdx.x, kvh = h / (a.H / a.Hk);
+    const size_t col = (size_t)kvh * WG_DH;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int wg = warp >> 2;
+    const int i0 = (gridDim.y - 1 - blockIdx.y) * WG_BQ;
+    const int gr0 = i0 + wg * 64, wr0 = i0 + warp * 16; /* first rows of the warpgroup, of the warp */
+
+    wg_stage_q(Qs, a, h, i0);
+
+    /* the keys the block's rows see: [lo(first row), hi(last row)); those of the warpgroup's and the warp's */
+    int klo, khi, dummy;
+    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
+    qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
+    const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
+    int g_lo, g_hi, w_lo, w_hi; /* keys some row of the warpgroup sees; keys every row of the warp sees */
+    qa_attn_key_range(a.q0 + min(gr0, a.Tq - 1), a.Tk, a.window, a.causal, &g_lo, &dummy);
+    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &g_hi);
+    if (gr0 >= a.Tq)
+        g_lo = g_hi = 0;
+    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, &w_lo, &dummy);
+    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &w_hi);
+    if (wr0 + 15 >= a.Tq) /* rows past Tq see nothing: always mask */
+        w_lo = w_hi = 0;
+
+    float o[64], s[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int x = 0; x < 64; x++)
+        o[x] = 0.f;
+
+    /* descriptors: A = this warpgroup's 64 Q rows (K-major); B = K (K-major) or V (MN-major) of a buffer */
+    const uint32_t q_addr = sbase + wg * 64 * 128;
+    if (ntiles > 0) {
+        wg_issue_rows(smem + WG_Q_BYTES, k, a.ldk, col, klo, khi);
+        wg_issue_rows(smem + WG_Q_BYTES + WG_TILE_BYTES, v, a.ldv, col, klo, khi);
+    }
+    cp_async_commit();
+    for (int it = 0; it < ntiles; it++) {
+        const int j0 = klo + it * WG_BK, buf = it & 1;
+        cp_async_wait_all();
+        wg_fence_proxy_async(); /* this thread's copies (and Q stores) visible to wgmma ... */
+        __syncthreads();        /* ... every thread's; tile it - 1 consumed by both warpgroups */
+        if (it + 1 < ntiles) {
+            unsigned char *nb = smem + WG_Q_BYTES + (buf ^ 1) * 2 * WG_TILE_BYTES;
+            wg_issue_rows(nb, k, a.ldk, col, j0 + WG_BK, khi);
+            wg_issue_rows(nb + WG_TILE_BYTES, v, a.ldv, col, j0 + WG_BK, khi);
+        }
+        cp_async_commit();
+        if (j0 >= g_hi || j0 + WG_BK <= g_lo) /* warpgroup-uniform: no row of it sees these keys */
+            continue;
+        const uint32_t k_addr = sbase + WG_Q_BYTES + buf * 2 * WG_TILE_BYTES, v_addr = k_addr + WG_TILE_BYTES;
+
+        /* S = Q K^T: 8 steps of 16 head dims; step kk in column block kk / 4, 32 (kk % 4) bytes into its rows */
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < WG_DH / 16; kk++) {
+            const uint32_t in_row = (kk & 3) * 32;
+            wg_mma_ss(s, wg_desc(q_addr + (kk >> 2) * (WG_BQ * 128) + in_row, 16, 1024),
+                      wg_desc(k_addr + (kk >> 2) * (WG_BK * 128) + in_row, 16, 1024), kk > 0);
+        }
+        wg_commit();
+        wg_wait<0>();
+
+        if (j0 < w_lo || j0 + WG_BK > w_hi) /* warp-uniform */
+            wg_mask(s, a, wr0, g, t, j0);
+        wg_softmax(s, a.scale_log2, m, l, o);
+        uint32_t p[WG_BK / 16][4]; /* P as the A operand of step kc (keys 16kc ..): n-blocks 2kc, 2kc + 1 */
+#pragma unroll
+        for (int kc = 0; kc < WG_BK / 16; kc++) {
+            p[kc][0] = pack_bf16(s[8 * kc], s[8 * kc + 1]);
+            p[kc][1] = pack_bf16(s[8 * kc + 2], s[8 * kc + 3]);
+            p[kc][2] = pack_bf16(s[8 * kc + 4], s[8 * kc + 5]);
+            p[kc][3] = pack_bf16(s[8 * kc + 6], s[8 * kc + 7]);
+        }
+
+        /* O += P V: 8 steps of 16 keys (rows 16kc .. of V, 2048 bytes each); LBO = the 64-dim column blocks */
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < WG_BK / 16; kc++)
+            wg_mma_rs_tb(o, p[kc], wg_desc(v_addr + kc * 16 * 128, WG_BK * 128, 1024));
+        wg_commit();
+        wg_wait<0>();
+    }
+    cp_async_wait_all(); /* no copy may still target shared memory when the block exits */
+    wg_store(a, o, l, h, wr0, g, t);
+}
+
+/* ---- launch ------------------------------------------------------------------------------------ */
+
+/* Hopper only (the sm_90a code of this file loads nowhere else), and the shared memory it needs. Once per
+ * context (qa_cu_attention_tc_setup), not per launch; sets d->wgmma. */
+qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
+{
+    int dev = 0, major = 0, minor = 0;
+    d->wgmma = 0;
+    QA_CUDA_CHECK(e, cudaGetDevice(&dev));
+    QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    if (major != 9 || minor != 0 || d->smem_optin < WG_SMEM_BYTES)
+        return QA_OK;
+    QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          WG_SMEM_BYTES));
+    d->wgmma = 1;
+    return QA_OK;
+}
+
+int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d)
+{
+    return d->wgmma && Dh == WG_DH && kv_bf16 && a.causal && a.window == 0 &&
+           qa_cuda_blocks((size_t)a.Tq, WG_BQ) <= 65535;
+}
+
+qa_status qa_cu_attention_wgmma(cudaStream_t s, const qa_cu_tc_args &a, qa_err *e)
+{
+    dim3 grid(a.H, qa_cuda_blocks((size_t)a.Tq, WG_BQ));
+    attention_wgmma_kernel<<<grid, WG_THREADS, WG_SMEM_BYTES, s>>>(a);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
+}
