@@ -10,15 +10,20 @@
  * of one warpgroup overlapping the MMAs of the other.
  *
  * Layout: one block = 2 warpgroups x 64 query rows (128 rows) of one head; a warpgroup owns its 64 rows for
- * the whole key loop (S: 64, O: 64, P: 32 registers per thread). Keys in tiles of 128. Q (BF16) and a double
- * buffer of K and V tiles in shared memory, all in the 128-byte-swizzled layout the wgmma descriptors read
+ * the whole key loop (S: 64, O: 64, P: 32 registers per thread). Keys in tiles of 128. Q (BF16), two K and
+ * three V tile buffers in shared memory, all in the 128-byte-swizzled layout the wgmma descriptors read
  * (wgmma_ptx.cuh); K is the K-major B of S = Q K^T, V the MN-major (transposed) B of P V: the same layout,
- * two descriptors. 32 KB each: 160 KB, one block per SM.
- * Copies: every thread issues cp.async for tile t + 1 (into the buffer tile t - 1 used) right after the
- * barrier that opens tile t, so the copy runs under tile t's math; no producer warp and no mbarrier — one
- * __syncthreads per tile is the only synchronisation besides each warpgroup's own wgmma wait, so a mistake
- * cannot hang the block. cp.async writes go through the generic proxy and wgmma reads through the async one:
- * each thread fences (fence.proxy.async) after its copies landed, before the barrier.
+ * two descriptors. 32 KB each: 192 KB, one block per SM.
+ * Pipeline (FlashAttention-3's intra-warpgroup overlap): iteration t issues S(t) = Q K(t)^T and then
+ * O += P(t-1) V(t-1) as one stream of 16 wgmmas, waits for S(t) alone, runs the mask and softmax of S(t), then
+ * waits for the P V, rescales O and packs P(t). (ptxas, CUDA 13.0, still schedules the P V's wait before the
+ * softmax's first shuffle, so today the softmax overlaps only the other warpgroup's MMAs.)
+ * Copies: every thread issues cp.async for tile t + 1 right after the barrier that opens iteration t (K into
+ * the buffer K(t - 1) used, V into the one V(t - 2) used: V(t - 1) is still read), so the copy runs under
+ * iteration t's math; no producer warp and no mbarrier: one __syncthreads per iteration is the only
+ * synchronisation besides each warpgroup's own wgmma waits, so a mistake cannot hang the block. cp.async
+ * writes go through the generic proxy and wgmma reads through the async one: each thread fences
+ * (fence.proxy.async) after its copies landed, before the barrier.
  * Work skipped: tiles no row of the block sees are never loaded; a warpgroup skips a tile none of its rows
  * sees (wgmma is warpgroup-collective, so that test is per warpgroup); the per-element mask runs only on
  * warps whose 16 rows do not all see the whole tile; the O rescale only when a row's max moved.
@@ -40,11 +45,14 @@
 
 typedef __nv_bfloat16 bf16;
 
-/* Shared memory (bytes from a 1024-byte aligned base, as the swizzle atoms need): Q [WG_BQ][128], then
- * K0, V0, K1, V1 [WG_BK][128], BF16 in the layout of wgmma_ptx.cuh. */
+/* Shared memory (bytes from a 1024-byte aligned base, as the swizzle atoms need): Q [WG_BQ][128], K buffers
+ * 0, 1, V buffers 0, 1, 2 [WG_BK][128], BF16 in the layout of wgmma_ptx.cuh. Tile t's K goes to K buffer t % 2,
+ * its V to V buffer t % 3: V of tile t - 1 is still read (P V) while tile t + 1 is copied. */
 #define WG_Q_BYTES (WG_BQ * WG_DH * 2)
 #define WG_TILE_BYTES (WG_BK * WG_DH * 2)
-#define WG_SMEM_BYTES (WG_Q_BYTES + 4 * WG_TILE_BYTES + 1024) /* + the alignment slack */
+#define WG_K_OFF WG_Q_BYTES
+#define WG_V_OFF (WG_Q_BYTES + 2 * WG_TILE_BYTES)
+#define WG_SMEM_BYTES (WG_V_OFF + 3 * WG_TILE_BYTES + 1024) /* + the alignment slack */
 
 static_assert(WG_Q_BYTES % 1024 == 0 && WG_TILE_BYTES % 1024 == 0, "swizzle atoms on 1024-byte boundaries");
 
@@ -102,11 +110,11 @@ __device__ __forceinline__ void wg_mask(float s[64], const qa_cu_tc_args &a, int
 
 /* Online softmax of this thread's two rows (g, g + 8 of its warp), as attention_mma.cu mma_softmax: the 4
  * threads of a quad hold a row's 128 keys; m in base-2 units, l this thread's partial sum (the quad's are
- * added in wg_store); O rescaled by 2^(m_old - m_new) unless no row of the warp moved its max; a row with no
- * visible key yet keeps m = -inf and gets p = 0. s is replaced by p. */
-__device__ __forceinline__ void wg_softmax(float s[64], float sl2, float m[2], float l[2], float o[64])
+ * added in wg_store); a row with no visible key yet keeps m = -inf and gets p = 0. s is replaced by p; corr
+ * = 2^(m_old - m_new) is O's factor (wg_rescale), applied once the P V still in flight has landed. */
+__device__ __forceinline__ void wg_softmax(float s[64], float sl2, float m[2], float l[2], float corr[2])
 {
-    float base[2], corr[2];
+    float base[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float mx = -INFINITY;
@@ -121,15 +129,6 @@ __device__ __forceinline__ void wg_softmax(float s[64], float sl2, float m[2], f
         m[r] = mn;
         l[r] *= corr[r];
     }
-    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
-#pragma unroll
-        for (int n = 0; n < WG_DH / 8; n++) {
-            o[4 * n] *= corr[0];
-            o[4 * n + 1] *= corr[0];
-            o[4 * n + 2] *= corr[1];
-            o[4 * n + 3] *= corr[1];
-        }
-    }
 #pragma unroll
     for (int r = 0; r < 2; r++)
 #pragma unroll
@@ -140,6 +139,32 @@ __device__ __forceinline__ void wg_softmax(float s[64], float sl2, float m[2], f
             s[4 * n + 2 * r] = p0;
             s[4 * n + 2 * r + 1] = p1;
         }
+}
+
+/* O rows *= corr, skipped when no row of the warp moved its max (the factor is exactly 1 then). */
+__device__ __forceinline__ void wg_rescale(float o[64], const float corr[2])
+{
+    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
+#pragma unroll
+        for (int n = 0; n < WG_DH / 8; n++) {
+            o[4 * n] *= corr[0];
+            o[4 * n + 1] *= corr[0];
+            o[4 * n + 2] *= corr[1];
+            o[4 * n + 3] *= corr[1];
+        }
+    }
+}
+
+/* P (FP32 in s) as the A operand of step kc (keys 16kc ..): n-blocks 2kc, 2kc + 1, rounded to BF16. */
+__device__ __forceinline__ void wg_pack_p(uint32_t p[WG_BK / 16][4], const float s[64])
+{
+#pragma unroll
+    for (int kc = 0; kc < WG_BK / 16; kc++) {
+        p[kc][0] = pack_bf16(s[8 * kc], s[8 * kc + 1]);
+        p[kc][1] = pack_bf16(s[8 * kc + 2], s[8 * kc + 3]);
+        p[kc][2] = pack_bf16(s[8 * kc + 4], s[8 * kc + 5]);
+        p[kc][3] = pack_bf16(s[8 * kc + 6], s[8 * kc + 7]);
+    }
 }
 
 /* out rows of this thread (g, g + 8 of the warp's 16 rows from r0): O / l with l the quad's sum; a row with no
@@ -164,7 +189,41 @@ __device__ __forceinline__ void wg_store(const qa_cu_tc_args &a, const float o[6
     }
 }
 
-/* launch_bounds (256, 1): one block per SM (160 KB of shared memory), up to 255 registers per thread for
+/* Issue (and commit as one group) S = Q K^T for this warpgroup's 64 rows and a 128-key tile: 8 steps of 16
+ * head dims; step kk in column block kk / 4 of Q and K, 32 (kk % 4) bytes into their rows. q_addr: this
+ * warpgroup's first Q row; k_addr: the K buffer (shared-window addresses). */
+__device__ __forceinline__ void wg_qk(float s[64], uint32_t q_addr, uint32_t k_addr)
+{
+#pragma unroll
+    for (int kk = 0; kk < WG_DH / 16; kk++) {
+        const uint32_t in_row = (kk & 3) * 32;
+        wg_mma_ss(s, wg_desc(q_addr + (kk >> 2) * (WG_BQ * 128) + in_row, 16, 1024),
+                  wg_desc(k_addr + (kk >> 2) * (WG_BK * 128) + in_row, 16, 1024), kk > 0);
+    }
+    wg_commit();
+}
+
+/* Issue (one group) O += P V: 8 steps of 16 keys (V rows 16kc .., 2048 bytes each); V is the MN-major B,
+ * LBO = the distance of its two 64-dim column blocks. */
+__device__ __forceinline__ void wg_pv(float o[64], const uint32_t p[WG_BK / 16][4], uint32_t v_addr)
+{
+#pragma unroll
+    for (int kc = 0; kc < WG_BK / 16; kc++)
+        wg_mma_rs_tb(o, p[kc], wg_desc(v_addr + kc * 16 * 128, WG_BK * 128, 1024));
+    wg_commit();
+}
+
+/* The scores of tile j0 to FP32 p: the mask where this warp's rows do not all see the whole tile (keys
+ * [w_lo, w_hi) are seen by every row), then the online softmax. */
+__device__ __forceinline__ void wg_scores_to_p(float s[64], const qa_cu_tc_args &a, float m[2], float l[2],
+                                               float corr[2], int wr0, int w_lo, int w_hi, int g, int t, int j0)
+{
+    if (j0 < w_lo || j0 + WG_BK > w_hi) /* warp-uniform */
+        wg_mask(s, a, wr0, g, t, j0);
+    wg_softmax(s, a.scale_log2, m, l, corr);
+}
+
+/* launch_bounds (256, 1): one block per SM (192 KB of shared memory), up to 255 registers per thread for
  * S, O and P (160) and the addressing. */
 __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc_args a)
 {
@@ -189,73 +248,75 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
     qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
     qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
     const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
-    int g_lo, g_hi, w_lo, w_hi; /* keys some row of the warpgroup sees; keys every row of the warp sees */
-    qa_attn_key_range(a.q0 + min(gr0, a.Tq - 1), a.Tk, a.window, a.causal, &g_lo, &dummy);
+    int g_hi, w_lo, w_hi; /* keys some row of the warpgroup sees: [klo, g_hi); keys every row of the warp sees */
     qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &g_hi);
     if (gr0 >= a.Tq)
-        g_lo = g_hi = 0;
+        g_hi = 0;
     qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, &w_lo, &dummy);
     qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &w_hi);
     if (wr0 + 15 >= a.Tq) /* rows past Tq see nothing: always mask */
         w_lo = w_hi = 0;
 
-    float o[64], s[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
     for (int x = 0; x < 64; x++)
         o[x] = 0.f;
 
-    /* descriptors: A = this warpgroup's 64 Q rows (K-major); B = K (K-major) or V (MN-major) of a buffer */
-    const uint32_t q_addr = sbase + wg * 64 * 128;
+    /* tiles [0, ng) of the block's are the warpgroup's: under the causal mask (no window) every row sees
+     * from key 0 = klo, so a warpgroup's tiles are a prefix of the block's */
+    const int ng = g_hi > klo ? min(ntiles, (g_hi - klo + WG_BK - 1) / WG_BK) : 0;
+    const uint32_t q_addr = sbase + wg * 64 * 128; /* A of S = Q K^T: this warpgroup's 64 rows */
+    uint32_t p[WG_BK / 16][4];
     if (ntiles > 0) {
-        wg_issue_rows(smem + WG_Q_BYTES, k, a.ldk, col, klo, khi);
-        wg_issue_rows(smem + WG_Q_BYTES + WG_TILE_BYTES, v, a.ldv, col, klo, khi);
+        wg_issue_rows(smem + WG_K_OFF, k, a.ldk, col, klo, khi);
+        wg_issue_rows(smem + WG_V_OFF, v, a.ldv, col, klo, khi);
     }
     cp_async_commit();
-    for (int it = 0; it < ntiles; it++) {
-        const int j0 = klo + it * WG_BK, buf = it & 1;
+    /* Iteration it: S(it) = Q K(it)^T is issued, then O += P(it - 1) V(it - 1) with the P of the iteration
+     * before; the softmax of S(it) runs while that P V is on the tensor cores (FlashAttention-3's
+     * intra-warpgroup overlap); O is rescaled once the P V landed, then P(it) packed. One iteration more than
+     * tiles: the last P V. */
+    for (int it = 0; it <= ntiles; it++) {
+        const int j0 = klo + it * WG_BK;
         cp_async_wait_all();
         wg_fence_proxy_async(); /* this thread's copies (and Q stores) visible to wgmma ... */
-        __syncthreads();        /* ... every thread's; tile it - 1 consumed by both warpgroups */
+        __syncthreads();        /* ... every thread's; K(it - 1), V(it - 2) consumed by both warpgroups */
         if (it + 1 < ntiles) {
-            unsigned char *nb = smem + WG_Q_BYTES + (buf ^ 1) * 2 * WG_TILE_BYTES;
-            wg_issue_rows(nb, k, a.ldk, col, j0 + WG_BK, khi);
-            wg_issue_rows(nb + WG_TILE_BYTES, v, a.ldv, col, j0 + WG_BK, khi);
+            wg_issue_rows(smem + WG_K_OFF + ((it + 1) & 1) * WG_TILE_BYTES, k, a.ldk, col, j0 + WG_BK, khi);
+            wg_issue_rows(smem + WG_V_OFF + ((it + 1) % 3) * WG_TILE_BYTES, v, a.ldv, col, j0 + WG_BK, khi);
         }
         cp_async_commit();
-        if (j0 >= g_hi || j0 + WG_BK <= g_lo) /* warpgroup-uniform: no row of it sees these keys */
-            continue;
-        const uint32_t k_addr = sbase + WG_Q_BYTES + buf * 2 * WG_TILE_BYTES, v_addr = k_addr + WG_TILE_BYTES;
-
-        /* S = Q K^T: 8 steps of 16 head dims; step kk in column block kk / 4, 32 (kk % 4) bytes into its rows */
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < WG_DH / 16; kk++) {
-            const uint32_t in_row = (kk & 3) * 32;
-            wg_mma_ss(s, wg_desc(q_addr + (kk >> 2) * (WG_BQ * 128) + in_row, 16, 1024),
-                      wg_desc(k_addr + (kk >> 2) * (WG_BK * 128) + in_row, 16, 1024), kk > 0);
+        /* three straight paths (warpgroup-uniform), each waiting for the MMAs it issued: ptxas keeps the wgmma
+         * pipeline only where no wgmma is in flight across a branch (else it serializes them, C7520) */
+        const uint32_t k_addr = sbase + WG_K_OFF + (it & 1) * WG_TILE_BYTES;
+        const uint32_t v_addr = sbase + WG_V_OFF + ((it + 2) % 3) * WG_TILE_BYTES; /* V(it - 1) */
+        if (it >= 1 && it < ng) { /* S(it) and P(it - 1) V(it - 1) */
+            float s[64], corr[2];
+            wg_fence(); /* O rescaled and P packed by the previous iteration */
+            wg_qk(s, q_addr, k_addr);
+            wg_pv(o, p, v_addr);
+            wg_wait<1>(); /* S(it) landed; the P V may still run: O and p untouched until wait<0> */
+            wg_pin(s);
+            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+            wg_pin(s); /* the exp2s under the P V, not after it */
+            wg_wait<0>();
+            wg_pin(o);
+            wg_rescale(o, corr);
+            wg_pack_p(p, s);
+        } else if (it < ng) { /* it = 0: S(0) alone */
+            float s[64], corr[2];
+            wg_fence();
+            wg_qk(s, q_addr, k_addr);
+            wg_wait<0>();
+            wg_pin(s);
+            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+            wg_pack_p(p, s); /* O is still 0: no rescale */
+        } else if (it >= 1 && it == ng) { /* the last P V */
+            wg_fence();
+            wg_pv(o, p, v_addr);
+            wg_wait<0>();
+            wg_pin(o);
         }
-        wg_commit();
-        wg_wait<0>();
-
-        if (j0 < w_lo || j0 + WG_BK > w_hi) /* warp-uniform */
-            wg_mask(s, a, wr0, g, t, j0);
-        wg_softmax(s, a.scale_log2, m, l, o);
-        uint32_t p[WG_BK / 16][4]; /* P as the A operand of step kc (keys 16kc ..): n-blocks 2kc, 2kc + 1 */
-#pragma unroll
-        for (int kc = 0; kc < WG_BK / 16; kc++) {
-            p[kc][0] = pack_bf16(s[8 * kc], s[8 * kc + 1]);
-            p[kc][1] = pack_bf16(s[8 * kc + 2], s[8 * kc + 3]);
-            p[kc][2] = pack_bf16(s[8 * kc + 4], s[8 * kc + 5]);
-            p[kc][3] = pack_bf16(s[8 * kc + 6], s[8 * kc + 7]);
-        }
-
-        /* O += P V: 8 steps of 16 keys (rows 16kc .. of V, 2048 bytes each); LBO = the 64-dim column blocks */
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < WG_BK / 16; kc++)
-            wg_mma_rs_tb(o, p[kc], wg_desc(v_addr + kc * 16 * 128, WG_BK * 128, 1024));
-        wg_commit();
-        wg_wait<0>();
     }
     cp_async_wait_all(); /* no copy may still target shared memory when the block exits */
     wg_store(a, o, l, h, wr0, g, t);

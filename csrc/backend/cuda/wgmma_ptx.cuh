@@ -47,6 +47,17 @@ template <int N> __device__ __forceinline__ void wg_wait()
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 
+/* Pins registers at this point of the program: an empty volatile asm that reads and writes them. The compiler
+ * sees a wgmma's accumulators as written when the instruction is issued, not when wg_wait returns, so without
+ * a pin after the wait it may move their reads above it; and a pin before a wait keeps values computed ahead
+ * of it (to overlap the MMAs in flight) from sinking below it. Volatile asm keeps its order. */
+template <int N> __device__ __forceinline__ void wg_pin(float (&x)[N])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        asm volatile("" : "+f"(x[i])::"memory");
+}
+
 /* Shared memory written through the generic proxy (st.shared, cp.async) made visible to the async proxy that
  * wgmma reads it through; each writing thread, before the barrier that publishes the writes. */
 __device__ __forceinline__ void wg_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
