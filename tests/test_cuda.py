@@ -682,11 +682,12 @@ MMA_CASES = [
 ]
 
 
-@pytest.mark.parametrize("tiling", ["mma128", "mma64", "wgmma"])
+@pytest.mark.parametrize("tiling", ["mma128", "mma64", "wgmma", "wgmma1"])
 def test_attention_mma_tilings(bf16_backend, rng, tmp_path, tiling):
     """QA_CUDA_ATTN=mma128 / mma64 (child process) force attention_mma.cu's 128-row blocks (two m-tiles per
-    warp, issue 6) or its 64-row blocks; wgmma runs attention_wgmma.cu's Hopper kernel on the causal BF16
-    K / V head dim 128 cases (the others: the default): within assert_tc_close's bounds of float64 on the
+    warp, issue 6) or its 64-row blocks; wgmma (the default on Hopper) / wgmma1 run attention_wgmma.cu's
+    warp-specialized ping-pong kernel / its first kernel on the causal BF16 K / V head dim 128 cases (the
+    others: attention_mma.cu's default): within assert_tc_close's bounds of float64 on the
     BF16-rounded operands (outputs NaN-poisoned: every element must be written), and close to the default
     choice run here."""
     g = bf16_backend
@@ -732,12 +733,15 @@ for T in {lengths!r}:
 @gpu_only
 def test_attention_mma_tiling_timing():
     """Issue 6: causal decoder attention (H = 16, Hk = 8, Dh = 128, BF16 K / V as the engine stores them) at
-    T = 1000, 4000, 7500. Prints (run with -s) µs and TFLOP/s of attention_mma.cu's default choice, of its
-    64- and 128-row blocks forced (QA_CUDA_ATTN=mma64 / mma128) and of attention_wgmma.cu (QA_CUDA_ATTN=wgmma),
-    each in a child process."""
+    T = 1000, 4000, 7500. Prints (run with -s) µs and TFLOP/s of the default choice (attention_wgmma.cu's
+    warp-specialized kernel on Hopper), of attention_mma.cu's 64- and 128-row blocks (QA_CUDA_ATTN=mma64 /
+    mma128) and of attention_wgmma.cu's two kernels (wgmma: the warp-specialized one, wgmma1: the first),
+    each in a child process, then all side by side."""
     H, Hk, Dh, lengths = 16, 8, 128, (1000, 4000, 7500)
     code = TILING_TIMING_CHILD.format(tests=os.path.dirname(__file__), heads=(H, Hk, Dh), lengths=lengths)
-    for attn in ("", "mma64", "mma128", "wgmma"):
+    variants = ("", "mma64", "mma128", "wgmma1", "wgmma")
+    table = {}
+    for attn in variants:
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                              env=dict(os.environ, QA_CUDA_ATTN=attn))
         assert run.stdout.count("MS ") == len(lengths), run.stdout[-2000:] + run.stderr[-3000:]
@@ -745,8 +749,11 @@ def test_attention_mma_tiling_timing():
             if line.startswith("MS "):
                 T, ms = int(line.split()[1]), float(line.split()[2])
                 flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
-                print(f"attention causal T={T} H={H} Hk={Hk} Dh={Dh} BF16 K/V, {attn or 'default'}: "
-                      f"{ms * 1e3:.1f} us, {flop / ms / 1e9:.1f} TFLOP/s")
+                table[T, attn] = (ms * 1e3, flop / ms / 1e9)
+    print(f"\nattention causal H={H} Hk={Hk} Dh={Dh} BF16 K/V: us (TFLOP/s)")
+    print("T".rjust(6) + "".join((attn or "default").rjust(18) for attn in variants))
+    for T in lengths:
+        print(str(T).rjust(6) + "".join(f"{table[T, attn][0]:9.1f} ({table[T, attn][1]:5.1f})" for attn in variants))
 
 
 TIMING_CHILD = r"""
@@ -1726,8 +1733,8 @@ print("LOGITS DONE")
 @gpu_only
 def test_bf16_aligner_logits_with_wgmma_attention(tmp_path):
     """Issue 6: the real-size aligner (random weights, 60 s of audio and 150 words: ~1100 decoder rows, so its
-    causal attention runs on the tensor-core kernels) in bfloat16 with QA_CUDA_ATTN=wgmma gives the logits of
-    the default attention kernel: as close to the float32 model's as the default's are (each in a child
+    causal attention runs on the tensor-core kernels) in bfloat16 with QA_CUDA_ATTN=wgmma (attention_wgmma.cu's
+    warp-specialized kernel) gives the logits of the default attention kernel (its first kernel on Hopper): as close to the float32 model's as the default's are (each in a child
     process, QA_CUDA_ATTN being read when the backend opens)."""
     from qwen3align.random_checkpoint import make_checkpoint
 

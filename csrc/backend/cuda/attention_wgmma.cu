@@ -1,5 +1,8 @@
 /* attention_wgmma.cu — causal attention with BF16 K / V and head dim 128 on Hopper's warpgroup MMA (wgmma,
- * sm_90a): the decoder's prefill / align attention (issue 6), behind QA_CUDA_ATTN=wgmma.
+ * sm_90a): the decoder's prefill / align attention (issue 6). Two kernels: attention_wgmma_kernel (the
+ * default on Hopper, QA_CUDA_ATTN=wgmma1), described here, and attention_wgmma_ws_kernel (QA_CUDA_ATTN=wgmma,
+ * its own comment below): the same per-warpgroup math with a producer warpgroup and the two consumer
+ * warpgroups taking turns on the tensor cores.
  *
  * Contract: ops.cuh qa_cu_attention_wgmma, the same function as attention_mma.cu (whose header gives the
  * numerics): q rounded to BF16 when staged, S = q k^T and O = P V accumulate in FP32, the scale is applied to
@@ -322,10 +325,208 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
     wg_store(a, o, l, h, wr0, g, t);
 }
 
+/* ---- the warp-specialized ping-pong schedule (QA_CUDA_ATTN=wgmma) -------------------------------- */
+
+/* The kernel above keeps both warpgroups in step: its one __syncthreads per iteration (the cp.async copies of
+ * every thread) lines them up, so the tensor cores wait while both run their softmax. This one decouples
+ * them, as FlashAttention-3 does: a third, producer warpgroup copies the K / V tiles (cp.async, every
+ * producer thread's copies signalling an mbarrier "full" of the buffer when they land) and the two consumer
+ * warpgroups free a buffer through an mbarrier "empty" once their wgmmas read it (K after S, V after P V);
+ * the consumers take turns issuing their MMAs (named barriers 1, 2: warpgroup w waits on 1 + w before it
+ * issues and signals the other's after), so one warpgroup's softmax runs under the other's MMAs. setmaxnreg
+ * moves registers from the producer (24) to the consumers (240). Three K and three V buffers (224 KB): the
+ * producer runs up to two tiles ahead. The per-warpgroup math (paths, mask, softmax, numerics) is the
+ * kernel above's. */
+#define WS_THREADS (WG_THREADS + 128) /* + the producer warpgroup */
+#define WS_STAGES 3
+#define WS_K_OFF WG_Q_BYTES
+#define WS_V_OFF (WG_Q_BYTES + WS_STAGES * WG_TILE_BYTES)
+#define WS_BAR_OFF (WS_V_OFF + WS_STAGES * WG_TILE_BYTES) /* full K, full V, empty K, empty V: 8 bytes each */
+#define WS_SMEM_BYTES (WS_BAR_OFF + 4 * WS_STAGES * 8 + 1024)
+
+__device__ __forceinline__ void ws_bar_init(uint32_t bar, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void ws_bar_arrive(uint32_t bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/* Arrives on bar once every cp.async this thread issued so far has landed (the count excludes it: .noinc). */
+__device__ __forceinline__ void ws_bar_arrive_cp_async(uint32_t bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+/* Until the phase of bar with this parity (0 for its first completion, then 1, 0, ...) has completed. */
+__device__ __forceinline__ void ws_bar_wait(uint32_t bar, uint32_t parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* Named barriers of the two consumer warpgroups (256 threads): sync waits, arrive only signals. */
+__device__ __forceinline__ void ws_named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void ws_named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
+
+/* The producer's copy of key rows [j0, j0 + WG_BK) of K or V into dst, as wg_issue_rows but by 128 threads:
+ * thread x copies 16-byte chunk x % 16 of rows x / 16 + 8n, so its swizzled column (row % 8 fixed) is too. */
+__device__ __forceinline__ void ws_issue_rows(unsigned char *dst, const bf16 *src, int ld, size_t col, int j0,
+                                              int valid, int x)
+{
+    const int r0 = x >> 4, c = (x & 15) * 8;
+    const uint32_t d0 = wg_sw128_offset(WG_BK, r0, c);
+#pragma unroll 1 /* the producer has 24 registers */
+    for (int n = 0; n < WG_BK / 8; n++) {
+        const int j = j0 + r0 + 8 * n;
+        const bool ok = j < valid;
+        cp_async16(dst + d0 + n * 8 * 128, src + (size_t)(ok ? j : 0) * ld + col + c, ok ? 16 : 0);
+    }
+}
+
+__global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu_tc_args a)
+{
+    extern __shared__ unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    unsigned char *smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const uint32_t full_k = sbase + WS_BAR_OFF, full_v = full_k + 8 * WS_STAGES, empty_k = full_v + 8 * WS_STAGES,
+                   empty_v = empty_k + 8 * WS_STAGES;
+    const bf16 *k = (const bf16 *)a.k, *v = (const bf16 *)a.v;
+    const int h = blockIdx.x, kvh = h / (a.H / a.Hk);
+    const size_t col = (size_t)kvh * WG_DH;
+    const int wg = threadIdx.x >> 7;
+    const int i0 = (gridDim.y - 1 - blockIdx.y) * WG_BQ;
+
+    int klo, khi, dummy;
+    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
+    qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
+    const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
+
+    if (threadIdx.x == 0) {
+        for (int b = 0; b < WS_STAGES; b++) {
+            ws_bar_init(full_k + 8 * b, 128);
+            ws_bar_init(full_v + 8 * b, 128);
+            ws_bar_init(empty_k + 8 * b, WG_THREADS);
+            ws_bar_init(empty_v + 8 * b, WG_THREADS);
+        }
+    }
+    if (wg < WG_GROUPS) {
+        wg_stage_q(smem, a, h, i0);
+        wg_fence_proxy_async(); /* the Q stores visible to wgmma after the barrier */
+    }
+    __syncthreads(); /* Q staged, barriers initialized */
+
+    if (wg == WG_GROUPS) { /* the producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+        const int x = threadIdx.x - WG_THREADS;
+        for (int u = 0; u < ntiles; u++) {
+            const int b = u % WS_STAGES;
+            const uint32_t parity = ((u / WS_STAGES) + 1) & 1; /* tile u - 3 freed */
+            const int j0 = klo + u * WG_BK;
+            if (u >= WS_STAGES)
+                ws_bar_wait(empty_k + 8 * b, parity);
+            ws_issue_rows(smem + WS_K_OFF + b * WG_TILE_BYTES, k, a.ldk, col, j0, khi, x);
+            ws_bar_arrive_cp_async(full_k + 8 * b);
+            if (u >= WS_STAGES)
+                ws_bar_wait(empty_v + 8 * b, parity);
+            ws_issue_rows(smem + WS_V_OFF + b * WG_TILE_BYTES, v, a.ldv, col, j0, khi, x);
+            ws_bar_arrive_cp_async(full_v + 8 * b);
+        }
+        cp_async_wait_all(); /* no copy may still target shared memory when the block exits */
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int gr0 = i0 + wg * 64, wr0 = i0 + warp * 16;
+    int g_hi, w_lo, w_hi;
+    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &g_hi);
+    if (gr0 >= a.Tq)
+        g_hi = 0;
+    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, &w_lo, &dummy);
+    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &w_hi);
+    if (wr0 + 15 >= a.Tq)
+        w_lo = w_hi = 0;
+
+    float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int x = 0; x < 64; x++)
+        o[x] = 0.f;
+    const int ng = g_hi > klo ? min(ntiles, (g_hi - klo + WG_BK - 1) / WG_BK) : 0;
+    const uint32_t q_addr = sbase + wg * 64 * 128;
+    const int my_bar = 1 + wg, other_bar = 2 - wg;
+    uint32_t p[WG_BK / 16][4];
+    if (wg == 1)
+        ws_named_arrive(1); /* warpgroup 0 issues first */
+    /* Both warpgroups run every iteration (the named barriers pair their turns one to one, and every
+     * consumer thread frees every tile once: K(it) at iteration it, V(it - 1) at it), computing on the
+     * tiles their rows see: the paths of attention_wgmma_kernel. */
+    for (int it = 0; it <= ntiles; it++) {
+        const int j0 = klo + it * WG_BK, b = it % WS_STAGES, bp = (it + WS_STAGES - 1) % WS_STAGES;
+        const uint32_t k_addr = sbase + WS_K_OFF + b * WG_TILE_BYTES, v_addr = sbase + WS_V_OFF + bp * WG_TILE_BYTES;
+        if (it < ng)
+            ws_bar_wait(full_k + 8 * b, (it / WS_STAGES) & 1);
+        if (it >= 1 && it <= ng)
+            ws_bar_wait(full_v + 8 * bp, ((it - 1) / WS_STAGES) & 1);
+        wg_fence_proxy_async(); /* the producer's cp.async writes (generic proxy) before this wgmma's reads */
+        ws_named_sync(my_bar);
+        if (it >= 1 && it < ng) {
+            float s[64], corr[2];
+            wg_fence();
+            wg_qk(s, q_addr, k_addr);
+            wg_pv(o, p, v_addr);
+            ws_named_arrive(other_bar);
+            wg_wait<1>();
+            ws_bar_arrive(empty_k + 8 * b);
+            wg_pin(s);
+            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+            wg_pin(s);
+            wg_wait<0>();
+            ws_bar_arrive(empty_v + 8 * bp);
+            wg_pin(o);
+            wg_rescale(o, corr);
+            wg_pack_p(p, s);
+        } else if (it < ng) { /* it = 0 */
+            float s[64], corr[2];
+            wg_fence();
+            wg_qk(s, q_addr, k_addr);
+            ws_named_arrive(other_bar);
+            wg_wait<0>();
+            ws_bar_arrive(empty_k + 8 * b);
+            wg_pin(s);
+            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+            wg_pack_p(p, s);
+        } else if (it >= 1 && it == ng) { /* the last P V; tile it (if any) is not this warpgroup's */
+            wg_fence();
+            wg_pv(o, p, v_addr);
+            ws_named_arrive(other_bar);
+            wg_wait<0>();
+            ws_bar_arrive(empty_v + 8 * bp);
+            wg_pin(o);
+            if (it < ntiles)
+                ws_bar_arrive(empty_k + 8 * b);
+        } else { /* past this warpgroup's tiles (or it has none): only the turn and the frees */
+            ws_named_arrive(other_bar);
+            if (it < ntiles)
+                ws_bar_arrive(empty_k + 8 * b);
+            if (it >= 1)
+                ws_bar_arrive(empty_v + 8 * bp);
+        }
+    }
+    if (wg == 0)
+        ws_named_sync(1); /* warpgroup 1's last signal: no barrier left half-arrived */
+    wg_store(a, o, l, h, wr0, g, t);
+}
+
 /* ---- launch ------------------------------------------------------------------------------------ */
 
-/* Hopper only (the sm_90a code of this file loads nowhere else), and the shared memory it needs. Once per
- * context (qa_cu_attention_tc_setup), not per launch; sets d->wgmma. */
+/* Hopper only (the sm_90a code of this file loads nowhere else), and the shared memory they need. Once per
+ * context (qa_cu_attention_tc_setup), not per launch; sets d->wgmma (1: attention_wgmma_kernel, 2:
+ * attention_wgmma_ws_kernel). */
 qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
 {
     int dev = 0, major = 0, minor = 0;
@@ -337,7 +538,12 @@ qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
         return QA_OK;
     QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           WG_SMEM_BYTES));
-    d->wgmma = 1;
+    if (d->smem_optin >= WS_SMEM_BYTES)
+        QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              WS_SMEM_BYTES));
+    /* the warp-specialized kernel only where asked for until a GPU run has checked it; AUTO and WGMMA1 get
+     * the first one (measured faster than attention_mma.cu at every length) */
+    d->wgmma = d->smem_optin >= WS_SMEM_BYTES && d->kernel == QA_CU_TC_WGMMA ? 2 : 1;
     return QA_OK;
 }
 
@@ -347,10 +553,13 @@ int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, cons
            qa_cuda_blocks((size_t)a.Tq, WG_BQ) <= 65535;
 }
 
-qa_status qa_cu_attention_wgmma(cudaStream_t s, const qa_cu_tc_args &a, qa_err *e)
+qa_status qa_cu_attention_wgmma(cudaStream_t s, const qa_cu_tc_args &a, const qa_cu_tc_dev *d, qa_err *e)
 {
     dim3 grid(a.H, qa_cuda_blocks((size_t)a.Tq, WG_BQ));
-    attention_wgmma_kernel<<<grid, WG_THREADS, WG_SMEM_BYTES, s>>>(a);
+    if (d->wgmma == 2)
+        attention_wgmma_ws_kernel<<<grid, WS_THREADS, WS_SMEM_BYTES, s>>>(a);
+    else
+        attention_wgmma_kernel<<<grid, WG_THREADS, WG_SMEM_BYTES, s>>>(a);
     QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
