@@ -704,6 +704,22 @@ def test_attention_mma_tilings(bf16_backend, rng, tmp_path, tiling):
         assert_close_rel(got, ours.astype(np.float64), 1e-5 if SHIM else 1e-2, what + " vs default")
 
 
+def test_attention_wgmma_kernels_agree(rng, tmp_path):
+    """attention_wgmma.cu's warp-specialized kernel (QA_CUDA_ATTN=wgmma) runs the first kernel's
+    (QA_CUDA_ATTN=wgmma1) per-warpgroup math on the same shared-memory tiles, so their outputs agree to
+    rounding at most (bit-equal is expected and printed); a race between its producer and consumers (a tile
+    read before it landed or after it was overwritten) shows as a difference, and two runs must agree
+    bit for bit."""
+    inputs = [attention_inputs(rng, *c[:5]) + (c,) for c in MMA_CASES if c[0] >= 16]
+    first = attention_in_child(tmp_path, "wgmma1", inputs)
+    ws = attention_in_child(tmp_path, "wgmma", inputs)
+    again = attention_in_child(tmp_path, "wgmma", inputs)
+    for (_, _, _, case), a, b, c in zip(inputs, first, ws, again):
+        print(f"wgmma vs wgmma1 {case}: bit-equal {np.array_equal(a, b)}")
+        assert_close_rel(b.astype(np.float64), a.astype(np.float64), 1e-6, f"wgmma vs wgmma1 {case}")
+        assert np.array_equal(b, c), f"wgmma twice {case}"
+
+
 TILING_TIMING_CHILD = r"""
 import sys, time
 import numpy as np
