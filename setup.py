@@ -73,6 +73,10 @@ def deps_prefix():
     return inc, lib, link
 
 
+SM90A = ["-gencode=arch=compute_90a,code=sm_90a"]
+SM90A_SOURCES = ("attention_wgmma.cu",)
+
+
 class BuildExt(build_ext):
     """build_ext that also builds the CUDA backend library when nvcc exists (llm.c's ✓/✗ lines)."""
 
@@ -114,9 +118,12 @@ class BuildExt(build_ext):
             if (not self.force and os.path.exists(obj)
                     and os.path.getmtime(obj) > max(os.path.getmtime(src), newest_header)):
                 continue  # nvcc is slow; rebuild an object only when its source or a header changed
+            # wgmma / setmaxnreg exist only in the arch-specific sm_90a target; that file's kernel runs only
+            # on compute capability 9.0 devices (attention_wgmma.cu checks), whatever QA_CUDA_ARCH says
+            src_arch = SM90A if os.path.basename(src) in SM90A_SOURCES else arch
             cmd = [nvcc, "-c", src, "-o", obj, "-O3", "-std=c++17", "-Xcompiler",
                    "-fPIC,-Wall,-fvisibility=hidden", "--expt-relaxed-constexpr", "-Werror", "all-warnings",
-                   "-I", os.path.join(HERE, "csrc")] + arch
+                   "-I", os.path.join(HERE, "csrc")] + src_arch
             self.spawn(cmd)
         for c_src in ("status.c", "alloc.c"):  # the core the backend shares with the engine
             obj = os.path.join(tmp, c_src + ".o")

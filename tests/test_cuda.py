@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy
+from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy, rel_err
 from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, gpu_reason, to_bf16_bits
 
 WHY = gpu_reason()
@@ -758,14 +758,25 @@ MMA_CASES = [
     (1000, 1000, 16, 8, 64, 0, 1, 0, 1),    # Dh 64, causal
     (1000, 1000, 4, 4, 64, 0, 0, 104, 0),   # FP32 K / V: always the 64-row blocks
     (200, 200, 16, 8, 128, 0, 1, 0, 0),
+    # attention_wgmma.cu (QA_CUDA_ATTN=wgmma): 128-row blocks of two 64-row warpgroups, 128-key tiles
+    (7, 7, 16, 8, 128, 0, 1, 0, 1),
+    (192, 192, 16, 8, 128, 0, 1, 0, 1),     # the second block's second warpgroup has no row
+    (257, 257, 16, 8, 128, 0, 1, 0, 1),     # three blocks, the last of one row
+    (2500, 2500, 16, 8, 128, 0, 1, 0, 1),   # 20 blocks and tiles, Tk % 128 = 68
+    (300, 2000, 16, 8, 128, 1700, 1, 0, 1), # ASR prefill over a cache: the first tiles unmasked
+    (200, 200, 4, 1, 128, 0, 1, 0, 1),      # 4 query heads per kv head
+    (200, 200, 4, 4, 128, 0, 1, 0, 1),      # no GQA
 ]
 
 
-@pytest.mark.parametrize("tiling", ["mma128", "mma64"])
+@pytest.mark.parametrize("tiling", ["mma128", "mma64", "wgmma", "wgmma1"])
 def test_attention_mma_tilings(bf16_backend, rng, tmp_path, tiling):
     """QA_CUDA_ATTN=mma128 / mma64 (child process) force attention_mma.cu's 128-row blocks (two m-tiles per
-    warp, issue 6) or its 64-row blocks: within assert_tc_close's bounds of float64 on the BF16-rounded
-    operands, and close to the default choice run here."""
+    warp, issue 6) or its 64-row blocks; wgmma (the default on Hopper) / wgmma1 run attention_wgmma.cu's
+    warp-specialized ping-pong kernel / its first kernel on the causal BF16 K / V head dim 128 cases (the
+    others: attention_mma.cu's default): within assert_tc_close's bounds of float64 on the
+    BF16-rounded operands (outputs NaN-poisoned: every element must be written), and close to the default
+    choice run here."""
     g = bf16_backend
     inputs = [attention_inputs(rng, *c[:5]) + (c,) for c in MMA_CASES]
     mine = [attention_here(g, q, k, v, c) for q, k, v, c in inputs]
@@ -778,6 +789,22 @@ def test_attention_mma_tilings(bf16_backend, rng, tmp_path, tiling):
         else:
             assert_tc_close(got, q, kr, vr, case[:8], what)
         assert_close_rel(got, ours.astype(np.float64), 1e-5 if SHIM else 1e-2, what + " vs default")
+
+
+def test_attention_wgmma_kernels_agree(rng, tmp_path):
+    """attention_wgmma.cu's warp-specialized kernel (QA_CUDA_ATTN=wgmma) runs the first kernel's
+    (QA_CUDA_ATTN=wgmma1) per-warpgroup math on the same shared-memory tiles, so their outputs agree to
+    rounding at most (bit-equal is expected and printed); a race between its producer and consumers (a tile
+    read before it landed or after it was overwritten) shows as a difference, and two runs must agree
+    bit for bit."""
+    inputs = [attention_inputs(rng, *c[:5]) + (c,) for c in MMA_CASES if c[0] >= 16]
+    first = attention_in_child(tmp_path, "wgmma1", inputs)
+    ws = attention_in_child(tmp_path, "wgmma", inputs)
+    again = attention_in_child(tmp_path, "wgmma", inputs)
+    for (_, _, _, case), a, b, c in zip(inputs, first, ws, again):
+        print(f"wgmma vs wgmma1 {case}: bit-equal {np.array_equal(a, b)}")
+        assert_close_rel(b.astype(np.float64), a.astype(np.float64), 1e-6, f"wgmma vs wgmma1 {case}")
+        assert np.array_equal(b, c), f"wgmma twice {case}"
 
 
 TILING_TIMING_CHILD = r"""
@@ -809,11 +836,15 @@ for T in {lengths!r}:
 @gpu_only
 def test_attention_mma_tiling_timing():
     """Issue 6: causal decoder attention (H = 16, Hk = 8, Dh = 128, BF16 K / V as the engine stores them) at
-    T = 1000, 4000, 7500. Prints (run with -s) ms and TFLOP/s of attention_mma.cu's default choice and of its
-    64- and 128-row blocks forced (QA_CUDA_ATTN=mma64 / mma128), each in a child process."""
+    T = 1000, 4000, 7500. Prints (run with -s) µs and TFLOP/s of the default choice (attention_wgmma.cu's
+    warp-specialized kernel on Hopper), of attention_mma.cu's 64- and 128-row blocks (QA_CUDA_ATTN=mma64 /
+    mma128) and of attention_wgmma.cu's two kernels (wgmma: the warp-specialized one, wgmma1: the first),
+    each in a child process, then all side by side."""
     H, Hk, Dh, lengths = 16, 8, 128, (1000, 4000, 7500)
     code = TILING_TIMING_CHILD.format(tests=os.path.dirname(__file__), heads=(H, Hk, Dh), lengths=lengths)
-    for attn in ("", "mma64", "mma128"):
+    variants = ("", "mma64", "mma128", "wgmma1", "wgmma")
+    table = {}
+    for attn in variants:
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                              env=dict(os.environ, QA_CUDA_ATTN=attn))
         assert run.stdout.count("MS ") == len(lengths), run.stdout[-2000:] + run.stderr[-3000:]
@@ -821,8 +852,11 @@ def test_attention_mma_tiling_timing():
             if line.startswith("MS "):
                 T, ms = int(line.split()[1]), float(line.split()[2])
                 flop = 4.0 * Dh * H * T * (T + 1) / 2  # q k^T and p v over the visible (causal) pairs
-                print(f"attention causal T={T} H={H} Hk={Hk} Dh={Dh} BF16 K/V, {attn or 'default'}: {ms:.3f} ms, "
-                      f"{flop / ms / 1e9:.1f} TFLOP/s")
+                table[T, attn] = (ms * 1e3, flop / ms / 1e9)
+    print(f"\nattention causal H={H} Hk={Hk} Dh={Dh} BF16 K/V: us (TFLOP/s)")
+    print("T".rjust(6) + "".join((attn or "default").rjust(18) for attn in variants))
+    for T in lengths:
+        print(str(T).rjust(6) + "".join(f"{table[T, attn][0]:9.1f} ({table[T, attn][1]:5.1f})" for attn in variants))
 
 
 TIMING_CHILD = r"""
@@ -2128,6 +2162,47 @@ def test_bf16_model_runs_and_is_close():
     out = m.aligner_logits(feat, frames, npy("en_short", "aligner_input_ids.npy"))
     assert np.isfinite(out).all()
     assert_close_rel(out, npy("en_short", "aligner_logits_at_timestamps.npy"), 1e-1, "gpu bf16 logits")
+
+
+ALIGN_LOGITS_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+import qwen3align as qa
+from qwen3align._pipeline import _prepare_align
+rng = np.random.default_rng(0)
+audio = (rng.standard_normal(60 * 16000) * 0.1).astype(np.float32)
+words = ["w%d" % i for i in range(150)]
+with qa.load_models(aligner={ckpt!r}, device="cuda:0", dtype={dtype!r}, max_audio_seconds=70) as m:
+    job = _prepare_align(m, audio, words=words, language="English", sample_rate=16000)
+    np.save({out!r}, m.aligner_logits_from_audio(job.x, job.ids))
+print("LOGITS DONE")
+"""
+
+
+@gpu_only
+def test_bf16_aligner_logits_with_wgmma_attention(tmp_path):
+    """Issue 6: the real-size aligner (random weights, 60 s of audio and 150 words: ~1100 decoder rows, so its
+    causal attention runs on the tensor-core kernels) in bfloat16 with QA_CUDA_ATTN=wgmma (attention_wgmma.cu's
+    warp-specialized kernel) gives the logits of the default attention kernel (its first kernel on Hopper): as close to the float32 model's as the default's are (each in a child
+    process, QA_CUDA_ATTN being read when the backend opens)."""
+    from qwen3align.random_checkpoint import make_checkpoint
+
+    ckpt = make_checkpoint(str(tmp_path / "aligner"), "Qwen3-ForcedAligner-0.6B")
+    got = {}
+    for name, dtype, attn in (("default", "bfloat16", ""), ("wgmma", "bfloat16", "wgmma"),
+                              ("fp32", "float32", "")):
+        out = str(tmp_path / f"logits_{name}.npy")
+        code = ALIGN_LOGITS_CHILD.format(repo=REPO, ckpt=ckpt, dtype=dtype, out=out)
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, QA_CUDA_ATTN=attn))
+        assert "LOGITS DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+        got[name] = np.load(out).astype(np.float64)
+    assert np.isfinite(got["wgmma"]).all()
+    e_default, e_wgmma = rel_err(got["default"], got["fp32"]), rel_err(got["wgmma"], got["fp32"])
+    print(f"bf16 aligner logits vs float32: default attention {e_default:.3e}, wgmma {e_wgmma:.3e}")
+    assert e_wgmma <= 1.25 * e_default + 1e-3, (e_wgmma, e_default)
+    assert_close_rel(got["wgmma"], got["default"], 2e-2, "bf16 aligner logits, wgmma vs default attention")
 
 
 @gpu_only

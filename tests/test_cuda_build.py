@@ -73,6 +73,15 @@ def test_library_links_cuda_runtime_and_cublaslt():
     assert "libcublas.so" not in out, out
 
 
+def source_arch(src):
+    """nvcc's target flags for a CUDA source as setup.py builds it here: its SM90A_SOURCES (wgmma) get sm_90a,
+    the others sm_90."""
+    names = re.search(r"SM90A_SOURCES = \(([^)]*)\)", open(os.path.join(REPO, "setup.py")).read()).group(1)
+    if os.path.basename(src) in re.findall(r'"([^"]+)"', names):
+        return ["-gencode=arch=compute_90a,code=sm_90a"]
+    return ["-arch=sm_90"]
+
+
 def test_kernel_stacks_fit_the_lowered_stack_limit():
     """device.cu lowers cudaLimitStackSize to QA_CUDA_STACK_BYTES (the default 1 KiB per thread reserves
     ~264 MiB on an H200); every kernel's frame, as ptxas reports it for sm_90, must fit."""
@@ -85,7 +94,7 @@ def test_kernel_stacks_fit_the_lowered_stack_limit():
 
     def frames(src):
         r = subprocess.run([nvcc(), "-cubin", "-o", os.devnull, src, "-O3", "-std=c++17", "-I",
-                            os.path.join(REPO, "csrc"), "-arch=sm_90", "-Xptxas", "-v"],
+                            os.path.join(REPO, "csrc"), "-Xptxas", "-v"] + source_arch(src),
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         return [(os.path.basename(src), int(n)) for n in re.findall(r"(\d+) bytes stack frame", r.stderr)]
@@ -95,6 +104,20 @@ def test_kernel_stacks_fit_the_lowered_stack_limit():
         found = [f for fs in ex.map(frames, sources) for f in fs]
     assert len(found) > 40, found  # every kernel reported
     assert max(n for _, n in found) <= limit, [f for f in found if f[1] > limit]
+
+
+def test_wgmma_attention_kernel_builds_without_spills_or_serialization():
+    """attention_wgmma.cu's two kernels (sm_90a) hold S, O and P of a 64-row warpgroup in registers (160 of
+    them; the warp-specialized one's producer has 24 registers): a change that spills, or that makes ptxas
+    serialize the wgmma pipeline (it then says "wgmma.mma_async instructions are serialized"), shows here
+    rather than as a slow kernel on the GPU."""
+    src = os.path.join(REPO, "csrc", "backend", "cuda", "attention_wgmma.cu")
+    r = subprocess.run([nvcc(), "-cubin", "-o", os.devnull, src, "-O3", "-std=c++17", "-I",
+                        os.path.join(REPO, "csrc"), "-Xptxas", "-v"] + source_arch(src),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.findall(r"(\d+) bytes spill stores", r.stderr) == ["0", "0"], r.stderr[-3000:]  # both kernels
+    assert "serialized" not in r.stderr, r.stderr[-3000:]
 
 
 def test_mma_attention_kernels_do_not_spill():

@@ -227,6 +227,7 @@ qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e)
 {
     int dev = 0;
     d->kernel = kernel;
+    d->wgmma = 0;
     QA_CUDA_CHECK(e, cudaGetDevice(&dev));
     QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->sms, cudaDevAttrMultiProcessorCount, dev));
@@ -236,6 +237,8 @@ qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e)
         QA_TRY((raise_tc_smem<128, float>(d->smem_optin, e)));
         QA_TRY((raise_tc_smem<128, __nv_bfloat16>(d->smem_optin, e)));
     }
+    if (kernel == QA_CU_TC_AUTO || kernel == QA_CU_TC_WGMMA || kernel == QA_CU_TC_WGMMA1)
+        QA_TRY(qa_cu_attention_wgmma_setup(d, e));
     return qa_cu_attention_mma_setup(d->smem_optin, e);
 }
 
@@ -286,5 +289,7 @@ qa_status qa_cu_attention_tc(cudaStream_t s, void *out, int out_bf16, int ldo, c
                        scale * 1.4426950408889634f, out_bf16};
     if (d->kernel == QA_CU_TC_WMMA)
         return attention_wmma(s, a, Dh, kv_bf16, d->smem_optin, e);
+    if (qa_cu_attention_wgmma_fits(a, Dh, kv_bf16, d))
+        return qa_cu_attention_wgmma(s, a, d, e);
     return qa_cu_attention_mma(s, a, Dh, kv_bf16, d, e);
 }

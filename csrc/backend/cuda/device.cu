@@ -115,8 +115,10 @@ static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
 }
 
 /* QA_CUDA_ATTN: "fp32" falls back to the FP32 attention kernel; "wmma" keeps BF16 tensor cores but on the
- * first WMMA kernel (attention_tc.cu); "mma64" / "mma128" force attention_mma.cu's 64- or 128-row blocks —
- * all to compare on the GPU. The kernels' shared-memory limits are raised here, once per context. */
+ * first WMMA kernel (attention_tc.cu); "mma64" / "mma128" force attention_mma.cu's 64- or 128-row blocks
+ * (and keep the causal BF16 K / V head dim 128 calls off attention_wgmma.cu, which the default gives them on
+ * Hopper: its first kernel); "wgmma1" that first (lock-step) kernel, "wgmma" its warp-specialized ping-pong
+ * one — all to compare on the GPU. The kernels' shared-memory limits are raised here, once per context. */
 static qa_status attention_setup(qa_cuda_ctx *c, qa_err *e)
 {
     const char *attn = getenv("QA_CUDA_ATTN");
@@ -127,6 +129,10 @@ static qa_status attention_setup(qa_cuda_ctx *c, qa_err *e)
         kernel = QA_CU_TC_MMA64;
     else if (attn && strcmp(attn, "mma128") == 0)
         kernel = QA_CU_TC_MMA128;
+    else if (attn && strcmp(attn, "wgmma") == 0)
+        kernel = QA_CU_TC_WGMMA;
+    else if (attn && strcmp(attn, "wgmma1") == 0)
+        kernel = QA_CU_TC_WGMMA1;
     c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
     return qa_cu_attention_tc_setup(&c->attn_tc, kernel, e);
 }

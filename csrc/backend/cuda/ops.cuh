@@ -303,12 +303,17 @@ qa_status qa_cu_step_advance(cudaStream_t s, int32_t *state, qa_err *e);
 /* Which tensor-core attention kernel runs, and what the device allows it: set once when the context
  * opens (qa_cu_attention_tc_setup), read by every call. kernel: QA_CUDA_ATTN's choice — AUTO
  * (attention_mma.cu, 64- or 128-row blocks by its own rule), MMA64 / MMA128 (that tiling; 128 rows only
- * with BF16 K / V and where it fits), WMMA (attention_tc.cu's first kernel). */
-enum { QA_CU_TC_AUTO = 0, QA_CU_TC_MMA64 = 1, QA_CU_TC_MMA128 = 2, QA_CU_TC_WMMA = 3 };
+ * with BF16 K / V and where it fits), WMMA (attention_tc.cu's first kernel), WGMMA / WGMMA1 (attention_wgmma.cu's
+ * warp-specialized or first kernel for the causal BF16 K / V head dim 128 calls on Hopper, AUTO's choice for
+ * the others). AUTO takes attention_wgmma.cu's first kernel where it applies. */
+enum { QA_CU_TC_AUTO = 0, QA_CU_TC_MMA64 = 1, QA_CU_TC_MMA128 = 2, QA_CU_TC_WMMA = 3, QA_CU_TC_WGMMA = 4,
+       QA_CU_TC_WGMMA1 = 5 };
 typedef struct qa_cu_tc_dev {
     int kernel;     /* QA_CU_TC_* */
     int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin: bytes of shared memory a block may have */
     int sms;        /* multiprocessors */
+    int wgmma;      /* attention_wgmma.cu's kernels set up (kernel AUTO, WGMMA or WGMMA1 on a compute capability 9.0
+                       device): 0 none, 1 the first kernel, 2 the warp-specialized one */
 } qa_cu_tc_dev;
 /* For the current device (the context's, made current by the caller): fills d (kernel as given) and
  * raises the dynamic shared-memory limit of every tensor-core attention kernel `kernel` can launch (the
@@ -343,5 +348,16 @@ qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, in
                               qa_err *e);
 /* qa_cu_attention_tc_setup's part for these kernels: the shared-memory limit of each that fits optin bytes. */
 qa_status qa_cu_attention_mma_setup(int optin, qa_err *e);
+
+/* ---- attention_wgmma.cu ----------------------------------------------------------------------- */
+/* The wgmma (sm_90a) kernels of the causal BF16 K / V head dim 128 calls (the default on Hopper: the first
+ * one; QA_CUDA_ATTN=wgmma the warp-specialized one, wgmma1 the first), same numerics as qa_cu_attention_mma, on the arguments
+ * qa_cu_attention_tc has checked. _setup (d->smem_optin, d->kernel filled): on a compute capability 9.0 device
+ * with the shared memory they need, raises their limits and sets d->wgmma (which kernel). _fits:
+ * d->wgmma and a call it covers (causal, no window, Dh 128, BF16 K / V); the others go to
+ * qa_cu_attention_mma. */
+qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e);
+int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d);
+qa_status qa_cu_attention_wgmma(cudaStream_t s, const qa_cu_tc_args &a, const qa_cu_tc_dev *d, qa_err *e);
 
 #endif
