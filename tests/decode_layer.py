@@ -63,7 +63,7 @@ class Step:
 
     # ---- the ops of one layer, as decoder.c enqueues them -----------------------------------------
 
-    def qkv(self, L):
+    def project(self, L):
         Ws = (C.POINTER(Tensor) * 3)(*[C.pointer(L[n]) for n in "qkv"])
         self.g.call("norm_gemm", (C.c_void_p * 3)(self.qkv, self.k, self.v), QD + 2 * KD, self.x, L["in_norm"], EPS,
                     Ws, (C.c_int64 * 3)(QD, KD, KD), 3, 1, D, 0)
@@ -85,7 +85,7 @@ class Step:
         self.g.call("gemm", self.x, self.gu, L["d"], None, 1, F, D, 0, 1)
 
     def layer(self, L):
-        for op in (self.qkv, self.prep, self.attend, self.oproj, self.mlp):
+        for op in (self.project, self.prep, self.attend, self.oproj, self.mlp):
             op(L)
 
     def lm_head(self, _):
@@ -121,7 +121,7 @@ def timings(g, rng, pos=POS):
     """{name: [µs per call, weight bytes per call]} of each decode op and of a whole layer, plus the layer's
     outputs op by op and recorded (lists of floats), with the attention at KV position pos."""
     s = Step(g, rng, pos)
-    ops = [("q/k/v norm_gemm", s.qkv, 2 * D * (QD + 2 * KD)), ("qkv_prep", s.prep, 0),
+    ops = [("q/k/v norm_gemm", s.project, 2 * D * (QD + 2 * KD)), ("qkv_prep", s.prep, 0),
            (f"attention_at pos {pos}", s.attend, 0), ("o-proj gemv", s.oproj, 2 * QD * D),
            ("norm_mlp", s.mlp, 2 * 3 * D * F), ("mlp down gemv alone", s.down, 2 * D * F),
            ("layer (5 ops)", s.layer, LAYER_BYTES),
