@@ -341,25 +341,21 @@ DECODE_CHILD = r"""
 import sys
 sys.path.insert(0, {tests!r})
 import decode_layer
-decode_layer.main({pos})
+decode_layer.main()
 """
 
 
-def _decode_step_in_child(pdl, variant=None, mlp=None, pos=500):
+def _decode_step_in_child(pdl, variant=None):
     """tests/decode_layer.py's timings and outputs in a fresh process, PDL on (QA_CUDA_PDL unset) or off, with
-    gemv.cuh's default decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant, the one-kernel decode
-    MLP (mlp_decode.cu; QA_CUDA_DEC_MLP unset) or QA_CUDA_DEC_MLP=mlp ("old", "wide"), the attention at KV
-    position pos."""
+    gemv.cuh's default decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant."""
     env = dict(os.environ)
-    for var in ("QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT", "QA_CUDA_DEC_MLP"):
-        env.pop(var, None)
+    env.pop("QA_CUDA_PDL", None)
+    env.pop("QA_CUDA_GEMV_VARIANT", None)
     if not pdl:
         env["QA_CUDA_PDL"] = "0"
     if variant is not None:
         env["QA_CUDA_GEMV_VARIANT"] = str(variant)
-    if mlp is not None:
-        env["QA_CUDA_DEC_MLP"] = mlp
-    run = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=os.path.dirname(__file__), pos=pos)],
+    run = subprocess.run([sys.executable, "-c", DECODE_CHILD.format(tests=os.path.dirname(__file__))],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0 and "JSON " in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
     return json.loads(run.stdout.split("JSON ", 1)[1])
@@ -392,35 +388,6 @@ def _step_ms(times):
 
 
 @gpu_only
-def test_decode_step_kernels_timing_dec_mlp():
-    """Issue #6: the decode step's kernels (as test_decode_step_kernels_timing_with_and_without_pdl, PDL on) with the
-    one-kernel decode MLP (mlp_decode.cu, the default: 48-byte W_down segments), its 96-byte form
-    (QA_CUDA_DEC_MLP=wide) and the two-kernel one (QA_CUDA_DEC_MLP=old), at KV positions 500 and 900, one child
-    process each. Prints per op µs and GB/s of weights side by side and the
-    ms/token they add up to (run with -s). Each run's layer output must be the same bits recorded and op by op
-    (the fused kernel's grid-barrier reduction has a fixed order); new against old: the down projection's FP32
-    sums in another order only."""
-    for pos in (500, 900):
-        runs = {what: _decode_step_in_child(True, mlp=None if what == "new" else what, pos=pos)
-                for what in ("new", "wide", "old")}
-        for name, (_, nbytes) in runs["new"]["times"].items():
-            cols = []
-            for what, run in runs.items():
-                us = run["times"][name][0]
-                cols.append(f"{what} {us:6.1f} us" + (f" {nbytes / us / 1e3:5.0f} GB/s" if nbytes else ""))
-            print(f"decode pos {pos} {name:22s}: " + " | ".join(cols))
-        for what, run in runs.items():
-            print(f"decode step pos {pos} mlp {what}: {_step_ms(run['times']):.3f} ms/token (28 layers + lm_head + "
-                  f"argmax; issue #6 target 1.5)")
-        for what, run in runs.items():
-            np.testing.assert_array_equal(run["x_graph"], run["x_eager"], err_msg=f"recorded layer, mlp {what}")
-        old = np.array(runs["old"]["x_eager"], np.float64)
-        for what in ("new", "wide"):
-            assert_close_rel(np.array(runs[what]["x_eager"], np.float64), old, 1e-5,
-                             f"layer output, one-kernel MLP ({what}) vs two-kernel, pos {pos}")
-
-
-@gpu_only
 def test_decode_step_kernels_timing_gemv_variants():
     """Issue #6: the decode step's kernels (as test_decode_step_kernels_timing_with_and_without_pdl, PDL on) under
     each QA_CUDA_GEMV_VARIANT (gemv.cuh), one child process each. Prints per op µs and GB/s of weights for every
@@ -439,41 +406,6 @@ def test_decode_step_kernels_timing_gemv_variants():
     for v, run in runs.items():
         np.testing.assert_array_equal(run["x_graph"], run["x_eager"], err_msg=f"recorded layer, variant {v}")
         np.testing.assert_array_equal(run["x_eager"], runs[0]["x_eager"], err_msg=f"layer, variant {v} vs 0")
-
-
-@gpu_only
-def test_decode_mlp_one_kernel_deterministic_and_fallback(g, rng):
-    """mlp_decode.cu: norm_mlp of one row with BF16 weights runs one persistent kernel whose down sums meet in a
-    fixed order (the same bits on every call) and whose last block handles F % 24 != 0; F beyond one resident
-    grid (⌈F / 24⌉ blocks > 2 per SM) takes the two-kernel path. Both against float64 (test_norm_mlp's bound)."""
-    for D, F in ((2048, 6144), (64, 200), (256, 24 * 600)):
-        x = (rng.standard_normal((1, D)) * 3).astype(np.float32)
-        w = rng.standard_normal(D).astype(np.float32)
-        Wg, Wu = ((rng.standard_normal((F, D)) / np.sqrt(D)).astype(np.float32) for _ in range(2))
-        Wd = (rng.standard_normal((D, F)) / np.sqrt(F)).astype(np.float32)
-        Wgt, Wut = g.joined([Wg, Wu], BF16)
-        Wdt, wt, gu = g.tensor(Wd, BF16), g.tensor(w), g.empty((1, 2 * F))
-        outs = []
-        for _ in range(2):
-            xp = g.put(x)
-            g.call("norm_mlp", xp, wt, 1e-6, Wgt, Wut, Wdt, gu, 1, D, F)
-            outs.append(g.get(xp, (1, D)))
-        np.testing.assert_array_equal(outs[0], outs[1], err_msg=f"norm_mlp D={D} F={F}: two calls")
-        h = staged_norm(g, x, w, 1, D)
-        p = bf16_round(silu64(h @ bf16_round(Wg).T) * (h @ bf16_round(Wu).T)).astype(np.float64)
-        assert_close_rel(outs[0].astype(np.float64) - x, p @ bf16_round(Wd).T, 3e-4, f"norm_mlp D={D} F={F}")
-
-
-@gpu_only
-@pytest.mark.parametrize("mlp", ["old", "wide"])
-def test_decode_gemvs_float64_under_dec_mlp(mlp):
-    """test_decode_gemvs_against_float64, test_norm_mlp and the test above in a child pytest under
-    QA_CUDA_DEC_MLP=mlp (read at context open): the two-kernel decode MLP and the 96-byte-segment one."""
-    env = dict(os.environ, QA_CUDA_DEC_MLP=mlp)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__, "-k",
-                          "test_decode_gemvs_against_float64 or test_norm_mlp or test_decode_mlp_one_kernel"],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
 
 
 @gpu_only
@@ -2390,20 +2322,16 @@ np.savez({path!r}, **out)
 """
 
 
-def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None, one_gemm=True, mlp=None):
+def _generate_in_child(tmp_path, mode, folder, dtype, runs, pdl=True, variant=None, one_gemm=True):
     """asr_generate results in a fresh process whose CUDA backend opened with QA_CUDA_GRAPH=mode
     (None: unset, the default graph path) — the variable is read once, when the backend opens —,
     programmatic dependent launch on (QA_CUDA_PDL unset) or off (QA_CUDA_PDL=0, pdl.cuh), the default
     decode GEMV loop (QA_CUDA_GEMV_VARIANT unset) or the given variant (gemv.cuh), and q/k/v, gate/up as one GEMM
-    each (QA_CUDA_FUSED_GEMM unset) or one per weight (QA_CUDA_FUSED_GEMM=0, norm_gemm.cu), and the one-kernel
-    decode MLP (mlp_decode.cu) or QA_CUDA_DEC_MLP=mlp ("old": the two-kernel one, "wide")."""
-    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}-v{variant}-{int(one_gemm)}-"
-               f"{mlp}.npz")
+    each (QA_CUDA_FUSED_GEMM unset) or one per weight (QA_CUDA_FUSED_GEMM=0, norm_gemm.cu)."""
+    path = str(tmp_path / f"gen-{mode}-{dtype}-{'pdl' if pdl else 'nopdl'}-v{variant}-{int(one_gemm)}.npz")
     env = dict(os.environ)
-    for var in ("QA_CUDA_GRAPH", "QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT", "QA_CUDA_FUSED_GEMM", "QA_CUDA_DEC_MLP"):
+    for var in ("QA_CUDA_GRAPH", "QA_CUDA_PDL", "QA_CUDA_GEMV_VARIANT", "QA_CUDA_FUSED_GEMM"):
         env.pop(var, None)
-    if mlp is not None:
-        env["QA_CUDA_DEC_MLP"] = mlp
     if not one_gemm:
         env["QA_CUDA_FUSED_GEMM"] = "0"
     if mode is not None:
@@ -2469,21 +2397,6 @@ def test_asr_decoding_same_under_each_gemv_variant(tmp_path):
     for v in GEMV_VARIANTS[1:]:
         other = _generate_in_child(tmp_path, None, folder, "bfloat16", GEN_RUNS, variant=v)
         _assert_same_runs(base, other, GEN_RUNS, f"bfloat16 QA_CUDA_GEMV_VARIANT={v} vs 0")
-
-
-@gpu_only
-def test_asr_decoding_same_with_old_mlp(tmp_path):
-    """mlp_decode.cu: the one-kernel decode MLP (default) sums the down projection in another FP32 order than the
-    two-kernel one (QA_CUDA_DEC_MLP=old); the recorded BF16 decode of the fixture model (F = 64: one partial block
-    of 24 units, or of 48 with QA_CUDA_DEC_MLP=wide) gives the same ids, and the first logits (the prefill's,
-    T > 1) are the same bits."""
-    folder = os.path.join(FIXTURES, "asr")
-    model("asr")
-    for mode in (None, "0"):
-        old = _generate_in_child(tmp_path, mode, folder, "bfloat16", GEN_RUNS, mlp="old")
-        for mlp in (None, "wide"):
-            new = _generate_in_child(tmp_path, mode, folder, "bfloat16", GEN_RUNS, mlp=mlp)
-            _assert_same_runs(new, old, GEN_RUNS, f"bfloat16 QA_CUDA_GRAPH={mode} one-kernel ({mlp}) vs two-kernel MLP")
 
 
 @gpu_only

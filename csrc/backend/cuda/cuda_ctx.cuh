@@ -73,11 +73,6 @@ typedef struct qa_cuda_ctx {
     int fused_gemm;             /* adjacent weights of one norm_gemm / norm_mlp as one GEMM (QA_CUDA_FUSED_GEMM=0: off) */
     int bf16_handoff;           /* BF16 GEMM operands written by their producers (gemm_in_dtype, ln_mlp); 0 with
                                  * QA_CUDA_BF16_HANDOFF=0 at open: FP32 rows staged by gemm.cu as before */
-    unsigned *mlp_sync;         /* the fused decode MLP's grid-barrier words (mlp_decode.cu: a static device variable,
-                                 * one owner context per device), NULL: another context owns them or
-                                 * QA_CUDA_DEC_MLP=old at open — the two-kernel path */
-    int mlp_resident;           /* its blocks resident at once on the device */
-    int mlp_c;                  /* its W_down segment in 16-byte chunks: 3, or 6 with QA_CUDA_DEC_MLP=wide */
     qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
@@ -188,16 +183,6 @@ qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const flo
                             qa_err *e);
 qa_status qa_cuda_norm_mlp(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
                            const void *Wd, qa_dtype wt, float *gu, int T, int D, int F, qa_err *e);
-
-/* mlp_decode.cu: norm_mlp of ONE row with BF16 weights as one persistent kernel (x [D] += the MLP of RMSNorm(x);
- * the down sums' partials in the work area). open at context open (QA_CUDA_DEC_MLP=old: off), close at close;
- * fits: whether the operands and this context take it (else norm_gemm.cu's two kernels). */
-qa_status qa_cuda_mlp_decode_open(qa_cuda_ctx *c, qa_err *e);
-void qa_cuda_mlp_decode_close(qa_cuda_ctx *c);
-int qa_cuda_mlp_decode_fits(const qa_cuda_ctx *c, const float *x, const void *Wg, const void *Wu, const void *Wd,
-                            int D, int F);
-qa_status qa_cuda_mlp_decode(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
-                             const void *Wd, int D, int F, qa_err *e);
 
 /* mel.cu (backend.h mel_tables / log_mel; the cuBLAS workspace must be bound first) */
 qa_status qa_cuda_mel_tables(qa_cuda_ctx *c, void *tables, const float *filters_host, qa_err *e);

@@ -145,7 +145,6 @@ static void ctx_close(qa_cuda_ctx *c)
     if (c->stream)
         cudaStreamSynchronize(c->stream);
     qa_cuda_prof_close(c->prof);
-    qa_cuda_mlp_decode_close(c);
     qa_cuda_graphs_free(c);
     for (int i = 0; i < 2; i++) {
         if (c->pin[i])
@@ -179,8 +178,6 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
     qa_status s = open_handles(c, e);
     if (s == QA_OK)
         s = attention_setup(c, e);
-    if (s == QA_OK)
-        s = qa_cuda_mlp_decode_open(c, e);
     if (s == QA_OK) {
         /* QA_CUDA_BF16_HANDOFF=0: producers write FP32 and gemm.cu stages it, as before API 8 (the same bits;
          * kept to measure the hand-offs, backend.h gemm_in_dtype / ln_mlp) */

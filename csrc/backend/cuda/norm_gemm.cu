@@ -12,7 +12,6 @@
  *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
  *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
  *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) to 3 run that gate/up kernel persistent (ngemv_silu_rows_kernel).
- *   One row (a decode step) runs mlp_decode.cu's single persistent kernel instead, unless QA_CUDA_DEC_MLP=old.
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
  *   staging the same way. Row blocks when the work area is smaller than the rows. Weights that lie one after
@@ -394,8 +393,6 @@ qa_status qa_cuda_norm_mlp(qa_cuda_ctx *c, float *x, const float *nw, float eps,
         return QA_OK;
     if (wt == QA_F32)
         return mlp_f32(c, x, nw, eps, Wg, Wu, Wd, gu, T, D, F, e);
-    if (T == 1 && qa_cuda_mlp_decode_fits(c, x, Wg, Wu, Wd, D, F)) /* one persistent kernel (mlp_decode.cu) */
-        return qa_cuda_mlp_decode(c, x, nw, eps, Wg, Wu, Wd, D, F, e);
     const void *W[2] = {Wg, Wu};
     if (!qa_cu_norm_gemv_fits(x, W, 2, T, D) || !qa_cu_gemv_bf16_fits(gu, F, Wd, T, F))
         return mlp_staged(c, x, nw, eps, Wg, Wu, Wd, gu, T, D, F, e);
