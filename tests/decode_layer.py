@@ -4,7 +4,7 @@ The ops and arguments are the ones csrc/model/decoder.c (attn_block, mlp_block w
 heads.c / asr.c (lm_head, argmax_at) enqueue for one token: norm_gemm q/k/v -> qkv_prep -> attention_at ->
 o-proj gemm (accumulate) -> norm_mlp per layer, then the lm_head GEMV and the greedy pick. Used by
 tests/test_cuda.py in child processes, so that each measurement runs under its own QA_CUDA_PDL and
-QA_CUDA_GEMV_VARIANT / QA_CUDA_DEC_MLP settings (each variable is read once per process or context):
+QA_CUDA_GEMV_VARIANT settings (each variable is read once per process):
 
     python -c "import decode_layer; decode_layer.main()"      # prints one line: JSON {...}
     python -c "import decode_layer; decode_layer.main(900)"   # the attention at KV position 900

@@ -1,8 +1,8 @@
 /* attention_wgmma.cu — causal attention with BF16 K / V and head dim 128 on Hopper's warpgroup MMA (wgmma,
- * sm_90a): the decoder's prefill / align attention (issue 6). Two kernels: attention_wgmma_kernel (the
- * default on Hopper, QA_CUDA_ATTN=wgmma1), described here, and attention_wgmma_ws_kernel (QA_CUDA_ATTN=wgmma,
- * its own comment below): the same per-warpgroup math with a producer warpgroup and the two consumer
- * warpgroups taking turns on the tensor cores.
+ * sm_90a): the decoder's prefill / align attention (issue 6). Two kernels: attention_wgmma_kernel
+ * (QA_CUDA_ATTN=wgmma1), described here, and attention_wgmma_ws_kernel (the default on Hopper, also
+ * QA_CUDA_ATTN=wgmma; its own comment below): the same per-warpgroup math, the same bits, with a producer
+ * warpgroup and the two consumer warpgroups taking turns on the tensor cores.
  *
  * Contract: ops.cuh qa_cu_attention_wgmma, the same function as attention_mma.cu (whose header gives the
  * numerics): q rounded to BF16 when staged, S = q k^T and O = P V accumulate in FP32, the scale is applied to
@@ -542,9 +542,9 @@ qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
     if (d->smem_optin >= WS_SMEM_BYTES)
         QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               WS_SMEM_BYTES));
-    /* the warp-specialized kernel only where asked for until a GPU run has checked it; AUTO and WGMMA1 get
-     * the first one (measured faster than attention_mma.cu at every length) */
-    d->wgmma = d->smem_optin >= WS_SMEM_BYTES && d->kernel == QA_CU_TC_WGMMA ? 2 : 1;
+    /* the warp-specialized kernel unless the first one is asked for: the same bits at every shape tested, and
+     * faster (H200, T = 7500 causal: 586 against 614 us; bench/RESULTS.md, 2026-11-27 call 3) */
+    d->wgmma = d->smem_optin >= WS_SMEM_BYTES && d->kernel != QA_CU_TC_WGMMA1 ? 2 : 1;
     return QA_OK;
 }
 

@@ -117,8 +117,8 @@ static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
 /* QA_CUDA_ATTN: "fp32" falls back to the FP32 attention kernel; "wmma" keeps BF16 tensor cores but on the
  * first WMMA kernel (attention_tc.cu); "mma64" / "mma128" force attention_mma.cu's 64- or 128-row blocks
  * (and keep the causal BF16 K / V head dim 128 calls off attention_wgmma.cu, which the default gives them on
- * Hopper: its first kernel); "wgmma1" that first (lock-step) kernel, "wgmma" its warp-specialized ping-pong
- * one — all to compare on the GPU. The kernels' shared-memory limits are raised here, once per context. */
+ * Hopper: its warp-specialized ping-pong kernel, also "wgmma"); "wgmma1" its first (lock-step) kernel — all to
+ * compare on the GPU. The kernels' shared-memory limits are raised here, once per context. */
 static qa_status attention_setup(qa_cuda_ctx *c, qa_err *e)
 {
     const char *attn = getenv("QA_CUDA_ATTN");
