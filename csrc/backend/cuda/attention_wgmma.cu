@@ -92,6 +92,20 @@ __device__ __forceinline__ void wg_issue_rows(unsigned char *dst, const bf16 *sr
     }
 }
 
+/* The keys some row of the warpgroup (rows from gr0) sees, [klo, g_hi), and the keys every row of the warp (rows
+ * from wr0) sees, [w_lo, w_hi); rows past Tq see nothing (g_hi 0; the warp's range empty: always mask). */
+__device__ __forceinline__ void wg_row_keys(const qa_cu_tc_args &a, int gr0, int wr0, int *g_hi, int *w_lo, int *w_hi)
+{
+    int dummy;
+    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, g_hi);
+    if (gr0 >= a.Tq)
+        *g_hi = 0;
+    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, w_lo, &dummy);
+    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, w_hi);
+    if (wr0 + 15 >= a.Tq)
+        *w_lo = *w_hi = 0;
+}
+
 /* On a tile this warp's rows do not all fully see: set the scores of keys a row does not see to -inf; rows
  * past Tq see nothing. s[4n + e]: row g + 8 (e / 2), key j0 + 8n + 2t + e % 2 (wgmma_ptx.cuh). */
 __device__ __forceinline__ void wg_mask(float s[64], const qa_cu_tc_args &a, int r0, int g, int t, int j0)
@@ -252,14 +266,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
     qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
     qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
     const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
-    int g_hi, w_lo, w_hi; /* keys some row of the warpgroup sees: [klo, g_hi); keys every row of the warp sees */
-    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &g_hi);
-    if (gr0 >= a.Tq)
-        g_hi = 0;
-    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, &w_lo, &dummy);
-    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &w_hi);
-    if (wr0 + 15 >= a.Tq) /* rows past Tq see nothing: always mask */
-        w_lo = w_hi = 0;
+    int g_hi, w_lo, w_hi;
+    wg_row_keys(a, gr0, wr0, &g_hi, &w_lo, &w_hi);
 
     float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
@@ -445,13 +453,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int gr0 = i0 + wg * 64, wr0 = i0 + warp * 16;
     int g_hi, w_lo, w_hi;
-    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &g_hi);
-    if (gr0 >= a.Tq)
-        g_hi = 0;
-    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, &w_lo, &dummy);
-    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &w_hi);
-    if (wr0 + 15 >= a.Tq)
-        w_lo = w_hi = 0;
+    wg_row_keys(a, gr0, wr0, &g_hi, &w_lo, &w_hi);
 
     float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
