@@ -30,8 +30,9 @@
 #include "arena.h"
 
 /* Engine tiling that the workspace formulas depend on. */
-#define QA_ENC_CHUNK_TILE 16 /* mel chunks per conv tile (16 × 13 = 208 tokens per conv_out GEMM; below the
-                             * decoder's workspace peak at every plan, so no byte more: fewer, fuller launches) */
+#define QA_ENC_CHUNK_TILE 16 /* mel chunks per conv tile (16 × 13 = 208 tokens per conv_out GEMM): fewer, fuller
+                             * launches; free under the decoder's workspace peak in long plans (300 s), +87 MiB of
+                             * workspace in a 60 s plan, where the conv front is the peak */
 #define QA_MLP_TILE 2048    /* token rows per MLP tile (encoder fc1, decoder gate/up) */
 
 /* ASR prompt allowances (MODEL_FACTS.md §8.1): 9 tokens before the audio pads, 6 after, a forced
