@@ -129,11 +129,10 @@ static float scan(const float *x, size_t n, int *all_finite)
 
 static qa_status check_finite(const float *x, size_t n, const char *name, qa_err *e)
 {
-    int ok = qa_all_finite(x, n);
-    for (size_t i = 0; !ok && i < n; i++) /* only to name the first bad sample */
-        if (!isfinite(x[i]))
-            return QA_FAIL(e, QA_ERR_AUDIO, "%s: sample %zu is %s; audio must be finite", name, i,
-                           isnan(x[i]) ? "NaN" : "infinite (or beyond float32 range)");
+    size_t i = qa_first_nonfinite(x, n);
+    if (i < n)
+        return QA_FAIL(e, QA_ERR_AUDIO, "%s: sample %zu is %s; audio must be finite", name, i,
+                       isnan(x[i]) ? "NaN" : "infinite (or beyond float32 range)");
     return QA_OK;
 }
 
@@ -153,6 +152,16 @@ static void normalize_peak(float *x, size_t n)
 }
 
 int qa_all_finite(const float *x, size_t n) { return abs_bits_max(x, n) < FINITE_BITS_END; }
+
+size_t qa_first_nonfinite(const float *x, size_t n)
+{
+    if (qa_all_finite(x, n))
+        return n;
+    size_t i = 0;
+    while (isfinite(x[i])) /* the pass above found one */
+        i++;
+    return i;
+}
 
 /* Finite and peak <= 1 is every |x| <= 1 (a NaN or Inf is above 1 too): one maximum. */
 int qa_audio_ready16k(const float *x, size_t n) { return n > 0 && abs_bits_max(x, n) <= ONE_BITS; }

@@ -45,8 +45,12 @@ qa_status qa_audio_from_samples(const void *data, qa_sample_type type, size_t fr
  * finite, peak <= 1 — the caller may then use it as is, without a copy (the request path on arrays). */
 int qa_audio_ready16k(const float *x, size_t n);
 
-/* 1 when none of x[0, n) is NaN or infinite (one vectorised pass; find the culprit with a plain loop). */
+/* 1 when none of x[0, n) is NaN or infinite (one vectorised pass). */
 int qa_all_finite(const float *x, size_t n);
+
+/* The index of the first NaN or infinite value of x[0, n), n when there is none: the vectorised pass, then a
+ * plain loop only when it found one (to name the culprit in an error). */
+size_t qa_first_nonfinite(const float *x, size_t n);
 
 /* An audio file (decoded by libsndfile), then the steps above. */
 qa_status qa_audio_from_file(const char *path, float **out, size_t *n_out, qa_err *e);

@@ -34,22 +34,18 @@ static qa_status check_finite(const qa_inputs *in, qa_err *e)
     if (!in->feat) { /* frontend/mel.c's message, so both paths say the same */
         if (!in->samples || in->n_samples < 0)
             return QA_FAIL(e, QA_ERR_INPUT, "a request needs features or samples");
-        if (qa_all_finite(in->samples, (size_t)in->n_samples))
-            return QA_OK;
-        for (int64_t i = 0; i < in->n_samples; i++)
-            if (!isfinite(in->samples[i]))
-                return QA_FAIL(e, QA_ERR_AUDIO, "log_mel: sample %lld is %s; audio must be finite", (long long)i,
-                               isnan(in->samples[i]) ? "NaN" : "infinite");
+        size_t i = qa_first_nonfinite(in->samples, (size_t)in->n_samples);
+        if (i < (size_t)in->n_samples)
+            return QA_FAIL(e, QA_ERR_AUDIO, "log_mel: sample %zu is %s; audio must be finite", i,
+                           isnan(in->samples[i]) ? "NaN" : "infinite");
         return QA_OK;
     }
     for (int64_t mrow = 0; mrow < in->mel_bins; mrow++) {
         const float *row = in->feat + mrow * in->ld;
-        if (qa_all_finite(row, (size_t)in->frames))
-            continue;
-        for (int64_t f = 0; f < in->frames; f++)
-            if (!isfinite(row[f]))
-                return QA_FAIL(e, QA_ERR_INPUT, "features[%lld, %lld] = %g: log-mel features must be finite",
-                               (long long)mrow, (long long)f, (double)row[f]);
+        size_t f = qa_first_nonfinite(row, (size_t)in->frames);
+        if (f < (size_t)in->frames)
+            return QA_FAIL(e, QA_ERR_INPUT, "features[%lld, %zu] = %g: log-mel features must be finite",
+                           (long long)mrow, f, (double)row[f]);
     }
     return QA_OK;
 }
