@@ -10,7 +10,7 @@
 #   - pytest is installed from wheels in .whl/ when the interpreter lacks it.
 #   - the reference fixtures must be at shared/fixtures inside the repository (or $QA_SHARED/fixtures).
 # Device call:  run(command="bash bench/gpu_run.sh", carry=[".debs", "shared"])  after bench/pack_gpu.sh
-#               (QA_PROFILE=1 adds the per-op profile and the memwatch trace, QA_PROFILE_ARGS=--memwatch-only the trace alone; QA_BENCH=0 skips the bench; QA_TESTS=0 the tests, QA_TEST_K a pytest -k filter for them; QA_BENCH_BUDGET seconds, QA_BENCH_ARGS e.g. --quick)
+#               (QA_PROFILE=1 adds the per-op profile and the memwatch trace, QA_PROFILE_ARGS=--memwatch-only the trace alone; QA_BENCH=0 skips the bench; QA_TESTS=0 the tests, QA_TEST_K a pytest -k filter for them, QA_TEST_FILES the test files (default tests/test_cuda*.py); QA_BENCH_BUDGET seconds, QA_BENCH_ARGS e.g. --quick)
 # Outputs: full logs under $OUT (the device tool's folder) or bench/out; the summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +83,7 @@ rc_cuda=0; rc_cpu=0
 if [ "${QA_TESTS:-1}" = 1 ]; then
   echo "== CUDA tests"
   t0=$(date +%s)
-  $PY -m pytest -q -s -rfEs -p no:cacheprovider tests/test_cuda_build.py tests/test_cuda.py ${QA_TEST_K:+-k "$QA_TEST_K"} \
+  $PY -m pytest -q -s -rfEs -p no:cacheprovider ${QA_TEST_FILES:-tests/test_cuda*.py} ${QA_TEST_K:+-k "$QA_TEST_K"} \
     >"$OUT/test_cuda.log" 2>&1
   rc_cuda=$?
   note "tests/test_cuda*.py: $(tail -1 "$OUT/test_cuda.log") ($(( $(date +%s) - t0 )) s, exit $rc_cuda)"
