@@ -402,7 +402,7 @@ struct qa_backend {
      * state), and passes as key an address that changes when that layout does. graph_ready: slot holds a
      * recording made under key. Recording happens once per loaded model set (load_models' warm-up); the
      * device memory a recording needs is reported by memory_report (cuda.graph_bytes).
-     * Backends without graphs (CPU) never set decode_mode GRAPH; their begin / end / launch fail with
+     * Backends without graphs (CPU) never set decode_mode GRAPH or LOOP; their begin / end / launch fail with
      * QA_ERR_INTERNAL "not supported" and ready returns 0. */
     qa_status (*graph_begin)(qa_backend *be, qa_err *e);
     qa_status (*graph_end)(qa_backend *be, int slot, const void *key, qa_err *e);
