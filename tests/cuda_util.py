@@ -113,7 +113,10 @@ class Backend(C.Structure):
     _fields_ = [("api_version", C.c_int), ("name", C.c_char_p), ("ctx", C.c_void_p), ("scratch", C.c_void_p),
                 ("scratch_bytes", C.c_size_t), ("cancel", Cancel),
                 ("dtype", C.c_int)] + [(n, C.CFUNCTYPE(r, BEP, *a)) for n, r, a in _OPS] + \
-               [("graph_ready", C.CFUNCTYPE(C.c_int, BEP, C.c_int, P)), ("decode_mode", C.c_int)]
+               [("graph_ready", C.CFUNCTYPE(C.c_int, BEP, C.c_int, P)),
+                # API 9: a recording that loops on the device: state, tok, stop ids (host), n_stop, block
+                ("graph_begin_loop", C.CFUNCTYPE(S, BEP, P, P, C.POINTER(C.c_int32), C.c_int, I64, EP)),
+                ("decode_mode", C.c_int)]
 
 
 class Api(C.Structure):

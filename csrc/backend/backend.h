@@ -41,7 +41,7 @@
 #include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 8 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
+#define QA_BACKEND_API_VERSION 9 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
                                   * 5: decode-step state ops, graphs and decode_mode (layout changes);
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
                                   *    decoder's rope / rope_at / store_rows_at; norm_gemm and norm_mlp
@@ -52,7 +52,9 @@
                                   *    qo / ldq / ldkv, attention's ldq / ldkv: q, k, v and gate, up each
                                   *    from one GEMM; BF16 hand-offs: ln_mlp after ln_gemm, attention's
                                   *    out_dtype, gemm_in_dtype + gemm_bf16x after attention; conv2d_pair
-                                  *    after conv2d (layout and signatures change) */
+                                  *    after conv2d (layout and signatures change);
+                                  * 9: graph_begin_loop, decode_mode LOOP, state[QA_STEP_LIMIT]: the decode
+                                  *    step recorded as the body of a device-side loop (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -108,8 +110,15 @@ static inline size_t qa_mel_work_bytes(int64_t n)
  * STEPS: the step reads its position / index from the device state below and writes its token into a
  *        device array, launched op by op; the ids of a block of steps come back in one copy;
  * GRAPH: as STEPS, but the step is recorded once (graph_begin / graph_end) and replayed (graph_launch).
- * All three compute the same numbers: the same kernels run, only where the position comes from differs. */
-typedef enum qa_decode_mode { QA_DECODE_PLAIN = 0, QA_DECODE_STEPS = 1, QA_DECODE_GRAPH = 2 } qa_decode_mode;
+ * LOOP:  as GRAPH, but the recording is the body of a loop on the device (graph_begin_loop, API 9): one
+ *        graph_launch runs the steps of a block until an EOS, with no host in between.
+ * All four compute the same numbers: the same kernels run, only where the position comes from differs. */
+typedef enum qa_decode_mode {
+    QA_DECODE_PLAIN = 0,
+    QA_DECODE_STEPS = 1,
+    QA_DECODE_GRAPH = 2,
+    QA_DECODE_LOOP = 3
+} qa_decode_mode;
 
 /* The decode-step state: int32[QA_STEP_INTS] in backend memory (written by copy(H2D), advanced by
  * step_advance). A recorded step reads it instead of host arguments, so one recording serves every step. */
@@ -117,7 +126,8 @@ enum {
     QA_STEP_POS = 0,     /* position of the row being decoded = KV rows already in the cache */
     QA_STEP_INDEX = 1,   /* index of the token this step's argmax produces (0 = first generated) */
     QA_STEP_MIN_NEW = 2, /* EOS suppressed while QA_STEP_INDEX < this (min_new_tokens) */
-    QA_STEP_INTS = 4     /* (one spare int: 16 bytes) */
+    QA_STEP_LIMIT = 3,   /* a device loop (graph_begin_loop) stops once QA_STEP_INDEX reaches this (API 9) */
+    QA_STEP_INTS = 4
 };
 
 typedef struct qa_backend qa_backend;
@@ -392,15 +402,26 @@ struct qa_backend {
      * state), and passes as key an address that changes when that layout does. graph_ready: slot holds a
      * recording made under key. Recording happens once per loaded model set (load_models' warm-up); the
      * device memory a recording needs is reported by memory_report (cuda.graph_bytes).
-     * Backends without graphs (CPU) never set decode_mode GRAPH; their begin / end / launch fail with
+     * Backends without graphs (CPU) never set decode_mode GRAPH or LOOP; their begin / end / launch fail with
      * QA_ERR_INTERNAL "not supported" and ready returns 0. */
     qa_status (*graph_begin)(qa_backend *be, qa_err *e);
     qa_status (*graph_end)(qa_backend *be, int slot, const void *key, qa_err *e);
     qa_status (*graph_launch)(qa_backend *be, int slot, qa_err *e);
     int (*graph_ready)(const qa_backend *be, int slot, const void *key);
 
+    /* A recording that loops on the device (API 9; decode_mode LOOP): as graph_begin, and the graph_end that
+     * follows stores a loop whose body is the recording. One graph_launch of the slot runs the body once, then
+     * again while, read on the device after each run: tok[0] is none of the n_stop stop ids (HOST array, at
+     * most 16), state[QA_STEP_INDEX] < state[QA_STEP_LIMIT], and state[QA_STEP_INDEX] is not a multiple of
+     * block (> 0). So a launch at an index that is a multiple of block runs up to block steps (a block), ends
+     * after the step that picked a stop id, and never passes the limit; the host then reads the block's ids
+     * once. Pointers and stop ids are recorded like the body's (fixed places). CPU: fails ("not supported"). */
+    qa_status (*graph_begin_loop)(qa_backend *be, const int32_t *state, const int32_t *tok, const int32_t *stop,
+                                  int n_stop, int64_t block, qa_err *e);
+
     qa_decode_mode decode_mode; /* set by init: CPU PLAIN (QA_CPU_DECODE=steps: STEPS, for tests);
-                                 * CUDA GRAPH (QA_CUDA_GRAPH=0: PLAIN, QA_CUDA_GRAPH=steps: STEPS) */
+                                 * CUDA LOOP (QA_CUDA_DECODE_LOOP=host: GRAPH, QA_CUDA_GRAPH=0: PLAIN,
+                                 * QA_CUDA_GRAPH=steps: STEPS) */
 };
 
 #define QA_GRAPH_SLOTS 2 /* slot 0: the ASR decode step */

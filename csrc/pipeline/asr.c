@@ -16,7 +16,10 @@
  *          QA_ASR_BLOCK steps enqueued, then ONE copy of their ids and a host scan for EOS (steps
  *          computed past an EOS are discarded: their cache rows are never read);
  *   GRAPH  as STEPS with the step recorded once (the first request, i.e. load_models' warm-up) and
- *          replayed: one launch per token instead of ~450 (issue #6).
+ *          replayed: one launch per token instead of ~450 (issue #6);
+ *   LOOP   as GRAPH with the recording the body of a loop on the device (backend.h graph_begin_loop): one
+ *          launch per block of QA_ASR_LOOP_BLOCK steps, which ends after the step that picks an EOS — no
+ *          host round trip between tokens, no step computed past an EOS.
  * Cancellation is polled between blocks (and per layer while a step runs op by op).
  */
 #include "asr.h"
@@ -55,9 +58,12 @@ static int is_eos(const qa_model *m, int32_t id)
     } while (0)
 
 /* Steps enqueued before their ids are copied back: a sync per block instead of per token, at the cost
- * of at most QA_ASR_BLOCK − 1 steps computed past an EOS. */
+ * of at most QA_ASR_BLOCK − 1 steps computed past an EOS. The device loop stops at an EOS itself, so its
+ * block only sets how often the host polls for cancellation (~50 ms of 1.7B steps) and reads the ids. */
 #define QA_ASR_BLOCK 8
+#define QA_ASR_LOOP_BLOCK 32
 #define QA_ASR_GRAPH_SLOT 0
+_Static_assert(QA_ASR_LOOP_BLOCK >= QA_ASR_BLOCK, "step_loop's ids of a block hold either loop's");
 
 /* The decode loop's buffers (backend memory, fixed workspace offsets). */
 typedef struct asr_bufs {
@@ -125,11 +131,17 @@ static qa_status decode_step(qa_backend *be, const qa_model *m, qa_region *ws, c
 }
 
 /* Record decode_step into the graph slot, keyed by the state buffer's address (a different workspace
- * layout records again). A failure while recording drops the partial recording. */
+ * layout records again): as the body of the device loop (LOOP: stop at an EOS, at the request's last step
+ * with a forward, or at the end of a block) or alone (GRAPH). A failure while recording drops the partial
+ * recording. */
 static qa_status record_step(qa_backend *be, const qa_model *m, qa_region *ws, const qa_kv_cache *kv,
                              const asr_bufs *b, qa_err *e)
 {
-    QA_TRY(be->graph_begin(be, e));
+    int32_t eos[2] = {m->cfg.eos_token_ids[0], m->cfg.eos_token_ids[1]};
+    if (be->decode_mode == QA_DECODE_LOOP)
+        QA_TRY(be->graph_begin_loop(be, b->state, b->tok, eos, 2, QA_ASR_LOOP_BLOCK, e));
+    else
+        QA_TRY(be->graph_begin(be, e));
     qa_status s = decode_step(be, m, ws, kv, b, e);
     if (s != QA_OK) {
         qa_err ignored;
@@ -154,23 +166,42 @@ static qa_status enqueue_block(qa_backend *be, const qa_model *m, qa_region *ws,
     return QA_OK;
 }
 
-/* Device-state loop (STEPS / GRAPH): blocks of steps, one copy of their ids each, stop at the first EOS. */
+/* Steps [i0, i0 + n) on the device loop, i0 a multiple of its block: one launch runs the steps with a forward,
+ * up to the block's end or an EOS; the request's last step only picks, enqueued here as in enqueue_block
+ * (after an EOS it picks an id past it, which nobody reads). */
+static qa_status loop_block(qa_backend *be, const qa_model *m, const asr_bufs *b, int64_t i0, int64_t n,
+                            int64_t max_new, qa_err *e)
+{
+    if (i0 + 1 < max_new) /* a step with a forward in the block: the loop runs from i0 */
+        QA_TRY(be->graph_launch(be, QA_ASR_GRAPH_SLOT, e));
+    if (i0 + n == max_new)
+        QA_TRY(pick_at(be, m, b, e));
+    return QA_OK;
+}
+
+/* Device-state loop (STEPS / GRAPH / LOOP): blocks of steps, one copy of their ids each, stop at the first EOS.
+ * state[LIMIT] = max_new − 1: the steps with a forward, where the device loop stops. */
 static qa_status step_loop(qa_backend *be, const qa_model *m, qa_region *ws, const qa_kv_cache *kv, int64_t T,
                            int64_t max_new, int64_t min_new, const asr_bufs *b, int32_t *out_ids, int64_t *n_out,
                            qa_err *e)
 {
+    int loop = be->decode_mode == QA_DECODE_LOOP;
+    int64_t block = loop ? QA_ASR_LOOP_BLOCK : QA_ASR_BLOCK;
     if (max_new > b->cap)
         return QA_FAIL(e, QA_ERR_INTERNAL, "asr: max_new_tokens %lld beyond the %lld ids planned",
                        (long long)max_new, (long long)b->cap);
-    if (be->decode_mode == QA_DECODE_GRAPH && !be->graph_ready(be, QA_ASR_GRAPH_SLOT, b->state))
+    if ((loop || be->decode_mode == QA_DECODE_GRAPH) && !be->graph_ready(be, QA_ASR_GRAPH_SLOT, b->state))
         QA_TRY(record_step(be, m, ws, kv, b, e));
-    int32_t st[QA_STEP_INTS] = {(int32_t)T, 0, (int32_t)min_new, 0};
+    int32_t st[QA_STEP_INTS] = {(int32_t)T, 0, (int32_t)min_new, (int32_t)(max_new - 1)};
     QA_TRY(be->copy(be, b->state, st, sizeof st, QA_COPY_H2D, e));
-    for (int64_t i0 = 0; i0 < max_new; i0 += QA_ASR_BLOCK) {
+    for (int64_t i0 = 0; i0 < max_new; i0 += block) {
         QA_TRY(qa_cancel_poll(&be->cancel, "greedy decoding", e));
-        int64_t n = max_new - i0 < QA_ASR_BLOCK ? max_new - i0 : QA_ASR_BLOCK;
-        int32_t got[QA_ASR_BLOCK];
-        QA_TRY(enqueue_block(be, m, ws, kv, b, i0, n, max_new, e));
+        int64_t n = max_new - i0 < block ? max_new - i0 : block;
+        int32_t got[QA_ASR_LOOP_BLOCK];
+        if (loop)
+            QA_TRY(loop_block(be, m, b, i0, n, max_new, e));
+        else
+            QA_TRY(enqueue_block(be, m, ws, kv, b, i0, n, max_new, e));
         QA_TRY(be->copy(be, got, b->ids + i0, (size_t)n * sizeof(int32_t), QA_COPY_D2H, e));
         for (int64_t j = 0; j < n; j++) {
             if (is_eos(m, got[j]))

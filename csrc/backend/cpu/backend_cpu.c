@@ -137,6 +137,7 @@ qa_status qa_backend_cpu_init(qa_backend *be, int n_threads, qa_err *e)
     be->graph_end = qa_cpu_graph_end;
     be->graph_launch = qa_cpu_graph_launch;
     be->graph_ready = qa_cpu_graph_ready;
+    be->graph_begin_loop = qa_cpu_graph_begin_loop;
     /* QA_CPU_DECODE=steps: run the device-state decode loop here too, so tests compare it with the
      * plain loop without a GPU (read once, at init, like the CUDA backend's QA_CUDA_GRAPH). */
     const char *mode = getenv("QA_CPU_DECODE");

@@ -142,5 +142,7 @@ qa_status qa_cpu_graph_begin(qa_backend *be, qa_err *e);
 qa_status qa_cpu_graph_end(qa_backend *be, int slot, const void *key, qa_err *e);
 qa_status qa_cpu_graph_launch(qa_backend *be, int slot, qa_err *e);
 int qa_cpu_graph_ready(const qa_backend *be, int slot, const void *key);
+qa_status qa_cpu_graph_begin_loop(qa_backend *be, const int32_t *state, const int32_t *tok, const int32_t *stop,
+                                  int n_stop, int64_t block, qa_err *e);
 
 #endif

@@ -54,3 +54,9 @@ qa_status qa_cpu_graph_launch(qa_backend *be, int slot, qa_err *e)
 }
 
 int qa_cpu_graph_ready(const qa_backend *be, int slot, const void *key) { return 0; }
+
+qa_status qa_cpu_graph_begin_loop(qa_backend *be, const int32_t *state, const int32_t *tok, const int32_t *stop,
+                                  int n_stop, int64_t block, qa_err *e)
+{
+    return QA_FAIL(e, QA_ERR_INTERNAL, "graph_begin_loop: the CPU backend records no graphs (decode_mode is not LOOP)");
+}

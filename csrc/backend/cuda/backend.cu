@@ -726,20 +726,47 @@ static int be_graph_ready(const qa_backend *be, int slot, const void *key)
     return qa_cuda_graph_ready(ctx_of(be), slot, key);
 }
 
+static qa_status graph_begin_loop_impl(qa_backend *be, const int32_t *state, const int32_t *tok,
+                                       const int32_t *stop, int n_stop, int64_t block, qa_err *e)
+{
+    if (!state || !tok || n_stop < 0 || n_stop > QA_CU_MAX_SUPPRESS || block < 1 || block > INT_MAX)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "graph_begin_loop: state and tok needed, at most %d stop ids (got %d), "
+                       "block >= 1 (got %lld)", QA_CU_MAX_SUPPRESS, n_stop, (long long)block);
+    qa_cu_loop loop;
+    memset(&loop, 0, sizeof loop);
+    loop.state = state;
+    loop.tok = tok;
+    loop.stop.n = n_stop;
+    for (int i = 0; i < n_stop; i++)
+        loop.stop.ids[i] = stop[i];
+    loop.block = (int)block;
+    return qa_cuda_graph_begin_loop(ctx_of(be), &loop, e);
+}
+
+static qa_status be_graph_begin_loop(qa_backend *be, const int32_t *state, const int32_t *tok, const int32_t *stop,
+                                     int n_stop, int64_t block, qa_err *e)
+{
+    RUN(be, e, graph_begin_loop_impl(be, state, tok, stop, n_stop, block, e));
+}
+
 /* QA_CUDA_GRAPH, read once at open: "0" the plain per-token loop, "steps" the device-state loop without
- * graphs (to tell a recording problem from a step problem), anything else / unset: graphs.
+ * graphs (to tell a recording problem from a step problem), anything else / unset: graphs, looping on the
+ * device (LOOP) unless QA_CUDA_DECODE_LOOP=host launches the step graph once per token from the host (GRAPH,
+ * the loop before API 9: the reference the device loop is compared with, bit for bit).
  * QA_CUDA_PROFILE waits for every op, which a recording cannot contain: the profiler gets the steps loop
  * (the same kernels, launched one by one). */
 static qa_decode_mode decode_mode_from_env(void)
 {
-    const char *g = getenv("QA_CUDA_GRAPH"), *prof = getenv("QA_CUDA_PROFILE");
+    const char *g = getenv("QA_CUDA_GRAPH"), *prof = getenv("QA_CUDA_PROFILE"), *loop = getenv("QA_CUDA_DECODE_LOOP");
     if (prof && *prof && strcmp(prof, "0") != 0)
         return QA_DECODE_STEPS;
     if (g && strcmp(g, "0") == 0)
         return QA_DECODE_PLAIN;
     if (g && strcmp(g, "steps") == 0)
         return QA_DECODE_STEPS;
-    return QA_DECODE_GRAPH;
+    if (loop && strcmp(loop, "host") == 0)
+        return QA_DECODE_GRAPH;
+    return QA_DECODE_LOOP;
 }
 
 /* ---- the table -------------------------------------------------------------------------------- */
@@ -790,6 +817,7 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->graph_end = be_graph_end;
     be->graph_launch = be_graph_launch;
     be->graph_ready = be_graph_ready;
+    be->graph_begin_loop = be_graph_begin_loop;
     be->decode_mode = decode_mode_from_env();
     return QA_OK;
 }

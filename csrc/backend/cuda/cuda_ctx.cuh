@@ -77,6 +77,9 @@ typedef struct qa_cuda_ctx {
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
     int capturing;              /* the stream is being recorded */
+    cudaGraph_t loop_graph;     /* while capturing a loop's body (graph_begin_loop): the graph of its while node */
+    cudaGraphConditionalHandle loop_handle; /* ... the node's condition */
+    qa_cu_loop loop;            /* ... and what decides it (step.cu step_continue) */
     size_t graph_bytes;         /* device memory the driver took for instantiated graphs (measured) */
     unsigned long long n_graph_instantiations;
     qa_mm_plan *mm_plans;       /* [QA_MM_PLANS] open-addressed table of planned products (matmul.cu) */
@@ -123,8 +126,9 @@ void qa_cuda_prof_close(qa_cuda_prof *p);
 void qa_cuda_memwatch_open(qa_cuda_ctx *c);
 void qa_cuda_memwatch(qa_cuda_ctx *c, const char *name);
 
-/* graph.cu: backend.h graph_begin / graph_end / graph_launch / graph_ready; graphs_free at close. */
+/* graph.cu: backend.h graph_begin / graph_begin_loop / graph_end / graph_launch / graph_ready; graphs_free at close. */
 qa_status qa_cuda_graph_begin(qa_cuda_ctx *c, qa_err *e);
+qa_status qa_cuda_graph_begin_loop(qa_cuda_ctx *c, const qa_cu_loop *loop, qa_err *e);
 qa_status qa_cuda_graph_end(qa_cuda_ctx *c, int slot, const void *key, qa_err *e);
 qa_status qa_cuda_graph_launch(qa_cuda_ctx *c, int slot, qa_err *e);
 int qa_cuda_graph_ready(const qa_cuda_ctx *c, int slot, const void *key);

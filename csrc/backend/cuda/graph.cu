@@ -13,6 +13,12 @@
  * calls (the driver reserves in 2 MiB pages, so it reads 0 or a few MiB) and count instantiations:
  * memory_report shows both, and load_models' warm-up records the one ASR step, so a request after
  * load instantiates nothing (tests/test_cuda.py checks the count). Graphs are destroyed at close.
+ * Device loop (API 9, issue #6): launched once per token, the step graph leaves the GPU idle while the host
+ * wakes at every block's copy back and launches again, and a block runs on past an EOS. begin_loop builds a
+ * graph of one conditional WHILE node (CUDA 12.4+) and captures the step straight into its body
+ * (cudaStreamBeginCaptureToGraph); end appends step.cu's step_continue kernel, which sets the node's
+ * condition from the step state and the picked token, and instantiates the whole as one graph, measured and
+ * counted like a step graph. The handle's default value 1, assigned at each launch, runs the body at least once.
  */
 #include "cuda_ctx.cuh"
 
@@ -22,6 +28,36 @@ qa_status qa_cuda_graph_begin(qa_cuda_ctx *c, qa_err *e)
         return QA_FAIL(e, QA_ERR_INTERNAL, "graph_begin: a recording is already open");
     QA_CUDA_CHECK(e, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
     c->capturing = 1;
+    return QA_OK;
+}
+
+qa_status qa_cuda_graph_begin_loop(qa_cuda_ctx *c, const qa_cu_loop *loop, qa_err *e)
+{
+    if (c->capturing)
+        return QA_FAIL(e, QA_ERR_INTERNAL, "graph_begin_loop: a recording is already open");
+    cudaGraph_t g = NULL;
+    QA_CUDA_CHECK(e, cudaGraphCreate(&g, 0));
+    cudaGraphConditionalHandle h = 0;
+    cudaGraphNodeParams p = {}; /* unused and reserved fields zero */
+    cudaGraphNode_t node;
+    cudaError_t err = cudaGraphConditionalHandleCreate(&h, g, 1, cudaGraphCondAssignDefault);
+    if (err == cudaSuccess) {
+        p.type = cudaGraphNodeTypeConditional;
+        p.conditional.handle = h;
+        p.conditional.type = cudaGraphCondTypeWhile;
+        p.conditional.size = 1;
+        err = cudaGraphAddNode(&node, g, NULL, NULL, 0, &p);
+    }
+    if (err == cudaSuccess) /* phGraph_out[0]: the body, owned by the node */
+        err = cudaStreamBeginCaptureToGraph(c->stream, p.conditional.phGraph_out[0], NULL, NULL, 0,
+                                            cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess)
+        cudaGraphDestroy(g);
+    QA_CUDA_CHECK(e, err);
+    c->capturing = 1;
+    c->loop_graph = g;
+    c->loop_handle = h;
+    c->loop = *loop;
     return QA_OK;
 }
 
@@ -66,13 +102,19 @@ qa_status qa_cuda_graph_end(qa_cuda_ctx *c, int slot, const void *key, qa_err *e
     if (slot < 0 || slot >= QA_GRAPH_SLOTS)
         return QA_FAIL(e, QA_ERR_INTERNAL, "graph_end: slot %d outside [0, %d)", slot, QA_GRAPH_SLOTS);
     c->capturing = 0;
+    cudaGraph_t loop = c->loop_graph;
+    c->loop_graph = NULL;
+    /* a loop's body ends with the kernel that decides whether it runs again */
+    qa_status closed = loop && key ? qa_cu_step_continue(c->stream, c->loop_handle, &c->loop, e) : QA_OK;
     cudaGraph_t g = NULL;
     cudaError_t err = cudaStreamEndCapture(c->stream, &g);
-    if (!key) { /* an op failed while recording: drop it; its error was reported already */
+    if (loop)
+        g = loop; /* what was captured is its body, which it owns */
+    if (!key || closed != QA_OK) { /* an op failed while recording: drop it; its error was reported already */
         if (g)
             cudaGraphDestroy(g);
         cudaGetLastError();
-        return QA_OK;
+        return closed;
     }
     if (err != cudaSuccess && g)
         cudaGraphDestroy(g);
@@ -98,8 +140,11 @@ void qa_cuda_graphs_free(qa_cuda_ctx *c)
     if (c->capturing) { /* closed in the middle of a recording (an error path): end it first */
         cudaGraph_t g = NULL;
         cudaStreamEndCapture(c->stream, &g);
+        if (c->loop_graph)
+            g = c->loop_graph; /* g was its body */
         if (g)
             cudaGraphDestroy(g);
+        c->loop_graph = NULL;
         c->capturing = 0;
     }
     for (int i = 0; i < QA_GRAPH_SLOTS; i++)

@@ -298,6 +298,15 @@ qa_status qa_cu_attention_decode(cudaStream_t s, void *out, int out_bf16, const 
 /* ---- step.cu ---------------------------------------------------------------------------------- */
 /* state[QA_STEP_POS] += 1, state[QA_STEP_INDEX] += 1. */
 qa_status qa_cu_step_advance(cudaStream_t s, int32_t *state, qa_err *e);
+/* The condition of a device loop over decode steps (backend.h graph_begin_loop), passed by value. */
+typedef struct qa_cu_loop {
+    const int32_t *state; /* the step state: INDEX, LIMIT */
+    const int32_t *tok;   /* [1] the token the step just picked */
+    qa_cu_suppress stop;  /* the ids that end the loop (EOS) */
+    int block;            /* the loop also ends when INDEX reaches a multiple of this */
+} qa_cu_loop;
+/* Enqueue the kernel that ends one run of the loop's body: it sets handle to whether the body runs again. */
+qa_status qa_cu_step_continue(cudaStream_t s, cudaGraphConditionalHandle handle, const qa_cu_loop *loop, qa_err *e);
 
 /* ---- attention_tc.cu -------------------------------------------------------------------------- */
 /* Which tensor-core attention kernel runs, and what the device allows it: set once when the context
