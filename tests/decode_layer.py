@@ -9,24 +9,31 @@ QA_CUDA_GEMV_VARIANT settings (each variable is read once per process):
     python -c "import decode_layer; decode_layer.main()"      # prints one line: JSON {...}
     python -c "import decode_layer; decode_layer.main(900)"   # the attention at KV position 900
 
-Timings replay CUDA graphs (no host launch cost, as the engine's recorded step) over COPIES sets of layer
-weights, so the weights come from HBM and not from L2. `x_eager` / `x_graph`: the residual row after one
-layer run op by op and after the same layer replayed from a recording, from the same inputs.
+Timings replay CUDA graphs (no host launch cost, as the engine's recorded step). In a real step an op's weights
+come from HBM: between two uses of a layer's weights the other 27 layers stream 2.8 GB through the 50 MB L2. So each
+op's recording cycles over enough sets of the tensors it streams that one replay reads ROTATE bytes (4x the L2):
+the COPIES layers, plus device copies of that op's tensors at other addresses (L2 keeps lines by address; the same
+bits, so the outputs do not change), e.g. 25 o-proj weights of 8.4 MB, 9 down weights, 100 K/V caches for the
+attention's 2 MB at position 500. 3 copies of a small op's weights (25 MB of o-proj) would stay in L2 across
+replays and make its µs optimistic. `x_eager` / `x_graph`: the residual row after one layer run op by op and after
+the same layer replayed from a recording, from the same inputs.
 """
 import ctypes as C
 import json
 
 import numpy as np
 
-from cuda_util import BF16, Cuda, Tensor, to_bf16_bits
+from cuda_util import BF16, D2D, Cuda, Tensor, to_bf16_bits
 
 D, QD, KD, F, H, HK, DH, V = 2048, 2048, 1024, 6144, 16, 8, 128, 151936
 CTX, POS, COPIES, REPS, EPS, THETA = 1024, 500, 3, 24, 1e-6, 1e6
 LAYER_BYTES = 2 * D * (QD + 2 * KD) + 2 * QD * D + 2 * 3 * D * F  # BF16 weights of one layer
+CACHE_BYTES = 2 * CTX * KD  # one layer's BF16 K (or V) cache
+ROTATE = 4 * (50 << 20)  # bytes one replay of an op's recording streams: 4x the H100 / H200 L2
 
 
 class Step:
-    """Device buffers and weights of the decode step (one backend, one 1.3 GiB block)."""
+    """Device buffers and weights of the decode step (one backend, one 2 GiB block)."""
 
     def __init__(self, g, rng, pos=POS):
         self.g, self.rng, self.pos = g, rng, pos
@@ -97,11 +104,31 @@ class Step:
 
     # ---- measurements ----------------------------------------------------------------------------
 
-    def us_per_call(self, body, reps=REPS):
-        """body(layer) recorded reps times (cycling the weight copies), replayed; µs per call."""
+    def us_per_call(self, body, reps=REPS, groups=(), nbytes=0):
+        """body(layer) recorded max(reps, sets) times, cycling over sets of layer tensors that together hold at
+        least ROTATE bytes of what one call streams (nbytes, from the tensors of groups: tuples of keys adjacent
+        in device memory), replayed; µs per call. The copies made for it are given back afterwards."""
         g = self.g
+        used = g.used
+        sets = list(self.layers)
+        while nbytes and len(sets) * nbytes < ROTATE:
+            sets.append(self._clone(self.layers[len(sets) % COPIES], groups))
         body(self.layers[0])  # outside the recording: scratch binding, lazy kernel loading
-        return g.replay_seconds(lambda i: body(self.layers[i % COPIES]), reps) * 1e6
+        us = g.replay_seconds(lambda i: body(sets[i % len(sets)]), max(reps, len(sets))) * 1e6
+        g.used = used  # the replays are done (replay_seconds syncs): the copies' memory is free again
+        return us
+
+    def _clone(self, L, groups):
+        """L with the tensors of each group copied, as one span, to new device addresses (the same bits)."""
+        L = dict(L)
+        for group in groups:
+            lo = min(_addr(L[k]) for k in group)
+            hi = max(_addr(L[k]) + _nbytes(L[k]) for k in group)
+            p = self.g.take(hi - lo)
+            self.g.call("copy", p, lo, hi - lo, D2D)
+            for k in group:
+                L[k] = _moved(L[k], p - lo)
+        return L
 
     def layer_once(self, recorded):
         """The residual row after layer 0 from x0, op by op or replayed from a recording."""
@@ -117,21 +144,45 @@ class Step:
         return g.get(self.x, (1, D))
 
 
+GROUPS = dict(qkv=("q", "k", "v"), gu=("g", "u"), o=("o",), d=("d",), kc=("kc",), vc=("vc",))  # adjacent tensors
+
+
+def _addr(t):
+    return t if isinstance(t, int) else t.data
+
+
+def _nbytes(t):  # a weight Tensor, or a raw K / V cache pointer
+    return CACHE_BYTES if isinstance(t, int) else int(np.prod(t.shape[:t.ndim])) * (2 if t.dtype == BF16 else 4)
+
+
+def _moved(t, delta):
+    if isinstance(t, int):
+        return t + delta
+    m = Tensor(t.data + delta, t.dtype, t.ndim)
+    m.shape[:] = t.shape[:]
+    return m
+
+
 def timings(g, rng, pos=POS):
     """{name: [µs per call, weight bytes per call]} of each decode op and of a whole layer, plus the layer's
     outputs op by op and recorded (lists of floats), with the attention at KV position pos."""
     s = Step(g, rng, pos)
-    ops = [("q/k/v norm_gemm", s.project, 2 * D * (QD + 2 * KD)), ("qkv_prep", s.prep, 0),
-           (f"attention_at pos {pos}", s.attend, 0), ("o-proj gemv", s.oproj, 2 * QD * D),
-           ("norm_mlp", s.mlp, 2 * 3 * D * F), ("mlp down gemv alone", s.down, 2 * D * F),
-           ("layer (5 ops)", s.layer, LAYER_BYTES),
-           ("lm_head gemv", s.lm_head, 2 * V * D), ("argmax_at", s.pick, 0)]
-    out = {name: [s.us_per_call(body, REPS if nbytes < 2 * V * D else 4), nbytes] for name, body, nbytes in ops}
+    kv = 2 * 2 * (pos + 1) * KD  # the K and V rows 0..pos the attention reads
+    # name, body, weight bytes (GB/s column), the tensors it streams (rotated: Step.us_per_call) and their bytes
+    ops = [("q/k/v norm_gemm", s.project, 2 * D * (QD + 2 * KD), ("qkv",), 2 * D * (QD + 2 * KD)),
+           ("qkv_prep", s.prep, 0, (), 0), (f"attention_at pos {pos}", s.attend, 0, ("kc", "vc"), kv),
+           ("o-proj gemv", s.oproj, 2 * QD * D, ("o",), 2 * QD * D),
+           ("norm_mlp", s.mlp, 2 * 3 * D * F, ("gu", "d"), 2 * 3 * D * F),
+           ("mlp down gemv alone", s.down, 2 * D * F, ("d",), 2 * D * F),
+           ("layer (5 ops)", s.layer, LAYER_BYTES, (), LAYER_BYTES),
+           ("lm_head gemv", s.lm_head, 2 * V * D, (), 0), ("argmax_at", s.pick, 0, (), 0)]
+    out = {name: [s.us_per_call(body, REPS if nbytes < 2 * V * D else 4, [GROUPS[k] for k in keys], streamed), nbytes]
+           for name, body, nbytes, keys, streamed in ops}
     return dict(times=out, x_eager=s.layer_once(False).ravel().tolist(),
                 x_graph=s.layer_once(True).ravel().tolist())
 
 
 def main(pos=POS):
-    g = Cuda(block_bytes=1400 << 20)
+    g = Cuda(block_bytes=2000 << 20)  # ~1 GB of layers and lm_head, up to ~0.45 GB of copies for one op
     g.reset()
     print("JSON " + json.dumps(timings(g, np.random.default_rng(6), pos)))
