@@ -202,8 +202,9 @@ __device__ __forceinline__ void enc_store(const enc_args &a, const float o[ENC_D
     }
 }
 
-/* launch_bounds (224, 2): the register cap (146) holds S (56), Q (16) and O (32) without spilling; two
- * blocks per SM cover the longest calls (38 windows x 16 heads at 300 s) in about two waves. */
+/* launch_bounds (224, 2): two blocks per SM, 128 registers without spills (S 56, Q 16, O 32 and the staging
+ * loads in flight; three blocks would cap them at 96, which spills). The calls of up to 60 s (8 windows x 16
+ * heads) fit in one wave either way; 300 s (38 x 16) takes about 2.3 waves of 132 SMs. */
 __global__ void __launch_bounds__(ENC_THREADS, 2) attention_enc_kernel(enc_args a)
 {
     __shared__ __align__(16) bf16 Ks[ENC_ROWS * ENC_LDH];
