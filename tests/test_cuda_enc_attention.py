@@ -133,7 +133,10 @@ np.savez({path!r}, **outs)
 print("VARIANT DONE")
 """
 
-VARIANTS = {"new": {}, "old": {"QA_CUDA_ENC_ATTN": "old"}, "fp32": {"QA_CUDA_ATTN": "fp32"}}
+# new-nopdl: the new kernel launched the ordinary way (QA_CUDA_PDL=0): in the replayed graph of 20 calls PDL lets
+# each call's launch overlap the previous call, which the old path's ordinary launches do not get
+VARIANTS = {"new": {}, "new-nopdl": {"QA_CUDA_PDL": "0"}, "old": {"QA_CUDA_ENC_ATTN": "old"},
+            "fp32": {"QA_CUDA_ATTN": "fp32"}}
 
 
 def run_variant(tmp_path, name, lengths):
@@ -141,7 +144,7 @@ def run_variant(tmp_path, name, lengths):
     ({T: BF16 output as float32}, {T: µs per call from a replayed CUDA graph of 20 calls})."""
     path = str(tmp_path / f"{name}.npz")
     code = VARIANT_CHILD.format(tests=os.path.dirname(__file__), lengths=lengths, window=WINDOW, path=path)
-    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
+    env = {k: v for k, v in os.environ.items() if k not in SWITCHES + ("QA_CUDA_PDL",)}
     env.update(VARIANTS[name])
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert "VARIANT DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
@@ -152,21 +155,22 @@ def run_variant(tmp_path, name, lengths):
 
 
 def test_enc_attention_against_old_paths_and_timing(tmp_path):
-    """The new kernel (default), the path these calls took before (QA_CUDA_ENC_ATTN=old: attention_mma.cu's
-    64-row blocks) and the FP32 kernel (QA_CUDA_ATTN=fp32) on the same calls: the two BF16 kernels within the
-    float64 bounds (the old one within test_cuda.py's tensor-core bounds 1e-2 / 5e-2) and of each other; the
-    new kernel's bits differ from the old path's (so the default did take the new kernel); µs per call of
-    each printed side by side."""
+    """The new kernel (default; and launched without PDL), the path these calls took before (QA_CUDA_ENC_ATTN=old:
+    attention_mma.cu's 64-row blocks) and the FP32 kernel (QA_CUDA_ATTN=fp32) on the same calls: the two BF16
+    kernels within the float64 bounds (the old one within test_cuda.py's tensor-core bounds 1e-2 / 5e-2) and of
+    each other; the new kernel's bits the same with and without PDL and different from the old path's (so the
+    default did take the new kernel); µs per call of each printed side by side."""
     lengths = (130, 780, 3900)
     res = {name: run_variant(tmp_path, name, lengths) for name in VARIANTS}
     print("\nencoder windowed attention (H 16, Dh 64, windows of 104, joined q/k/v, BF16 out): us per call")
-    print("T".rjust(6) + "".join(name.rjust(10) for name in VARIANTS))
+    print("T".rjust(6) + "".join(name.rjust(11) for name in VARIANTS))
     for T in lengths:
-        print(str(T).rjust(6) + "".join(f"{res[name][1][T]:10.2f}" for name in VARIANTS))
+        print(str(T).rjust(6) + "".join(f"{res[name][1][T]:11.2f}" for name in VARIANTS))
     for T in lengths:
         qkv, q, k, v = enc_inputs(np.random.default_rng(T), T, 16, False)
         ref = enc_ref(bf16_round(q), bf16_round(k), bf16_round(v), 16, WINDOW)
-        new, old, f32 = (res[name][0][T] for name in VARIANTS)
+        new, nopdl, old, f32 = (res[name][0][T] for name in VARIANTS)
+        np.testing.assert_array_equal(new, nopdl, err_msg=f"T={T}: PDL changed the bits")
         # the BF16 output adds its own rounding (~1.1e-3) to the kernel's error
         assert_enc_close(new, ref, 16, f"new T={T}", 4e-3, 1.2e-2)
         assert_enc_close(old, ref, 16, f"old (attention_mma) T={T}", 1e-2, 5e-2)
