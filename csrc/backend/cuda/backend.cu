@@ -448,6 +448,12 @@ static qa_status attention_impl(const qa_backend *be, void *out, const float *q,
         return qa_cu_attention_decode(c->stream, out, ob, q, k, ldk, v, ldk, bf, (float *)c->work, (int)H, (int)Hk,
                                       (int)Dh, n, NULL, n, scale, e);
     }
+    /* the audio encoder's windows: one block per (window, head), attention_enc.cu (QA_CUDA_ENC_ATTN=old: below) */
+    if (be->dtype == QA_BF16 && c->attn_enc &&
+        qa_cu_attention_enc_fits((int)Dh, (int)H, (int)Hk, bf, causal, (int)q_pos0, (int)Tq, (int)Tkv, (int)window, q,
+                                 ldq, k, v, ldk, out, ldo))
+        return qa_cu_attention_enc(c->stream, out, ob, ldo, q, ldq, (const float *)k, (const float *)v, ldk, (int)Tq,
+                                   (int)H, (int)window, scale, e);
     /* BF16 K / V rows must start on 16 bytes for the tensor-core kernels' cp.async (checked there too):
      * a cache region's base is 256-aligned and its rows Hk·Dh·2 bytes, a multiple of 16 for Hk·Dh % 8 == 0 */
     if (be->dtype == QA_BF16 && !c->attn_fp32 && Tq >= QA_TC_MIN_ROWS &&

@@ -70,6 +70,7 @@ typedef struct qa_cuda_ctx {
     size_t memwatch_free;       /* free bytes after the last op (memwatch) */
     int conv_old;               /* QA_CUDA_CONV=old at open: conv2d_pair as conv1 then conv2, im2col's 2-byte stores */
     int attn_fp32;              /* QA_CUDA_ATTN=fp32 at open: FP32 attention kernel even for dtype=bfloat16 */
+    int attn_enc;               /* the encoder's windowed calls on attention_enc.cu (QA_CUDA_ENC_ATTN=old: off) */
     int fused_gemm;             /* adjacent weights of one norm_gemm / norm_mlp as one GEMM (QA_CUDA_FUSED_GEMM=0: off) */
     int bf16_handoff;           /* BF16 GEMM operands written by their producers (gemm_in_dtype, ln_mlp); 0 with
                                  * QA_CUDA_BF16_HANDOFF=0 at open: FP32 rows staged by gemm.cu as before */

@@ -282,6 +282,21 @@ qa_status qa_cu_attention(cudaStream_t s, void *out, int out_bf16, int ldo, cons
                           int ldk, const void *v, int ldv, int kv_bf16, int Tq, int Tk, int H, int Hk, int Dh, int q0,
                           int causal, int window, float scale, qa_err *e);
 
+/* ---- attention_enc.cu ------------------------------------------------------------------------- */
+/* The audio encoder's windowed attention for dtype="bfloat16" (issue #6): qa_cu_attention_tc's numerics
+ * (q, k, v rounded to BF16, FP32 scores and softmax, P rounded to BF16 for P V) with one block per
+ * (window, head) and an exact softmax over the window. q [T, H, 64] (ldq), k, v FP32 [T, H, 64] (ldkv),
+ * out [T, H, 64] (ldo) FP32 or BF16 (out_bf16: attn_out.cuh); bidirectional inside consecutive windows of
+ * `window` positions (0: one window of all T), nothing across. _fits: the call is that case (Dh 64, no
+ * GQA, FP32 K / V, not causal, q0 0, Tq == Tk > 0, windows of at most QA_CU_ENC_MAX_WINDOW) with
+ * qa_cu_attention_tc_supported's alignment. */
+#define QA_CU_ENC_MAX_WINDOW 112
+int qa_cu_attention_enc_fits(int Dh, int H, int Hk, int kv_bf16, int causal, int q0, int Tq, int Tk, int window,
+                             const float *q, int ldq, const void *k, const void *v, int ldkv, const void *out, int ldo);
+qa_status qa_cu_attention_enc(cudaStream_t s, void *out, int out_bf16, int ldo, const float *q, int ldq,
+                              const float *k, const float *v, int ldkv, int T, int H, int window, float scale,
+                              qa_err *e);
+
 /* ---- attention_decode.cu ---------------------------------------------------------------------- */
 /* One causal query row (a decode step) against n keys, split over the keys (flash-decoding), FP32 math:
  * out [H*Dh] = softmax(q [H*Dh] . k[0..n)^T * scale) v[0..n), GQA as qa_cu_attention; k, v rows of
