@@ -100,7 +100,12 @@ def test_silu_mul_from_bf16_gate_up_vs_float64(g, rng, T, D, F, joined):
     Wg, Wu, Wd, w = mlp_weights(zlib.crc32(f"{T} {D} {F}".encode()), D, F)
     assert T * max(D, F) * 2 <= g.be.scratch_bytes - _ws_bytes(), "one row block: gu holds every row afterwards"
     xp, gu = g.put(x), g.empty((T, 2 * F))
-    Wgt, Wut = g.joined([Wg, Wu], BF16) if joined else (g.tensor(Wg, BF16), g.tensor(Wu, BF16))
+    if joined:
+        Wgt, Wut = g.joined([Wg, Wu], BF16)
+    else:  # a gap: two tensors taken one after the other would be adjacent (sizes of whole 256-byte blocks)
+        Wgt = g.tensor(Wg, BF16)
+        g.take(256)
+        Wut = g.tensor(Wu, BF16)
     g.call("norm_mlp", xp, g.tensor(w), 1e-6, Wgt, Wut, g.tensor(Wd, BF16), gu, T, D, F)
     delta = g.get(xp, (T, D)).astype(np.float64) - x
     gub = from_bf16(g.get(gu, (T, 2 * F), np.uint16))
