@@ -195,7 +195,9 @@ struct qa_backend {
      * post_attention_layernorm, with the residual add (silu(g) = g / (1 + exp(−g)) in FP32).
      * Wg, Wu (F, D), Wd (D, F), one dtype. gu: [T, 2F] backend memory for the intermediates (API 8: one
      * buffer, so that gate and up adjacent in memory run as one GEMM of N = 2F; its contents afterwards
-     * are unspecified). */
+     * are unspecified). A backend that rounds the GEMM operands to BF16 may also round g and u to BF16
+     * before silu, as transformers' bf16 Linear returns them (CUDA past its decode rows; QA_CUDA_GU_BF16=0:
+     * FP32 g and u). */
     qa_status (*norm_mlp)(qa_backend *be, float *x, const qa_tensor *norm_w, float eps, const qa_tensor *Wg,
                           const qa_tensor *Wu, const qa_tensor *Wd, float *gu, int64_t T, int64_t D, int64_t F,
                           qa_err *e);

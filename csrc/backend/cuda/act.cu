@@ -1,7 +1,7 @@
 /* act.cu — elementwise activations and residual adds: GELU (erf), SiLU(gate)*up, add, bias(+GELU).
  *
  * Contract: ops.cuh. Grid-stride loops over n elements (n may exceed 2^31); silu·mul over [rows, F] with row
- * strides (norm_mlp's g | u rows, API 8). In place ok everywhere. gelu_bf16 writes the BF16 rounding of exactly the
+ * strides (norm_mlp's g | u rows, API 8), FP32 or (QA_CUDA_GU_BF16) BF16 g | u. In place ok everywhere. gelu_bf16 writes the BF16 rounding of exactly the
  * value gelu writes (the same qa_gelu_erf).
  * References: torch.nn.functional.gelu default (exact, 0.5 x (1 + erf(x / sqrt 2))) for the encoder
  * and projector (MODEL_FACTS §4); Qwen3MLP down(silu(gate(x)) * up(x)) with silu(g) = g / (1 + e^-g).
@@ -59,6 +59,35 @@ __global__ void silu_mul_kernel(O *out, int ldo, const float *g, const float *u,
         } else {
             float a = g[i];
             put(out + o, a / (1.0f + expf(-a)) * u[i]);
+        }
+    }
+}
+
+/* silu·mul of BF16 gate / up (norm_mlp's gate | up GEMM rounded its output, QA_CUDA_GU_BF16), same FP32 formula,
+ * BF16 out. V = 8: one 16-byte load of each and one 16-byte store per thread and row; layout as silu_mul_kernel. */
+template <int V>
+__global__ void silu_mul_bf16in_kernel(__nv_bfloat16 *out, int ldo, const __nv_bfloat16 *g, const __nv_bfloat16 *u,
+                                       int ld, int rows, int FV)
+{
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= FV)
+        return;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const size_t i = (size_t)r * ld + (size_t)c * V, o = (size_t)r * ldo + (size_t)c * V;
+        if (V == 8) {
+            float a[8], b[8];
+            qa_bf16x8(*(const uint4 *)(g + i), a);
+            qa_bf16x8(*(const uint4 *)(u + i), b);
+            uint4 res;
+            __nv_bfloat162 *p = (__nv_bfloat162 *)&res;
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                p[j] = __floats2bfloat162_rn(a[2 * j] / (1.0f + expf(-a[2 * j])) * b[2 * j],
+                                             a[2 * j + 1] / (1.0f + expf(-a[2 * j + 1])) * b[2 * j + 1]);
+            *(uint4 *)(out + o) = res;
+        } else {
+            float a = __bfloat162float(g[i]);
+            out[o] = __float2bfloat16_rn(a / (1.0f + expf(-a)) * __bfloat162float(u[i]));
         }
     }
 }
@@ -133,6 +162,24 @@ qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, int ldo, const
                               int rows, int F, qa_err *e)
 {
     return silu_mul(s, out, ldo, gate, up, ld, rows, F, e);
+}
+
+/* 128 threads: F / 8 = 384 (aligner) and 768 (ASR-1.7B) vectors per row fill whole blocks. */
+qa_status qa_cu_silu_mul_bf16in(cudaStream_t s, __nv_bfloat16 *out, int ldo, const __nv_bfloat16 *gate,
+                                const __nv_bfloat16 *up, int ld, int rows, int F, qa_err *e)
+{
+    if (rows <= 0 || F <= 0)
+        return QA_OK;
+    const int vec = F % 8 == 0 && ld % 8 == 0 && ldo % 8 == 0 &&
+                    (((uintptr_t)gate | (uintptr_t)up | (uintptr_t)out) & 15) == 0;
+    const int FV = vec ? F / 8 : F;
+    dim3 grid((unsigned)((FV + 127) / 128), (unsigned)(rows < 65535 ? rows : 65535));
+    if (vec)
+        silu_mul_bf16in_kernel<8><<<grid, 128, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
+    else
+        silu_mul_bf16in_kernel<1><<<grid, 128, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
+    QA_LAUNCH_CHECK(e);
+    return QA_OK;
 }
 
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e)

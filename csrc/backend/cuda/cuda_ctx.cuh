@@ -74,6 +74,8 @@ typedef struct qa_cuda_ctx {
     int fused_gemm;             /* adjacent weights of one norm_gemm / norm_mlp as one GEMM (QA_CUDA_FUSED_GEMM=0: off) */
     int bf16_handoff;           /* BF16 GEMM operands written by their producers (gemm_in_dtype, ln_mlp); 0 with
                                  * QA_CUDA_BF16_HANDOFF=0 at open: FP32 rows staged by gemm.cu as before */
+    int gu_bf16;                /* norm_mlp's gate | up GEMM writes BF16 (torch's bf16 Linear), silu·mul reads it; 0
+                                 * with QA_CUDA_GU_BF16=0 at open: FP32 gate | up as before (norm_gemm.cu) */
     qa_cu_tc_dev attn_tc;       /* the tensor-core attention kernel (QA_CUDA_ATTN) and the device's limits */
     cudaGraphExec_t graph_exec[QA_GRAPH_SLOTS]; /* recorded steps (graph.cu), destroyed at close */
     const void *graph_key[QA_GRAPH_SLOTS];      /* the key each was recorded under */
@@ -172,6 +174,10 @@ qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, i
  * area (ld K) and BF16 W: the cuBLAS half of qa_cuda_gemm, for norm_gemm.cu's RMSNorm written as BF16. */
 qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bfloat16 *xb, const void *w, int T,
                               int N, int K, float beta, qa_err *e);
+/* qa_cuda_gemm_staged (beta 0) with y BF16: the FP32 sums rounded to nearest even as cuBLASLt stores them, what
+ * torch's bf16 Linear returns (norm_gemm.cu's gate | up, QA_CUDA_GU_BF16). ldy in BF16 elements. */
+qa_status qa_cuda_gemm_staged_to_bf16(qa_cuda_ctx *c, __nv_bfloat16 *y, int ldy, const __nv_bfloat16 *xb, const void *w,
+                                     int T, int N, int K, qa_err *e);
 /* Rows of row_bytes the work area holds at once, at most want (>= 1, else QA_ERR_INTERNAL naming what). */
 qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, const char *what, int *rows,
                             qa_err *e);

@@ -192,6 +192,9 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
         /* QA_CUDA_FUSED_GEMM=0: one GEMM per weight of q/k/v and gate/up again (norm_gemm.cu), to compare */
         const char *fused = getenv("QA_CUDA_FUSED_GEMM");
         c->fused_gemm = !(fused && strcmp(fused, "0") == 0);
+        /* QA_CUDA_GU_BF16=0: norm_mlp's gate | up output FP32 again (norm_gemm.cu), to compare */
+        const char *gu = getenv("QA_CUDA_GU_BF16");
+        c->gu_bf16 = !(gu && strcmp(gu, "0") == 0);
     }
     if (s != QA_OK) {
         ctx_close(c);

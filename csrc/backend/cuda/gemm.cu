@@ -8,7 +8,8 @@
  * (CUBLAS_COMPUTE_32F), what torch does for a bf16 Linear except that our output stays FP32. One to four
  * rows (decode) go to gemv.cu instead: the same BF16 products, at HBM bandwidth. qa_cuda_gemm_staged is the
  * cuBLASLt half alone, for operands norm_gemm.cu has already written as BF16 into the work area;
- * qa_cuda_gemm_bf16x multiplies BF16 rows a producer wrote elsewhere (backend.h gemm_bf16x).
+ * qa_cuda_gemm_bf16x multiplies BF16 rows a producer wrote elsewhere (backend.h gemm_bf16x), and
+ * qa_cuda_gemm_staged_to_bf16 stores the FP32 sums rounded to BF16 (norm_mlp's gate | up, as torch's output).
  * FP32 weights (dtype="float32"): CUBLAS_COMPUTE_32F with CUBLAS_DEFAULT_MATH — no TF32 — so the GPU
  * matches the CPU reference to FP32 rounding (the parity tests rely on it).
  * cuBLASLt runs on the context's stream with its workspace in the arena scratch (qa_cuda_bind_scratch),
@@ -19,15 +20,21 @@
 
 static int cuda_type(qa_dtype t) { return t == QA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
-/* y[T, N] (ld ldy) = x[T, K] (ld ldx, type xt) W[N, K]^T (type wt) + beta y (+ bias[N] in the epilogue when
- * given), FP32 compute and output. */
+/* y[T, N] (ld ldy, type yt) = x[T, K] (ld ldx, type xt) W[N, K]^T (type wt) + beta y (+ bias[N] in the epilogue
+ * when given), FP32 compute; the output FP32, or BF16 rounded once at the store (norm_mlp's gate | up). */
+static qa_status linear_to(qa_cuda_ctx *c, void *y, int yt, int ldy, const void *x, int xt, int ldx, const void *w,
+                           int wt, int T, int N, int K, float beta, const float *bias, qa_err *e)
+{
+    const float alpha = 1.0f;
+    qa_mm g = {CUBLAS_OP_T, CUBLAS_OP_N, wt, xt, yt, CUBLAS_COMPUTE_32F, N, T, K, 1, K, ldx, ldy, 0, 0, 0,
+               QA_MM_VAR_N, 0, bias};
+    return qa_cuda_matmul(c, &g, &alpha, w, x, &beta, y, e);
+}
+
 static qa_status linear(qa_cuda_ctx *c, float *y, int ldy, const void *x, int xt, int ldx, const void *w, int wt,
                         int T, int N, int K, float beta, const float *bias, qa_err *e)
 {
-    const float alpha = 1.0f;
-    qa_mm g = {CUBLAS_OP_T, CUBLAS_OP_N, wt, xt, CUDA_R_32F, CUBLAS_COMPUTE_32F, N, T, K, 1, K, ldx, ldy, 0, 0, 0,
-               QA_MM_VAR_N, 0, bias};
-    return qa_cuda_matmul(c, &g, &alpha, w, x, &beta, y, e);
+    return linear_to(c, y, CUDA_R_32F, ldy, x, xt, ldx, w, wt, T, N, K, beta, bias, e);
 }
 
 qa_status qa_cuda_work_rows(const qa_cuda_ctx *c, size_t row_bytes, int want, const char *what, int *rows,
@@ -52,6 +59,12 @@ qa_status qa_cuda_gemm_staged(qa_cuda_ctx *c, float *y, int ldy, const __nv_bflo
                               int N, int K, float beta, qa_err *e)
 {
     return qa_cuda_gemm_staged_bias(c, y, ldy, xb, w, T, N, K, beta, NULL, e);
+}
+
+qa_status qa_cuda_gemm_staged_to_bf16(qa_cuda_ctx *c, __nv_bfloat16 *y, int ldy, const __nv_bfloat16 *xb, const void *w,
+                                     int T, int N, int K, qa_err *e)
+{
+    return linear_to(c, y, CUDA_R_16BF, ldy, xb, CUDA_R_16BF, K, w, CUDA_R_16BF, T, N, K, 0.f, NULL, e);
 }
 
 qa_status qa_cuda_gemm_bias(qa_cuda_ctx *c, float *y, int ldy, const float *x, int ldx, const void *w, qa_dtype wt,

@@ -15,9 +15,11 @@
  *   4 runs both kernels persistent through gemv.cuh's shared-memory ring (ngemv_ring_kernel).
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
- *   staging the same way. Row blocks when the work area is smaller than the rows. Weights that lie one after
- *   another in memory with outputs side by side in one row (q | k | v, gate | up: API 8) run as ONE GEMM
- *   (qa_cuda_one_gemm; QA_CUDA_FUSED_GEMM=0 at open keeps one per weight): ~3 µs of launch and tail saved per GEMM.
+ *   staging the same way (from a BF16 gate | up output, QA_CUDA_GU_BF16 unset or 1: the GEMM rounds g and u as
+ *   torch's bf16 Linear does, one more rounding than the separate ops). Row blocks when the work area is smaller
+ *   than the rows. Weights that lie one after another in memory with outputs side by side in one row (q | k | v,
+ *   gate | up: API 8) run as ONE GEMM (qa_cuda_one_gemm; QA_CUDA_FUSED_GEMM=0 at open keeps one per weight): ~3 µs
+ *   of launch and tail saved per GEMM.
  * - FP32 weights (dtype="float32"): RMSNorm into an FP32 block of the work area, then gemm.cu's exact
  *   FP32 GEMMs (no TF32), act.cu's silu·mul — the separate ops to the bit with one GEMM per weight (joined
  *   weights: the same FP32 products, summed in the order of the one GEMM's algorithm).
@@ -419,17 +421,21 @@ qa_status qa_cuda_norm_gemm(qa_cuda_ctx *c, float *const y[], int ldy, const flo
 }
 
 /* gate | up rows of gu [nr, 2F] = h · [Wg; Wu]^T: one GEMM when the weights are adjacent (qa_cuda_one_gemm), else two
- * writing the row halves. h: the normalised rows in the work area, BF16 (staged) or FP32. */
-static qa_status gate_up(qa_cuda_ctx *c, float *gu, const void *h, const void *Wg, const void *Wu, qa_dtype wt, int nr,
-                         int D, int F, qa_err *e)
+ * writing the row halves. h: the normalised rows in the work area, BF16 (staged) or FP32. gu holds FP32, or with
+ * to_bf16 (BF16 weights) BF16 rows of 2F in the front half of the buffer. */
+static qa_status gate_up(qa_cuda_ctx *c, float *gu, int to_bf16, const void *h, const void *Wg, const void *Wu,
+                         qa_dtype wt, int nr, int D, int F, qa_err *e)
 {
-    float *const y[2] = {gu, gu + F};
+    float *const y[2] = {gu, gu + F}; /* the layout qa_cuda_one_gemm checks: the same for BF16 elements */
     const void *const W[2] = {Wg, Wu};
     const int N[2] = {F, F};
     const int joined = qa_cuda_one_gemm(c, y, 2 * F, W, wt, NULL, N, 2, D);
     for (int i = 0; i < (joined ? 1 : 2); i++) {
         int Ni = joined ? 2 * F : F;
-        if (wt == QA_BF16)
+        if (to_bf16)
+            QA_TRY(qa_cuda_gemm_staged_to_bf16(c, (__nv_bfloat16 *)gu + (size_t)i * F, 2 * F,
+                                               (const __nv_bfloat16 *)h, W[i], nr, Ni, D, e));
+        else if (wt == QA_BF16)
             QA_TRY(qa_cuda_gemm_staged(c, y[i], 2 * F, (const __nv_bfloat16 *)h, W[i], nr, Ni, D, 0.f, e));
         else
             QA_TRY(qa_cuda_gemm(c, y[i], 2 * F, (const float *)h, D, W[i], QA_F32, nr, Ni, D, 0.f, e));
@@ -438,7 +444,9 @@ static qa_status gate_up(qa_cuda_ctx *c, float *gu, const void *h, const void *W
 }
 
 /* BF16 rows beyond the fused kernel: per row block, RMSNorm -> BF16 staging, gate | up GEMM(s), silu·up ->
- * BF16 staging (the normalised rows are consumed by then: stream order), down GEMM onto x. */
+ * BF16 staging (the normalised rows are consumed by then: stream order), down GEMM onto x. gate | up is BF16
+ * (c->gu_bf16, issue #6: half the bytes of the [T, 2F] intermediate written and read; transformers' bf16 Linear
+ * rounds it so too) or FP32 (QA_CUDA_GU_BF16=0). */
 static qa_status mlp_staged(qa_cuda_ctx *c, float *x, const float *nw, float eps, const void *Wg, const void *Wu,
                             const void *Wd, float *gu, int T, int D, int F, qa_err *e)
 {
@@ -449,8 +457,12 @@ static qa_status mlp_staged(qa_cuda_ctx *c, float *x, const float *nw, float eps
         int nr = T - t0 < rows ? T - t0 : rows;
         float *xr = x + (size_t)t0 * D;
         QA_TRY(qa_cu_rmsnorm_bf16(c->stream, stage, xr, nw, nr, D, eps, e));
-        QA_TRY(gate_up(c, gu, stage, Wg, Wu, QA_BF16, nr, D, F, e));
-        QA_TRY(qa_cu_silu_mul_bf16(c->stream, stage, F, gu, gu + F, 2 * F, nr, F, e));
+        QA_TRY(gate_up(c, gu, c->gu_bf16, stage, Wg, Wu, QA_BF16, nr, D, F, e));
+        if (c->gu_bf16)
+            QA_TRY(qa_cu_silu_mul_bf16in(c->stream, stage, F, (const __nv_bfloat16 *)gu,
+                                         (const __nv_bfloat16 *)gu + F, 2 * F, nr, F, e));
+        else
+            QA_TRY(qa_cu_silu_mul_bf16(c->stream, stage, F, gu, gu + F, 2 * F, nr, F, e));
         QA_TRY(qa_cuda_gemm_staged(c, xr, D, stage, Wd, nr, D, F, 1.f, e));
     }
     return QA_OK;
@@ -468,7 +480,7 @@ static qa_status mlp_f32(qa_cuda_ctx *c, float *x, const float *nw, float eps, c
         int nr = T - t0 < rows ? T - t0 : rows;
         float *xr = x + (size_t)t0 * D;
         QA_TRY(qa_cu_rmsnorm(c->stream, h, xr, nw, QA_F32, nr, D, eps, e));
-        QA_TRY(gate_up(c, gu, h, Wg, Wu, QA_F32, nr, D, F, e));
+        QA_TRY(gate_up(c, gu, 0, h, Wg, Wu, QA_F32, nr, D, F, e));
         QA_TRY(qa_cu_silu_mul(c->stream, gu, 2 * F, gu, gu + F, 2 * F, nr, F, e));
         QA_TRY(qa_cuda_gemm(c, xr, D, gu, 2 * F, Wd, QA_F32, nr, D, F, 1.f, e));
     }

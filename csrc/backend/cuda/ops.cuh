@@ -174,6 +174,11 @@ qa_status qa_cu_silu_mul(cudaStream_t s, float *out, int ldo, const float *gate,
                          int F, qa_err *e);
 qa_status qa_cu_silu_mul_bf16(cudaStream_t s, __nv_bfloat16 *out, int ldo, const float *gate, const float *up, int ld,
                               int rows, int F, qa_err *e);
+/* qa_cu_silu_mul_bf16 with gate and up BF16 (norm_mlp's gate | up GEMM output rounded to BF16, as torch's bf16
+ * Linear returns it): out[r, c] = BF16(silu(g) * u), the formula in FP32 on the BF16 values. out must not overlap
+ * gate / up. */
+qa_status qa_cu_silu_mul_bf16in(cudaStream_t s, __nv_bfloat16 *out, int ldo, const __nv_bfloat16 *gate,
+                                const __nv_bfloat16 *up, int ld, int rows, int F, qa_err *e);
 qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, size_t n, qa_err *e);
 /* In place over n elements: x[i] += bias[(i / inner) % D] (bias may be NULL), then GELU when gelu != 0.
  * inner = 1: row bias of [T, D]; inner = Ho*Wo: channel bias of [N, D, Ho, Wo]. */
