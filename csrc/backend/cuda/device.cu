@@ -188,6 +188,8 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
         /* QA_CUDA_FUSED_GEMM=0: one GEMM per weight of q/k/v and gate/up again (norm_gemm.cu), to compare */
         const char *fused = getenv("QA_CUDA_FUSED_GEMM");
         c->fused_gemm = !(fused && strcmp(fused, "0") == 0);
+        /* QA_CUDA_MM_BUCKETS=old: matmul.cu's five size buckets of before issue 6 (cuda_mm_buckets.h), to compare */
+        c->mm_buckets = qa_mm_buckets_of(qa_mm_buckets_old_env());
     }
     if (s != QA_OK) {
         ctx_close(c);
