@@ -71,8 +71,10 @@ static void cfg_of(const cublasLtMatmulAlgo_t *a, char *out, size_t n)
         uint64_t v = 0; /* 16- or 32-bit values (cublasLt.h): asked for their size first, read little-endian */
         size_t need = 0;
         long long shown = -1;
-        if (cublasLtMatmulAlgoConfigGetAttribute(a, at[i], NULL, 0, &need) == CUBLAS_STATUS_SUCCESS &&
-            need <= sizeof v && cublasLtMatmulAlgoConfigGetAttribute(a, at[i], &v, need, &need) == CUBLAS_STATUS_SUCCESS)
+        cublasStatus_t st = cublasLtMatmulAlgoConfigGetAttribute(a, at[i], NULL, 0, &need);
+        if (st == CUBLAS_STATUS_SUCCESS && need <= sizeof v)
+            st = cublasLtMatmulAlgoConfigGetAttribute(a, at[i], &v, need, &need);
+        if (st == CUBLAS_STATUS_SUCCESS && need <= sizeof v)
             shown = need == 2 ? (long long)(int16_t)v : (long long)(int32_t)v;
         used += (size_t)snprintf(out + used, n - used, "%s%c%lld", i ? "," : "", tag[i], shown);
     }

@@ -96,8 +96,8 @@ def test_gemm_algorithm_choice(tmp_path):
     names = {n: enum_names(header, p) if os.path.exists(header) else {} for n, p in
              (("tile", "CUBLASLT_MATMUL_TILE_"), ("stages", "CUBLASLT_MATMUL_STAGES_"),
               ("cluster", "CUBLASLT_CLUSTER_SHAPE_"))}
-    pat = re.compile(r"case (\S+) m (\d+) k (\d+) rows (\d+) beta (\S+) bias (\d) \| old (\S+) (\S+) \| new (\S+) (\S+) "
-                     r"\| first (\S+) (\S+) \| best (\S+) (\S+) \| candidates (\d+)")
+    pat = re.compile(r"case (\S+) m (\d+) k (\d+) rows (\d+) beta (\S+) bias (\d) \| old (\S+) (\S+) "
+                     r"\| new (\S+) (\S+) \| first (\S+) (\S+) \| best (\S+) (\S+) \| candidates (\d+)")
     res = {}
     print("\n" + out.splitlines()[0])
     print(f"{'shape':16} {'rows':>5} | {'old bucket':>15} | {'new bucket':>15} | {'exact first':>15} | "
