@@ -254,11 +254,11 @@ def load_models(aligner=None, asr=None, *, device="auto", max_audio_seconds=300.
     return Models(folders["aligner"], folders["asr"], device=dev, **kw)
 
 
-# Warm-up requests per model: (seconds of audio, words of the aligner's transcript), clipped to the
-# plan's limits; None = as many words as the plan allows. Chosen so that every varying GEMM
-# dimension (audio tokens, prompt tokens, <timestamp> rows) visits each bucket of
-# csrc/backend/cuda/matmul.cu (1-4, 5-64, 65-512, 513-2048, more) that the plan can reach.
-_WARM_UP_RUNGS = ((0.5, 1), (1, 8), (10, 100), (60, 300), (None, None))
+# Warm-up (issues 5 and 6): requests during load that give every planned product of the CUDA backend each size
+# bucket (csrc/backend/cuda_mm_buckets.h, read through _qwen3align._cuda_gemm_buckets) that the plan lets its
+# varying dimension reach: audio tokens of the encoder (and the conv_out tiles they bring), prompt rows of the
+# decoder (its MLP tiles and work-area row blocks are those rows or fewer), <timestamp> rows of the aligner's
+# head. Each bucket is visited at its lowest size (the cheapest request), the plan's largest request last.
 
 
 def _warm_up(m, tokenizers):
@@ -271,15 +271,15 @@ def _warm_up(m, tokenizers):
     from .frontend import aligner_prompt_ids, asr_prompt_ids, audio_token_count
 
     plan = m._plan()
+    bounds = _qwen3align._cuda_gemm_buckets()
     for kind in tokenizers:
-        tok, top = tokenizers[kind], plan["limits"]["max_audio_seconds"][kind]
-        for secs, words in _WARM_UP_RUNGS:
-            audio = np.zeros(int(16000 * min(top, secs or top)), np.float32)
-            n_audio = audio_token_count(max(len(audio), 8000) // 160)
+        tok = tokenizers[kind]
+        for samples, ids in _warm_up_requests(kind, tok, plan, bounds):
+            audio = np.zeros(samples, np.float32)
             if kind == "aligner":
-                m._align_forward_audio(audio, _warm_up_ids(tok, n_audio, words, plan))
+                m._align_forward_audio(audio, ids)
             else:
-                m.asr_generate_from_audio(audio, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
+                m.asr_generate_from_audio(audio, ids, 2, 2)
         # the host-features entry points too (1 s, or the plan's longest clip)
         frames = min(100, plan["models"][kind]["mel_frames"])
         feats, n_audio = np.zeros((128, 100), np.float32), audio_token_count(frames)
@@ -287,6 +287,92 @@ def _warm_up(m, tokenizers):
             m._align_forward(feats, frames, np.array(aligner_prompt_ids(tok, ["a"], n_audio), np.int32))
         else:
             m.asr_generate(feats, frames, np.array(asr_prompt_ids(tok, n_audio), np.int32), 2, 2)
+
+
+def _bucket_lows(bounds, top):
+    """The lowest size of each bucket (upper bounds `bounds`, then an open one) that sizes 1..top reach."""
+    return [lo for lo in [1] + [b + 1 for b in bounds] if lo <= top]
+
+
+def _bucket(bounds, v):
+    return sum(v > b for b in bounds)
+
+
+def _warm_up_requests(kind, tok, plan, bounds):
+    """[(samples of silence, prompt ids)] whose encoder rows, decoder rows and (aligner) <timestamp> rows together
+    visit every bucket the plan reaches; the last request is the plan's largest."""
+    import numpy as np
+
+    from .frontend import aligner_prompt_ids, asr_prompt_ids, audio_token_count
+
+    pm = plan["models"][kind]
+    max_samples = max(1, int(16000 * plan["limits"]["max_audio_seconds"][kind]))
+    max_frames, seq = max(max_samples, 8000) // 160, pm["seq_tokens"]
+
+    def tokens(samples):
+        return audio_token_count(max(samples, 8000) // 160)
+
+    def samples_for(n):
+        """The shortest clip (at most the plan's) with at least n audio tokens."""
+        lo, hi = 50, max_frames
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if audio_token_count(mid) < n else (lo, mid)
+        return min(max_samples, max(8000, lo * 160))
+
+    def ids_of(samples, words=1, context=0):
+        n = tokens(samples)
+        if kind == "aligner":
+            return aligner_prompt_ids(tok, ["a"] * words, n)
+        return asr_prompt_ids(tok, n, None, " a" * context)
+
+    out, rows, seen = [], set(), set()
+
+    def add(samples, ids):
+        rows.add(_bucket(bounds, len(ids)))
+        if (samples, len(ids)) not in seen:
+            seen.add((samples, len(ids)))
+            out.append((samples, np.array(ids, np.int32)))
+
+    short, base = min(max_samples, 8000), len(ids_of(max_samples))
+    if kind == "aligner":
+        last = _warm_up_ids(tok, tokens(max_samples), None, plan)
+    else:  # context tokens (" a" is one) that fill the plan's prompt
+        last = ids_of(max_samples, context=seq - base)
+    rows.add(_bucket(bounds, len(last)))
+    for lo in _bucket_lows(bounds, pm["audio_tokens"]):  # encoder rows (and decoder rows near them)
+        add(samples_for(lo), ids_of(samples_for(lo)))
+    if kind == "aligner":
+        most = _most_words(tok, tokens(short), plan)
+        for lo in _bucket_lows(bounds, 2 * most):  # <timestamp> rows: a short clip with (lo + 1) // 2 words
+            add(short, ids_of(short, (lo + 1) // 2))
+        top = len(ids_of(short, most))
+        for lo in _bucket_lows(bounds, seq):  # decoder rows the rungs above missed: more words, then more audio
+            if _bucket(bounds, lo) in rows:
+                continue
+            w = 1
+            while w < most and len(ids_of(short, w)) < lo:
+                w = min(most, w + max(1, (lo - len(ids_of(short, w))) // 3))
+            samples = short if len(ids_of(short, w)) >= lo else samples_for(tokens(short) + lo - top)
+            add(samples, _warm_up_ids(tok, tokens(samples), w, plan))
+    else:
+        for lo in _bucket_lows(bounds, seq):  # prompt rows past the longest clip's: context added to it
+            if lo > base and _bucket(bounds, lo) not in rows:
+                add(max_samples, ids_of(max_samples, context=lo - base))
+    add(max_samples, last)
+    return out
+
+
+def _most_words(tok, n_audio, plan):
+    """Most words "a" a prompt with n_audio audio tokens may have: its ids within the plan's sequence, its
+    <timestamp> rows (two per word) within max_text_tokens."""
+    from .frontend import aligner_prompt_ids
+
+    pm = plan["models"]["aligner"]
+    w = max(1, min(pm["text_tokens"] // 2, (pm["seq_tokens"] - n_audio) // 3))
+    while w > 1 and len(aligner_prompt_ids(tok, ["a"] * w, n_audio)) > pm["seq_tokens"]:
+        w -= 1
+    return w
 
 
 def _warm_up_ids(tok, n_audio, words, plan):

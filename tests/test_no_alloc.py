@@ -137,3 +137,50 @@ def test_warm_up_ladder_stays_inside_any_plan():
         ids = _warm_up_ids(m.tokenizers["aligner"], n_audio, None, plan)
         assert seq - 3 <= len(ids) <= seq, (limits, len(ids), seq)
         m.close()
+
+
+@pytest.mark.parametrize("table", ["new", "old"])
+def test_warm_up_visits_every_reachable_bucket(monkeypatch, table):
+    """Issue 6: for plans of many sizes, the warm-up's requests give every varying GEMM dimension each bucket
+    (csrc/backend/cuda_mm_buckets.h, as QA_CUDA_MM_BUCKETS selects) that a request within the plan can reach:
+    encoder rows (audio tokens), conv_out rows (16-chunk tiles of 13), decoder rows (prompt ids) and the
+    aligner head's <timestamp> rows; and nothing past the plan."""
+    import qwen3align as qa
+    from qwen3align import _qwen3align
+    from qwen3align.frontend import audio_token_count
+    from qwen3align.models import _bucket, _most_words, _warm_up_requests
+
+    monkeypatch.setenv("QA_CUDA_MM_BUCKETS", table)
+    bounds = _qwen3align._cuda_gemm_buckets()
+    assert (len(bounds) == 15) == (table == "new") and bounds == tuple(sorted(bounds))
+    tok = qa.Tokenizer(f"{FIXTURES}/aligner")
+
+    def span(lo, hi):
+        return set(range(_bucket(bounds, lo), _bucket(bounds, hi) + 1))
+
+    for kind in ("aligner", "asr"):
+        for secs in (0.5, 7, 33, 120, 300):
+            plan = _qwen3align._plan(**{kind: f"{FIXTURES}/{kind}"}, **{f"max_audio_seconds_{kind}": secs})
+            pm = plan["models"][kind]
+            reqs = _warm_up_requests(kind, tok, plan, bounds)
+            seen = {d: set() for d in ("enc", "conv", "dec", "head")}
+            for samples, ids in reqs:
+                frames = max(samples, 8000) // 160
+                n = audio_token_count(frames)
+                assert samples <= 16000 * secs + 1 and int((ids == 151676).sum()) == n
+                assert len(ids) <= pm["seq_tokens"]
+                chunks = (frames + 99) // 100
+                seen["enc"].add(_bucket(bounds, n))
+                seen["conv"] |= {_bucket(bounds, 13 * g) for g in [16] * (chunks // 16) + [chunks % 16] if g}
+                seen["dec"].add(_bucket(bounds, len(ids)))
+                if kind == "aligner":
+                    ts = int((ids == 151705).sum())
+                    assert ts <= pm["text_tokens"]
+                    seen["head"].add(_bucket(bounds, ts))
+            chunks = (pm["mel_frames"] + 99) // 100
+            want = {"enc": span(7, pm["audio_tokens"]), "conv": span(13, 13 * min(16, chunks)),
+                    "dec": span(min(len(ids) for _, ids in reqs), pm["seq_tokens"])}
+            if kind == "aligner":
+                want["head"] = span(2, 2 * _most_words(tok, 7, plan))
+            for d, w in want.items():
+                assert seen[d] == w, (kind, secs, d, sorted(seen[d]), sorted(w))

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../backend/cuda_api.h"
+#include "../backend/cuda_mm_buckets.h"
 #include "../memory/plan.h"
 #include "../pipeline/models.h"
 #include "../weights/checkpoint.h"
@@ -629,6 +630,25 @@ static PyObject *py_cuda_probe(PyObject *module, PyObject *args)
                          pr.cc_major, "cc_minor", pr.cc_minor, "total_bytes", (Py_ssize_t)pr.total_mem);
 }
 
+/* _cuda_gemm_buckets(): the upper bounds of the size buckets the CUDA backend plans products in (the last, open
+ * bucket left out), for QA_CUDA_MM_BUCKETS as it is now: the warm-up requests visit each (qwen3align/models.py). */
+static PyObject *py_cuda_gemm_buckets(PyObject *module, PyObject *noargs)
+{
+    (void)module;
+    (void)noargs;
+    const qa_mm_buckets *bk = qa_mm_buckets_of(qa_mm_buckets_old_env());
+    PyObject *t = PyTuple_New(bk->n - 1);
+    for (int i = 0; t && i < bk->n - 1; i++) {
+        PyObject *v = PyLong_FromLong(bk->hi[i]);
+        if (!v) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
 static PyObject *py_device_info(PyObject *module, PyObject *args)
 {
     const char *spec;
@@ -663,6 +683,9 @@ static PyMethodDef methods[] = {
      "_cuda_probe(device=0) -> {device_count, driver_version, runtime_version, name, cc_major, cc_minor, "
      "total_bytes}; InputError saying why when CUDA is unusable."},
     {"_config", py_config, METH_VARARGS, "_config(folder_or_preset) -> dict of the parsed config."},
+    {"_cuda_gemm_buckets", py_cuda_gemm_buckets, METH_NOARGS,
+     "_cuda_gemm_buckets() -> tuple of int: upper bounds of the CUDA GEMM size buckets (QA_CUDA_MM_BUCKETS), the "
+     "last open bucket left out."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,6 +23,7 @@
 extern "C" {
 #include "../../model/weights.h"
 #include "../cuda_api.h"
+#include "../cuda_mm_buckets.h"
 #include "../cuda_scratch.h"
 }
 
@@ -44,8 +45,8 @@ typedef struct qa_mm {
 } qa_mm;
 typedef struct qa_mm_plan qa_mm_plan; /* matmul.cu */
 #define QA_CUDA_STACK_BYTES 64 /* per-thread stack our kernels need at most (device.cu lower_stack_limit) */
-#define QA_MM_PLANS 512 /* planned (shape, bucket) keys: ~40 shapes x <= 5 buckets for both models (API 8's joined
-                          * q/k/v, gate/up add ~5 shapes), the op tests' one context more; ~80 KB of host memory */
+#define QA_MM_PLANS 2048 /* planned (shape, bucket) keys: ~45 shapes x <= 16 buckets (cuda_mm_buckets.h) for both
+                           * models, the op tests' one context more; ~330 KB of host memory */
 
 typedef struct qa_cuda_ctx {
     int device;
@@ -86,6 +87,7 @@ typedef struct qa_cuda_ctx {
     size_t graph_bytes;         /* device memory the driver took for instantiated graphs (measured) */
     unsigned long long n_graph_instantiations;
     qa_mm_plan *mm_plans;       /* [QA_MM_PLANS] open-addressed table of planned products (matmul.cu) */
+    const qa_mm_buckets *mm_buckets; /* their size buckets: QA_CUDA_MM_BUCKETS=old at open gives the old five */
     float rope_inv[128];        /* qkv_prep's RoPE frequencies for (rope_theta, rope_dh), computed on first use */
     float rope_theta;
     int rope_dh;

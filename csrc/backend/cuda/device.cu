@@ -195,6 +195,8 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
         /* QA_CUDA_GU_BF16=0: norm_mlp's gate | up output FP32 again (norm_gemm.cu), to compare */
         const char *gu = getenv("QA_CUDA_GU_BF16");
         c->gu_bf16 = !(gu && strcmp(gu, "0") == 0);
+        /* QA_CUDA_MM_BUCKETS=old: matmul.cu's five size buckets of before issue 6 (cuda_mm_buckets.h), to compare */
+        c->mm_buckets = qa_mm_buckets_of(qa_mm_buckets_old_env());
     }
     if (s != QA_OK) {
         ctx_close(c);

@@ -4,9 +4,11 @@
  * call of a kernel loads it — 2 MiB of device memory outside the arena, in the middle of a request
  * (measured on the H200: a 232.9 s align, after 300 / 269 / 180 s ones had run). Here a call's shape is
  * reduced to a key in which the one dimension that varies between requests (the token count) is
- * replaced by its bucket; the first call of a key asks cuBLASLt's heuristic for an algorithm at the
+ * replaced by its bucket (../cuda_mm_buckets.h: ~x1.5 steps, or the five old ones with
+ * QA_CUDA_MM_BUCKETS=old); the first call of a key asks cuBLASLt's heuristic for an algorithm at the
  * bucket's representative size, keeps the first candidate that cublasLtMatmulAlgoCheck accepts at both
- * ends of the bucket, and every later call of the key runs that algorithm. So a loaded model has a
+ * ends of the bucket, and every later call of the key runs that algorithm — never a choice timed at run
+ * time, so two processes run the same kernels and give the same bits. So a loaded model has a
  * small, fixed set of kernels — load_models' warm-up runs requests that touch every bucket the plan
  * allows (qwen3align/models.py), and qa_cuda_mem_stats.gemm_plans counts keys, so a key first seen
  * after load shows in memory_report() as an allocation after load.
@@ -22,10 +24,7 @@
 
 #include "cuda_ctx.cuh"
 
-/* Buckets of the varying dimension: upper bounds, the size the heuristic is asked at, the last open. */
-static const int BUCKET_HI[] = {4, 64, 512, 2048, 1 << 20};
-static const int BUCKET_AT[] = {4, 64, 512, 2048, 8192};
-#define N_BUCKETS ((int)(sizeof BUCKET_HI / sizeof BUCKET_HI[0]))
+/* The buckets of the varying dimension: c->mm_buckets (../cuda_mm_buckets.h, QA_CUDA_MM_BUCKETS at open). */
 #define N_CANDIDATES 8
 
 /* What decides a plan: the shape with the varying dimension replaced by its bucket's top, and instead
@@ -44,19 +43,22 @@ struct qa_mm_plan {
     cublasLtMatmulAlgo_t algo;
 };
 
-static int bucket_of(const qa_mm *g, int v)
+static int bucket_of(const qa_mm_buckets *bk, const qa_mm *g, int v)
 {
     if (g->var_max > 0)
         return 0;
     int b = 0;
-    while (b < N_BUCKETS - 1 && v > BUCKET_HI[b])
+    while (b < bk->n - 1 && v > bk->hi[b])
         b++;
     return b;
 }
 
-static int bucket_lo(const qa_mm *g, int b) { return g->var_max > 0 || b == 0 ? 1 : BUCKET_HI[b - 1] + 1; }
-static int bucket_hi(const qa_mm *g, int b) { return g->var_max > 0 ? g->var_max : BUCKET_HI[b]; }
-static int bucket_at(const qa_mm *g, int b) { return g->var_max > 0 ? g->var_max : BUCKET_AT[b]; }
+static int bucket_lo(const qa_mm_buckets *bk, const qa_mm *g, int b)
+{
+    return g->var_max > 0 || b == 0 ? 1 : bk->hi[b - 1] + 1;
+}
+static int bucket_hi(const qa_mm_buckets *bk, const qa_mm *g, int b) { return g->var_max > 0 ? g->var_max : bk->hi[b]; }
+static int bucket_at(const qa_mm_buckets *bk, const qa_mm *g, int b) { return g->var_max > 0 ? g->var_max : bk->at[b]; }
 
 static int *var_dim(qa_mm *g) { return g->var == QA_MM_VAR_M ? &g->m : g->var == QA_MM_VAR_N ? &g->n : &g->batch; }
 static int var_of(const qa_mm *g) { return g->var == QA_MM_VAR_M ? g->m : g->var == QA_MM_VAR_N ? g->n : g->batch; }
@@ -87,12 +89,12 @@ static long long ld_worst(long long need, int elem, int al)
     return ld;
 }
 
-static mm_key key_of(const qa_mm *g, int b, const void *A, const void *B, const void *C)
+static mm_key key_of(const qa_mm_buckets *bk, const qa_mm *g, int b, const void *A, const void *B, const void *C)
 {
     mm_key k = {g->sa, g->sb, g->sc, g->opA, g->opB, g->ta, g->tb, g->tc, g->compute, g->m, g->n, g->k, g->batch,
                 g->var, g->var_max, 16, g->bias != NULL};
     int *v = g->var == QA_MM_VAR_M ? &k.m : g->var == QA_MM_VAR_N ? &k.n : &k.batch;
-    *v = bucket_hi(g, b);
+    *v = bucket_hi(bk, g, b);
     const int al[] = {align_of((uintptr_t)A), align_of((uintptr_t)B), align_of((uintptr_t)C),
                       align_of((uintptr_t)g->lda * (uintptr_t)type_bytes(g->ta)),
                       align_of((uintptr_t)g->ldb * (uintptr_t)type_bytes(g->tb)),
@@ -176,8 +178,9 @@ static int algo_fits(cublasLtHandle_t lt, const qa_mm *g, const cublasLtMatmulAl
 /* Choose the algorithm of bucket b of shape g for pointers aligned to `align` bytes (file comment). */
 static qa_status plan(qa_cuda_ctx *c, const qa_mm *g, int b, int align, cublasLtMatmulAlgo_t *out, qa_err *e)
 {
-    qa_mm at = at_size(g, bucket_at(g, b), align), lo = at_size(g, bucket_lo(g, b), align);
-    qa_mm hi = at_size(g, bucket_hi(g, b), align);
+    const qa_mm_buckets *bk = c->mm_buckets;
+    qa_mm at = at_size(g, bucket_at(bk, g, b), align), lo = at_size(g, bucket_lo(bk, g, b), align);
+    qa_mm hi = at_size(g, bucket_hi(bk, g, b), align);
     mm_desc d;
     QA_CUBLAS_CHECK(e, describe(&at, &d));
     cublasLtMatmulPreferenceOpaque_t pref;
@@ -204,7 +207,7 @@ static qa_status plan(qa_cuda_ctx *c, const qa_mm *g, int b, int align, cublasLt
     /* not a device failure: the context stays usable (QA_ERR_CUDA would mark it broken) */
     return QA_FAIL(e, QA_ERR_INTERNAL, "cuBLASLt has no algorithm for a %dx%dx%d product (batch %d, types %d/%d/%d) "
                    "valid for the whole bucket %d..%d of its varying dimension", at.m, at.n, at.k, at.batch, g->ta,
-                   g->tb, g->tc, bucket_lo(g, b), bucket_hi(g, b));
+                   g->tb, g->tc, bucket_lo(bk, g, b), bucket_hi(bk, g, b));
 }
 
 static uint32_t hash_key(const mm_key *k)
@@ -220,8 +223,8 @@ static uint32_t hash_key(const mm_key *k)
 static qa_status algo_of(qa_cuda_ctx *c, const qa_mm *g, const void *A, const void *B, const void *C,
                          const cublasLtMatmulAlgo_t **out, qa_err *e)
 {
-    int b = bucket_of(g, var_of(g));
-    mm_key key = key_of(g, b, A, B, C);
+    int b = bucket_of(c->mm_buckets, g, var_of(g));
+    mm_key key = key_of(c->mm_buckets, g, b, A, B, C);
     uint32_t h = hash_key(&key);
     for (int probe = 0; probe < QA_MM_PLANS; probe++) {
         qa_mm_plan *p = &c->mm_plans[(h + (uint32_t)probe) % QA_MM_PLANS];
@@ -237,7 +240,8 @@ static qa_status algo_of(qa_cuda_ctx *c, const qa_mm *g, const void *A, const vo
             if (c->memwatch) /* which shape a plan after load came from (issue 5's trace) */
                 fprintf(stderr, "QA_CUDA_MEMWATCH matmul plan %llu: m %d n %d k %d batch %d types %d/%d/%d var %d "
                         "bucket %d..%d align %d bias %d\n", c->n_mm_plans, g->m, g->n, g->k, g->batch, g->ta, g->tb,
-                        g->tc, g->var, bucket_lo(g, b), bucket_hi(g, b), key.al, key.bias);
+                        g->tc, g->var, bucket_lo(c->mm_buckets, g, b), bucket_hi(c->mm_buckets, g, b), key.al,
+                        key.bias);
             *out = &p->algo;
             return QA_OK;
         }
