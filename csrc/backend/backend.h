@@ -41,7 +41,7 @@
 #include "../frontend/mel.h" /* the log-mel constants (bins, n_fft, hop): one definition for both sides */
 #include "../model/weights.h"
 
-#define QA_BACKEND_API_VERSION 8 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
+#define QA_BACKEND_API_VERSION 9 /* 2: qa_backend.cancel; 3: qa_backend.dtype; 4: mel_tables + log_mel;
                                   * 5: decode-step state ops, graphs and decode_mode (layout changes);
                                   * 6: K / V of attention typed (BF16 KV cache), qkv_prep replaces the
                                   *    decoder's rope / rope_at / store_rows_at; norm_gemm and norm_mlp
@@ -52,7 +52,8 @@
                                   *    qo / ldq / ldkv, attention's ldq / ldkv: q, k, v and gate, up each
                                   *    from one GEMM; BF16 hand-offs: ln_mlp after ln_gemm, attention's
                                   *    out_dtype, gemm_in_dtype + gemm_bf16x after attention; conv2d_pair
-                                  *    after conv2d (layout and signatures change) */
+                                  *    after conv2d (layout and signatures change);
+                                  * 9: qkv_attention_at after attention_at, optional (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -372,6 +373,18 @@ struct qa_backend {
     qa_status (*attention_at)(qa_backend *be, float *out, const float *q, const void *k, const void *v,
                               qa_dtype kv_dtype, int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
                               const int32_t *pos, qa_err *e);
+
+    /* The decode step's qkv_prep and attention_at as one op (API 9; optional: NULL where the backend has no fused
+     * form — the CPU, or CUDA under QA_CUDA_DECODE_FUSE=0 — and decoder.c runs the two ops). The numbers of
+     *   qkv_prep(qo, q, ., kc, vc, kv_dtype, k, v, ., q_norm, k_norm, T = 1, H, Hk, Dh, 0, pos, max_kv, theta, eps)
+     *   attention_at(out, qo, kc, vc, kv_dtype, 1, max_kv, H, Hk, Dh, pos)
+     * bit for bit, K / V row pos[0] of kc / vc written the same, without the prepared q in memory: q [H·Dh], k, v
+     * [Hk·Dh] are one row's raw projections (float32, 16-byte aligned: the q | k | v GEMM output's column
+     * blocks), out float32 [H·Dh], not overlapping them. */
+    qa_status (*qkv_attention_at)(qa_backend *be, float *out, const float *q, const float *k, const float *v,
+                                  const qa_tensor *q_norm, const qa_tensor *k_norm, void *kc, void *vc,
+                                  qa_dtype kv_dtype, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
+                                  const int32_t *pos, float theta, float eps, qa_err *e);
 
     /* Greedy pick of one logits row x[V] for decode step i = state[QA_STEP_INDEX]: argmax (R = 1, no
      * prob) with the suppress ids (HOST array) applied only while i < state[QA_STEP_MIN_NEW]; the id goes

@@ -28,11 +28,11 @@
 #include "../memory/device.h"
 #include "backend.h"
 
-#define QA_CUDA_API_VERSION 8 /* 4: host_alloc, host_free, upload_rows, upload_convert; 5: mem_stats graph
+#define QA_CUDA_API_VERSION 9 /* 4: host_alloc, host_free, upload_rows, upload_convert; 5: mem_stats graph
                                * fields; 6: mem_stats gemm_plans; 7: backend.h API 7 (ln_gemm, conv2d /
                                * chunk_flatten xb); 8: backend.h API 8 (norm_gemm ldy, norm_mlp gu,
                                * qkv_prep qo / ldq / ldkv, ln_mlp, attention ldq / ldkv / out_dtype, gemm_in_dtype,
-                               * gemm_bf16x, conv2d_pair) */
+                               * gemm_bf16x, conv2d_pair); 9: backend.h API 9 (qkv_attention_at) */
 #define QA_CUDA_ENTRY "qa_cuda_api_get"
 #define QA_CUDA_LIBRARY "libqa_cuda.so"
 
