@@ -97,9 +97,6 @@ _OPS = [  # (name, restype, argtypes after `be`) in backend.h order
     ("log_mel", S, [P, P, I64, P, P, C.c_size_t, EP]),
     # API 4: decode steps with the position in backend memory, recorded steps
     ("attention_at", S, [P, P, P, P, C.c_int, I64, I64, I64, I64, I64, P, EP]),
-    # API 9, optional (NULL on the CPU and under QA_CUDA_DECODE_FUSE=0): out, q, k, v, q_norm, k_norm, kc, vc, kv dtype,
-    # max_kv, H, Hk, Dh, pos, theta, eps
-    ("qkv_attention_at", S, [P, P, P, P, TP, TP, P, P, C.c_int, I64, I64, I64, I64, P, C.c_float, C.c_float, EP]),
     ("argmax_at", S, [P, I64, P, P, I64, C.POINTER(C.c_int32), C.c_int, P, EP]),
     ("step_advance", S, [P, EP]),
     ("graph_begin", S, [EP]),

@@ -54,8 +54,7 @@
                                   *    out_dtype, gemm_in_dtype + gemm_bf16x after attention; conv2d_pair
                                   *    after conv2d (layout and signatures change);
                                   * 9: graph_begin_loop, decode_mode LOOP, state[QA_STEP_LIMIT]: the decode
-                                  *    step recorded as the body of a device-side loop; qkv_attention_at after
-                                  *    attention_at, optional (layout changes) */
+                                  *    step recorded as the body of a device-side loop (layout changes) */
 
 /* Optional activation fused into gemm / conv2d. GELU is the exact erf form (nn.GELU()). */
 typedef enum qa_act { QA_ACT_NONE = 0, QA_ACT_GELU = 1 } qa_act;
@@ -385,18 +384,6 @@ struct qa_backend {
     qa_status (*attention_at)(qa_backend *be, float *out, const float *q, const void *k, const void *v,
                               qa_dtype kv_dtype, int64_t Tq, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
                               const int32_t *pos, qa_err *e);
-
-    /* The decode step's qkv_prep and attention_at as one op (API 9; optional: NULL where the backend has no fused
-     * form — the CPU, or CUDA under QA_CUDA_DECODE_FUSE=0 — and decoder.c runs the two ops). The numbers of
-     *   qkv_prep(qo, q, ., kc, vc, kv_dtype, k, v, ., q_norm, k_norm, T = 1, H, Hk, Dh, 0, pos, max_kv, theta, eps)
-     *   attention_at(out, qo, kc, vc, kv_dtype, 1, max_kv, H, Hk, Dh, pos)
-     * bit for bit, K / V row pos[0] of kc / vc written the same, without the prepared q in memory: q [H·Dh], k, v
-     * [Hk·Dh] are one row's raw projections (float32, 16-byte aligned: the q | k | v GEMM output's column
-     * blocks), out float32 [H·Dh], not overlapping them. */
-    qa_status (*qkv_attention_at)(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                                  const qa_tensor *q_norm, const qa_tensor *k_norm, void *kc, void *vc,
-                                  qa_dtype kv_dtype, int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh,
-                                  const int32_t *pos, float theta, float eps, qa_err *e);
 
     /* Greedy pick of one logits row x[V] for decode step i = state[QA_STEP_INDEX]: argmax (R = 1, no
      * prob) with the suppress ids (HOST array) applied only while i < state[QA_STEP_MIN_NEW]; the id goes

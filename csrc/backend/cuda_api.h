@@ -32,7 +32,7 @@
                                * fields; 6: mem_stats gemm_plans; 7: backend.h API 7 (ln_gemm, conv2d /
                                * chunk_flatten xb); 8: backend.h API 8 (norm_gemm ldy, norm_mlp gu,
                                * qkv_prep qo / ldq / ldkv, ln_mlp, attention ldq / ldkv / out_dtype, gemm_in_dtype,
-                               * gemm_bf16x, conv2d_pair); 9: backend.h API 9 (graph_begin_loop, qkv_attention_at) */
+                               * gemm_bf16x, conv2d_pair); 9: backend.h API 9 (graph_begin_loop) */
 #define QA_CUDA_ENTRY "qa_cuda_api_get"
 #define QA_CUDA_LIBRARY "libqa_cuda.so"
 

@@ -18,8 +18,7 @@
  * The takes below are mirrored by qa_plan_workspace_decoder().
  * qa_decoder_step_at is one decode row whose position is read from backend memory (the step state),
  * so a recorded step (CUDA graph) serves every position: qkv_prep and attention_at read it when they
- * run — or qkv_attention_at, the two as one op where the backend has it (API 9: one launch less per layer and
- * no prepared q in memory); the numbers equal the host-position path's.
+ * run; the numbers equal the host-position path's.
  */
 #include "decoder.h"
 
@@ -80,14 +79,6 @@ static qa_status attn_block(qa_backend *be, const qa_decoder_layer *l, const qa_
         TAKE_BYTES(vc, (size_t)(T * KD) * qa_dtype_size(dt));
     }
     QA_TRY(qkv_proj(be, l, x, qkv, T, D, QD, KD, eps, e));
-    if (pos && be->qkv_attention_at) {
-        /* a decode step: q / k / v prepared inside the attention (one op, backend.h), its output in q's buffer */
-        QA_TRY(be->qkv_attention_at(be, q, qkv, qkv + QD, qkv + QD + KD, &l->q_norm, &l->k_norm, kc, vc, dt,
-                                    kv->max_ctx, H, Hk, Dh, pos, theta, eps, e));
-        QA_TRY(be->gemm(be, x, q, &l->o_w, NULL, 1, QD, D, QA_ACT_NONE, 1, e));
-        qa_region_release(ws, mark);
-        return QA_OK;
-    }
     size_t kvrow = (size_t)KD * qa_dtype_size(dt);
     /* every span's qkv_prep first: the projections live in a, which the attentions then overwrite */
     for (int64_t s = 0; s < n_sp; s++) {

@@ -16,19 +16,10 @@
  * Both kernels are launched with PDL (pdl.cuh) and wait before reading anything.
  * K / V: FP32 or a BF16 KV cache (template parameter KV: half the bytes a step reads, the math stays
  * FP32 since BF16 -> FP32 is exact).
- * Fused form (qa_cu_attention_decode_fused, a decode step at a device position, issue #6): the split kernel also
- * does qkv_prep's work for the step's row, which saves its launch and the round trip of q and the new K / V row
- * through memory. Each block puts its G query heads through q_norm and RoPE itself (G x Dh values: cheap), and the
- * block whose slice ends at the new key (the last slice of each kv head) makes the new K / V row, folds it from
- * shared memory and writes it to the cache row for later steps; every other row is read from the cache as before.
- * head_prep.cuh's operations, qkv_prep's order, the BF16 rounding before the new key's score, and the same fold
- * code (FUSE template flag): the same bits as qkv_prep then the plain kernels, which stay the default elsewhere.
  */
 #include <math.h>
-#include <string.h>
 
 #include "attn_out.cuh"
-#include "head_prep.cuh"
 #include "ops.cuh"
 #include "pdl.cuh"
 
@@ -64,12 +55,11 @@ __device__ __forceinline__ void dec_slices(int n, int *ns, int *chunk)
     *ns = (n + *chunk - 1) / *chunk; /* <= want; fewer when rounding the chunk up leaves the last empty */
 }
 
-/* Fold keys [jb, jb + DEC_KB) ∩ [.., j1) into the warp's running state of G query heads. FUSE: key jn's row is
- * kn / vn (shared memory, the values the cache row jn is being given) instead of the cache's. */
-template <int DH, int G, typename KV, bool FUSE>
+/* Fold keys [jb, jb + DEC_KB) ∩ [.., j1) into the warp's running state of G query heads. */
+template <int DH, int G, typename KV>
 __device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, int j1, int lane,
                                           const float (&qr)[G][(DH + 31) / 32], float (&m)[G], float (&l)[G],
-                                          float (&acc)[G][(DH + 31) / 32], const KV *kn, const KV *vn, int jn)
+                                          float (&acc)[G][(DH + 31) / 32])
 {
     constexpr int C = (DH + 31) / 32;
     const KV *K = (const KV *)a.k, *V = (const KV *)a.v;
@@ -80,13 +70,8 @@ __device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, in
         for (int c = 0; c < C; c++) {
             int j = jb + u, d = lane + 32 * c;
             bool ok = j < j1 && (DH % 32 == 0 || d < DH);
-            if (FUSE && j == jn) {
-                kr[u][c] = ok ? qa_ld(kn, d) : 0.f;
-                vr[u][c] = ok ? qa_ld(vn, d) : 0.f;
-            } else {
-                kr[u][c] = ok ? qa_ld(K, (size_t)j * a.ldk + (size_t)kvh * DH + d) : 0.f;
-                vr[u][c] = ok ? qa_ld(V, (size_t)j * a.ldv + (size_t)kvh * DH + d) : 0.f;
-            }
+            kr[u][c] = ok ? qa_ld(K, (size_t)j * a.ldk + (size_t)kvh * DH + d) : 0.f;
+            vr[u][c] = ok ? qa_ld(V, (size_t)j * a.ldv + (size_t)kvh * DH + d) : 0.f;
         }
 #pragma unroll
     for (int g = 0; g < G; g++) {
@@ -121,103 +106,12 @@ __device__ __forceinline__ void fold_keys(const dec_args &a, int kvh, int jb, in
     }
 }
 
-/* The fused step's q / k / v preparation: qkv_prep's arguments for the step's one row (ops.cuh
- * qa_cu_attention_decode_fused). */
-struct dec_fuse {
-    const float *q, *k, *v; /* the q / k / v GEMM's output row: [H * DH], [Hk * DH], [Hk * DH] FP32 */
-    const float *qw, *kw;   /* q_norm, k_norm [DH] */
-    void *kc, *vc;          /* the cache a.k / a.v, written at row pos[0] */
-    float eps;
-    float inv[QA_CUDA_DEC_MAX_DH / 2]; /* qa_cu_rope_inv, by value in the kernel's parameters */
-};
-
-/* Shared memory of the fused prologue. */
-template <int DH, int G, typename KV> struct dec_fuse_smem {
-    __align__(16) float q[G][DH]; /* the block's query heads, normalised and rotated */
-    __align__(16) float k[DH];    /* the new key normalised, before its rotation */
-    KV kn[DH], vn[DH];            /* the new K / V row as the cache holds it */
-    float cs[DH / 2], sn[DH / 2];
-};
-
-/* Ask L2 for cache rows [j0, j1) of kv head kvh, K and V: the fused prologue runs between the wait and the fold's
- * first loads, and with the rows on their way its latency overlaps their HBM reads instead of preceding them. A
- * hint (prefetch.global.L2): no value changes. */
-template <int DH, typename KV> __device__ __forceinline__ void dec_prefetch(const dec_args &a, int kvh, int j0, int j1)
-{
-    constexpr int LINES = (DH * (int)sizeof(KV) + 127) / 128, STEP = 128 / (int)sizeof(KV);
-    for (int t = threadIdx.x; t < (j1 - j0) * 2 * LINES; t += DEC_WARPS * 32) {
-        const int j = j0 + t / (2 * LINES), r = t % (2 * LINES);
-        const KV *row = r < LINES ? (const KV *)a.k + (size_t)j * a.ldk : (const KV *)a.v + (size_t)j * a.ldv;
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(row + (size_t)kvh * DH + (r % LINES) * STEP));
-    }
-}
-
-/* The fused step's prologue in block (slice, kv head kvh): its G query heads through q_norm and RoPE into sm.q and,
- * when fresh (the block whose slice ends at key p, the new one), the new K / V row into sm.kn / sm.vn and the
- * cache row p — head_prep.cuh's operations in qkv_prep's order, so the same bits. Warp w takes items w, w + 4, ...
- * of [G query heads, the key head, the value head], their loads issued first, as qkv.cu's warps do. */
-template <int DH, int G, typename KV>
-__device__ __forceinline__ void dec_fuse_prep(const dec_args &a, const dec_fuse &f, dec_fuse_smem<DH, G, KV> &sm,
-                                              int kvh, int p, bool fresh, int warp, int lane)
-{
-    constexpr int S = (DH + 127) / 128, IPW = (G + 2 + DEC_WARPS - 1) / DEC_WARPS;
-    const int ni = fresh ? G + 2 : G;
-    float4 x[IPW][S];
-#pragma unroll
-    for (int i = 0; i < IPW; i++) {
-        const int it = warp + i * DEC_WARPS;
-        const float *src = it < G ? f.q + (size_t)(kvh * G + it) * DH : (it == G ? f.k : f.v) + (size_t)kvh * DH;
-#pragma unroll
-        for (int k = 0; k < S; k++) {
-            const int c = lane + 32 * k;
-            x[i][k] = it < ni && c < DH / 4 ? ((const float4 *)src)[c] : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
-    }
-    for (int i = threadIdx.x; i < DH / 2; i += DEC_WARPS * 32)
-        qa_rope_angle(f.inv[i], p, &sm.cs[i], &sm.sn[i]);
-    __syncthreads();
-#pragma unroll
-    for (int i = 0; i < IPW; i++) { /* `it` is uniform over the warp: the norm's shuffles see all lanes */
-        const int it = warp + i * DEC_WARPS;
-        if (it < G) {
-            qa_head_norm(sm.q[it], x[i], f.qw, DH, f.eps, lane);
-            qa_head_rope(sm.q[it], sm.q[it], sm.cs, sm.sn, DH, lane);
-        } else if (it == G && it < ni) {
-            qa_head_norm(sm.k, x[i], f.kw, DH, f.eps, lane);
-            qa_head_rope(sm.kn, sm.k, sm.cs, sm.sn, DH, lane);
-        } else if (it < ni) {
-#pragma unroll
-            for (int k = 0; k < S; k++) {
-                const int c = lane + 32 * k;
-                if (c < DH / 4) {
-                    qa_kv_put(sm.vn + 4 * c, x[i][k].x);
-                    qa_kv_put(sm.vn + 4 * c + 1, x[i][k].y);
-                    qa_kv_put(sm.vn + 4 * c + 2, x[i][k].z);
-                    qa_kv_put(sm.vn + 4 * c + 3, x[i][k].w);
-                }
-            }
-        }
-    }
-    __syncthreads();
-    if (fresh) { /* later steps read the row from the cache */
-        KV *kd = (KV *)f.kc + (size_t)p * a.ldk + (size_t)kvh * DH;
-        KV *vd = (KV *)f.vc + (size_t)p * a.ldv + (size_t)kvh * DH;
-        for (int d = threadIdx.x; d < DH; d += DEC_WARPS * 32) {
-            kd[d] = sm.kn[d];
-            vd[d] = sm.vn[d];
-        }
-    }
-}
-
-/* One slice of keys for the G query heads of kv head blockIdx.y -> partials. FUSE (`fuse` given): the query heads and
- * the new key's row come from dec_fuse_prep instead of qkv_prep's outputs; everything after is the same code. */
-template <int DH, int G, typename KV, bool FUSE> __device__ __forceinline__ void dec_split(const dec_args &a,
-                                                                                          const dec_fuse *fuse)
+/* One slice of keys for the G query heads of kv head blockIdx.y -> partials. */
+template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_kernel(dec_args a)
 {
     constexpr int C = (DH + 31) / 32;
     __shared__ float sml[DEC_WARPS][G][2];
     __shared__ float sacc[DEC_WARPS][G][DH];
-    __shared__ dec_fuse_smem<DH, G, KV> fs; /* unreferenced, so not allocated, without FUSE */
     qa_pdl_wait(); /* launched with PDL (pdl.cuh): q, the cache rows and the position come from earlier kernels */
     qa_pdl_trigger();
     const int n = dec_keys(a), s = blockIdx.x;
@@ -227,16 +121,6 @@ template <int DH, int G, typename KV, bool FUSE> __device__ __forceinline__ void
         return; /* a graph's grid covers the most slices; this step has fewer */
     const int j0 = s * chunk, j1 = min(n, j0 + chunk);
     const int kvh = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int jn = -1; /* the key whose row is fs.kn / fs.vn */
-    if constexpr (FUSE) {
-        /* key p = pos[0] is the new one unless the position lies outside the cache (then qkv_prep stores nothing
-         * and the attention reads the cache's rows only: so do we) */
-        const int p = *a.pos_dev;
-        if (p == n - 1 && s == ns - 1)
-            jn = p;
-        dec_prefetch<DH, KV>(a, kvh, j0, jn >= 0 ? j1 - 1 : j1);
-        dec_fuse_prep<DH, G, KV>(a, *fuse, fs, kvh, p, jn >= 0, warp, lane);
-    }
     float qr[G][C], m[G], l[G], acc[G][C];
 #pragma unroll
     for (int g = 0; g < G; g++) {
@@ -245,13 +129,12 @@ template <int DH, int G, typename KV, bool FUSE> __device__ __forceinline__ void
 #pragma unroll
         for (int c = 0; c < C; c++) {
             int d = lane + 32 * c;
-            qr[g][c] = (DH % 32 == 0 || d < DH) ? (FUSE ? fs.q[g][d] : a.q[(size_t)(kvh * G + g) * DH + d]) * a.scale
-                                                : 0.f;
+            qr[g][c] = (DH % 32 == 0 || d < DH) ? a.q[(size_t)(kvh * G + g) * DH + d] * a.scale : 0.f;
             acc[g][c] = 0.f;
         }
     }
     for (int jb = j0 + warp * DEC_KB; jb < j1; jb += DEC_WARPS * DEC_KB)
-        fold_keys<DH, G, KV, FUSE>(a, kvh, jb, j1, lane, qr, m, l, acc, fs.kn, fs.vn, jn);
+        fold_keys<DH, G, KV>(a, kvh, jb, j1, lane, qr, m, l, acc);
 #pragma unroll
     for (int g = 0; g < G; g++) {
         if (lane == 0) {
@@ -281,17 +164,6 @@ template <int DH, int G, typename KV, bool FUSE> __device__ __forceinline__ void
         }
         pp[2 + d] = A;
     }
-}
-
-template <int DH, int G, typename KV> __global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_kernel(dec_args a)
-{
-    dec_split<DH, G, KV, false>(a, NULL);
-}
-
-template <int DH, int G, typename KV>
-__global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_fused_kernel(dec_args a, const __grid_constant__ dec_fuse f)
-{
-    dec_split<DH, G, KV, true>(a, &f);
 }
 
 /* out[h] = merge of the ns partials of query head blockIdx.x: M = max_s m_s, f_s = e^(m_s - M),
@@ -350,49 +222,25 @@ template <int DH> __global__ void dec_combine_kernel(dec_args a)
     }
 }
 
-template <int DH, int G>
-static cudaError_t launch(cudaStream_t s, const dec_args &a, const dec_fuse *f, int kv_bf16, int grid_splits)
+template <int DH, int G> static cudaError_t launch(cudaStream_t s, const dec_args &a, int kv_bf16, int grid_splits)
 {
     dim3 grid(grid_splits, a.Hk);
-    cudaError_t err;
-    if (f)
-        err = kv_bf16 ? qa_cu_launch(dec_split_fused_kernel<DH, G, __nv_bfloat16>, grid, DEC_WARPS * 32, 0, s, a, *f)
-                      : qa_cu_launch(dec_split_fused_kernel<DH, G, float>, grid, DEC_WARPS * 32, 0, s, a, *f);
-    else
-        err = kv_bf16 ? qa_cu_launch(dec_split_kernel<DH, G, __nv_bfloat16>, grid, DEC_WARPS * 32, 0, s, a)
-                      : qa_cu_launch(dec_split_kernel<DH, G, float>, grid, DEC_WARPS * 32, 0, s, a);
+    cudaError_t err = kv_bf16 ? qa_cu_launch(dec_split_kernel<DH, G, __nv_bfloat16>, grid, DEC_WARPS * 32, 0, s, a)
+                              : qa_cu_launch(dec_split_kernel<DH, G, float>, grid, DEC_WARPS * 32, 0, s, a);
     if (err != cudaSuccess)
         return err;
     return qa_cu_launch(dec_combine_kernel<DH>, a.H, DH < 32 ? 32 : DH < 128 ? DH : 128, 0, s, a);
 }
 
 /* The kernels of G query heads per kv head (qa_cu_attention_decode_supported: G is 1, 2, 4 or 8). */
-template <int DH>
-static cudaError_t launch_g(cudaStream_t s, const dec_args &a, const dec_fuse *f, int G, int kv_bf16, int grid_splits)
+template <int DH> static cudaError_t launch_g(cudaStream_t s, const dec_args &a, int G, int kv_bf16, int grid_splits)
 {
     switch (G) {
-    case 1: return launch<DH, 1>(s, a, f, kv_bf16, grid_splits);
-    case 2: return launch<DH, 2>(s, a, f, kv_bf16, grid_splits);
-    case 4: return launch<DH, 4>(s, a, f, kv_bf16, grid_splits);
-    default: return launch<DH, 8>(s, a, f, kv_bf16, grid_splits);
+    case 1: return launch<DH, 1>(s, a, kv_bf16, grid_splits);
+    case 2: return launch<DH, 2>(s, a, kv_bf16, grid_splits);
+    case 4: return launch<DH, 4>(s, a, kv_bf16, grid_splits);
+    default: return launch<DH, 8>(s, a, kv_bf16, grid_splits);
     }
-}
-
-/* Both forms: the grid (the slices of n keys, or the most a device position may need) and the head dim. */
-static qa_status launch_dh(cudaStream_t s, const dec_args &a, const dec_fuse *f, int Dh, int kv_bf16, qa_err *e)
-{
-    int keys = a.pos_dev ? a.max_kv : a.n_host, splits = (keys + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
-    splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;
-    int G = a.H / a.Hk;
-    cudaError_t err;
-    switch (Dh) {
-    case 16: err = launch_g<16>(s, a, f, G, kv_bf16, splits); break;
-    case 32: err = launch_g<32>(s, a, f, G, kv_bf16, splits); break;
-    case 64: err = launch_g<64>(s, a, f, G, kv_bf16, splits); break;
-    default: err = launch_g<128>(s, a, f, G, kv_bf16, splits); break;
-    }
-    QA_CUDA_CHECK(e, err);
-    return QA_OK;
 }
 
 int qa_cu_attention_decode_supported(int Dh, int H, int Hk)
@@ -412,20 +260,17 @@ qa_status qa_cu_attention_decode(cudaStream_t s, void *out, int out_bf16, const 
     if (max_kv <= 0 || (!pos && (n <= 0 || n > max_kv)))
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode: %d keys of a %d-row cache", n, max_kv);
     dec_args a = {out, q, k, v, part, ldk, ldv, H, Hk, n, pos, max_kv, scale, out_bf16};
-    return launch_dh(s, a, NULL, Dh, kv_bf16, e);
-}
-
-qa_status qa_cu_attention_decode_fused(cudaStream_t s, float *out, const float *q, const float *k, const float *v,
-                                       const float *qw, const float *kw, void *kc, void *vc, int kv_bf16, float *part,
-                                       int H, int Hk, int Dh, const int32_t *pos, int max_kv, float scale,
-                                       const float *inv, float eps, qa_err *e)
-{
-    if (!qa_cu_attention_decode_supported(Dh, H, Hk) || !pos || max_kv <= 0)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "attention_decode_fused: head dim %d with %d / %d heads, a %d-row cache "
-                       "and %s position not built", Dh, H, Hk, max_kv, pos ? "a device" : "no");
-    const int ld = Hk * Dh;
-    dec_args a = {out, NULL, kc, vc, part, ld, ld, H, Hk, 0, pos, max_kv, scale, 0};
-    dec_fuse f = {q, k, v, qw, kw, kc, vc, eps, {0}};
-    memcpy(f.inv, inv, (size_t)(Dh / 2) * sizeof(float));
-    return launch_dh(s, a, &f, Dh, kv_bf16, e);
+    /* the host knows n: launch its slices only; a device position: the most slices a step may need */
+    int splits = pos ? (max_kv + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS : (n + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS;
+    splits = splits < QA_CU_DEC_SPLITS ? splits : QA_CU_DEC_SPLITS;
+    int G = H / Hk;
+    cudaError_t err;
+    switch (Dh) {
+    case 16: err = launch_g<16>(s, a, G, kv_bf16, splits); break;
+    case 32: err = launch_g<32>(s, a, G, kv_bf16, splits); break;
+    case 64: err = launch_g<64>(s, a, G, kv_bf16, splits); break;
+    default: err = launch_g<128>(s, a, G, kv_bf16, splits); break;
+    }
+    QA_CUDA_CHECK(e, err);
+    return QA_OK;
 }

@@ -687,46 +687,6 @@ static qa_status be_attention_at(qa_backend *be, float *out, const float *q, con
     RUN(be, e, attention_at_impl(be, out, q, k, v, dt, Tq, max_kv, H, Hk, Dh, pos, e));
 }
 
-/* The decode step's qkv_prep + attention_at in one op (attention_decode.cu's fused kernels): qkv_prep_impl's and
- * attention_at_impl's checks for T = 1. */
-static qa_status qkv_attention_at_impl(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                                       const qa_tensor *qn, const qa_tensor *kn, void *kc, void *vc, qa_dtype dt,
-                                       int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos,
-                                       float theta, float eps, qa_err *e)
-{
-    qa_cuda_ctx *c = ctx_of(be);
-    INT_DIMS(e, "qkv_attention_at", max_kv, H, Hk, Dh, H * Dh, Hk * Dh, max_kv * Hk * Dh);
-    QA_TRY(kv_dtype_ok(e, "qkv_attention_at", dt));
-    QA_TRY(vec_ok(e, "qkv_attention_at", "q_norm", qn, Dh));
-    QA_TRY(vec_ok(e, "qkv_attention_at", "k_norm", kn, Dh));
-    if (!pos || !qa_cu_attention_decode_supported((int)Dh, (int)H, (int)Hk) ||
-        Dh > 2 * (int64_t)(sizeof c->rope_inv / sizeof c->rope_inv[0]))
-        return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_attention_at: built for a device position, head dim 16/32/64/128 and "
-                       "1/2/4/8 query heads per kv head; got Dh %lld, %lld/%lld heads", (long long)Dh, (long long)H,
-                       (long long)Hk);
-    if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v) % 16 != 0)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "qkv_attention_at: q, k, v rows must start on 16 bytes (float4 loads)");
-    QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
-    QA_TRY(decode_partials_fit(c, H, e));
-    if (c->rope_dh != (int)Dh || c->rope_theta != theta) { /* qkv_prep_impl's cache of the frequencies */
-        qa_cu_rope_inv(c->rope_inv, (int)Dh, theta);
-        c->rope_dh = (int)Dh;
-        c->rope_theta = theta;
-    }
-    float scale = (float)(1.0 / sqrt((double)Dh)); /* the same rounding as attention_impl */
-    return qa_cu_attention_decode_fused(c->stream, out, q, k, v, (const float *)qn->data, (const float *)kn->data, kc,
-                                        vc, dt == QA_BF16, (float *)c->work, (int)H, (int)Hk, (int)Dh, pos,
-                                        (int)max_kv, scale, c->rope_inv, eps, e);
-}
-
-static qa_status be_qkv_attention_at(qa_backend *be, float *out, const float *q, const float *k, const float *v,
-                                     const qa_tensor *qn, const qa_tensor *kn, void *kc, void *vc, qa_dtype dt,
-                                     int64_t max_kv, int64_t H, int64_t Hk, int64_t Dh, const int32_t *pos, float theta,
-                                     float eps, qa_err *e)
-{
-    RUN(be, e, qkv_attention_at_impl(be, out, q, k, v, qn, kn, kc, vc, dt, max_kv, H, Hk, Dh, pos, theta, eps, e));
-}
-
 static qa_status argmax_at_impl(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,
                                 const int32_t *suppress, int n_suppress, const int32_t *state, qa_err *e)
 {
@@ -857,10 +817,6 @@ extern "C" __attribute__((visibility("default"))) qa_status qa_backend_cuda_init
     be->mel_tables = be_mel_tables;
     be->log_mel = be_log_mel;
     be->attention_at = be_attention_at;
-    /* QA_CUDA_DECODE_FUSE=0 (read once, at open): the decode step runs qkv_prep then attention_at as before the
-     * fused op (the same numbers; to compare timings) */
-    const char *fuse = getenv("QA_CUDA_DECODE_FUSE");
-    be->qkv_attention_at = fuse && strcmp(fuse, "0") == 0 ? NULL : be_qkv_attention_at;
     be->argmax_at = be_argmax_at;
     be->step_advance = be_step_advance;
     be->graph_begin = be_graph_begin;

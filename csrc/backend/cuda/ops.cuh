@@ -313,15 +313,6 @@ int qa_cu_attention_decode_supported(int Dh, int H, int Hk);
 qa_status qa_cu_attention_decode(cudaStream_t s, void *out, int out_bf16, const float *q, const void *k, int ldk,
                                  const void *v, int ldv, int kv_bf16, float *part, int H, int Hk, int Dh, int n,
                                  const int32_t *pos, int max_kv, float scale, qa_err *e);
-/* The decode step of a device position with qkv_prep folded in: the numbers of qa_cu_qkv_prep(qo, q, ., kc, vc,
- * kv_bf16, k, v, ., qw, kw, T = 1, H, Hk, Dh, 0, pos, max_kv, inv, eps) followed by qa_cu_attention_decode(out, 0,
- * qo, kc, Hk*Dh, vc, Hk*Dh, kv_bf16, part, H, Hk, Dh, 0, pos, max_kv, scale), bit for bit, without qo: q [H*Dh],
- * k, v [Hk*Dh] are the raw FP32 row (16-byte aligned), kc / vc the cache (row pos[0] written when inside it); out
- * FP32 [H*Dh], not overlapping q, k, v. Same _supported shapes (every Dh there is a multiple of 4). */
-qa_status qa_cu_attention_decode_fused(cudaStream_t s, float *out, const float *q, const float *k, const float *v,
-                                       const float *qw, const float *kw, void *kc, void *vc, int kv_bf16, float *part,
-                                       int H, int Hk, int Dh, const int32_t *pos, int max_kv, float scale,
-                                       const float *inv, float eps, qa_err *e);
 #define QA_CU_DEC_SPLITS QA_CUDA_DEC_SPLITS
 
 /* ---- step.cu ---------------------------------------------------------------------------------- */

@@ -9,7 +9,7 @@
  * rmsnorm_row_kernel order (lane l adds elements 4c..4c+3 of chunks c = l, l + 32, ..., then the warp
  * butterfly), keeps x * rsqrt(mean + eps) * w in its shared-memory row, and rotates the pairs (i, i + Dh/2)
  * with qa_cu_rope_inv's frequencies and the products of transformers' rotate_half — so the FP32 numbers are those
- * of rmsnorm then rope (head_prep.cuh: the math, shared with attention_decode.cu's fused decode step). A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
+ * of rmsnorm then rope. A v warp converts and copies. Every warp writes only its own head, after reading all of it, so
  * qo == q (in place) and kdst == k / vdst == v (FP32, position 0 onwards) are safe. q, k, v are read at their row
  * strides (API 8: the column blocks of the one q/k/v GEMM's output), qo written contiguous.
  * The position comes from pos_dev when given, read when the kernel runs (a recorded decode step, like
@@ -20,7 +20,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "head_prep.cuh"
 #include "ops.cuh"
 #include "pdl.cuh"
 
@@ -49,8 +48,49 @@ struct qkv_args {
     float inv[QA_CU_QKV_MAX_DH / 2]; /* qa_cu_rope_inv, by value in the kernel's parameters */
 };
 
+__device__ __forceinline__ void qkv_put(float *p, float x) { *p = x; }
+__device__ __forceinline__ void qkv_put(__nv_bfloat16 *p, float x) { *p = __float2bfloat16_rn(x); }
+
 #define QKV_HPW_MAX 4                       /* heads per warp at most (the launch below) */
 #define QKV_SLOTS (QA_CU_QKV_MAX_DH / 128)  /* float4 per lane holding a head of Dh <= QA_CU_QKV_MAX_DH */
+
+/* RMSNorm of a head held in the warp's registers (x[s] = elements 4c..4c+3, c = lane + 32 s) times w into
+ * row[Dh] (shared, this warp's), in rmsnorm_row_kernel's summation order. */
+__device__ __forceinline__ void qkv_norm(float *row, const float4 (&x)[QKV_SLOTS], const float *w, int Dh, float eps,
+                                         int lane)
+{
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < QKV_SLOTS; k++) {
+        const int c = lane + 32 * k;
+        if (c < Dh / 4) {
+            s += x[k].x * x[k].x + x[k].y * x[k].y + x[k].z * x[k].z + x[k].w * x[k].w;
+            ((float4 *)row)[c] = x[k];
+        }
+    }
+    const float r = rsqrtf(qa_warp_sum(s) / Dh + eps);
+#pragma unroll
+    for (int k = 0; k < QKV_SLOTS; k++) { /* the lane's own elements: no sync needed yet */
+        const int c = lane + 32 * k;
+        if (c < Dh / 4)
+            for (int u = 0; u < 4; u++)
+                row[4 * c + u] = row[4 * c + u] * r * w[4 * c + u];
+    }
+    __syncwarp(); /* rope reads the other lanes' halves */
+}
+
+/* Rotate row[Dh] by the row's angles (cs / sn, shared) into dst[Dh] (NeoX split-half, transformers'
+ * rotate_half products). */
+template <typename D>
+__device__ __forceinline__ void qkv_rope(D *dst, const float *row, const float *cs, const float *sn, int Dh, int lane)
+{
+    const int half = Dh / 2;
+    for (int i = lane; i < half; i += 32) {
+        float a = row[i], b = row[i + half];
+        qkv_put(dst + i, a * cs[i] - b * sn[i]);
+        qkv_put(dst + i + half, b * cs[i] + a * sn[i]);
+    }
+}
 
 /* Head j of row t as an FP32 source: a q head, then the k heads, then the v heads (NULL past j1). */
 __device__ __forceinline__ const float *qkv_src(const qkv_args &a, int t, int j, int j1)
@@ -89,8 +129,13 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
         }
     }
     const int p = (a.pos_dev ? *a.pos_dev : a.pos0) + t;
-    for (int i = threadIdx.x; i < Dh / 2; i += blockDim.x)
-        qa_rope_angle(a.inv[i], p, &cs[i], &sn[i]);
+    for (int i = threadIdx.x; i < Dh / 2; i += blockDim.x) {
+        /* one fp32 product fp32(p) * inv_freq (the position_ids matmul); accurate cosf / sinf: angles reach
+         * thousands of radians */
+        float ang = a.inv[i] * (float)p;
+        cs[i] = cosf(ang);
+        sn[i] = sinf(ang);
+    }
     __syncthreads(); /* the only block-wide sync: warps may leave alone below */
     const bool stored = p >= 0 && p < a.max_rows; /* past the cache: an engine bug upstream, never write */
 #pragma unroll
@@ -99,23 +144,23 @@ template <typename KV> __global__ void __launch_bounds__(QKV_WARPS_MAX * 32) qkv
         if (j >= j1)
             return;
         if (j < a.H) {
-            qa_head_norm(rows[warp], x[h], a.qw, Dh, a.eps, lane);
-            qa_head_rope(a.qo + ((size_t)t * a.H + j) * Dh, rows[warp], cs, sn, Dh, lane);
+            qkv_norm(rows[warp], x[h], a.qw, Dh, a.eps, lane);
+            qkv_rope(a.qo + ((size_t)t * a.H + j) * Dh, rows[warp], cs, sn, Dh, lane);
         } else if (!stored) {
             return;
         } else if (j < a.H + a.Hk) {
-            qa_head_norm(rows[warp], x[h], a.kw, Dh, a.eps, lane);
-            qa_head_rope((KV *)a.kdst + (size_t)p * KD + (j - a.H) * Dh, rows[warp], cs, sn, Dh, lane);
+            qkv_norm(rows[warp], x[h], a.kw, Dh, a.eps, lane);
+            qkv_rope((KV *)a.kdst + (size_t)p * KD + (j - a.H) * Dh, rows[warp], cs, sn, Dh, lane);
         } else {
             KV *dst = (KV *)a.vdst + (size_t)p * KD + (j - a.H - a.Hk) * Dh;
 #pragma unroll
             for (int k = 0; k < QKV_SLOTS; k++) {
                 const int c = lane + 32 * k;
                 if (c < Dh / 4) {
-                    qa_kv_put(dst + 4 * c, x[h][k].x);
-                    qa_kv_put(dst + 4 * c + 1, x[h][k].y);
-                    qa_kv_put(dst + 4 * c + 2, x[h][k].z);
-                    qa_kv_put(dst + 4 * c + 3, x[h][k].w);
+                    qkv_put(dst + 4 * c, x[h][k].x);
+                    qkv_put(dst + 4 * c + 1, x[h][k].y);
+                    qkv_put(dst + 4 * c + 2, x[h][k].z);
+                    qkv_put(dst + 4 * c + 3, x[h][k].w);
                 }
             }
         }
