@@ -69,8 +69,6 @@ template <int V>
 __global__ void silu_mul_bf16in_kernel(__nv_bfloat16 *out, int ldo, const __nv_bfloat16 *g, const __nv_bfloat16 *u,
                                        int ld, int rows, int FV)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= FV)
         return;
@@ -176,8 +174,11 @@ qa_status qa_cu_silu_mul_bf16in(cudaStream_t s, __nv_bfloat16 *out, int ldo, con
                     (((uintptr_t)gate | (uintptr_t)up | (uintptr_t)out) & 15) == 0;
     const int FV = vec ? F / 8 : F;
     dim3 grid((unsigned)((FV + 127) / 128), (unsigned)(rows < 65535 ? rows : 65535));
-    QA_CUDA_CHECK(e, qa_cu_launch(vec ? silu_mul_bf16in_kernel<8> : silu_mul_bf16in_kernel<1>, grid, 128, 0, s, out,
-                                  ldo, gate, up, ld, rows, FV));
+    if (vec)
+        silu_mul_bf16in_kernel<8><<<grid, 128, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
+    else
+        silu_mul_bf16in_kernel<1><<<grid, 128, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
