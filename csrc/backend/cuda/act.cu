@@ -7,12 +7,9 @@
  * and projector (MODEL_FACTS §4); Qwen3MLP down(silu(gate(x)) * up(x)) with silu(g) = g / (1 + e^-g).
  */
 #include "ops.cuh"
-#include "pdl.cuh"
 
 __global__ void gelu_kernel(float *out, const float *x, size_t n)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         out[i] = qa_gelu_erf(x[i]);
 }
@@ -23,8 +20,6 @@ __device__ __forceinline__ void put(__nv_bfloat16 *p, float v) { *p = __float2bf
 /* The encoder's fc1 output -> fc2's BF16 operand in one pass (ln_mlp): 16-byte loads, 8-byte stores. */
 __global__ void gelu_bf16_4_kernel(__nv_bfloat16 *out, const float4 *x, size_t n4)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
         float4 v = x[i];
         qa_store4(out + 4 * i, make_float4(qa_gelu_erf(v.x), qa_gelu_erf(v.y), qa_gelu_erf(v.z), qa_gelu_erf(v.w)));
@@ -33,8 +28,6 @@ __global__ void gelu_bf16_4_kernel(__nv_bfloat16 *out, const float4 *x, size_t n
 
 __global__ void gelu_bf16_kernel(__nv_bfloat16 *out, const float *x, size_t n)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         put(out + i, qa_gelu_erf(x[i]));
 }
@@ -45,8 +38,6 @@ __global__ void gelu_bf16_kernel(__nv_bfloat16 *out, const float *x, size_t n)
 template <typename O, int V>
 __global__ void silu_mul_kernel(O *out, int ldo, const float *g, const float *u, int ld, int rows, int FV)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= FV)
         return;
@@ -94,8 +85,6 @@ __global__ void silu_mul_bf16in_kernel(__nv_bfloat16 *out, int ldo, const __nv_b
 
 __global__ void add_kernel(float *out, const float *a, const float *b, size_t n)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }
@@ -107,8 +96,6 @@ __global__ void add_kernel(float *out, const float *a, const float *b, size_t n)
 template <typename I>
 __global__ void bias_act_kernel(float *x, const float *bias, I n, unsigned D, I inner, int gelu)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
         float v = x[i] + (bias ? bias[(unsigned)((i / inner) % D)] : 0.0f);
         x[i] = gelu ? qa_gelu_erf(v) : v;
@@ -119,7 +106,8 @@ qa_status qa_cu_gelu(cudaStream_t s, float *out, const float *x, size_t n, qa_er
 {
     if (!n)
         return QA_OK;
-    QA_CUDA_CHECK(e, qa_cu_launch(gelu_kernel, qa_cuda_grid(n), 256, 0, s, out, x, n));
+    gelu_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, x, n);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -128,10 +116,10 @@ qa_status qa_cu_gelu_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, si
     if (!n)
         return QA_OK;
     if (n % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)out & 7) == 0)
-        QA_CUDA_CHECK(e, qa_cu_launch(gelu_bf16_4_kernel, qa_cuda_grid(n / 4), 256, 0, s, out, (const float4 *)x,
-                                      n / 4));
+        gelu_bf16_4_kernel<<<qa_cuda_grid(n / 4), 256, 0, s>>>(out, (const float4 *)x, n / 4);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(gelu_bf16_kernel, qa_cuda_grid(n), 256, 0, s, out, x, n));
+        gelu_bf16_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, x, n);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -146,9 +134,10 @@ static qa_status silu_mul(cudaStream_t s, O *out, int ldo, const float *gate, co
     const int FV = vec ? F / 4 : F;
     dim3 grid((unsigned)((FV + 255) / 256), (unsigned)(rows < 65535 ? rows : 65535));
     if (vec)
-        QA_CUDA_CHECK(e, qa_cu_launch(silu_mul_kernel<O, 4>, grid, 256, 0, s, out, ldo, gate, up, ld, rows, FV));
+        silu_mul_kernel<O, 4><<<grid, 256, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(silu_mul_kernel<O, 1>, grid, 256, 0, s, out, ldo, gate, up, ld, rows, FV));
+        silu_mul_kernel<O, 1><<<grid, 256, 0, s>>>(out, ldo, gate, up, ld, rows, FV);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -186,7 +175,8 @@ qa_status qa_cu_add(cudaStream_t s, float *out, const float *a, const float *b, 
 {
     if (!n)
         return QA_OK;
-    QA_CUDA_CHECK(e, qa_cu_launch(add_kernel, qa_cuda_grid(n), 256, 0, s, out, a, b, n));
+    add_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, a, b, n);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -197,10 +187,10 @@ qa_status qa_cu_bias_act(cudaStream_t s, float *x, const float *bias, size_t n, 
         return QA_OK;
     inner = inner ? inner : 1;
     if (n <= 0xffffffffu - (size_t)qa_cuda_grid(n) * 256) /* i + stride never wraps */
-        QA_CUDA_CHECK(e, qa_cu_launch(bias_act_kernel<unsigned>, qa_cuda_grid(n), 256, 0, s, x, bias, (unsigned)n,
-                                      (unsigned)D, (unsigned)inner, gelu));
+        bias_act_kernel<unsigned><<<qa_cuda_grid(n), 256, 0, s>>>(x, bias, (unsigned)n, (unsigned)D, (unsigned)inner,
+                                                                  gelu);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(bias_act_kernel<size_t>, qa_cuda_grid(n), 256, 0, s, x, bias, n, (unsigned)D,
-                                      inner, gelu));
+        bias_act_kernel<size_t><<<qa_cuda_grid(n), 256, 0, s>>>(x, bias, n, (unsigned)D, inner, gelu);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -16,7 +16,6 @@
 
 #include "attn_out.cuh"
 #include "ops.cuh"
-#include "pdl.cuh"
 
 #define BQ 16     /* query rows per block */
 #define QPW 4     /* query rows per warp */
@@ -41,8 +40,6 @@ template <typename A> __device__ __forceinline__ void key_range(const A &a, int 
 
 template <int DH, typename KV> __global__ void __launch_bounds__(WARPS * 32) attention_kernel(attn_args a)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     constexpr int C = (DH + 31) / 32; /* output columns per lane (lanes >= DH idle when DH < 32) */
     __shared__ float Qs[BQ][DH];
     __shared__ float Ks[BK][DH + 1];
@@ -135,12 +132,13 @@ template <int DH, typename KV> __global__ void __launch_bounds__(WARPS * 32) att
     }
 }
 
-template <int DH> static cudaError_t launch(cudaStream_t s, const attn_args &a, int kv_bf16)
+template <int DH> static void launch(cudaStream_t s, const attn_args &a, int kv_bf16)
 {
     dim3 grid(qa_cuda_blocks((size_t)a.Tq, BQ), a.H);
     if (kv_bf16)
-        return qa_cu_launch(attention_kernel<DH, __nv_bfloat16>, grid, WARPS * 32, 0, s, a);
-    return qa_cu_launch(attention_kernel<DH, float>, grid, WARPS * 32, 0, s, a);
+        attention_kernel<DH, __nv_bfloat16><<<grid, WARPS * 32, 0, s>>>(a);
+    else
+        attention_kernel<DH, float><<<grid, WARPS * 32, 0, s>>>(a);
 }
 
 qa_status qa_cu_attention(cudaStream_t s, void *out, int out_bf16, int ldo, const float *q, int ldq, const void *k,
@@ -152,11 +150,12 @@ qa_status qa_cu_attention(cudaStream_t s, void *out, int out_bf16, int ldo, cons
         return QA_OK;
     attn_args a = {out, q, k, v, ldo, ldq, ldk, ldv, Tq, Tk, H, Hk, q0, causal, window, scale, out_bf16};
     switch (Dh) { /* the real models use 64 (encoder) and 128 (decoder); the test fixtures 16 */
-    case 16: QA_CUDA_CHECK(e, launch<16>(s, a, kv_bf16)); break;
-    case 32: QA_CUDA_CHECK(e, launch<32>(s, a, kv_bf16)); break;
-    case 64: QA_CUDA_CHECK(e, launch<64>(s, a, kv_bf16)); break;
-    case 128: QA_CUDA_CHECK(e, launch<128>(s, a, kv_bf16)); break;
+    case 16: launch<16>(s, a, kv_bf16); break;
+    case 32: launch<32>(s, a, kv_bf16); break;
+    case 64: launch<64>(s, a, kv_bf16); break;
+    case 128: launch<128>(s, a, kv_bf16); break;
     default: return QA_FAIL(e, QA_ERR_INTERNAL, "attention: head dim %d not built (16, 32, 64 or 128)", Dh);
     }
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

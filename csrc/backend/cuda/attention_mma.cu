@@ -41,7 +41,6 @@
 #include "attn_out.cuh"
 #include "mma_ptx.cuh"
 #include "ops.cuh"
-#include "pdl.cuh"
 
 #define MMA_WARPS 4                 /* 16 * MT query rows each */
 #define MMA_THREADS (MMA_WARPS * 32)
@@ -408,8 +407,6 @@ __device__ __forceinline__ void mma_store(const mma_args &a, const float o[DH / 
 template <int DH, typename KV, int MT>
 __global__ void __launch_bounds__(MMA_THREADS, 2) attention_mma_kernel(mma_args a)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     using L = mma_smem<DH, KV, MT>;
     using QF = typename std::conditional<MT == 1, mma_q_regs<DH>, mma_q_smem<DH>>::type;
     /* keys per step of the math: the 128-row tiling's S of 64 keys (64 registers) would not fit beside
@@ -533,7 +530,8 @@ template <int DH, typename KV, int MT> static qa_status launch_mma(cudaStream_t 
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_mma: %d query rows need %u blocks of %d, over the grid's "
                        "y limit of 65535", a.Tq, blocks, L::BQ);
     dim3 grid(a.H, blocks);
-    QA_CUDA_CHECK(e, qa_cu_launch(attention_mma_kernel<DH, KV, MT>, grid, MMA_THREADS, L::bytes, s, a));
+    attention_mma_kernel<DH, KV, MT><<<grid, MMA_THREADS, L::bytes, s>>>(a);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 

@@ -22,7 +22,6 @@
 
 #include "attn_out.cuh"
 #include "ops.cuh"
-#include "pdl.cuh"
 
 using namespace nvcuda;
 
@@ -88,8 +87,6 @@ __device__ __forceinline__ void tc_stage(__nv_bfloat16 *dst, const T *src, int l
 
 template <int DH, typename KV> __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_kernel(tc_args a)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     using L = tc_smem<DH>;
     extern __shared__ __align__(128) unsigned char smem[];
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)smem;
@@ -251,7 +248,8 @@ template <int DH, typename KV> static qa_status launch_tc(cudaStream_t s, const 
         return QA_FAIL(e, QA_ERR_INTERNAL, "attention_tc: needs %zu bytes of shared memory per block, the device "
                        "allows %d; set QA_CUDA_ATTN=fp32", tc_smem<DH>::bytes, optin);
     dim3 grid(qa_cuda_blocks((size_t)a.Tq, TC_BQ), a.H);
-    QA_CUDA_CHECK(e, qa_cu_launch(attention_tc_kernel<DH, KV>, grid, TC_WARPS * 32, tc_smem<DH>::bytes, s, a));
+    attention_tc_kernel<DH, KV><<<grid, TC_WARPS * 32, tc_smem<DH>::bytes, s>>>(a);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 

@@ -39,7 +39,6 @@
 #include "mma_ptx.cuh"
 #include "attn_out.cuh"
 #include "ops.cuh"
-#include "pdl.cuh"
 #include "wgmma_ptx.cuh"
 
 #define WG_DH 128                 /* head dim */
@@ -246,8 +245,6 @@ __device__ __forceinline__ void wg_scores_to_p(float s[64], const qa_cu_tc_args 
  * S, O and P (160) and the addressing. */
 __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc_args a)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     extern __shared__ unsigned char smem_raw[];
     /* the swizzle atoms need 1024-byte alignment in the shared window; the dynamic base only guarantees 16 */
     const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
@@ -401,8 +398,6 @@ __device__ __forceinline__ void ws_issue_rows(unsigned char *dst, const bf16 *sr
 
 __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu_tc_args a)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     extern __shared__ unsigned char smem_raw[];
     const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
     unsigned char *smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
@@ -565,8 +560,9 @@ qa_status qa_cu_attention_wgmma(cudaStream_t s, const qa_cu_tc_args &a, const qa
 {
     dim3 grid(a.H, qa_cuda_blocks((size_t)a.Tq, WG_BQ));
     if (d->wgmma == 2)
-        QA_CUDA_CHECK(e, qa_cu_launch(attention_wgmma_ws_kernel, grid, WS_THREADS, WS_SMEM_BYTES, s, a));
+        attention_wgmma_ws_kernel<<<grid, WS_THREADS, WS_SMEM_BYTES, s>>>(a);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(attention_wgmma_kernel, grid, WG_THREADS, WG_SMEM_BYTES, s, a));
+        attention_wgmma_kernel<<<grid, WG_THREADS, WG_SMEM_BYTES, s>>>(a);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -19,7 +19,6 @@
  * `permute(0, 3, 1, 2).view(b, t, c * f)` before conv_out (MODEL_FACTS §4.3).
  */
 #include "ops.cuh"
-#include "pdl.cuh"
 
 /* A map value as the next op reads it: raw, or GELU(x + bias) of its channel when deferred here. */
 __device__ __forceinline__ float act_in(float v, const float *xb, float bias) { return xb ? qa_gelu_erf(v + bias) : v; }
@@ -40,8 +39,6 @@ template <typename O>
 __global__ void __launch_bounds__(IM2COL_THREADS) im2col3s2_kernel(O *col, const float *x, const float *xb, int Cin,
                                                                    int Hi, int Wi, int Ho, int Wo)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     extern __shared__ float pl[]; /* [Hi * Wi], sized at launch (full occupancy for the tower's 12.8 KB) */
     const unsigned plane = blockIdx.x; /* n * Cin + ci */
     const int HW = Hi * Wi, P = Ho * Wo;
@@ -116,8 +113,6 @@ __device__ __forceinline__ void col_rows_x8(unsigned short *out, const unsigned 
 __global__ void __launch_bounds__(IM2COL_THREADS)
     im2col3s2_x8_kernel(__nv_bfloat16 *col, const float *x, const float *xb, int Cin, int Hi, int Wi, int Ho, int Wo)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     extern __shared__ unsigned pl_words[]; /* [Hi + 2][Wi + 2] BF16 bits, zero border, rounded up to words */
     unsigned short *pl = (unsigned short *)pl_words;
     const unsigned plane = blockIdx.x; /* n * Cin + ci */
@@ -159,8 +154,6 @@ template <typename W>
 __global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const float *b, int Cout, int Hi, int Wi,
                                   int Ho, int Wo, int gelu)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     const int p = blockIdx.x * blockDim.x + threadIdx.x, P = Ho * Wo, n = blockIdx.z;
     if (p >= P)
         return;
@@ -170,7 +163,7 @@ __global__ void conv1ch3s2_kernel(float *y, const float *x, const W *w, const fl
 #pragma unroll
     for (int k = 0; k < 9; k++) {
         const int iy = 2 * oy + k / 3 - 1, ix = 2 * ox + k % 3 - 1;
-        in[k] = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? input_as(w, xn[iy * Wi + ix]) : 0.f;
+        in[k] = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? input_as(w, __ldg(xn + iy * Wi + ix)) : 0.f;
     }
     const int co0 = blockIdx.y * CONV1_CO;
 #pragma unroll
@@ -204,8 +197,6 @@ __global__ void __launch_bounds__(PAIR_THREADS)
     conv1_im2col_kernel(__nv_bfloat16 *col, const float *x, const __nv_bfloat16 *w, const float *b, int C1, int Hi,
                         int Wi, int H1, int W1, int H2, int W2)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     extern __shared__ unsigned planes_u[]; /* [PAIR_CH][H1 + 2][W1 + 2] BF16 bits, zero border */
     unsigned short *planes = (unsigned short *)planes_u;
     const int ci0 = blockIdx.x * PAIR_CH, n = blockIdx.y, P1 = H1 * W1, P2 = H2 * W2;
@@ -229,7 +220,7 @@ __global__ void __launch_bounds__(PAIR_THREADS)
 #pragma unroll
         for (int k = 0; k < 9; k++) {
             const int iy = 2 * oy + k / 3 - 1, ix = 2 * ox + k % 3 - 1;
-            in[k] = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? input_as(w, xn[iy * Wi + ix]) : 0.f;
+            in[k] = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? input_as(w, __ldg(xn + iy * Wi + ix)) : 0.f;
         }
         const int at = (oy + 1) * PW + ox + 1;
 #pragma unroll
@@ -266,8 +257,6 @@ __global__ void __launch_bounds__(PAIR_THREADS)
 __global__ void mel_chunks_kernel(float *y, const float *feat, int M, long long ld, long long frame0,
                                   long long valid, int L)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     const unsigned row = blockIdx.x, n = row / (unsigned)M, m = row - n * (unsigned)M;
     const long long f0 = frame0 + (long long)n * L;
     const float *src = feat + (size_t)m * ld;
@@ -285,8 +274,6 @@ __global__ void mel_chunks_kernel(float *y, const float *feat, int M, long long 
 __global__ void __launch_bounds__(FLAT_TILE *FLAT_ROWS)
     conv_flatten_kernel(float *out, const float *x, const float *xb, int C, int Fq, int Tt)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     __shared__ float tile[FLAT_TILE][FLAT_TILE + 1];
     const int R = C * Fq, r0 = blockIdx.x * FLAT_TILE, t0 = blockIdx.y * FLAT_TILE;
     const float *xn = x + (size_t)blockIdx.z * R * Tt;
@@ -316,14 +303,14 @@ qa_status qa_cu_im2col3s2(cudaStream_t s, void *col, int bf16, int x8, const flo
                        Hi, Wi, IM2COL_MAX_PLANE);
     size_t smem = (size_t)Hi * Wi * sizeof(float), bordered = ((size_t)(Hi + 2) * (Wi + 2) + 1) / 2 * sizeof(unsigned);
     if (bf16 && x8 && Ho * Wo % 8 == 0 && bordered <= IM2COL_MAX_PLANE * sizeof(float))
-        QA_CUDA_CHECK(e, qa_cu_launch(im2col3s2_x8_kernel, (unsigned)planes, IM2COL_THREADS, bordered, s,
-                                      (__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho, Wo));
+        im2col3s2_x8_kernel<<<(unsigned)planes, IM2COL_THREADS, bordered, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi,
+                                                                              Wi, Ho, Wo);
     else if (bf16)
-        QA_CUDA_CHECK(e, qa_cu_launch(im2col3s2_kernel<__nv_bfloat16>, (unsigned)planes, IM2COL_THREADS, smem, s,
-                                      (__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho, Wo));
+        im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((__nv_bfloat16 *)col, x, xb, Cin, Hi, Wi, Ho,
+                                                                        Wo);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(im2col3s2_kernel<float>, (unsigned)planes, IM2COL_THREADS, smem, s, (float *)col,
-                                      x, xb, Cin, Hi, Wi, Ho, Wo));
+        im2col3s2_kernel<<<(unsigned)planes, IM2COL_THREADS, smem, s>>>((float *)col, x, xb, Cin, Hi, Wi, Ho, Wo);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -338,11 +325,10 @@ qa_status qa_cu_conv1ch3s2(cudaStream_t s, float *y, const float *x, const void 
                        Wi);
     dim3 grid((unsigned)((P + 127) / 128), (unsigned)((Cout + CONV1_CO - 1) / CONV1_CO), (unsigned)N);
     if (bf16)
-        QA_CUDA_CHECK(e, qa_cu_launch(conv1ch3s2_kernel<__nv_bfloat16>, grid, 128, 0, s, y, x,
-                                      (const __nv_bfloat16 *)w, b, Cout, Hi, Wi, Ho, Wo, gelu));
+        conv1ch3s2_kernel<<<grid, 128, 0, s>>>(y, x, (const __nv_bfloat16 *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(conv1ch3s2_kernel<float>, grid, 128, 0, s, y, x, (const float *)w, b, Cout, Hi,
-                                      Wi, Ho, Wo, gelu));
+        conv1ch3s2_kernel<<<grid, 128, 0, s>>>(y, x, (const float *)w, b, Cout, Hi, Wi, Ho, Wo, gelu);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -364,8 +350,9 @@ qa_status qa_cu_conv1_im2col(cudaStream_t s, void *col, const float *x, const vo
                        PAIR_MAX_SMEM / (int)(PAIR_CH * sizeof(unsigned short)));
     dim3 grid((unsigned)((C1 + PAIR_CH - 1) / PAIR_CH), (unsigned)N);
     size_t smem = (size_t)PAIR_CH * (H1 + 2) * (W1 + 2) * sizeof(unsigned short);
-    QA_CUDA_CHECK(e, qa_cu_launch(conv1_im2col_kernel, grid, PAIR_THREADS, smem, s, (__nv_bfloat16 *)col, x,
-                                  (const __nv_bfloat16 *)w, b, C1, Hi, Wi, H1, W1, H2, W2));
+    conv1_im2col_kernel<<<grid, PAIR_THREADS, smem, s>>>((__nv_bfloat16 *)col, x, (const __nv_bfloat16 *)w, b, C1, Hi,
+                                                          Wi, H1, W1, H2, W2);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -377,7 +364,8 @@ qa_status qa_cu_mel_chunks(cudaStream_t s, float *y, const float *feat, int M, l
         return QA_OK;
     if (rows > 0x7fffffffu)
         return QA_FAIL(e, QA_ERR_INTERNAL, "mel_chunks: %d chunks of %d mel rows exceed the grid", N, M);
-    QA_CUDA_CHECK(e, qa_cu_launch(mel_chunks_kernel, (unsigned)rows, 128, 0, s, y, feat, M, ld, frame0, valid, L));
+    mel_chunks_kernel<<<(unsigned)rows, 128, 0, s>>>(y, feat, M, ld, frame0, valid, L);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -391,6 +379,7 @@ qa_status qa_cu_conv_flatten(cudaStream_t s, float *out, const float *x, const f
         return QA_FAIL(e, QA_ERR_INTERNAL, "conv_flatten: %d chunks of %zu features x %d steps exceed the grid", N, R,
                        Tt);
     dim3 grid((unsigned)((R + FLAT_TILE - 1) / FLAT_TILE), (unsigned)((Tt + FLAT_TILE - 1) / FLAT_TILE), (unsigned)N);
-    QA_CUDA_CHECK(e, qa_cu_launch(conv_flatten_kernel, grid, dim3(FLAT_TILE, FLAT_ROWS), 0, s, out, x, xb, C, Fq, Tt));
+    conv_flatten_kernel<<<grid, dim3(FLAT_TILE, FLAT_ROWS), 0, s>>>(out, x, xb, C, Fq, Tt);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

@@ -8,7 +8,6 @@
  * final place in the arena (DESIGN.md §5), bit-equal to the host conversion of weights/convert.c.
  */
 #include "ops.cuh"
-#include "pdl.cuh"
 
 template <typename S, typename D> __device__ __forceinline__ D cvt(S x);
 template <> __device__ __forceinline__ __nv_bfloat16 cvt(float x) { return __float2bfloat16_rn(x); }
@@ -16,8 +15,6 @@ template <> __device__ __forceinline__ float cvt(__nv_bfloat16 x) { return __bfl
 
 template <typename S, typename D> __global__ void convert_kernel(D *out, const S *x, size_t n)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         out[i] = cvt<S, D>(x[i]);
 }
@@ -26,15 +23,14 @@ template <typename S, typename D> static qa_status launch(cudaStream_t s, D *out
 {
     if (!n)
         return QA_OK;
-    QA_CUDA_CHECK(e, qa_cu_launch(convert_kernel<S, D>, qa_cuda_grid(n), 256, 0, s, out, x, n));
+    convert_kernel<S, D><<<qa_cuda_grid(n), 256, 0, s>>>(out, x, n);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
 /* FP32 -> BF16 four at a time (16-byte loads, 8-byte stores): the GEMMs' staging pass, bandwidth-bound. */
 __global__ void f32_to_bf16_4_kernel(__nv_bfloat16 *out, const float4 *x, size_t n4)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x)
         qa_store4(out + 4 * i, x[i]);
 }
@@ -45,14 +41,13 @@ qa_status qa_cu_f32_to_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *x, 
         return launch(s, out, x, n, e);
     if (!n)
         return QA_OK;
-    QA_CUDA_CHECK(e, qa_cu_launch(f32_to_bf16_4_kernel, qa_cuda_grid(n / 4), 256, 0, s, out, (const float4 *)x, n / 4));
+    f32_to_bf16_4_kernel<<<qa_cuda_grid(n / 4), 256, 0, s>>>(out, (const float4 *)x, n / 4);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
 __global__ void f32_to_bf16_rows_kernel(__nv_bfloat16 *out, const float *x, int K, int ldx, size_t n)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         out[i] = __float2bfloat16_rn(x[(i / K) * (size_t)ldx + i % K]);
 }
@@ -65,7 +60,8 @@ qa_status qa_cu_f32_to_bf16_rows(cudaStream_t s, __nv_bfloat16 *out, const float
     size_t n = (size_t)T * K;
     if (!n)
         return QA_OK;
-    QA_CUDA_CHECK(e, qa_cu_launch(f32_to_bf16_rows_kernel, qa_cuda_grid(n), 256, 0, s, out, x, K, ldx, n));
+    f32_to_bf16_rows_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(out, x, K, ldx, n);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -117,16 +113,12 @@ template <> __device__ __forceinline__ uint32_t w_load<QA_F16>(const void *src, 
 
 template <int ST> __global__ void weights_to_bf16_kernel(uint16_t *out, const void *src, size_t n)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         out[i] = w_bf16_of_f32(w_load<ST>(src, i));
 }
 
 template <int ST> __global__ void weights_to_f32_kernel(uint32_t *out, const void *src, size_t n)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         out[i] = w_load<ST>(src, i);
 }
@@ -135,9 +127,10 @@ template <int ST> static qa_status launch_weights(cudaStream_t s, void *dst, qa_
                                                  qa_err *e)
 {
     if (dt == QA_BF16)
-        QA_CUDA_CHECK(e, qa_cu_launch(weights_to_bf16_kernel<ST>, qa_cuda_grid(n), 256, 0, s, (uint16_t *)dst, src, n));
+        weights_to_bf16_kernel<ST><<<qa_cuda_grid(n), 256, 0, s>>>((uint16_t *)dst, src, n);
     else
-        QA_CUDA_CHECK(e, qa_cu_launch(weights_to_f32_kernel<ST>, qa_cuda_grid(n), 256, 0, s, (uint32_t *)dst, src, n));
+        weights_to_f32_kernel<ST><<<qa_cuda_grid(n), 256, 0, s>>>((uint32_t *)dst, src, n);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 

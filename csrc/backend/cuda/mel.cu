@@ -25,7 +25,6 @@
 
 #include "cuda_ctx.cuh"
 #include "ops.cuh"
-#include "pdl.cuh"
 
 #define FREQS QA_MEL_FREQS        /* 201 */
 #define NFFT QA_MEL_N_FFT         /* 400 */
@@ -37,8 +36,6 @@ static_assert(NFFT == 2 * HOP + HOP / 2, "the three-GEMM framing assumes n_fft =
 /* D[r, j], r < 402, j < 400 (see the file comment). cospi/sinpi of an exactly reduced argument. */
 __global__ void k_mel_dft(double *D)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= ROWS * NFFT)
         return;
@@ -54,8 +51,6 @@ __global__ void k_mel_dft(double *D)
 __global__ void k_mel_pad(double *P, const float *x, long long n, long long n_pad, long long start, int count,
                           int *max_key)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     if (max_key && blockIdx.x == 0 && threadIdx.x == 0)
         *max_key = INT_MIN;
     for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < count; r += gridDim.x * blockDim.x) {
@@ -71,8 +66,6 @@ __global__ void k_mel_pad(double *P, const float *x, long long n, long long n_pa
 /* pw[t, k] = (float)(re² + im²) of S [Ft, 402] (frontend/mel.c: power in double, then float). */
 __global__ void k_mel_power(float *pw, const double *S, int Ft)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= Ft * FREQS)
         return;
@@ -94,8 +87,6 @@ __device__ __forceinline__ float float_of(int k) { return __int_as_float(k >= 0 
  * and atomicMax of the block's maximum into *max_key. */
 __global__ void k_mel_log(float *x, size_t n, int *max_key)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     __shared__ float warp_max[32];
     float mx = -INFINITY;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -119,8 +110,6 @@ __global__ void k_mel_log(float *x, size_t n, int *max_key)
 /* x = (max(x, max − 8) + 4) / 4 with max read from the device (frontend/mel.c's float arithmetic). */
 __global__ void k_mel_floor(float *x, size_t n, const int *max_key)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     float floor_v = float_of(*max_key) - 8.0f;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float v = x[i];
@@ -131,7 +120,8 @@ __global__ void k_mel_floor(float *x, size_t n, const int *max_key)
 qa_status qa_cuda_mel_tables(qa_cuda_ctx *c, void *tables, const float *filters_host, qa_err *e)
 {
     double *D = (double *)tables;
-    QA_CUDA_CHECK(e, qa_cu_launch(k_mel_dft, qa_cuda_blocks((size_t)ROWS * NFFT, 256), 256, 0, c->stream, D));
+    k_mel_dft<<<qa_cuda_blocks((size_t)ROWS * NFFT, 256), 256, 0, c->stream>>>(D);
+    QA_LAUNCH_CHECK(e);
     /* the host array is the caller's stack/heap buffer: a synchronous copy, once at load */
     QA_CUDA_CHECK(e, cudaMemcpyAsync((char *)tables + QA_MEL_DFT_BYTES, filters_host,
                                      (size_t)QA_MEL_BINS * FREQS * sizeof(float), cudaMemcpyHostToDevice, c->stream));
@@ -202,15 +192,18 @@ qa_status qa_cuda_log_mel(qa_cuda_ctx *c, float *feat, const float *x, int64_t n
     mel_work w = carve(work, F);
     for (int64_t t0 = 0; t0 < T; t0 += F) {
         int Ft = (int)(T - t0 < F ? T - t0 : F), count = (Ft + 2) * HOP;
-        QA_CUDA_CHECK(e, qa_cu_launch(k_mel_pad, qa_cuda_grid((size_t)count), 256, 0, c->stream, w.P, x, n, n_pad,
-                                      t0 * HOP - NFFT / 2, count, t0 == 0 ? w.max_key : NULL));
+        k_mel_pad<<<qa_cuda_grid((size_t)count), 256, 0, c->stream>>>(w.P, x, n, n_pad, t0 * HOP - NFFT / 2, count,
+                                                                      t0 == 0 ? w.max_key : NULL);
+        QA_LAUNCH_CHECK(e);
         QA_TRY(dft_tile(c, D, &w, Ft, e));
-        QA_CUDA_CHECK(e, qa_cu_launch(k_mel_power, qa_cuda_blocks((size_t)Ft * FREQS, 256), 256, 0, c->stream, w.pw,
-                                      w.S, Ft));
+        k_mel_power<<<qa_cuda_blocks((size_t)Ft * FREQS, 256), 256, 0, c->stream>>>(w.pw, w.S, Ft);
+        QA_LAUNCH_CHECK(e);
         QA_TRY(filter_tile(c, feat, T, t0, filters, &w, Ft, e));
     }
     size_t total = (size_t)T * QA_MEL_BINS;
-    QA_CUDA_CHECK(e, qa_cu_launch(k_mel_log, qa_cuda_grid(total), 256, 0, c->stream, feat, total, w.max_key));
-    QA_CUDA_CHECK(e, qa_cu_launch(k_mel_floor, qa_cuda_grid(total), 256, 0, c->stream, feat, total, w.max_key));
+    k_mel_log<<<qa_cuda_grid(total), 256, 0, c->stream>>>(feat, total, w.max_key);
+    QA_LAUNCH_CHECK(e);
+    k_mel_floor<<<qa_cuda_grid(total), 256, 0, c->stream>>>(feat, total, w.max_key);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }

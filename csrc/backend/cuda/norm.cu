@@ -16,8 +16,6 @@
 template <typename W>
 __global__ void layernorm_kernel(float *out, const float *x, const W *w, const W *b, int T, int D, float eps)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
     if (row >= T)
         return;
@@ -44,8 +42,6 @@ __global__ void layernorm_kernel(float *out, const float *x, const W *w, const W
 template <typename W, typename O>
 __global__ void layernorm_row_kernel(O *out, const float *x, const W *w, const W *b, int D, float eps)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     __shared__ float part[32];
     const float4 *xr = (const float4 *)(x + (size_t)blockIdx.x * D);
     O *yr = out + (size_t)blockIdx.x * D;
@@ -88,13 +84,15 @@ static int layernorm_row_fits(const float *x, const void *out, size_t out_elem, 
 }
 
 template <typename W>
-static cudaError_t layernorm_launch(cudaStream_t s, float *out, const float *x, const W *w, const W *b, int T, int D,
-                                    float eps)
+static void layernorm_launch(cudaStream_t s, float *out, const float *x, const W *w, const W *b, int T, int D,
+                             float eps)
 {
-    if (layernorm_row_fits(x, out, sizeof(float), D))
-        return qa_cu_launch(layernorm_row_kernel<W, float>, T, layernorm_row_threads(D), 0, s, out, x, w, b, D, eps);
+    if (layernorm_row_fits(x, out, sizeof(float), D)) {
+        layernorm_row_kernel<<<T, layernorm_row_threads(D), 0, s>>>(out, x, w, b, D, eps);
+        return;
+    }
     dim3 block(32, ROWS_PER_BLOCK), grid(qa_cuda_blocks((size_t)T, ROWS_PER_BLOCK));
-    return qa_cu_launch(layernorm_kernel<W>, grid, block, 0, s, out, x, w, b, T, D, eps);
+    layernorm_kernel<<<grid, block, 0, s>>>(out, x, w, b, T, D, eps);
 }
 
 __device__ __forceinline__ void store1(float *p, float v) { *p = v; }
@@ -104,8 +102,6 @@ __device__ __forceinline__ void store1(__nv_bfloat16 *p, float v) { *p = __float
 template <typename W, typename O>
 __global__ void rmsnorm_kernel(O *out, const float *x, const W *w, int R, int D, float eps)
 {
-    qa_pdl_wait();
-    qa_pdl_trigger();
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
     if (row >= R)
         return;
@@ -139,7 +135,8 @@ static cudaError_t rmsnorm_launch(cudaStream_t s, O *out, const float *x, const 
         return qa_cu_launch(rmsnorm_row_kernel<W, O>, R, threads < 256 ? threads : 256, 0, s, out, x, w, D, eps);
     }
     dim3 block(32, ROWS_PER_BLOCK), grid(qa_cuda_blocks((size_t)R, ROWS_PER_BLOCK));
-    return qa_cu_launch(rmsnorm_kernel<W, O>, grid, block, 0, s, out, x, w, R, D, eps);
+    rmsnorm_kernel<<<grid, block, 0, s>>>(out, x, w, R, D, eps);
+    return cudaGetLastError();
 }
 
 qa_status qa_cu_check_wdtype(qa_dtype t, const char *what, qa_err *e)
@@ -157,9 +154,10 @@ qa_status qa_cu_layernorm(cudaStream_t s, float *out, const float *x, const void
     if (T <= 0)
         return QA_OK;
     if (wt == QA_BF16)
-        QA_CUDA_CHECK(e, layernorm_launch(s, out, x, (const __nv_bfloat16 *)w, (const __nv_bfloat16 *)b, T, D, eps));
+        layernorm_launch(s, out, x, (const __nv_bfloat16 *)w, (const __nv_bfloat16 *)b, T, D, eps);
     else
-        QA_CUDA_CHECK(e, layernorm_launch(s, out, x, (const float *)w, (const float *)b, T, D, eps));
+        layernorm_launch(s, out, x, (const float *)w, (const float *)b, T, D, eps);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 
@@ -170,8 +168,8 @@ qa_status qa_cu_layernorm_bf16(cudaStream_t s, __nv_bfloat16 *out, const float *
         return QA_OK;
     if (!layernorm_row_fits(x, out, sizeof(__nv_bfloat16), D))
         return QA_FAIL(e, QA_ERR_INTERNAL, "layernorm_bf16: rows of %d (or their alignment) outside the row kernel", D);
-    QA_CUDA_CHECK(e, qa_cu_launch(layernorm_row_kernel<float, __nv_bfloat16>, T, layernorm_row_threads(D), 0, s, out, x,
-                                  w, b, D, eps));
+    layernorm_row_kernel<<<T, layernorm_row_threads(D), 0, s>>>(out, x, w, b, D, eps);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
 

@@ -1,12 +1,11 @@
-/* pdl.cuh — programmatic dependent launch (PDL, compute capability 9.0) for every kernel of the CUDA backend.
+/* pdl.cuh — programmatic dependent launch (PDL, compute capability 9.0) for the decode-step kernels.
  *
- * Why (issue #6): a decode step is ~200 kernels in a row, an align of 10 s ~470 (4.08 ms with the GPU busy
- * 3.87), each reading what the one before wrote. In stream (and graph) order a kernel starts only after the
- * previous one has drained, so every boundary costs the previous kernel's tail plus the next one's launch and
- * ramp, with HBM idle meanwhile. A kernel launched with qa_cu_launch may start while its predecessor still
- * runs, once every block of the predecessor has passed qa_pdl_trigger (or exited): it loads what does not
- * depend on the predecessor (weights), then blocks in qa_pdl_wait until the predecessor has completed and its
- * writes are visible.
+ * Why (issue #6): a decode step is ~200 kernels in a row, each reading what the one before wrote. In stream
+ * (and graph) order a kernel starts only after the previous one has drained, so every boundary costs the
+ * previous kernel's tail plus the next one's launch and ramp, with HBM idle meanwhile. A kernel launched
+ * with qa_cu_launch may start while its predecessor still runs, once every block of the predecessor has
+ * passed qa_pdl_trigger (or exited): it loads what does not depend on the predecessor (weights), then
+ * blocks in qa_pdl_wait until the predecessor has completed and its writes are visible.
  * Rules every kernel launched through qa_cu_launch follows (the contract that makes it safe):
  *   1. before qa_pdl_wait it reads only model weights (written once at load, which ends synchronised) and
  *      its own arguments, and writes nothing; only weights go through the read-only path (__ldg,
@@ -16,17 +15,9 @@
  *      predecessor's (a later normally launched kernel then waits for both);
  *   3. qa_pdl_trigger right after qa_pdl_wait: the successor's blocks launch once this kernel's predecessor
  *      is done (one kernel of look-ahead, so waiting blocks never pile up over several kernels).
- * The forward-pass kernels (act, attention*, conv, convert, mel, norm, rope) wait first thing; only the decode
- * GEMVs (gemv.cuh, norm_gemm.cu) load weights before their wait.
  * Kernels launched the ordinary way may contain the two calls too: without a programmatic dependency the
- * wait returns at once and the trigger does nothing. The other work of the stream stays ordinary and needs no
- * care: cuBLASLt's kernels, copies and memsets start only once everything before them (a PDL kernel and, by
- * rule 2, its predecessors) has completed, and a PDL kernel behind one of them waits for it in qa_pdl_wait.
- * Blocks of a successor become resident only where its predecessor leaves room, and only once every block of
- * the predecessor is resident (rule 3), so kernels with large shared memory, one block per SM or persistent
- * grids (none waits on another block) cannot be starved or deadlocked by early blocks. Captured into a CUDA
- * graph, a qa_cu_launch becomes a programmatic edge: replays overlap the same way. QA_CUDA_PDL=0 (read once)
- * launches everything the ordinary way, to compare timings or to rule PDL out when hunting a race.
+ * wait returns at once and the trigger does nothing. QA_CUDA_PDL=0 (read once) launches everything the
+ * ordinary way, to compare timings or to rule PDL out when hunting a race.
  */
 #ifndef QA_CUDA_PDL_CUH
 #define QA_CUDA_PDL_CUH

@@ -7,12 +7,9 @@
 #include <math.h>
 
 #include "ops.cuh"
-#include "pdl.cuh"
 
 __global__ void add_sinusoid_kernel(float *x, long long T, int E, long long period, float inc)
 {
-    qa_pdl_wait(); /* launched with PDL (pdl.cuh): nothing is read before it */
-    qa_pdl_trigger();
     const int half = E / 2;
     size_t n = (size_t)T * half;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
@@ -35,6 +32,7 @@ qa_status qa_cu_add_sinusoid(cudaStream_t s, float *x, long long T, int E, long 
     if (!n)
         return QA_OK;
     float inc = (float)(log(10000.0) / (double)(E / 2 - 1));
-    QA_CUDA_CHECK(e, qa_cu_launch(add_sinusoid_kernel, qa_cuda_grid(n), 256, 0, s, x, T, E, period, inc));
+    add_sinusoid_kernel<<<qa_cuda_grid(n), 256, 0, s>>>(x, T, E, period, inc);
+    QA_LAUNCH_CHECK(e);
     return QA_OK;
 }
