@@ -133,9 +133,9 @@ static cudaError_t gemv_launch(cudaStream_t s, float *y, int ldy, const float *x
     cudaError_t err = qa_gv_persistent_grid(grid.x, qa_gv_per_sm(false), &grid.x);
     if (err != cudaSuccess)
         return err;
-    const size_t smem = WARPS * QA_GV_RING_WARP_BYTES;
-    if (v != 4 || !qa_gv_ring_fits(smem))
+    if (v != 4)
         return qa_cu_launch(gemv_bf16_rows_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
+    const size_t smem = WARPS * QA_GV_RING_WARP_BYTES;
     if ((err = qa_gv_ring_smem(gemv_bf16_ring_kernel<TT>, smem)) != cudaSuccess)
         return err;
     return qa_cu_launch(gemv_bf16_ring_kernel<TT>, grid, block, smem, s, y, ldy, x, ldx, W, N, K, beta);

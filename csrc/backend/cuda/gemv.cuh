@@ -315,16 +315,6 @@ template <typename... P> static inline cudaError_t qa_gv_ring_smem(void (*kernel
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
-/* Whether a block of the current device may take bytes of shared memory (227 KB on Hopper; a GPU with less runs
- * variant 4's GEMVs as variant 1's persistent loop, the same bits). */
-static inline bool qa_gv_ring_fits(size_t bytes)
-{
-    int dev = 0, optin = 0;
-    return cudaGetDevice(&dev) == cudaSuccess &&
-           cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-           (size_t)optin >= bytes;
-}
-
 /* The blocks of a persistent grid: per_sm on every SM of the current device, at most need (a launch error status
  * otherwise; check it with QA_CUDA_CHECK). */
 static inline cudaError_t qa_gv_persistent_grid(unsigned need, int per_sm, unsigned *grid)

@@ -300,7 +300,7 @@ template <int SILU> static cudaError_t ngemv_launch(cudaStream_t s, const ngemv_
     const int v = qa_cu_gemv_variant();
     /* int row numbers, up to QA_GV_AHEAD batches past the last (a grid of at most one block per NG_WARPS rows) */
     const bool ahead_ok = rows + QA_GV_AHEAD * (size_t)qa_cuda_blocks(rows, NG_WARPS) * NG_WARPS <= INT_MAX;
-    if (v == 4 && ahead_ok && qa_gv_ring_fits(NG_WARPS * QA_GV_RING_WARP_BYTES + smem))
+    if (v == 4 && ahead_ok)
         return ngemv_ring_launch<SILU>(s, a, T, rows, smem);
     if (SILU && v != 0 && ahead_ok)
         return ngemv_silu_rows_launch(s, a, T, grid.x, smem);
