@@ -383,7 +383,7 @@ def test_decode_step_kernels_timing_with_and_without_pdl():
     np.testing.assert_array_equal(on["x_eager"], off["x_eager"], err_msg="layer with and without PDL")
 
 
-GEMV_VARIANTS = (0, 1, 2, 3, 4)  # gemv.cuh qa_cu_gemv_variant: 0 a block per 8 outputs, 1 (default) to 4 persistent
+GEMV_VARIANTS = (0, 1, 2, 3)  # gemv.cuh qa_cu_gemv_variant: 0 a block per 8 outputs, 1 (default) to 3 persistent
 
 
 def _step_ms(times):

@@ -8,8 +8,8 @@
  * re-reads through L1 (at most 4 x 6144 floats). x is rounded to BF16 first, as gemm.cu stages it for
  * cuBLAS, so the products are the same; accumulation is FP32 (order differs from cuBLAS: last-bit
  * differences only). Launched with PDL (pdl.cuh): a warp's first weight loads overlap the previous kernel.
- * QA_CUDA_GEMV_VARIANT (gemv.cuh) picks this block-per-8-columns kernel (0), a persistent one (1 to 3; 1 the
- * default) or the persistent one through a shared-memory ring (4): same sums, other warps.
+ * QA_CUDA_GEMV_VARIANT (gemv.cuh) picks this block-per-8-columns kernel (0) or a persistent one (1 to 3; 1 the
+ * default): same sums, other warps.
  */
 #include <limits.h>
 
@@ -104,41 +104,18 @@ __global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_rows_kernel(float *y,
     qa_gv_stream_rows<TT>(w, next, r, gemv_x{x, ldx}, K8, li, lc);
 }
 
-/* QA_CUDA_GEMV_VARIANT 4 (gemv.cuh): gemv_bf16_rows_kernel's columns through the shared-memory ring, 1 block per SM
- * (WARPS x QA_GV_RING_WARP_BYTES = 96 KB of dynamic shared memory; <= 128 registers: a successor's block fits). */
-template <int TT>
-__global__ void __launch_bounds__(WARPS * 32, 2) gemv_bf16_ring_kernel(float *y, int ldy, const float *x, int ldx,
-                                                                        const __nv_bfloat16 *W, int N, int K,
-                                                                        float beta)
-{
-    extern __shared__ __align__(16) uint4 gv_ring[];
-    const int warp = threadIdx.x >> 5;
-    const gemv_rows r = {W, y, ldy, N, K, (int)(blockIdx.x * WARPS + warp), (int)(gridDim.x * WARPS), beta};
-    const int K8 = K / 8;
-    uint4 *ring = gv_ring + warp * (QA_GV_RING * QA_GV_STAGE) + (threadIdx.x & 31);
-    int li = 0, lc = 0;
-    qa_gv_ring_prime<1, QA_GV_BATCH>(ring, r, li, lc, K8);
-    qa_gv_ring_rows<TT, 1, QA_GV_BATCH>(ring, r, gemv_x{x, ldx}, K8, li, lc);
-}
-
 template <int TT>
 static cudaError_t gemv_launch(cudaStream_t s, float *y, int ldy, const float *x, int ldx, const __nv_bfloat16 *W,
                                int N, int K, float beta)
 {
     dim3 grid(qa_cuda_blocks((size_t)N, WARPS)), block(WARPS * 32);
-    /* the kernel numbers columns with int, up to QA_GV_AHEAD batches past the last */
-    const int v = qa_cu_gemv_variant();
-    if (v == 0 || (long long)N + (long long)QA_GV_AHEAD * grid.x * WARPS > INT_MAX)
+    /* the kernel numbers columns with int, up to two batches past the last */
+    if (qa_cu_gemv_variant() == 0 || (long long)N + 2LL * grid.x * WARPS > INT_MAX)
         return qa_cu_launch(gemv_bf16_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
     cudaError_t err = qa_gv_persistent_grid(grid.x, qa_gv_per_sm(false), &grid.x);
     if (err != cudaSuccess)
         return err;
-    if (v != 4)
-        return qa_cu_launch(gemv_bf16_rows_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
-    const size_t smem = WARPS * QA_GV_RING_WARP_BYTES;
-    if ((err = qa_gv_ring_smem(gemv_bf16_ring_kernel<TT>, smem)) != cudaSuccess)
-        return err;
-    return qa_cu_launch(gemv_bf16_ring_kernel<TT>, grid, block, smem, s, y, ldy, x, ldx, W, N, K, beta);
+    return qa_cu_launch(gemv_bf16_rows_kernel<TT>, grid, block, 0, s, y, ldy, x, ldx, W, N, K, beta);
 }
 
 int qa_cu_gemv_bf16_fits(const float *x, int ldx, const void *W, int T, int K)

@@ -181,103 +181,6 @@ __device__ __forceinline__ void qa_gv_stream_rows(uint4 (&w)[S][U], uint4 (&next
     }
 }
 
-/* ---- the shared-memory ring (QA_CUDA_GEMV_VARIANT 4) -------------------------------------------------------------
- * The persistent loop above keeps its bytes in flight in registers: two batches of 8 x 16 B per lane, of which only
- * those two can be issued before the PDL wait, and 128 registers per thread at 2 blocks per SM fill the register
- * file, so a successor kernel's blocks become resident only as the running kernel's blocks exit. Here each warp
- * streams its batches through QA_GV_RING stages of shared memory filled by cp.async (16 bytes per lane, straight
- * to shared memory through L2): bytes in flight cost no registers, QA_GV_RING batches (12 KB per warp) are issued
- * before the wait, and at one block of 8 warps per SM (96 KB of ring, <= 128 registers) a successor's block fits
- * beside the running one and issues its own first batches while this one streams.
- * Each lane copies and later reads only its own chunks (chunk c0 + 32u + lane of row s sits at [(s U + u) 32 +
- * lane] of a stage: conflict-free 16-byte accesses), so cp.async.wait_group alone orders a stage's arrival before
- * its use, and the lane's reads of a stage come before it refills that stage, in program order. The chunks go
- * through qa_gv_fma in the order of qa_gv_stream_rows, then the same put: the same bits as variants 0 to 3. */
-
-#define QA_GV_RING 3                                    /* batches in flight per warp */
-#define QA_GV_STAGE (QA_GV_BATCH * 32)                  /* uint4 of one batch of a warp */
-#define QA_GV_RING_WARP_BYTES (QA_GV_RING * QA_GV_STAGE * 16)
-
-/* 16 bytes global -> shared, through L2 only (cp.async.cg); asynchronous until qa_gv_ring_wait. Volatile with a
- * memory clobber: issued where written, before the PDL wait for the first stages (pdl.cuh rule 1: weights only). */
-__device__ __forceinline__ void qa_gv_cp16(uint4 *dst, const uint4 *src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
-                 :
-                 : "r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src)
-                 : "memory");
-}
-
-/* Until at most N of this thread's latest stage fills are still in flight. */
-template <int N> __device__ __forceinline__ void qa_gv_ring_wait()
-{
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-/* Fills stage st (the lane's slots) with the batch at (output i, chunk c0) and moves (i, c0) to the batch after it;
- * one commit group per batch, empty past the last output (NULL rows) or past K8, so the groups count batches. */
-template <int S, int U, typename R>
-__device__ __forceinline__ void qa_gv_ring_fill(uint4 *st, const R &r, int &i, int &c0, int K8)
-{
-    const int lane = threadIdx.x & 31;
-    const uint4 *p[S];
-    r.rows(i, p);
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-        const int c = c0 + 32 * u + lane;
-#pragma unroll
-        for (int s = 0; s < S; s++)
-            if (p[s] && c < K8)
-                qa_gv_cp16(st + (s * U + u) * 32, p[s] + c);
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-    c0 += 32 * U;
-    if (c0 >= K8)
-        c0 = 0, i++;
-}
-
-/* A ring warp's start: its first QA_GV_RING batches (weights only) issued before the PDL wait, then the wait and
- * the trigger. ring: the warp's stages plus its lane; (li, lc) is left at the batch after them. */
-template <int S, int U, typename R>
-__device__ __forceinline__ void qa_gv_ring_prime(uint4 *ring, const R &r, int &li, int &lc, int K8)
-{
-#pragma unroll
-    for (int st = 0; st < QA_GV_RING; st++)
-        qa_gv_ring_fill<S, U>(ring + st * QA_GV_STAGE, r, li, lc, K8);
-    qa_pdl_wait();
-    qa_pdl_trigger();
-}
-
-/* qa_gv_stream_rows through the ring: batch b is waited for in stage b % QA_GV_RING, read into registers, used,
- * and its stage refilled with batch b + QA_GV_RING. */
-template <int TT, int S, int U, typename X, typename R>
-__device__ __forceinline__ void qa_gv_ring_rows(uint4 *ring, const R &r, const X &x, int K8, int li, int lc)
-{
-    static_assert(S * U == QA_GV_BATCH, "a stage holds one batch");
-    float acc[S][TT];
-    qa_gv_zero(acc);
-    int st = 0;
-    for (int i = 0, c0 = 0; r.has(i);) {
-        qa_gv_ring_wait<QA_GV_RING - 1>(); /* the fills after this batch's may still be in flight */
-        uint4 *stage = ring + st * QA_GV_STAGE, w[S][U];
-#pragma unroll
-        for (int s = 0; s < S; s++)
-#pragma unroll
-            for (int u = 0; u < U; u++)
-                w[s][u] = stage[(s * U + u) * 32]; /* stale past K8: qa_gv_fma stops there */
-        qa_gv_fma<TT>(acc, w, x, c0, K8);
-        qa_gv_ring_fill<S, U>(stage, r, li, lc, K8);
-        st = st + 1 == QA_GV_RING ? 0 : st + 1;
-        c0 += 32 * U;
-        if (c0 < K8)
-            continue;
-        r.put(i, acc);
-        qa_gv_zero(acc);
-        c0 = 0, i++;
-    }
-    qa_gv_ring_wait<0>(); /* no copy into shared memory outlives the block */
-}
-
 /* Which decode GEMV loop runs (QA_CUDA_GEMV_VARIANT, read once per process). The variants exist for one A/B
  * measurement on the GPU (tests/test_cuda.py test_decode_step_kernels_timing_gemv_variants); 1 is the default.
  *   0: one output (row group) per warp, a block per 8 warps (the loop above, qa_gv_stream);
@@ -286,33 +189,21 @@ __device__ __forceinline__ void qa_gv_ring_rows(uint4 *ring, const R &r, const X
  *   2: as 1, but the gate/up kernel on 1 block per SM: half the register file stays free, so the down GEMV's
  *      blocks (PDL) become resident while gate/up streams and load 2/3 of the down weights before its wait;
  *   3: as 2, and gemv.cu on 1 block per SM too: every GEMV kernel shares the SMs with its PDL successor, which
- *      loads its first weights meanwhile (fewer bytes in flight per kernel, more overlap between kernels);
- *   4: the shared-memory ring (qa_gv_ring_rows), persistent on 1 block per SM, for gemv.cu, the gate/up kernel and
- *      the q/k/v norm_gemm kernel. */
+ *      loads its first weights meanwhile (fewer bytes in flight per kernel, more overlap between kernels). */
 static inline int qa_cu_gemv_variant(void)
 {
     static const int v = [] {
         const char *e = getenv("QA_CUDA_GEMV_VARIANT");
-        return e && e[0] >= '0' && e[0] <= '4' && !e[1] ? e[0] - '0' : 1;
+        return e && e[0] >= '0' && e[0] <= '3' && !e[1] ? e[0] - '0' : 1;
     }();
     return v;
 }
 
-/* Batches a persistent warp looks ahead of the output it sums (its int output numbers run that far past the last). */
-#define QA_GV_AHEAD QA_GV_RING
-
-/* Blocks per SM of a persistent grid (variants 1..4 above): norm_mlp's gate/up kernel or a gemv.cu one. */
+/* Blocks per SM of a persistent grid (variants 1..3 above): norm_mlp's gate/up kernel or a gemv.cu one. */
 static inline int qa_gv_per_sm(bool gate_up)
 {
     const int v = qa_cu_gemv_variant();
-    return v >= 3 || (v == 2 && gate_up) ? 1 : 2;
-}
-
-/* kernel's dynamic shared memory limit raised to bytes (a ring kernel's 96 KB and more are above the 48 KB default).
- * Set before every launch: per device, cheap, and allowed while a stream is being recorded. */
-template <typename... P> static inline cudaError_t qa_gv_ring_smem(void (*kernel)(P...), size_t bytes)
-{
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    return v == 3 || (v == 2 && gate_up) ? 1 : 2;
 }
 
 /* The blocks of a persistent grid: per_sm on every SM of the current device, at most need (a launch error status

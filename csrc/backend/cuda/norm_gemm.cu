@@ -11,8 +11,7 @@
  *   Launched with PDL (pdl.cuh): the first two batches of weight loads are issued before the wait and the norm.
  *   norm_mlp computes the gate and up rows of one output j in the same warp and writes silu(g)·u (act.cu's
  *   formula), which the down GEMV (gemv.cu) then reads: two launches for the whole MLP instead of five.
- *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) to 3 run that gate/up kernel persistent (ngemv_silu_rows_kernel);
- *   4 runs both kernels persistent through gemv.cuh's shared-memory ring (ngemv_ring_kernel).
+ *   QA_CUDA_GEMV_VARIANT (gemv.cuh) 1 (default) to 3 run that gate/up kernel persistent (ngemv_silu_rows_kernel).
  * - BF16 weights, more rows: RMSNorm writes BF16 straight into the work area (the staging gemm.cu would
  *   fill from an FP32 copy), the cuBLAS GEMMs read it; norm_mlp's silu·mul writes the down GEMM's BF16
  *   staging the same way (from a BF16 gate | up output, QA_CUDA_GU_BF16 unset or 1: the GEMM rounds g and u as
@@ -184,89 +183,6 @@ template <int TT> __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_silu
     qa_gv_stream_rows<TT>(w, next, r, ngemv_x{xs, K}, K8, li, lc);
 }
 
-/* q/k/v's output j = first + i·stride of the list of seg[0..n) rows (ngemv_find) for the ring kernel: stored as
- * ngemv_kernel<TT, 0> stores it. */
-struct seg_rows {
-    const ngemv_args &a;
-    int total, first, stride;
-    __device__ __forceinline__ bool has(int i) const { return first + i * stride < total; }
-    __device__ __forceinline__ void rows(int i, const uint4 *(&p)[1]) const
-    {
-        p[0] = (const uint4 *)ngemv_find(a, a.n, first + i * stride).w; /* NULL past the last */
-    }
-    template <int TT> __device__ __forceinline__ void put(int i, const float (&acc)[1][TT]) const
-    {
-        const ngemv_row o = ngemv_find(a, a.n, first + i * stride);
-#pragma unroll
-        for (int t = 0; t < TT; t++) {
-            float g = qa_warp_sum(acc[0][t]);
-            if ((threadIdx.x & 31) == 0) {
-                float *y = o.y + (size_t)t * o.N + o.j;
-                *y = a.beta != 0.f ? g + a.beta * *y : g;
-            }
-        }
-    }
-};
-
-/* QA_CUDA_GEMV_VARIANT 4 (gemv.cuh): the decode rows through the shared-memory ring, persistent on 1 block per SM.
- * SILU: ngemv_silu_rows_kernel's outputs (gate and up rows side by side); else q/k/v's (ngemv_kernel<TT, 0>), one
- * row per output. The ring's first stages are filled before the PDL wait and the norm; the normalised rows follow
- * the ring in shared memory. The same sums per output row as ngemv_kernel. */
-template <int TT, int SILU> __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_ring_kernel(const ngemv_args a)
-{
-    constexpr int S = SILU ? 2 : 1, U = QA_GV_BATCH / S;
-    extern __shared__ __align__(16) unsigned char ng_smem[];
-    __shared__ float part[32];
-    __nv_bfloat16 *xs = (__nv_bfloat16 *)(ng_smem + NG_WARPS * QA_GV_RING_WARP_BYTES); /* [TT, K] */
-    const int K = a.K, K8 = K / 8, warp = threadIdx.x >> 5, first = blockIdx.x * NG_WARPS + warp,
-              stride = gridDim.x * NG_WARPS;
-    uint4 *ring = (uint4 *)ng_smem + warp * (QA_GV_RING * QA_GV_STAGE) + (threadIdx.x & 31);
-    int li = 0, lc = 0, rows = 0;
-#pragma unroll
-    for (int i = 0; i < QA_NORM_GEMM_MAX; i++)
-        rows += i < a.n ? a.seg[i].N : 0;
-    const silu_rows rs = {(const __nv_bfloat16 *)a.seg[0].W, (const __nv_bfloat16 *)a.seg[1].W, a.seg[0].y,
-                          a.seg[0].N, K, first, stride};
-    const seg_rows rq = {a, rows, first, stride};
-    if constexpr (SILU)
-        qa_gv_ring_prime<S, U>(ring, rs, li, lc, K8);
-    else
-        qa_gv_ring_prime<S, U>(ring, rq, li, lc, K8);
-    for (int t = 0; t < TT; t++) /* every thread takes part: no early exit before this */
-        qa_rmsnorm_row(xs + t * K, a.x + (size_t)t * K, a.w, K, a.eps, part);
-    __syncthreads();
-    if constexpr (SILU)
-        qa_gv_ring_rows<TT, S, U>(ring, rs, ngemv_x{xs, K}, K8, li, lc);
-    else
-        qa_gv_ring_rows<TT, S, U>(ring, rq, ngemv_x{xs, K}, K8, li, lc);
-}
-
-template <int TT, int SILU>
-static cudaError_t ngemv_ring_go(cudaStream_t s, const ngemv_args &a, dim3 grid, size_t smem)
-{
-    cudaError_t err = qa_gv_ring_smem(ngemv_ring_kernel<TT, SILU>, smem);
-    if (err != cudaSuccess)
-        return err;
-    return qa_cu_launch(ngemv_ring_kernel<TT, SILU>, grid, dim3(NG_WARPS * 32), smem, s, a);
-}
-
-/* The ring launch (variant 4): 1 block per SM, at most one per NG_WARPS output rows; xs_bytes: the normalised rows. */
-template <int SILU>
-static cudaError_t ngemv_ring_launch(cudaStream_t s, const ngemv_args &a, int T, size_t rows, size_t xs_bytes)
-{
-    dim3 grid(qa_cuda_blocks(rows, NG_WARPS));
-    cudaError_t err = qa_gv_persistent_grid(grid.x, 1, &grid.x);
-    if (err != cudaSuccess)
-        return err;
-    const size_t smem = NG_WARPS * QA_GV_RING_WARP_BYTES + xs_bytes;
-    switch (T) {
-    case 1: return ngemv_ring_go<1, SILU>(s, a, grid, smem);
-    case 2: return ngemv_ring_go<2, SILU>(s, a, grid, smem);
-    case 3: return ngemv_ring_go<3, SILU>(s, a, grid, smem);
-    default: return ngemv_ring_go<4, SILU>(s, a, grid, smem);
-    }
-}
-
 /* The persistent gate/up launch: 2 blocks per SM (variant 1) or 1 (variants 2 and 3, gemv.cuh). */
 static cudaError_t ngemv_silu_rows_launch(cudaStream_t s, const ngemv_args &a, int T, unsigned need, size_t smem)
 {
@@ -297,12 +213,7 @@ template <int SILU> static cudaError_t ngemv_launch(cudaStream_t s, const ngemv_
 {
     size_t smem = (size_t)T * a.K * sizeof(__nv_bfloat16);
     dim3 grid(qa_cuda_blocks(rows, NG_WARPS * (SILU ? NG_SILU_ROWS : NG_ROWS))), block(NG_WARPS * 32);
-    const int v = qa_cu_gemv_variant();
-    /* int row numbers, up to QA_GV_AHEAD batches past the last (a grid of at most one block per NG_WARPS rows) */
-    const bool ahead_ok = rows + QA_GV_AHEAD * (size_t)qa_cuda_blocks(rows, NG_WARPS) * NG_WARPS <= INT_MAX;
-    if (v == 4 && ahead_ok)
-        return ngemv_ring_launch<SILU>(s, a, T, rows, smem);
-    if (SILU && v != 0 && ahead_ok)
+    if (SILU && qa_cu_gemv_variant() != 0 && rows + 2 * (size_t)grid.x * NG_WARPS <= INT_MAX) /* int row numbers */
         return ngemv_silu_rows_launch(s, a, T, grid.x, smem);
     switch (T) {
     case 1: return qa_cu_launch(ngemv_kernel<1, SILU>, grid, block, smem, s, a);
