@@ -242,5 +242,7 @@ def test_enc_attention_model_outputs(tmp_path):
         assert np.isfinite(new).all(), key
         e_new, e_old = rel_err(new, f32), rel_err(old, f32)
         print(f"{key}: vs float32 new {e_new:.3e}, old {e_old:.3e}; bit-equal {np.array_equal(new, old)}")
-        assert_close_rel(new, old, 2e-2, f"{key}: new vs old encoder attention")
+        # both paths round q / k / v / P to BF16, each at its own place: what bounds the new kernel is its distance
+        # to the float32 model against the old path's (the two BF16 paths differ from each other by about as much
+        # as each differs from float32: 2.3e-2 on en_long's logits, where both are ~5e-2 from float32)
         assert e_new <= 1.25 * e_old + 1e-3, (key, e_new, e_old)
