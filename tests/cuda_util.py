@@ -9,8 +9,10 @@ import ctypes as C
 import os
 import re
 import time
+import zlib
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 
@@ -272,3 +274,22 @@ class Cuda:
             self.call("graph_launch", 0)
         self.call("sync")
         return (time.perf_counter() - t0) / launches / reps
+
+
+# The fixtures of the GPU op tests (imported by each tests/test_cuda*.py that uses them): one backend per
+# module, reset before each test, and inputs that are fresh per test but reproducible from its name (crc32, not
+# hash(): str hashes are salted per process, so a failure could not be replayed).
+@pytest.fixture(scope="module")
+def cu():
+    return Cuda()
+
+
+@pytest.fixture
+def g(cu):
+    cu.reset()
+    return cu
+
+
+@pytest.fixture
+def rng(request):
+    return np.random.default_rng(zlib.crc32(request.node.name.encode()))

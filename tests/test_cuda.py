@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy, rel_err
-from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, gpu_reason, to_bf16_bits
+from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, cu, g, gpu_reason, rng, to_bf16_bits  # noqa: F401 (fixtures)
 
 WHY = gpu_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
@@ -34,24 +34,6 @@ gpu_only = pytest.mark.skipif(SHIM, reason="GPU-only behaviour; QA_CUDA_LIB runs
 def skip_bf16_on_shim(wdt):
     if SHIM and wdt == BF16:
         pytest.skip("the CPU backend keeps activations FP32 with BF16 weights; the rounded-x reference is the GPU's")
-
-
-@pytest.fixture(scope="module")
-def cu():
-    return Cuda()
-
-
-@pytest.fixture
-def g(cu):
-    cu.reset()
-    return cu
-
-
-@pytest.fixture
-def rng(request):
-    # fresh inputs per test, but reproducible from the test name when a failure must be replayed
-    # crc32, not hash(): str hashes are salted per process, so a failure could not be replayed
-    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 def gelu(x):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy, rel_err
-from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, gpu_reason
+from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, cu, g, gpu_reason, rng  # noqa: F401 (fixtures)
 
 WHY = gpu_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
@@ -71,22 +71,6 @@ def assert_rounded(got, ref64, what):
     bad = np.count_nonzero(np.abs(got - ref64) > slack)
     off = np.count_nonzero(got != bf16_round(ref64.astype(np.float32)))
     assert bad == 0 and off <= 2 + 2e-2 * got.size, f"{what}: {bad} values out of range, {off} of {got.size} flipped"
-
-
-@pytest.fixture(scope="module")
-def cu():
-    return Cuda()
-
-
-@pytest.fixture
-def g(cu):
-    cu.reset()
-    return cu
-
-
-@pytest.fixture
-def rng(request):
-    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 def mlp_weights(seed, D, F):
