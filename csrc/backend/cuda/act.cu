@@ -45,11 +45,10 @@ __global__ void silu_mul_kernel(O *out, int ldo, const float *g, const float *u,
         const size_t i = (size_t)r * ld + (size_t)c * V, o = (size_t)r * ldo + (size_t)c * V;
         if (V == 4) {
             float4 a = *(const float4 *)(g + i), b = *(const float4 *)(u + i);
-            qa_store4(out + o, make_float4(a.x / (1.0f + expf(-a.x)) * b.x, a.y / (1.0f + expf(-a.y)) * b.y,
-                                           a.z / (1.0f + expf(-a.z)) * b.z, a.w / (1.0f + expf(-a.w)) * b.w));
+            qa_store4(out + o, make_float4(qa_silu_mul(a.x, b.x), qa_silu_mul(a.y, b.y), qa_silu_mul(a.z, b.z),
+                                           qa_silu_mul(a.w, b.w)));
         } else {
-            float a = g[i];
-            put(out + o, a / (1.0f + expf(-a)) * u[i]);
+            put(out + o, qa_silu_mul(g[i], u[i]));
         }
     }
 }
@@ -73,12 +72,10 @@ __global__ void silu_mul_bf16in_kernel(__nv_bfloat16 *out, int ldo, const __nv_b
             __nv_bfloat162 *p = (__nv_bfloat162 *)&res;
 #pragma unroll
             for (int j = 0; j < 4; j++)
-                p[j] = __floats2bfloat162_rn(a[2 * j] / (1.0f + expf(-a[2 * j])) * b[2 * j],
-                                             a[2 * j + 1] / (1.0f + expf(-a[2 * j + 1])) * b[2 * j + 1]);
+                p[j] = __floats2bfloat162_rn(qa_silu_mul(a[2 * j], b[2 * j]), qa_silu_mul(a[2 * j + 1], b[2 * j + 1]));
             *(uint4 *)(out + o) = res;
         } else {
-            float a = __bfloat162float(g[i]);
-            out[o] = __float2bfloat16_rn(a / (1.0f + expf(-a)) * __bfloat162float(u[i]));
+            out[o] = __float2bfloat16_rn(qa_silu_mul(__bfloat162float(g[i]), __bfloat162float(u[i])));
         }
     }
 }

@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(NG_WARPS * 32, 2) ngemv_kernel(const ngemv_arg
             if (SILU) {
                 float u = qa_warp_sum(acc[S - R + r][t]);
                 if (lane == 0)
-                    *o = g / (1.0f + expf(-g)) * u; /* act.cu silu_mul */
+                    *o = qa_silu_mul(g, u);
             } else if (lane == 0) {
                 *o = a.beta != 0.f ? g + a.beta * *o : g;
             }
@@ -156,7 +156,7 @@ struct silu_rows {
         for (int t = 0; t < TT; t++) {
             float gs = qa_warp_sum(acc[0][t]), us = qa_warp_sum(acc[1][t]);
             if ((threadIdx.x & 31) == 0)
-                y[(size_t)t * N + j] = gs / (1.0f + expf(-gs)) * us; /* act.cu silu_mul */
+                y[(size_t)t * N + j] = qa_silu_mul(gs, us);
         }
     }
 };

@@ -30,11 +30,15 @@ template <> __device__ __forceinline__ float qa_ld<__nv_bfloat16>(const __nv_bfl
     return __bfloat162float(p[i]);
 }
 
-/* Sum over a warp (all 32 lanes active). */
 /* The exact (erf) GELU of nn.GELU(), one expression for act.cu's passes and conv.cu's deferred activation, so
  * both give the same bits. */
 __device__ __forceinline__ float qa_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
+/* silu(g) · u of the SwiGLU MLP, one expression for act.cu's silu·mul kernels and norm_gemm.cu's fused decode
+ * MLP, so every path gives the same bits. */
+__device__ __forceinline__ float qa_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* Sum over a warp (all 32 lanes active). */
 __device__ __forceinline__ float qa_warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1)
@@ -325,7 +329,8 @@ typedef struct qa_cu_loop {
     qa_cu_suppress stop;  /* the ids that end the loop (EOS) */
     int block;            /* the loop also ends when INDEX reaches a multiple of this */
 } qa_cu_loop;
-/* Enqueue the kernel that ends one run of the loop's body: it sets handle to whether the body runs again. */
+/* Enqueue the kernel that ends one run of the loop's body: it sets handle to whether the body runs again (loop as
+ * graph_begin_loop checked it: block >= 1, at most QA_CU_MAX_SUPPRESS stop ids). */
 qa_status qa_cu_step_continue(cudaStream_t s, cudaGraphConditionalHandle handle, const qa_cu_loop *loop, qa_err *e);
 
 /* ---- attention_tc.cu -------------------------------------------------------------------------- */

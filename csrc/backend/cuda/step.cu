@@ -39,9 +39,6 @@ __global__ void step_continue_kernel(cudaGraphConditionalHandle handle, qa_cu_lo
 
 qa_status qa_cu_step_continue(cudaStream_t s, cudaGraphConditionalHandle handle, const qa_cu_loop *loop, qa_err *e)
 {
-    if (loop->block < 1 || loop->stop.n < 0 || loop->stop.n > QA_CU_MAX_SUPPRESS)
-        return QA_FAIL(e, QA_ERR_INTERNAL, "step_continue: block %d (>= 1) or %d stop ids (<= %d)", loop->block,
-                       loop->stop.n, QA_CU_MAX_SUPPRESS);
     QA_CUDA_CHECK(e, qa_cu_launch(step_continue_kernel, 1, 1, 0, s, handle, *loop));
     return QA_OK;
 }
