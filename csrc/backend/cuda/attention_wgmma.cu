@@ -92,14 +92,18 @@ __device__ __forceinline__ void wg_issue_rows(unsigned char *dst, const bf16 *sr
     }
 }
 
-/* The keys some row of the warpgroup (rows from gr0) sees, [klo, g_hi), and the keys every row of the warp (rows
- * from wr0) sees, [w_lo, w_hi); rows past Tq see nothing (g_hi 0; the warp's range empty: always mask). */
-__device__ __forceinline__ void wg_row_keys(const qa_cu_tc_args &a, int gr0, int wr0, int *g_hi, int *w_lo, int *w_hi)
+/* The tiles [0, ng) of the block's ntiles (from key klo) that some row of the warpgroup (rows from gr0) sees — under
+ * the causal mask (no window) every row sees from key 0 = klo, so a warpgroup's tiles are a prefix of the block's —
+ * and the keys every row of the warp (rows from wr0) sees, [w_lo, w_hi); rows past Tq see nothing (ng 0; the
+ * warp's range empty: always mask). */
+__device__ __forceinline__ void wg_row_keys(const qa_cu_tc_args &a, int gr0, int wr0, int klo, int ntiles, int *ng,
+                                            int *w_lo, int *w_hi)
 {
-    int dummy;
-    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, g_hi);
+    int dummy, g_hi;
+    qa_attn_key_range(a.q0 + min(gr0 + 63, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, &g_hi);
     if (gr0 >= a.Tq)
-        *g_hi = 0;
+        g_hi = 0;
+    *ng = g_hi > klo ? min(ntiles, (g_hi - klo + WG_BK - 1) / WG_BK) : 0;
     qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, w_lo, &dummy);
     qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, w_hi);
     if (wr0 + 15 >= a.Tq)
@@ -266,17 +270,14 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
     qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
     qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
     const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
-    int g_hi, w_lo, w_hi;
-    wg_row_keys(a, gr0, wr0, &g_hi, &w_lo, &w_hi);
+    int ng, w_lo, w_hi;
+    wg_row_keys(a, gr0, wr0, klo, ntiles, &ng, &w_lo, &w_hi);
 
     float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
     for (int x = 0; x < 64; x++)
         o[x] = 0.f;
 
-    /* tiles [0, ng) of the block's are the warpgroup's: under the causal mask (no window) every row sees
-     * from key 0 = klo, so a warpgroup's tiles are a prefix of the block's */
-    const int ng = g_hi > klo ? min(ntiles, (g_hi - klo + WG_BK - 1) / WG_BK) : 0;
     const uint32_t q_addr = sbase + wg * 64 * 128; /* A of S = Q K^T: this warpgroup's 64 rows */
     uint32_t p[WG_BK / 16][4];
     if (ntiles > 0) {
@@ -452,14 +453,13 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int gr0 = i0 + wg * 64, wr0 = i0 + warp * 16;
-    int g_hi, w_lo, w_hi;
-    wg_row_keys(a, gr0, wr0, &g_hi, &w_lo, &w_hi);
+    int ng, w_lo, w_hi;
+    wg_row_keys(a, gr0, wr0, klo, ntiles, &ng, &w_lo, &w_hi);
 
     float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
     for (int x = 0; x < 64; x++)
         o[x] = 0.f;
-    const int ng = g_hi > klo ? min(ntiles, (g_hi - klo + WG_BK - 1) / WG_BK) : 0;
     const uint32_t q_addr = sbase + wg * 64 * 128;
     const int my_bar = 1 + wg, other_bar = 2 - wg;
     uint32_t p[WG_BK / 16][4];
