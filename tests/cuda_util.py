@@ -249,6 +249,16 @@ class Cuda:
             off += a.size * (2 if dtype == BF16 else 4)
         return out
 
+    def apart(self, arrs, dtype=F32):
+        """qa_tensors of the arrays arrs with a gap after each: tensors taken one after another are adjacent when
+        their sizes are whole 256-byte blocks, which norm_gemm / norm_mlp / ln_gemm would run as ONE GEMM (the
+        joined case); these always take one GEMM per weight."""
+        out = []
+        for a in arrs:
+            out.append(self.tensor(a, dtype))
+            self.take(256)
+        return out
+
     def stats(self):
         st = MemStats()
         self.api.mem_stats(self.addr, C.byref(st))

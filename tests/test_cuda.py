@@ -124,7 +124,7 @@ def test_norm_gemm(g, rng, T, K, n, wdt, accumulate, layout):
     N = [NG_WIDTHS[i] if K >= 1024 else 40 + 8 * i for i in range(n)]
     Ws = [(rng.standard_normal((N[i], K)) / np.sqrt(K)).astype(np.float32) for i in range(n)]
     y0 = [rng.standard_normal((T, N[i])).astype(np.float32) for i in range(n)]
-    Wt = g.joined(Ws, wdt) if layout == "joined" else [g.tensor(W, wdt) for W in Ws]
+    Wt = g.joined(Ws, wdt) if layout == "joined" else g.apart(Ws, wdt)
     ld, off = (sum(N), np.cumsum([0] + N)) if layout != "own" else (0, None)
     if ld:  # one matrix, y[i] its column block i
         Y = g.put(np.concatenate(y0, 1)) if accumulate else g.empty((T, ld))
@@ -167,7 +167,7 @@ def test_ln_gemm(g, rng, T, K, n, act, wdt, layout):
     if layout == "joined":
         Wt, bt = g.joined(Ws, wdt), g.joined(bs)
     else:
-        Wt, bt = [g.tensor(W, wdt) for W in Ws], [g.tensor(b) if b is not None else None for b in bs]
+        Wt, bt = g.apart(Ws, wdt), [g.tensor(b) if b is not None else None for b in bs]
     ld, off = (sum(N), np.cumsum([0] + N)) if layout != "own" else (0, None)
     Y = g.empty((T, ld)) if ld else None
     ys = [Y + 4 * int(off[i]) for i in range(n)] if ld else [g.empty((T, N[i])) for i in range(n)]
@@ -204,7 +204,7 @@ def test_norm_mlp(g, rng, T, wdt, joined):
     Wg, Wu = ((rng.standard_normal((F, D)) / np.sqrt(D)).astype(np.float32) for _ in range(2))
     Wd = (rng.standard_normal((D, F)) / np.sqrt(F)).astype(np.float32)
     xp = g.put(x)
-    Wgt, Wut = g.joined([Wg, Wu], wdt) if joined else (g.tensor(Wg, wdt), g.tensor(Wu, wdt))
+    Wgt, Wut = g.joined([Wg, Wu], wdt) if joined else g.apart([Wg, Wu], wdt)
     g.call("norm_mlp", xp, g.tensor(w), 1e-6, Wgt, Wut, g.tensor(Wd, wdt), g.empty((T, 2 * F)), T, D, F)
     delta = g.get(xp, (T, D)).astype(np.float64) - x
     if wdt == F32:
@@ -1541,8 +1541,7 @@ def test_decoder_layer_one_gemm_vs_separate_timing(g, rng, T):
     norm = {n: g.tensor((1 + 0.1 * rng.standard_normal(c)).astype(np.float32))
             for n, c in (("in", D), ("post", D), ("qn", Dh), ("kn", Dh))}
     joined = dict(zip("qkv", g.joined([Wq, Wk, Wv], BF16)), **dict(zip("gu", g.joined([Wg, Wu], BF16))), **shared)
-    apart = dict(q=g.tensor(Wq, BF16), k=g.tensor(Wk, BF16), v=g.tensor(Wv, BF16), g=g.tensor(Wg, BF16),
-                 u=g.tensor(Wu, BF16), **shared)
+    apart = dict(zip("qkvgu", g.apart([Wq, Wk, Wv, Wg, Wu], BF16)), **shared)
     x0 = rng.standard_normal((T, D)).astype(np.float32)
     x, x0p, qkv, q = g.put(x0), g.put(x0), g.empty((T, W)), g.empty((T, QD))
     kc, vc, gu = g.empty((T, KD), np.float16), g.empty((T, KD), np.float16), g.empty((min(T, 2048), 2 * F))
@@ -1604,7 +1603,7 @@ def test_encoder_layer_one_gemm_vs_separate_timing(g, rng, T):
                   f2=g.tensor(w(E, F), BF16), f2b=g.tensor(vec(E)))
     ln = [g.tensor(vec(E, 0.1, 1.0)), g.tensor(vec(E)), g.tensor(vec(E, 0.1, 1.0)), g.tensor(vec(E))]
     joined = dict(W=g.joined(Ws, BF16), b=g.joined(bs), **shared)
-    apart = dict(W=[g.tensor(a, BF16) for a in Ws], b=[g.tensor(b) for b in bs], **shared)
+    apart = dict(W=g.apart(Ws, BF16), b=g.apart(bs), **shared)
     x0 = rng.standard_normal((T, E)).astype(np.float32)
     x, x0p, h, qkv, f = g.put(x0), g.put(x0), g.empty((T, E)), g.empty((T, 3 * E)), g.empty((T, F))
 

@@ -99,10 +99,8 @@ def test_silu_mul_from_bf16_gate_up_vs_float64(g, rng, T, D, F, joined):
     xp, gu = g.put(x), g.empty((T, 2 * F))
     if joined:
         Wgt, Wut = g.joined([Wg, Wu], BF16)
-    else:  # a gap: two tensors taken one after the other would be adjacent (sizes of whole 256-byte blocks)
-        Wgt = g.tensor(Wg, BF16)
-        g.take(256)
-        Wut = g.tensor(Wu, BF16)
+    else:
+        Wgt, Wut = g.apart([Wg, Wu], BF16)
     g.call("norm_mlp", xp, g.tensor(w), 1e-6, Wgt, Wut, g.tensor(Wd, BF16), gu, T, D, F)
     delta = g.get(xp, (T, D)).astype(np.float64) - x
     gub = from_bf16(g.get(gu, (T, 2 * F), np.uint16))
@@ -212,13 +210,18 @@ def _layer(g, s, T, x, seed, mlp):
     return layer
 
 
-def _ops_in_child(tmp_path, gu_bf16):
-    path = str(tmp_path / f"ops-{gu_bf16}.npz")
-    code = OPS_CHILD.format(tests=os.path.dirname(__file__), path=path)
+def _child_npz(tmp_path, template, name, gu_bf16):
+    """The arrays a child script (template) saves, run with QA_CUDA_GU_BF16=gu_bf16 (read once per process)."""
+    path = str(tmp_path / f"{name}-{gu_bf16}.npz")
+    code = template.format(tests=os.path.dirname(__file__), path=path)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, QA_CUDA_GU_BF16=gu_bf16))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     return dict(np.load(path))
+
+
+def _ops_in_child(tmp_path, gu_bf16):
+    return _child_npz(tmp_path, OPS_CHILD, "ops", gu_bf16)
 
 
 @gpu_only
@@ -271,12 +274,7 @@ np.savez({path!r}, **out)
 
 
 def _models_in_child(tmp_path, gu_bf16):
-    path = str(tmp_path / f"models-{gu_bf16}.npz")
-    code = MODELS_CHILD.format(tests=os.path.dirname(__file__), path=path)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, QA_CUDA_GU_BF16=gu_bf16))
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    return dict(np.load(path))
+    return _child_npz(tmp_path, MODELS_CHILD, "models", gu_bf16)
 
 
 def _near_ties_only(new, old, what, tie):

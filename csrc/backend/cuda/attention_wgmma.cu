@@ -92,6 +92,17 @@ __device__ __forceinline__ void wg_issue_rows(unsigned char *dst, const bf16 *sr
     }
 }
 
+/* A warpgroup thread's output accumulators (its 64 of the 64 x 128 tile) at zero, its two rows' running max at -inf
+ * and sums at zero: the FlashAttention recurrence before the first tile. */
+__device__ __forceinline__ void wg_acc_init(float o[64], float m[2], float l[2])
+{
+#pragma unroll
+    for (int x = 0; x < 64; x++)
+        o[x] = 0.f;
+    m[0] = m[1] = -INFINITY;
+    l[0] = l[1] = 0.f;
+}
+
 /* The tiles [0, ng) of the block's ntiles (from key klo) that some row of the warpgroup (rows from gr0) sees — under
  * the causal mask (no window) every row sees from key 0 = klo, so a warpgroup's tiles are a prefix of the block's —
  * and the keys every row of the warp (rows from wr0) sees, [w_lo, w_hi); rows past Tq see nothing (ng 0; the
@@ -273,10 +284,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
     int ng, w_lo, w_hi;
     wg_row_keys(a, gr0, wr0, klo, ntiles, &ng, &w_lo, &w_hi);
 
-    float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-#pragma unroll
-    for (int x = 0; x < 64; x++)
-        o[x] = 0.f;
+    float o[64], m[2], l[2];
+    wg_acc_init(o, m, l);
 
     const uint32_t q_addr = sbase + wg * 64 * 128; /* A of S = Q K^T: this warpgroup's 64 rows */
     uint32_t p[WG_BK / 16][4];
@@ -456,10 +465,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
     int ng, w_lo, w_hi;
     wg_row_keys(a, gr0, wr0, klo, ntiles, &ng, &w_lo, &w_hi);
 
-    float o[64], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-#pragma unroll
-    for (int x = 0; x < 64; x++)
-        o[x] = 0.f;
+    float o[64], m[2], l[2];
+    wg_acc_init(o, m, l);
     const uint32_t q_addr = sbase + wg * 64 * 128;
     const int my_bar = 1 + wg, other_bar = 2 - wg;
     uint32_t p[WG_BK / 16][4];
