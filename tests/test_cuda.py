@@ -1518,6 +1518,24 @@ def test_qkv_prep_reads_the_columns_of_one_qkv_matrix(g, rng):
         np.testing.assert_array_equal(g.get(m, (T, W)), np.concatenate([q, k, v], 1))  # inputs untouched
 
 
+def _one_gemm_vs_separate(g, joined, apart, x, x0p, x0, fns, what):
+    """A layer (fns[0], then the ops fns[1:] it contains) run on a bfloat16 engine with the weights of each group
+    joined and apart, from x0 each time: the residuals agree within BF16 noise (the GEMMs' summation order
+    differs); returns µs per fn for each, replayed from CUDA graphs."""
+    g.be.dtype = BF16  # a bfloat16 engine: attention on tensor cores
+    try:
+        out = {}
+        for name, L in (("one GEMM", joined), ("separate", apart)):
+            g.call("copy", x, x0p, x0.nbytes, D2D)
+            fns[0](L)
+            out[name] = g.get(x, x0.shape).astype(np.float64)
+        assert_close_rel(out["one GEMM"] - x0, out["separate"] - x0, 2e-3, what)
+        return {name: [g.replay_seconds(lambda i: f(L), 10) * 1e6 for f in fns]
+                for name, L in (("one GEMM", joined), ("separate", apart))}
+    finally:
+        g.be.dtype = F32
+
+
 ALIGNER_LAYER = dict(D=1024, H=16, Hk=8, Dh=128, F=3072)  # Qwen3-ForcedAligner-0.6B's text layer
 
 
@@ -1565,18 +1583,7 @@ def test_decoder_layer_one_gemm_vs_separate_timing(g, rng, T):
         qkv_op(L)
         rest(L)
 
-    g.be.dtype = BF16  # a bfloat16 engine: attention on tensor cores
-    try:
-        out = {}
-        for name, L in (("one GEMM", joined), ("separate", apart)):
-            g.call("copy", x, x0p, x0.nbytes, D2D)
-            layer(L)
-            out[name] = g.get(x, (T, D)).astype(np.float64)
-        assert_close_rel(out["one GEMM"] - x0, out["separate"] - x0, 2e-3, f"decoder layer T={T}")
-        us = {name: [g.replay_seconds(lambda i: f(L), 10) * 1e6 for f in (layer, qkv_op, mlp_op)]
-              for name, L in (("one GEMM", joined), ("separate", apart))}
-    finally:
-        g.be.dtype = F32
+    us = _one_gemm_vs_separate(g, joined, apart, x, x0p, x0, (layer, qkv_op, mlp_op), f"decoder layer T={T}")
     a, b = us["one GEMM"], us["separate"]
     print(f"decoder layer T={T}: one GEMM {a[0]:.1f} us, separate {b[0]:.1f} us (q/k/v norm_gemm {a[1]:.1f} / "
           f"{b[1]:.1f}, norm_mlp {a[2]:.1f} / {b[2]:.1f})")
@@ -1620,18 +1627,7 @@ def test_encoder_layer_one_gemm_vs_separate_timing(g, rng, T):
                (C.POINTER(Tensor) * 1)(C.pointer(L["f1b"])), (C.c_int64 * 1)(F), 1, T, E, 1)
         g.call("gemm", x, f, L["f2"], L["f2b"], T, F, E, 0, 1)
 
-    g.be.dtype = BF16
-    try:
-        out = {}
-        for name, L in (("one GEMM", joined), ("separate", apart)):
-            g.call("copy", x, x0p, x0.nbytes, D2D)
-            layer(L)
-            out[name] = g.get(x, (T, E)).astype(np.float64)
-        assert_close_rel(out["one GEMM"] - x0, out["separate"] - x0, 2e-3, f"encoder layer T={T}")
-        us = {name: [g.replay_seconds(lambda i: f(L), 10) * 1e6 for f in (layer, qkv_op)]
-              for name, L in (("one GEMM", joined), ("separate", apart))}
-    finally:
-        g.be.dtype = F32
+    us = _one_gemm_vs_separate(g, joined, apart, x, x0p, x0, (layer, qkv_op), f"encoder layer T={T}")
     a, b = us["one GEMM"], us["separate"]
     print(f"encoder layer T={T}: one GEMM {a[0]:.1f} us, separate {b[0]:.1f} us "
           f"(q/k/v ln_gemm {a[1]:.1f} / {b[1]:.1f})")
