@@ -9,6 +9,9 @@
  * or the im2col matrices of two conv chunks (max_im2col elements each, FP32 at most), or the partial
  * results of a split decode attention (attention_decode.cu: heads x QA_CUDA_DEC_SPLITS slices x
  * (head dim <= 128, + max and sum) floats). Ops run in stream order, so they share the area.
+ * After the work area: QA_CUDA_SYNC_BYTES of arrival counters that no other op writes (the split kernels of
+ * attention_decode.cu / argmax.cu count their finished blocks there so that the last one merges; zeroed when the
+ * scratch is bound, device.cu, and left at zero by every kernel that uses them).
  */
 #ifndef QA_CUDA_SCRATCH_H
 #define QA_CUDA_SCRATCH_H
@@ -21,6 +24,7 @@
 #define QA_CUDA_STAGE_ROWS 1024
 #define QA_CUDA_DEC_SPLITS 64  /* most key slices of one decode attention */
 #define QA_CUDA_DEC_MAX_DH 128 /* largest head dim of the split decode kernel */
+#define QA_CUDA_SYNC_BYTES 1024 /* the arrival counters: 256 uint32 */
 
 /* Weight load (models.c): the workspace is idle until the first request, so the on-device conversion of
  * F32/F16 checkpoint tensors (cuda_api.h upload_convert) stages each chunk of raw file bytes there. One
@@ -47,7 +51,7 @@ static inline size_t qa_backend_cuda_scratch_need(const qa_scratch_dims *d)
     size_t work = stage > im2col ? stage : im2col;
     work = work > norm_f32 ? work : norm_f32;
     work = work > partials ? work : partials;
-    return QA_CUDA_BLAS_WS_BYTES + ((work + 255) & ~(size_t)255);
+    return QA_CUDA_BLAS_WS_BYTES + ((work + 255) & ~(size_t)255) + QA_CUDA_SYNC_BYTES;
 }
 
 #endif

@@ -7,7 +7,7 @@
  * Every op first refuses to run on a broken context, makes the context's device current for the calling
  * thread, and records a new CUDA error as the breaking one (cuda_ctx.cuh), so after e.g. an illegal
  * address every later call reports the first failure.
- * Scratch (arena view set by the engine): [cuBLASLt workspace 32 MiB | work area], the work area
+ * Scratch (arena view set by the engine): [cuBLASLt workspace 32 MiB | work area | counters], the work area
  * holding either a GEMM's BF16 activation rows (QA_CUDA_STAGE_ROWS at a time; norm_gemm / norm_mlp: the
  * normalised rows, BF16 or FP32) or the im2col matrices
  * of as many conv chunks as fit (scratch_need sizes it for two FP32 chunks, four BF16 ones).
@@ -408,6 +408,11 @@ static qa_status be_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E,
  * waste less than the 64-row tensor-core blocks there. */
 #define QA_TC_MIN_ROWS 16
 
+/* The arrival counters of the split kernels' one-kernel merge (cuda_scratch.h; scratch bound), NULL with
+ * QA_CUDA_DEC_MERGE=two: argmax's rows first, then decode attention's kv heads (ops.cuh QA_CU_SYNC_*). */
+static unsigned *argmax_counters(const qa_cuda_ctx *c) { return c->dec_merge ? c->sync : NULL; }
+static unsigned *dec_counters(const qa_cuda_ctx *c) { return c->dec_merge ? c->sync + QA_CU_SYNC_ARGMAX_ROWS : NULL; }
+
 /* The split decode attention's partials fit the work area (scratch_need sizes it for max_heads). */
 static qa_status decode_partials_fit(const qa_cuda_ctx *c, int64_t H, qa_err *e)
 {
@@ -445,8 +450,8 @@ static qa_status attention_impl(const qa_backend *be, void *out, const float *q,
         int n = (int)(q_pos0 + 1 < Tkv ? q_pos0 + 1 : Tkv);
         QA_TRY(qa_cuda_bind_scratch(c, be->scratch, be->scratch_bytes, e));
         QA_TRY(decode_partials_fit(c, H, e));
-        return qa_cu_attention_decode(c->stream, out, ob, q, k, ldk, v, ldk, bf, (float *)c->work, (int)H, (int)Hk,
-                                      (int)Dh, n, NULL, n, scale, e);
+        return qa_cu_attention_decode(c->stream, out, ob, q, k, ldk, v, ldk, bf, (float *)c->work, dec_counters(c),
+                                      (int)H, (int)Hk, (int)Dh, n, NULL, n, scale, e);
     }
     /* the audio encoder's windows: one block per (window, head), attention_enc.cu (QA_CUDA_ENC_ATTN=old: below) */
     if (be->dtype == QA_BF16 && c->attn_enc &&
@@ -629,7 +634,7 @@ static qa_status argmax_impl(qa_backend *be, int32_t *idx, float *prob, const fl
     for (int i = 0; i < n_suppress; i++)
         sup.ids[i] = suppress[i];
     return qa_cu_argmax(c->stream, idx, prob, x, (int)R, (int)V, &sup, be->scratch ? c->work : NULL,
-                        be->scratch ? c->work_bytes : 0, NULL, NULL, 0, e);
+                        be->scratch ? c->work_bytes : 0, be->scratch ? argmax_counters(c) : NULL, NULL, NULL, 0, e);
 }
 
 static qa_status be_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
@@ -676,8 +681,8 @@ static qa_status attention_at_impl(const qa_backend *be, float *out, const float
     QA_TRY(decode_partials_fit(c, H, e));
     int ldk = (int)(Hk * Dh);
     float scale = (float)(1.0 / sqrt((double)Dh)); /* the same rounding as attention_impl */
-    return qa_cu_attention_decode(c->stream, out, 0, q, k, ldk, v, ldk, dt == QA_BF16, (float *)c->work, (int)H,
-                                  (int)Hk, (int)Dh, 0, pos, (int)max_kv, scale, e);
+    return qa_cu_attention_decode(c->stream, out, 0, q, k, ldk, v, ldk, dt == QA_BF16, (float *)c->work,
+                                  dec_counters(c), (int)H, (int)Hk, (int)Dh, 0, pos, (int)max_kv, scale, e);
 }
 
 static qa_status be_attention_at(qa_backend *be, float *out, const float *q, const void *k, const void *v, qa_dtype dt,
@@ -701,7 +706,8 @@ static qa_status argmax_at_impl(qa_backend *be, int32_t *ids, int64_t cap, int32
     sup.n = n_suppress;
     for (int i = 0; i < n_suppress; i++)
         sup.ids[i] = suppress[i];
-    return qa_cu_argmax(c->stream, tok, NULL, x, 1, (int)V, &sup, c->work, c->work_bytes, state, ids, (int)cap, e);
+    return qa_cu_argmax(c->stream, tok, NULL, x, 1, (int)V, &sup, c->work, c->work_bytes, argmax_counters(c), state,
+                        ids, (int)cap, e);
 }
 
 static qa_status be_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,

@@ -4,7 +4,8 @@
  * the qa_backend that backend.cu fills. It owns no device memory: the cuBLASLt workspace and the work
  * area of the ops (BF16 GEMM operands, im2col matrices) are carved from be->scratch, a view into the
  * arena workspace that the engine sets (DESIGN.md §5: every device byte comes from the one
- * allocation). qa_cuda_bind_scratch re-partitions whenever be->scratch changes.
+ * allocation), as are the split kernels' arrival counters at its end.
+ * qa_cuda_bind_scratch re-partitions whenever be->scratch changes.
  * It owns two pinned host staging buffers (weight upload and the per-request upload of gathered
  * embedding rows; allocated once at load, counted).
  * After the first CUDA error the context is "broken": every later call fails with the first error's
@@ -56,6 +57,9 @@ typedef struct qa_cuda_ctx {
     size_t scratch_bytes;
     void *work;                 /* scratch after the cuBLAS workspace: GEMM staging / im2col */
     size_t work_bytes;
+    unsigned *sync;             /* QA_CUDA_SYNC_BYTES of arrival counters at the scratch's end, zero between kernels */
+    int dec_merge;              /* split decode attention / argmax merge in their last block (QA_CUDA_DEC_MERGE=two:
+                                 * off, a second kernel folds as before) */
     int broken;                 /* set after the first CUDA error */
     qa_err first_err;           /* that error, repeated to every later caller */
     void *pin[2];               /* pinned upload staging (double buffer) */
@@ -105,7 +109,8 @@ qa_status qa_cuda_ctx_usable(qa_cuda_ctx *c, qa_err *e);
 qa_status qa_cuda_ctx_enter(qa_cuda_ctx *c, qa_err *e);
 /* Record a failed status: CUDA errors break the context. Returns s. */
 qa_status qa_cuda_ctx_note(qa_cuda_ctx *c, qa_status s, const qa_err *e);
-/* Partition scratch (borrowed arena view) into the cuBLAS workspace and the work area. */
+/* Partition scratch (borrowed arena view) into the cuBLAS workspace, the work area and the arrival counters
+ * (zeroed on the stream when the scratch changes). */
 qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_err *e);
 /* Counted device allocation (the arena block) and the pinned-staging host -> device copy. */
 qa_status qa_cuda_dev_alloc(qa_cuda_ctx *c, void **out, size_t bytes, qa_err *e);

@@ -195,6 +195,10 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
         /* QA_CUDA_GU_BF16=0: norm_mlp's gate | up output FP32 again (norm_gemm.cu), to compare */
         const char *gu = getenv("QA_CUDA_GU_BF16");
         c->gu_bf16 = !(gu && strcmp(gu, "0") == 0);
+        /* QA_CUDA_DEC_MERGE=two: the split decode attention and argmax fold their partials in a second kernel again
+         * (attention_decode.cu, argmax.cu), to compare; the default merges in the split kernel's last block */
+        const char *merge = getenv("QA_CUDA_DEC_MERGE");
+        c->dec_merge = !(merge && strcmp(merge, "two") == 0);
         /* QA_CUDA_MM_BUCKETS=old: matmul.cu's five size buckets of before issue 6 (cuda_mm_buckets.h), to compare */
         c->mm_buckets = qa_mm_buckets_of(qa_mm_buckets_old_env());
     }
@@ -247,15 +251,20 @@ qa_status qa_cuda_bind_scratch(qa_cuda_ctx *c, void *scratch, size_t bytes, qa_e
 {
     if (scratch == c->scratch && bytes == c->scratch_bytes && scratch)
         return QA_OK;
-    if (!scratch || bytes < QA_CUDA_BLAS_WS_BYTES + 256)
+    if (!scratch || bytes < QA_CUDA_BLAS_WS_BYTES + 256 + QA_CUDA_SYNC_BYTES)
         return QA_FAIL(e, QA_ERR_INTERNAL,
                        "CUDA backend: scratch of %zu bytes at %p is missing or smaller than the cuBLAS workspace "
-                       "(%zu bytes); set be->scratch to scratch_need() bytes of the arena workspace",
-                       bytes, scratch, QA_CUDA_BLAS_WS_BYTES);
+                       "and the counters (%zu bytes); set be->scratch to scratch_need() bytes of the arena workspace",
+                       bytes, scratch, QA_CUDA_BLAS_WS_BYTES + 256 + QA_CUDA_SYNC_BYTES);
+    /* the counters at the end, 256-byte aligned like the rest: a scratch larger than scratch_need grows the work
+     * area; zeroed once here, in stream order before any kernel of this scratch counts (cuda_scratch.h) */
+    size_t sync_at = (bytes - QA_CUDA_SYNC_BYTES) & ~(size_t)255;
+    QA_CUDA_CHECK(e, cudaMemsetAsync((char *)scratch + sync_at, 0, QA_CUDA_SYNC_BYTES, c->stream));
     c->scratch = scratch;
     c->scratch_bytes = bytes;
     c->work = (char *)scratch + QA_CUDA_BLAS_WS_BYTES;
-    c->work_bytes = bytes - QA_CUDA_BLAS_WS_BYTES;
+    c->work_bytes = sync_at - QA_CUDA_BLAS_WS_BYTES;
+    c->sync = (unsigned *)((char *)scratch + sync_at);
     return QA_OK;
 }
 
