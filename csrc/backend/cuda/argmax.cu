@@ -185,18 +185,19 @@ __global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int
         part[(size_t)r * P + p] = {m, best, s};
         __threadfence(); /* the partial visible device-wide before the block counts as arrived */
         last = atomicAdd(cnt + r, 1u) == (unsigned)P - 1;
+        if (last) {
+            __threadfence(); /* the other blocks' partials: read after their arrivals */
+            cnt[r] = 0;      /* all P have arrived: zero for the next call (or graph replay) */
+        }
     }
     __syncthreads();
     if (!last || threadIdx.x >= 32)
         return;
-    __threadfence(); /* the other blocks' partials: read after their arrivals */
     int bi;
     float sum;
     fold_row(part + (size_t)r * P, P, N, threadIdx.x, &bi, &sum);
-    if (threadIdx.x == 0) {
-        cnt[r] = 0; /* all P have arrived: zero for the next call (or graph replay) */
+    if (threadIdx.x == 0)
         fold_store(idx, prob, r, bi, sum, state, ids, cap);
-    }
 }
 
 /* The QA_CUDA_DEC_MERGE=two fold: one warp per row. */

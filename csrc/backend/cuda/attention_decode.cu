@@ -267,17 +267,20 @@ __global__ void __launch_bounds__(DEC_WARPS * 32) dec_split_kernel(dec_args a)
     }
     if constexpr (MERGE) {
         __shared__ int last;
-        __threadfence(); /* this thread's partials visible device-wide before its block counts as arrived */
-        __syncthreads();
-        if (threadIdx.x == 0)
+        __syncthreads(); /* the block's partials are written */
+        if (threadIdx.x == 0) {
+            /* one thread fences for the block, as cooperative groups' grid sync does: the partials visible
+             * device-wide before the block counts as arrived; the last one fences again before they are read */
+            __threadfence();
             last = atomicAdd(a.cnt + kvh, 1u) == (unsigned)ns - 1; /* the blocks past ns never count */
+            if (last) {
+                __threadfence();
+                a.cnt[kvh] = 0; /* all ns have arrived: zero for the next call (or graph replay) */
+            }
+        }
         __syncthreads();
-        if (!last)
-            return;
-        __threadfence(); /* the other blocks' partials: read after their arrivals */
-        if (threadIdx.x == 0)
-            a.cnt[kvh] = 0; /* all ns have arrived: zero for the next call (or graph replay) */
-        dec_merge_block<DH, G>(a, kvh, ns);
+        if (last)
+            dec_merge_block<DH, G>(a, kvh, ns);
     }
 }
 
