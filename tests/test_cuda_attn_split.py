@@ -100,7 +100,7 @@ np.savez({outputs!r}, **outs)
 print("SPLIT DONE")
 """
 
-LENGTHS = (130, 214, 247, 780, 1277, 2000, 3900, 6377)
+LENGTHS = (130, 214, 247, 780, 1277, 2000, 2600, 3200, 3900, 6377)  # 2000 .. 3900: 1.9 .. 3.8 waves of 128-row blocks
 
 
 def inputs(n, case):
@@ -199,14 +199,15 @@ def test_split_timing_and_default_choice(results):
     of the two kernels' (which one printed); the split kernel's and the 128-row kernel's outputs agree."""
     H, Hk = 16, 8
     print(f"\ncausal attention H={H} Hk={Hk} Dh={DH} BF16 K/V, BF16 out: us per call (CUDA graph of 20 calls)")
-    print("T".rjust(6) + "128-row".rjust(10) + "split".rjust(10) + "blocks".rjust(13) + "default".rjust(10)
-          + "  default took")
+    print("T".rjust(6) + "128-row".rjust(10) + "split".rjust(10) + "ratio".rjust(8) + "blocks".rjust(13)
+          + "default".rjust(10) + "  default took")
     for T in LENGTHS:
         split, old, default = (results[name][0]["t%d" % T] for name in ("split", "old", "default"))
         took = "split" if np.array_equal(default, split) else "128-row" if np.array_equal(default, old) else "?"
         blocks = f"{H * -(-T // 128)}/{H * -(-T // 64)}"
+        ratio = results["split"][1][T] / results["old"][1][T]
         print(str(T).rjust(6) + "".join(f"{results[name][1][T]:10.2f}" for name in ("old", "split"))
-              + blocks.rjust(13) + f"{results['default'][1][T]:10.2f}  {took}")
+              + f"{ratio:8.2f}" + blocks.rjust(13) + f"{results['default'][1][T]:10.2f}  {took}")
         assert took != "?", f"T={T}: the default gave neither kernel's bits"
         as_f32 = [(b.astype(np.uint32) << 16).view(np.float32).astype(np.float64) for b in (split, old)]
         assert_close_rel(as_f32[0], as_f32[1], 1e-2, f"split vs 128-row T={T}")
