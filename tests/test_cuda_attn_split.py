@@ -2,7 +2,7 @@
 issue #6): attention_wgmma_split_kernel (64-row blocks whose 128-key tiles the two consumer warpgroups split, merged
 at the end with FlashAttention's rescale) against the warp-specialized 128-row kernel it stands in for where that
 one's grid would not fill the GPU. QA_CUDA_ATTN_SPLIT=1 forces the split kernel, =0 the 128-row one; unset, the
-grid size picks (read when the backend opens, so each variant runs in a child process).
+grid size picks (with QA_CUDA_ATTN unset; read when the backend opens, so each variant runs in a child process).
 
 - both forced variants against float64 on the BF16-rounded operands (q rounded when staged, BF16 K / V): within
   tests/test_cuda.py's tensor-core bounds (1e-2 overall, 5e-2 for any (row, head)), and the split kernel's error
@@ -149,7 +149,7 @@ def run_child(tmp_path, name, tag):
     code = CHILD.format(tests=os.path.dirname(__file__), dh=DH, inputs=src, outputs=dst, lengths=LENGTHS)
     env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
     env.update(VARIANTS[name])
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert "SPLIT DONE" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
     us = {int(line.split()[1]): float(line.split()[2]) for line in run.stdout.splitlines() if line.startswith("US ")}
     return dict(np.load(dst)), us

@@ -4,7 +4,8 @@
  * QA_CUDA_ATTN=wgmma; its own comment below): the same per-warpgroup math, the same bits, with a producer
  * warpgroup and the two consumer warpgroups taking turns on the tensor cores; and its variant for short
  * sequences, attention_wgmma_split_kernel (64-row blocks whose key tiles the two consumers split; the default
- * where the 128-row grid would not fill the GPU, QA_CUDA_ATTN_SPLIT=0 / 1 never / always; comment below).
+ * where the 128-row grid would not fill the GPU, QA_CUDA_ATTN_SPLIT=0 / 1 never / always, QA_CUDA_ATTN=wgmma
+ * never unless QA_CUDA_ATTN_SPLIT=1; comment below).
  *
  * Contract: ops.cuh qa_cu_attention_wgmma, the same function as attention_mma.cu (whose header gives the
  * numerics): q rounded to BF16 when staged, S = q k^T and O = P V accumulate in FP32, the scale is applied to
@@ -756,14 +757,18 @@ qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
     return QA_OK;
 }
 
-/* Whether a call takes the split kernel: asked for, or (unset) where the 128-row grid would give fewer than
- * SP_WAVES blocks per SM — there twice the blocks with half the key loop each fill the GPU better than the
- * 128-row blocks' fewer, longer ones; above it the 128-row blocks read each K / V tile once for twice the rows. */
+/* Whether a call takes the split kernel: asked for (QA_CUDA_ATTN_SPLIT=1), or by default (no QA_CUDA_ATTN
+ * kernel named: QA_CUDA_ATTN=wgmma keeps the warp-specialized kernel alone) where the 128-row grid would give
+ * fewer than SP_WAVES blocks per SM — there twice the blocks with half the key loop each fill the GPU better than
+ * the 128-row blocks' fewer, longer ones; above it the 128-row blocks read each K / V tile once for twice the
+ * rows. */
 static int use_split(const qa_cu_tc_args &a, const qa_cu_tc_dev *d)
 {
-    if (d->wgmma != 2 || d->split == 0 || qa_cuda_blocks((size_t)a.Tq, SP_BQ) > 65535)
+    if (d->wgmma != 2 || qa_cuda_blocks((size_t)a.Tq, SP_BQ) > 65535)
         return 0;
-    return d->split == 1 || (size_t)a.H * qa_cuda_blocks((size_t)a.Tq, WG_BQ) < (size_t)SP_WAVES * d->sms;
+    if (d->split >= 0)
+        return d->split;
+    return d->kernel == QA_CU_TC_AUTO && (size_t)a.H * qa_cuda_blocks((size_t)a.Tq, WG_BQ) < (size_t)SP_WAVES * d->sms;
 }
 
 int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d)
