@@ -223,10 +223,11 @@ template <int DH, typename KV> static qa_status raise_tc_smem(int optin, qa_err 
     return QA_OK;
 }
 
-qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e)
+qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, int split, qa_err *e)
 {
     int dev = 0;
     d->kernel = kernel;
+    d->split = split;
     d->wgmma = 0;
     QA_CUDA_CHECK(e, cudaGetDevice(&dev));
     QA_CUDA_CHECK(e, cudaDeviceGetAttribute(&d->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));

@@ -1,8 +1,11 @@
 /* attention_wgmma.cu — causal attention with BF16 K / V and head dim 128 on Hopper's warpgroup MMA (wgmma,
- * sm_90a): the decoder's prefill / align attention (issue 6). Two kernels: attention_wgmma_kernel
- * (QA_CUDA_ATTN=wgmma1), described here, and attention_wgmma_ws_kernel (the default on Hopper, also
+ * sm_90a): the decoder's prefill / align attention (issue 6). Three kernels: attention_wgmma_kernel
+ * (QA_CUDA_ATTN=wgmma1), described here; attention_wgmma_ws_kernel (the default on Hopper, also
  * QA_CUDA_ATTN=wgmma; its own comment below): the same per-warpgroup math, the same bits, with a producer
- * warpgroup and the two consumer warpgroups taking turns on the tensor cores.
+ * warpgroup and the two consumer warpgroups taking turns on the tensor cores; and its variant for short
+ * sequences, attention_wgmma_split_kernel (64-row blocks whose key tiles the two consumers split; the default
+ * where the 128-row grid would not fill the GPU, QA_CUDA_ATTN_SPLIT=0 / 1 never / always, QA_CUDA_ATTN=wgmma
+ * never unless QA_CUDA_ATTN_SPLIT=1; comment below).
  *
  * Contract: ops.cuh qa_cu_attention_wgmma, the same function as attention_mma.cu (whose header gives the
  * numerics): q rounded to BF16 when staged, S = q k^T and O = P V accumulate in FP32, the scale is applied to
@@ -60,11 +63,12 @@ typedef __nv_bfloat16 bf16;
 
 static_assert(WG_Q_BYTES % 1024 == 0 && WG_TILE_BYTES % 1024 == 0, "swizzle atoms on 1024-byte boundaries");
 
-/* Q rows [i0, i0 + WG_BQ) of head h rounded to BF16 into Qs (rows at or past Tq: zeros). One 16-byte chunk
- * (8 elements) per step: two float4 loads (q rows 16-byte aligned, qa_cu_attention_tc_supported). */
-__device__ __forceinline__ void wg_stage_q(unsigned char *Qs, const qa_cu_tc_args &a, int h, int i0)
+/* Q rows [i0, i0 + BQ) of head h rounded to BF16 into Qs (rows at or past Tq: zeros), by the WG_THREADS threads
+ * of the two warpgroups. One 16-byte chunk (8 elements) per step: two float4 loads (q rows 16-byte aligned,
+ * qa_cu_attention_tc_supported). */
+template <int BQ> __device__ __forceinline__ void wg_stage_q(unsigned char *Qs, const qa_cu_tc_args &a, int h, int i0)
 {
-    for (int x = threadIdx.x; x < WG_BQ * WG_DH / 8; x += WG_THREADS) {
+    for (int x = threadIdx.x; x < BQ * WG_DH / 8; x += WG_THREADS) {
         const int r = x / (WG_DH / 8), c = (x % (WG_DH / 8)) * 8, i = i0 + r;
         float4 f0 = make_float4(0.f, 0.f, 0.f, 0.f), f1 = f0;
         if (i < a.Tq) {
@@ -72,7 +76,7 @@ __device__ __forceinline__ void wg_stage_q(unsigned char *Qs, const qa_cu_tc_arg
             f0 = *(const float4 *)src;
             f1 = *(const float4 *)(src + 4);
         }
-        *(uint4 *)(Qs + wg_sw128_offset(WG_BQ, r, c)) =
+        *(uint4 *)(Qs + wg_sw128_offset(BQ, r, c)) =
             make_uint4(pack_bf16(f0.x, f0.y), pack_bf16(f0.z, f0.w), pack_bf16(f1.x, f1.y), pack_bf16(f1.z, f1.w));
     }
 }
@@ -107,6 +111,14 @@ __device__ __forceinline__ void wg_acc_init(float o[64], float m[2], float l[2])
  * the causal mask (no window) every row sees from key 0 = klo, so a warpgroup's tiles are a prefix of the block's —
  * and the keys every row of the warp (rows from wr0) sees, [w_lo, w_hi); rows past Tq see nothing (ng 0; the
  * warp's range empty: always mask). */
+__device__ __forceinline__ void wg_warp_keys(const qa_cu_tc_args &a, int wr0, int *w_lo, int *w_hi)
+{
+    int dummy;
+    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, w_lo, &dummy);
+    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, w_hi);
+    if (wr0 + 15 >= a.Tq)
+        *w_lo = *w_hi = 0;
+}
 __device__ __forceinline__ void wg_row_keys(const qa_cu_tc_args &a, int gr0, int wr0, int klo, int ntiles, int *ng,
                                             int *w_lo, int *w_hi)
 {
@@ -115,10 +127,7 @@ __device__ __forceinline__ void wg_row_keys(const qa_cu_tc_args &a, int gr0, int
     if (gr0 >= a.Tq)
         g_hi = 0;
     *ng = g_hi > klo ? min(ntiles, (g_hi - klo + WG_BK - 1) / WG_BK) : 0;
-    qa_attn_key_range(a.q0 + min(wr0 + 15, a.Tq - 1), a.Tk, a.window, a.causal, w_lo, &dummy);
-    qa_attn_key_range(a.q0 + min(wr0, a.Tq - 1), a.Tk, a.window, a.causal, &dummy, w_hi);
-    if (wr0 + 15 >= a.Tq)
-        *w_lo = *w_hi = 0;
+    wg_warp_keys(a, wr0, w_lo, w_hi);
 }
 
 /* On a tile this warp's rows do not all fully see: set the scores of keys a row does not see to -inf; rows
@@ -223,14 +232,14 @@ __device__ __forceinline__ void wg_store(const qa_cu_tc_args &a, const float o[6
 }
 
 /* Issue (and commit as one group) S = Q K^T for this warpgroup's 64 rows and a 128-key tile: 8 steps of 16
- * head dims; step kk in column block kk / 4 of Q and K, 32 (kk % 4) bytes into their rows. q_addr: this
- * warpgroup's first Q row; k_addr: the K buffer (shared-window addresses). */
-__device__ __forceinline__ void wg_qk(float s[64], uint32_t q_addr, uint32_t k_addr)
+ * head dims; step kk in column block kk / 4 of Q (BQ rows) and K, 32 (kk % 4) bytes into their rows. q_addr:
+ * this warpgroup's first Q row; k_addr: the K buffer (shared-window addresses). */
+template <int BQ> __device__ __forceinline__ void wg_qk(float s[64], uint32_t q_addr, uint32_t k_addr)
 {
 #pragma unroll
     for (int kk = 0; kk < WG_DH / 16; kk++) {
         const uint32_t in_row = (kk & 3) * 32;
-        wg_mma_ss(s, wg_desc(q_addr + (kk >> 2) * (WG_BQ * 128) + in_row, 16, 1024),
+        wg_mma_ss(s, wg_desc(q_addr + (kk >> 2) * (BQ * 128) + in_row, 16, 1024),
                   wg_desc(k_addr + (kk >> 2) * (WG_BK * 128) + in_row, 16, 1024), kk > 0);
     }
     wg_commit();
@@ -274,7 +283,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
     const int i0 = (gridDim.y - 1 - blockIdx.y) * WG_BQ;
     const int gr0 = i0 + wg * 64, wr0 = i0 + warp * 16; /* first rows of the warpgroup, of the warp */
 
-    wg_stage_q(Qs, a, h, i0);
+    wg_stage_q<WG_BQ>(Qs, a, h, i0);
 
     /* the keys the block's rows see: [lo(first row), hi(last row)); those of the warpgroup's and the warp's */
     int klo, khi, dummy;
@@ -315,7 +324,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
         if (it >= 1 && it < ng) { /* S(it) and P(it - 1) V(it - 1) */
             float s[64], corr[2];
             wg_fence(); /* O rescaled and P packed by the previous iteration */
-            wg_qk(s, q_addr, k_addr);
+            wg_qk<WG_BQ>(s, q_addr, k_addr);
             wg_pv(o, p, v_addr);
             wg_wait<1>(); /* S(it) landed; the P V may still run: O and p untouched until wait<0> */
             wg_pin(s);
@@ -328,7 +337,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
         } else if (it < ng) { /* it = 0: S(0) alone */
             float s[64], corr[2];
             wg_fence();
-            wg_qk(s, q_addr, k_addr);
+            wg_qk<WG_BQ>(s, q_addr, k_addr);
             wg_wait<0>();
             wg_pin(s);
             wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
@@ -391,18 +400,21 @@ __device__ __forceinline__ void ws_bar_wait(uint32_t bar, uint32_t parity)
 __device__ __forceinline__ void ws_named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void ws_named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 
-/* The producer's copy of key rows [j0, j0 + WG_BK) of K or V into dst, as wg_issue_rows but by 128 threads:
- * thread x copies 16-byte chunk x % 16 of rows x / 16 + 8n, so its swizzled column (row % 8 fixed) is too. */
+/* The producer's copy of key rows [j0, j0 + WG_BK) of K or V into dst, as wg_issue_rows but by NT (128 or 64)
+ * threads: thread x copies 16-byte chunk x % 16 of rows x / 16 + (NT / 16) n; with 128 threads the rows are 8
+ * apart, so the swizzled column (row % 8) is fixed: one offset d0 and a stride. */
+template <int NT>
 __device__ __forceinline__ void ws_issue_rows(unsigned char *dst, const bf16 *src, int ld, size_t col, int j0,
                                               int valid, int x)
 {
     const int r0 = x >> 4, c = (x & 15) * 8;
     const uint32_t d0 = wg_sw128_offset(WG_BK, r0, c);
 #pragma unroll 1 /* the producer has 24 registers */
-    for (int n = 0; n < WG_BK / 8; n++) {
-        const int j = j0 + r0 + 8 * n;
+    for (int n = 0; n < WG_BK * 16 / NT; n++) {
+        const int r = r0 + (NT / 16) * n, j = j0 + r;
         const bool ok = j < valid;
-        cp_async16(dst + d0 + n * 8 * 128, src + (size_t)(ok ? j : 0) * ld + col + c, ok ? 16 : 0);
+        const uint32_t d = NT == 128 ? d0 + n * 8 * 128 : wg_sw128_offset(WG_BK, r, c);
+        cp_async16(dst + d, src + (size_t)(ok ? j : 0) * ld + col + c, ok ? 16 : 0);
     }
 }
 
@@ -434,7 +446,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
         }
     }
     if (wg < WG_GROUPS) {
-        wg_stage_q(smem, a, h, i0);
+        wg_stage_q<WG_BQ>(smem, a, h, i0);
         wg_fence_proxy_async(); /* the Q stores visible to wgmma after the barrier */
     }
     __syncthreads(); /* Q staged, barriers initialized */
@@ -448,11 +460,11 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
             const int j0 = klo + u * WG_BK;
             if (u >= WS_STAGES)
                 ws_bar_wait(empty_k + 8 * b, parity);
-            ws_issue_rows(smem + WS_K_OFF + b * WG_TILE_BYTES, k, a.ldk, col, j0, khi, x);
+            ws_issue_rows<128>(smem + WS_K_OFF + b * WG_TILE_BYTES, k, a.ldk, col, j0, khi, x);
             ws_bar_arrive_cp_async(full_k + 8 * b);
             if (u >= WS_STAGES)
                 ws_bar_wait(empty_v + 8 * b, parity);
-            ws_issue_rows(smem + WS_V_OFF + b * WG_TILE_BYTES, v, a.ldv, col, j0, khi, x);
+            ws_issue_rows<128>(smem + WS_V_OFF + b * WG_TILE_BYTES, v, a.ldv, col, j0, khi, x);
             ws_bar_arrive_cp_async(full_v + 8 * b);
         }
         cp_async_wait_all(); /* no copy may still target shared memory when the block exits */
@@ -487,7 +499,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
         if (it >= 1 && it < ng) {
             float s[64], corr[2];
             wg_fence();
-            wg_qk(s, q_addr, k_addr);
+            wg_qk<WG_BQ>(s, q_addr, k_addr);
             wg_pv(o, p, v_addr);
             ws_named_arrive(other_bar);
             wg_wait<1>();
@@ -503,7 +515,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
         } else if (it < ng) { /* it = 0 */
             float s[64], corr[2];
             wg_fence();
-            wg_qk(s, q_addr, k_addr);
+            wg_qk<WG_BQ>(s, q_addr, k_addr);
             ws_named_arrive(other_bar);
             wg_wait<0>();
             ws_bar_arrive(empty_k + 8 * b);
@@ -532,11 +544,195 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
     wg_store(a, o, l, h, wr0, g, t);
 }
 
+/* ---- short sequences: 64-row blocks whose key tiles the two consumers split (QA_CUDA_ATTN_SPLIT) ----------- */
+
+/* The kernel above runs heads x ceil(Tq / 128) blocks of one per SM: a short request leaves the GPU mostly idle
+ * (T = 247, 16 heads: 32 blocks on 132 SMs; T = 1300: 176 blocks, 1.33 waves) while each block walks its key
+ * tiles one after another. This one halves the block to the 64 query rows of one warpgroup and gives the
+ * block's key tiles to the two consumer warpgroups in turn (consumer c the tiles u = 2j + c of the block's
+ * ntiles): twice the blocks, each with half the serial key loop. Each consumer keeps its own running max, sum
+ * and O over its tiles, with the per-warpgroup math of the kernels above (mask, softmax, numerics, the
+ * ping-pong turns of the one above); at the end consumer 1 hands its m, l, O to consumer 0 through shared
+ * memory and consumer 0 merges them with FlashAttention's rescale (m = max(m0, m1), O = O0 2^(m0 - m) + O1
+ * 2^(m1 - m), l alike) and stores the rows. The sums run in another order than the 128-row kernels', so the
+ * bits differ; the error is of the same kind and size (P rounded to BF16 against each consumer's max).
+ * Synchronisation, kept as the kernel above's (each barrier's phases consumed in order by one waiter):
+ * producer warps 0-1 copy consumer 0's tiles and warps 2-3 consumer 1's, each half into its consumer's own
+ * buffers (one K, two V: a consumer frees K(j) as soon as S(j) landed, while V(j - 1) is still read by the P V
+ * that runs under S(j + 1)'s softmax), so every full / empty mbarrier has one producer half (64 arrivals, cp.async
+ * .noinc) and one consumer warpgroup (128 arrivals) and the two pipelines never wait on each other's buffers.
+ * Named barriers: 1, 2 the turns (both consumers run the same rounds, ceil(ntiles / 2) + 1), 3 Q staged, 4 the
+ * hand-over. Q (16 KB) is staged by the consumers while the producer's first copies fly. Shared memory: Q,
+ * then per consumer K, V0, V1 (96 KB), the barriers: 209 KB, one block per SM. */
+#define SP_BQ 64  /* query rows per block: one warpgroup's */
+#define SP_KST 1  /* K buffers per consumer */
+#define SP_VST 2  /* V buffers per consumer */
+#define SP_Q_BYTES (SP_BQ * WG_DH * 2)
+#define SP_PART_BYTES ((SP_KST + SP_VST) * WG_TILE_BYTES) /* one consumer's buffers */
+#define SP_BARS (2 * (SP_KST + SP_VST))                    /* one consumer's: full K, full V, empty K, empty V */
+#define SP_BAR_OFF (SP_Q_BYTES + WG_GROUPS * SP_PART_BYTES)
+#define SP_SMEM_BYTES (SP_BAR_OFF + WG_GROUPS * SP_BARS * 8 + 1024)
+#define SP_HAND 68 /* floats a consumer thread hands over: o[64], m[2], l[2] */
+/* the split kernel where heads x ceil(Tq / 128) < SP_WAVES x SMs, unless QA_CUDA_ATTN_SPLIT says otherwise */
+#define SP_WAVES 2
+
+static_assert(SP_Q_BYTES % 1024 == 0, "swizzle atoms on 1024-byte boundaries");
+static_assert(SP_HAND * 128 * 4 <= SP_PART_BYTES, "the hand-over fits consumer 1's buffers");
+
+__global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_split_kernel(qa_cu_tc_args a)
+{
+    extern __shared__ unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    unsigned char *smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const bf16 *k = (const bf16 *)a.k, *v = (const bf16 *)a.v;
+    const int h = blockIdx.x, kvh = h / (a.H / a.Hk);
+    const size_t col = (size_t)kvh * WG_DH;
+    const int wg = threadIdx.x >> 7;
+    const int i0 = (gridDim.y - 1 - blockIdx.y) * SP_BQ;
+
+    int klo, khi, dummy;
+    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
+    qa_attn_key_range(a.q0 + min(i0 + SP_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
+    const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
+
+    /* consumer c's barriers from bars(c): full K [SP_KST], full V [SP_VST], empty K, empty V */
+    const uint32_t bar0 = sbase + SP_BAR_OFF;
+    if (threadIdx.x == 0)
+        for (int b = 0; b < WG_GROUPS * SP_BARS; b++)
+            ws_bar_init(bar0 + 8 * b, b % SP_BARS < SP_KST + SP_VST ? 64 : 128);
+    __syncthreads(); /* barriers initialized */
+
+    if (wg == WG_GROUPS) { /* the producer: half c (64 threads) copies consumer c's tiles */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+        const int x = (threadIdx.x - WG_THREADS) & 63, c = (threadIdx.x - WG_THREADS) >> 6;
+        const uint32_t bars = bar0 + 8 * SP_BARS * c;
+        unsigned char *kbuf = smem + SP_Q_BYTES + c * SP_PART_BYTES, *vbuf = kbuf + SP_KST * WG_TILE_BYTES;
+        for (int j = 0, j0 = klo + c * WG_BK; j0 < khi; j++, j0 += 2 * WG_BK) { /* its tiles 2j + c < ntiles */
+            const int bk = j % SP_KST, bv = j % SP_VST;
+            if (j >= SP_KST) /* K(j - SP_KST) freed */
+                ws_bar_wait(bars + 8 * (SP_KST + SP_VST + bk), ((j / SP_KST) + 1) & 1);
+            ws_issue_rows<64>(kbuf + bk * WG_TILE_BYTES, k, a.ldk, col, j0, khi, x);
+            ws_bar_arrive_cp_async(bars + 8 * bk);
+            if (j >= SP_VST)
+                ws_bar_wait(bars + 8 * (2 * SP_KST + SP_VST + bv), ((j / SP_VST) + 1) & 1);
+            ws_issue_rows<64>(vbuf + bv * WG_TILE_BYTES, v, a.ldv, col, j0, khi, x);
+            ws_bar_arrive_cp_async(bars + 8 * (SP_KST + bv));
+        }
+        cp_async_wait_all(); /* no copy may still target shared memory when the block exits */
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+    wg_stage_q<SP_BQ>(smem, a, h, i0);
+    wg_fence_proxy_async(); /* the Q stores visible to wgmma after the barrier */
+    ws_named_sync(3);
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int wr0 = i0 + 16 * (warp & 3); /* both consumers hold the block's 64 rows */
+    int w_lo, w_hi;
+    wg_warp_keys(a, wr0, &w_lo, &w_hi);
+    /* this consumer's tiles (consumer 0 has the extra one when ntiles is odd) and the rounds both run */
+    const int mine = (ntiles + 1 - wg) / 2, rounds = (ntiles + 1) / 2;
+    const uint32_t bars = bar0 + 8 * SP_BARS * wg;
+    const uint32_t kbuf = sbase + SP_Q_BYTES + wg * SP_PART_BYTES, vbuf = kbuf + SP_KST * WG_TILE_BYTES;
+
+    float o[64], m[2], l[2];
+    wg_acc_init(o, m, l);
+    const int my_bar = 1 + wg, other_bar = 2 - wg;
+    uint32_t p[WG_BK / 16][4];
+    if (wg == 1)
+        ws_named_arrive(1); /* consumer 0 issues first */
+    /* Round it: S of this consumer's tile it (global tile 2 it + wg) and the P V of its tile it - 1, the paths
+     * of attention_wgmma_ws_kernel; every tile's K freed at round it, its V at it + 1. */
+    for (int it = 0; it <= rounds; it++) {
+        const int j0 = klo + (2 * it + wg) * WG_BK, bk = it % SP_KST, bv = (it + SP_VST - 1) % SP_VST;
+        const uint32_t k_addr = kbuf + bk * WG_TILE_BYTES, v_addr = vbuf + bv * WG_TILE_BYTES;
+        const uint32_t empty_k = bars + 8 * (SP_KST + SP_VST + bk), empty_v = bars + 8 * (2 * SP_KST + SP_VST + bv);
+        if (it < mine)
+            ws_bar_wait(bars + 8 * bk, (it / SP_KST) & 1);
+        if (it >= 1 && it <= mine)
+            ws_bar_wait(bars + 8 * (SP_KST + bv), ((it - 1) / SP_VST) & 1);
+        wg_fence_proxy_async(); /* the producer's cp.async writes (generic proxy) before this wgmma's reads */
+        ws_named_sync(my_bar);
+        if (it >= 1 && it < mine) {
+            float s[64], corr[2];
+            wg_fence();
+            wg_qk<SP_BQ>(s, sbase, k_addr);
+            wg_pv(o, p, v_addr);
+            ws_named_arrive(other_bar);
+            wg_wait<1>();
+            ws_bar_arrive(empty_k);
+            wg_pin(s);
+            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+            wg_pin(s);
+            wg_wait<0>();
+            ws_bar_arrive(empty_v);
+            wg_pin(o);
+            wg_rescale(o, corr);
+            wg_pack_p(p, s);
+        } else if (it < mine) { /* it = 0 */
+            float s[64], corr[2];
+            wg_fence();
+            wg_qk<SP_BQ>(s, sbase, k_addr);
+            ws_named_arrive(other_bar);
+            wg_wait<0>();
+            ws_bar_arrive(empty_k);
+            wg_pin(s);
+            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+            wg_pack_p(p, s);
+        } else if (it >= 1 && it == mine) { /* the last P V */
+            wg_fence();
+            wg_pv(o, p, v_addr);
+            ws_named_arrive(other_bar);
+            wg_wait<0>();
+            ws_bar_arrive(empty_v);
+            wg_pin(o);
+        } else { /* past this consumer's tiles: only the turn */
+            ws_named_arrive(other_bar);
+        }
+    }
+    if (wg == 0)
+        ws_named_sync(1); /* consumer 1's last signal: no barrier left half-arrived */
+    if (ntiles > 1) { /* consumer 1 had tiles: its state into consumer 0's */
+        /* consumer 1's own buffers: its copies all landed and its wgmmas all finished; thread x's float n at
+         * [n][x], so the 128 threads of a step touch consecutive words */
+        float *hand = (float *)(smem + SP_Q_BYTES + SP_PART_BYTES) + (threadIdx.x & 127);
+        if (wg == 1) {
+#pragma unroll
+            for (int x = 0; x < 64; x++)
+                hand[128 * x] = o[x];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                hand[128 * (64 + r)] = m[r];
+                hand[128 * (66 + r)] = l[r];
+            }
+            ws_named_arrive(4);
+            return;
+        }
+        ws_named_sync(4);
+        float f0[2], f1[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) { /* m quad-uniform, so the threads' partial l scale as the row's */
+            const float m1 = hand[128 * (64 + r)], mn = fmaxf(m[r], m1);
+            const float base = mn == -INFINITY ? 0.f : mn; /* a row no key reached: O and l stay 0 */
+            f0[r] = mma_ex2(m[r] - base);
+            f1[r] = mma_ex2(m1 - base);
+            l[r] = l[r] * f0[r] + hand[128 * (66 + r)] * f1[r];
+        }
+#pragma unroll
+        for (int x = 0; x < 64; x++)
+            o[x] = o[x] * f0[(x >> 1) & 1] + hand[128 * x] * f1[(x >> 1) & 1];
+    } else if (wg == 1) {
+        return; /* no tile: O = 0, m = -inf */
+    }
+    wg_store(a, o, l, h, wr0, g, t);
+}
+
 /* ---- launch ------------------------------------------------------------------------------------ */
 
 /* Hopper only (the sm_90a code of this file loads nowhere else), and the shared memory they need. Once per
  * context (qa_cu_attention_tc_setup), not per launch; sets d->wgmma (1: attention_wgmma_kernel, 2:
- * attention_wgmma_ws_kernel). */
+ * attention_wgmma_ws_kernel and attention_wgmma_split_kernel, which needs less shared memory). */
 qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
 {
     int dev = 0, major = 0, minor = 0;
@@ -548,13 +744,31 @@ qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
         return QA_OK;
     QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           WG_SMEM_BYTES));
-    if (d->smem_optin >= WS_SMEM_BYTES)
+    static_assert(SP_SMEM_BYTES <= WS_SMEM_BYTES, "the split kernel runs wherever the warp-specialized one does");
+    if (d->smem_optin >= WS_SMEM_BYTES) {
         QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               WS_SMEM_BYTES));
+        QA_CUDA_CHECK(e, cudaFuncSetAttribute(attention_wgmma_split_kernel,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, SP_SMEM_BYTES));
+    }
     /* the warp-specialized kernel unless the first one is asked for: the same bits at every shape tested, and
      * faster (H200, T = 7500 causal: 586 against 614 us; bench/RESULTS.md, 2026-11-27 call 3) */
     d->wgmma = d->smem_optin >= WS_SMEM_BYTES && d->kernel != QA_CU_TC_WGMMA1 ? 2 : 1;
     return QA_OK;
+}
+
+/* Whether a call takes the split kernel: asked for (QA_CUDA_ATTN_SPLIT=1), or by default (no QA_CUDA_ATTN
+ * kernel named: QA_CUDA_ATTN=wgmma keeps the warp-specialized kernel alone) where the 128-row grid would give
+ * fewer than SP_WAVES blocks per SM — there twice the blocks with half the key loop each fill the GPU better than
+ * the 128-row blocks' fewer, longer ones; above it the 128-row blocks read each K / V tile once for twice the
+ * rows. */
+static int use_split(const qa_cu_tc_args &a, const qa_cu_tc_dev *d)
+{
+    if (d->wgmma != 2 || qa_cuda_blocks((size_t)a.Tq, SP_BQ) > 65535)
+        return 0;
+    if (d->split >= 0)
+        return d->split;
+    return d->kernel == QA_CU_TC_AUTO && (size_t)a.H * qa_cuda_blocks((size_t)a.Tq, WG_BQ) < (size_t)SP_WAVES * d->sms;
 }
 
 int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d)
@@ -566,7 +780,10 @@ int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, cons
 qa_status qa_cu_attention_wgmma(cudaStream_t s, const qa_cu_tc_args &a, const qa_cu_tc_dev *d, qa_err *e)
 {
     dim3 grid(a.H, qa_cuda_blocks((size_t)a.Tq, WG_BQ));
-    if (d->wgmma == 2)
+    if (use_split(a, d))
+        attention_wgmma_split_kernel<<<dim3(a.H, qa_cuda_blocks((size_t)a.Tq, SP_BQ)), WS_THREADS, SP_SMEM_BYTES,
+                                       s>>>(a);
+    else if (d->wgmma == 2)
         attention_wgmma_ws_kernel<<<grid, WS_THREADS, WS_SMEM_BYTES, s>>>(a);
     else
         attention_wgmma_kernel<<<grid, WG_THREADS, WG_SMEM_BYTES, s>>>(a);

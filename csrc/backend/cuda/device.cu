@@ -118,7 +118,9 @@ static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
  * first WMMA kernel (attention_tc.cu); "mma64" / "mma128" force attention_mma.cu's 64- or 128-row blocks
  * (and keep the causal BF16 K / V head dim 128 calls off attention_wgmma.cu, which the default gives them on
  * Hopper: its warp-specialized ping-pong kernel, also "wgmma"); "wgmma1" its first (lock-step) kernel — all to
- * compare on the GPU. The kernels' shared-memory limits are raised here, once per context.
+ * compare on the GPU. QA_CUDA_ATTN_SPLIT=0 / 1: never / always attention_wgmma.cu's split kernel where the
+ * warp-specialized one runs (unset: by default where the grid would not fill the GPU; "wgmma" never), to
+ * compare. The kernels' shared-memory limits are raised here, once per context.
  * QA_CUDA_ENC_ATTN=old: the encoder's windowed calls take that general path again (attention_mma.cu) instead of
  * attention_enc.cu, to compare; a forced QA_CUDA_ATTN kernel keeps them on the general path too. */
 static qa_status attention_setup(qa_cuda_ctx *c, qa_err *e)
@@ -138,7 +140,9 @@ static qa_status attention_setup(qa_cuda_ctx *c, qa_err *e)
     c->attn_fp32 = attn && strcmp(attn, "fp32") == 0;
     const char *enc = getenv("QA_CUDA_ENC_ATTN");
     c->attn_enc = kernel == QA_CU_TC_AUTO && !c->attn_fp32 && !(enc && strcmp(enc, "old") == 0);
-    return qa_cu_attention_tc_setup(&c->attn_tc, kernel, e);
+    const char *sp = getenv("QA_CUDA_ATTN_SPLIT");
+    const int split = sp && strcmp(sp, "0") == 0 ? 0 : sp && strcmp(sp, "1") == 0 ? 1 : -1;
+    return qa_cu_attention_tc_setup(&c->attn_tc, kernel, split, e);
 }
 
 static void ctx_close(qa_cuda_ctx *c)

@@ -354,13 +354,15 @@ typedef struct qa_cu_tc_dev {
     int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin: bytes of shared memory a block may have */
     int sms;        /* multiprocessors */
     int wgmma;      /* attention_wgmma.cu's kernels set up (kernel AUTO, WGMMA or WGMMA1 on a compute capability 9.0
-                       device): 0 none, 1 the first kernel, 2 the warp-specialized one */
+                       device): 0 none, 1 the first kernel, 2 the warp-specialized one (and its split variant) */
+    int split;      /* QA_CUDA_ATTN_SPLIT: where wgmma is 2, attention_wgmma.cu's split kernel for short sequences
+                       -1 (unset) by grid size when kernel is AUTO, 0 never, 1 always */
 } qa_cu_tc_dev;
-/* For the current device (the context's, made current by the caller): fills d (kernel as given) and
- * raises the dynamic shared-memory limit of every tensor-core attention kernel `kernel` can launch (the
+/* For the current device (the context's, made current by the caller): fills d (kernel and split as given)
+ * and raises the dynamic shared-memory limit of every tensor-core attention kernel `kernel` can launch (the
  * mma.sync ones; the WMMA ones when chosen) that the device allows, so no launch needs a runtime query
  * or attribute call. */
-qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, qa_err *e);
+qa_status qa_cu_attention_tc_setup(qa_cu_tc_dev *d, int kernel, int split, qa_err *e);
 
 /* The same attention on BF16 tensor cores (dtype="bfloat16"): q, k, v rounded to BF16 when staged,
  * FP32 scores / softmax / accumulation, P rounded to BF16 for P V. k, v are FP32 (kv_bf16 = 0) or BF16
@@ -391,8 +393,9 @@ qa_status qa_cu_attention_mma(cudaStream_t s, const qa_cu_tc_args &a, int Dh, in
 qa_status qa_cu_attention_mma_setup(int optin, qa_err *e);
 
 /* ---- attention_wgmma.cu ----------------------------------------------------------------------- */
-/* The wgmma (sm_90a) kernels of the causal BF16 K / V head dim 128 calls (the default on Hopper: the first
- * one; QA_CUDA_ATTN=wgmma the warp-specialized one, wgmma1 the first), same numerics as qa_cu_attention_mma, on the arguments
+/* The wgmma (sm_90a) kernels of the causal BF16 K / V head dim 128 calls (the default on Hopper: the
+ * warp-specialized one, or its split variant where the grid would not fill the GPU (d->split); QA_CUDA_ATTN=wgmma
+ * the warp-specialized one, wgmma1 the first), same numerics as qa_cu_attention_mma, on the arguments
  * qa_cu_attention_tc has checked. _setup (d->smem_optin, d->kernel filled): on a compute capability 9.0 device
  * with the shared memory they need, raises their limits and sets d->wgmma (which kernel). _fits:
  * d->wgmma and a call it covers (causal, no window, Dh 128, BF16 K / V); the others go to
