@@ -573,8 +573,6 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
 #define SP_BAR_OFF (SP_Q_BYTES + WG_GROUPS * SP_PART_BYTES)
 #define SP_SMEM_BYTES (SP_BAR_OFF + WG_GROUPS * SP_BARS * 8 + 1024)
 #define SP_HAND 68 /* floats a consumer thread hands over: o[64], m[2], l[2] */
-/* the split kernel where heads x ceil(Tq / 128) < SP_WAVES x SMs, unless QA_CUDA_ATTN_SPLIT says otherwise */
-#define SP_WAVES 2
 
 static_assert(SP_Q_BYTES % 1024 == 0, "swizzle atoms on 1024-byte boundaries");
 static_assert(SP_HAND * 128 * 4 <= SP_PART_BYTES, "the hand-over fits consumer 1's buffers");
@@ -758,17 +756,18 @@ qa_status qa_cu_attention_wgmma_setup(qa_cu_tc_dev *d, qa_err *e)
 }
 
 /* Whether a call takes the split kernel: asked for (QA_CUDA_ATTN_SPLIT=1), or by default (no QA_CUDA_ATTN
- * kernel named: QA_CUDA_ATTN=wgmma keeps the warp-specialized kernel alone) where the 128-row grid would give
- * fewer than SP_WAVES blocks per SM — there twice the blocks with half the key loop each fill the GPU better than
- * the 128-row blocks' fewer, longer ones; above it the 128-row blocks read each K / V tile once for twice the
- * rows. */
+ * kernel named: QA_CUDA_ATTN=wgmma keeps the warp-specialized kernel alone) where its grid of 64-row blocks fits
+ * one wave: there twice the blocks with half the key loop each finish sooner than the 128-row blocks' fewer,
+ * longer ones (H200, 16 heads: T = 214 / 247 10.3 / 10.9 -> 8.7 us). Past one wave the 128-row kernel wins, as it
+ * reads each K / V tile once for twice the rows and overlaps its consumers' softmax with the other's MMAs: T = 780
+ * 22.2 vs 24.2 us, 1277 33.3 vs 45.8, 2000 56.7 vs 94.7 (tests/test_cuda_attn_split.py). */
 static int use_split(const qa_cu_tc_args &a, const qa_cu_tc_dev *d)
 {
     if (d->wgmma != 2 || qa_cuda_blocks((size_t)a.Tq, SP_BQ) > 65535)
         return 0;
     if (d->split >= 0)
         return d->split;
-    return d->kernel == QA_CU_TC_AUTO && (size_t)a.H * qa_cuda_blocks((size_t)a.Tq, WG_BQ) < (size_t)SP_WAVES * d->sms;
+    return d->kernel == QA_CU_TC_AUTO && (size_t)a.H * qa_cuda_blocks((size_t)a.Tq, SP_BQ) <= (size_t)d->sms;
 }
 
 int qa_cu_attention_wgmma_fits(const qa_cu_tc_args &a, int Dh, int kv_bf16, const qa_cu_tc_dev *d)
