@@ -1,14 +1,13 @@
-"""GPU tests of the one-kernel merge of the decode step's split kernels (issue #6): the split blocks of
-attention_decode.cu (key slice x kv head) and of argmax.cu (4096 logits of a row) fold their partials in the last
-block to arrive (one arrival counter per kv head / row at the scratch's end, cuda_scratch.h QA_CUDA_SYNC_BYTES,
-reset to 0 by that block) instead of in a second kernel; QA_CUDA_DEC_MERGE=two keeps the two-kernel path. Both
-paths run the same merge code on the same partials in the same order, so every output must be the same bits:
-attention for host and device positions, FP32 and BF16 caches, eager and replayed from a recording several times
-in a row (the counters go back to 0), and argmax / argmax_at with ties, NaN and suppressed ids. The variable is
+"""GPU tests of the one-kernel merge of the decode attention (issue #6): the split blocks of attention_decode.cu
+(key slice x kv head) fold their partials in the last block to arrive (one arrival counter per kv head at the
+scratch's end, cuda_scratch.h QA_CUDA_SYNC_BYTES, reset to 0 by that block) instead of in a second kernel;
+QA_CUDA_DEC_MERGE=two keeps the two-kernel path. Both paths run the same merge code on the same partials in the
+same order, so every output must be the same bits: host and device positions, FP32 and BF16 caches, eager and
+replayed from a recording several times in a row (the counters go back to 0). (The vocabulary argmax folded the
+same way measured 6.2 -> 6.9 us a step on an H200, slower: it keeps its fold kernel.) The variable is
 read when a backend opens, so the tests open one backend with it and one without, side by side in this process;
 the timing test runs tests/decode_layer.py in child processes. With -s: the decode step's µs per op and ms/token
 at KV positions 500 and 900 for both paths. Skips without a usable GPU."""
-import ctypes as C
 import json
 import os
 import subprocess
@@ -26,13 +25,10 @@ pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device
 
 VAR = "QA_CUDA_DEC_MERGE"
 SYNC_BYTES = _header_int("csrc/backend/cuda_scratch.h", "QA_CUDA_SYNC_BYTES")
-ARGMAX_ROWS = _header_int("csrc/backend/cuda/ops.cuh", "QA_CU_SYNC_ARGMAX_ROWS")  # argmax's counters, then the kv heads'
 MAX_KV = 4096  # 64 slices of 64 keys: the most slices (cuda_scratch.h QA_CUDA_DEC_SPLITS)
 NS = (1, 31, 32, 33, 500, 900, 1024, MAX_KV)  # one slice, edges of the 32-key slices, the step's positions, the most
 # ASR-1.7B; 8 query heads per kv head (8 columns per merging thread); 1 (half the block merges); head dim 16
 SHAPES = [(16, 8, 128), (32, 4, 128), (4, 4, 64), (4, 2, 16)]
-V = 151936  # the ASR vocabulary: 38 slices of 4096
-EOS = (151643, 151645)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +67,8 @@ def set_counters(c, first, values):
     c.call("copy", p + 4 * first, a.ctypes.data, a.nbytes, H2D)
 
 
-def state(c, pos, index=0, min_new=0):
-    return c.put(np.array([pos, index, min_new, 0], np.int32))
+def state(c, pos):
+    return c.put(np.array([pos, 0, 0, 0], np.int32))
 
 
 def bits(a):
@@ -161,101 +157,22 @@ def test_decode_attention_one_kernel_equals_two(gg, rng, H, Hk, Dh, kvdt):
 
 
 def test_one_kernel_path_is_the_default_and_counts_on_its_counters(gg, rng):
-    """The default backend really merges in the split kernels: with the kv heads' (or the row's) counters parked far
-    from 0 no block is the last, so nothing is written (the poison stays); the QA_CUDA_DEC_MERGE=two backend does
-    not read them. Counters back at 0, the outputs come back."""
+    """The default backend really merges in the split kernel: with the kv heads' counters parked far from 0 no block
+    is the last, so nothing is written (the poison stays); the QA_CUDA_DEC_MERGE=two backend does not read them."""
     H, Hk, Dh, n = 16, 8, 128, 700
     q = rng.standard_normal(H * Dh).astype(np.float32)
     k, v = (rng.standard_normal((MAX_KV, Hk * Dh)).astype(np.float32) for _ in range(2))
-    x = rng.standard_normal(V).astype(np.float32)
     outs = {}
     for name, c in zip(("two", "one"), gg):
         inp = Inputs(c, q, k, v, F32, H, Hk, Dh)
-        ids, tok, xp, sup = c.empty(4, np.int32), c.empty(1, np.int32), c.put(x), (C.c_int32 * 2)(*EOS)
-        set_counters(c, ARGMAX_ROWS, [1 << 30] * Hk)
-        set_counters(c, 0, [1 << 30])
+        set_counters(c, 0, [1 << 30] * Hk)
         parked = inp.device(n)
-        c.call("argmax_at", ids, 4, tok, xp, V, sup, 2, state(c, 0))
-        parked_tok = int(c.get(tok, 1, np.int32)[0])
         set_counters(c, 0, np.zeros(SYNC_BYTES // 4, np.uint32))
-        c.call("argmax_at", ids, 4, tok, xp, V, sup, 2, state(c, 0))
-        outs[name] = (parked, parked_tok, inp.device(n), int(c.get(tok, 1, np.int32)[0]))
+        outs[name] = (parked, inp.device(n))
     two, one = outs["two"], outs["one"]
-    assert np.isnan(one[0]).all() and one[1] == -7, "the default backend merged without its counters"
-    np.testing.assert_array_equal(bits(two[0]), bits(two[2]), err_msg="the two-kernel path read the counters")
-    assert two[1] == two[3] == one[3] == int(np.argmax(x))
-    np.testing.assert_array_equal(bits(one[2]), bits(two[2]))
-
-
-def argmax_rows(rng):
-    """Rows of the ASR vocabulary: a tie across slices, a suppressed EOS, NaNs, all equal, the last slice."""
-    x = rng.standard_normal((6, V)).astype(np.float32)
-    x[0, [5000, 140000]] = 40.0      # tie across slices: the first index wins
-    x[1, EOS[1]] = 70.0              # suppressed: the runner-up wins (unless the suppression is off)
-    x[1, 77] = 30.0
-    x[2, [90000, 100000]] = np.nan   # NaN is the maximum (torch): the first one
-    x[3, :] = 1.0                    # all equal: index 0, prob 1 / V
-    x[4, V - 1] = 25.0               # the last slice (shorter than 4096)
-    x[5, [4095, 4096]] = 33.0        # tie across a slice boundary
-    return x
-
-
-def ref_argmax(x, suppress):
-    xs = x.astype(np.float64).copy()
-    xs[:, list(suppress)] = -np.inf
-    idx = np.array([int(np.flatnonzero(np.isnan(r))[0]) if np.isnan(r).any() else int(np.argmax(r)) for r in xs])
-    with np.errstate(invalid="ignore"):
-        e = np.exp(xs - xs.max(1, keepdims=True))
-        prob = e[np.arange(len(xs)), idx] / e.sum(1)
-    return idx, prob
-
-
-def test_argmax_one_kernel_equals_two(gg, rng):
-    """argmax (rows with prob, with and without suppressed ids) and argmax_at (the decode step: suppression while
-    index < min_new, ids[index] written), eager and replayed: the same ids and probability bits on both paths, and
-    torch's argmax / float64 softmax values."""
-    x = argmax_rows(rng)
-    R = len(x)
-    res = {}
-    for name, c in zip(("two", "one"), gg):
-        xp, sup = c.put(x), (C.c_int32 * 2)(*EOS)
-        idx, prob = c.empty(R, np.int32), c.empty(R)
-        c.call("argmax", idx, prob, xp, R, V, sup, 2)
-        got = [c.get(idx, R, np.int32), c.get(prob, R)]
-        c.call("argmax", idx, prob, xp, R, V, None, 0)
-        got += [c.get(idx, R, np.int32), c.get(prob, R)]
-        at = []
-        for r in range(R):  # each row as a decode step's logits, suppressed (index 0 < 1) and not (index 1)
-            for index in (0, 1):
-                ids, tok = c.empty(4, np.int32), c.empty(1, np.int32)
-                c.call("argmax_at", ids, 4, tok, xp + 4 * r * V, V, sup, 2, state(c, 9, index, 1))
-                at.append((int(c.get(tok, 1, np.int32)[0]), c.get(ids, 4, np.int32).tolist()))
-        ids, tok, st = c.empty(8, np.int32), c.empty(1, np.int32), state(c, 40, 0, 2)
-        c.call("graph_begin")  # row 1 from index 0, min_new 2: the runner-up twice, then the EOS
-        c.call("argmax_at", ids, 8, tok, xp + 4 * V, V, sup, 2, st)
-        c.call("step_advance", st)
-        c.call("graph_end", 1, st)
-        for _ in range(4):
-            c.call("graph_launch", 1)
-        replayed = c.get(ids, 8, np.int32)[:4].tolist()
-        res[name] = (got, at, replayed)
-        assert not counters(c)[1].any(), f"{name}-kernel backend left counters set"
-    (g2, at2, rp2), (g1, at1, rp1) = res["two"], res["one"]
-    for a, b, what in zip(g1, g2, ("idx", "prob", "idx unsuppressed", "prob unsuppressed")):
-        np.testing.assert_array_equal(bits(a), bits(b), err_msg=what)
-    assert at1 == at2 and rp1 == rp2
-    for (idx, prob), sup in (((g1[0], g1[1]), EOS), ((g1[2], g1[3]), ())):
-        ref_idx, ref_p = ref_argmax(x, sup)
-        np.testing.assert_array_equal(idx, ref_idx)
-        ok = ~np.isnan(x).any(1)
-        assert_close_rel(prob[ok], ref_p[ok], 1e-5, f"prob, suppressed {sup}")
-        assert np.isnan(prob[~ok]).all()
-    sup_idx, free_idx = ref_argmax(x, EOS)[0], ref_argmax(x, ())[0]
-    for r in range(R):
-        for index, want in ((0, sup_idx[r]), (1, free_idx[r])):
-            tok, ids = at1[2 * r + index]
-            assert tok == want and ids[index] == want, f"argmax_at row {r} index {index}"
-    assert list(rp1) == [77, 77, EOS[1], EOS[1]]
+    assert np.isnan(one[0]).all(), "the default backend merged without its counters"
+    np.testing.assert_array_equal(bits(two[0]), bits(two[1]), err_msg="the two-kernel path read the counters")
+    np.testing.assert_array_equal(bits(one[1]), bits(two[1]))
 
 
 # ---- the decode step's time, both paths ------------------------------------------------------------

@@ -9,8 +9,8 @@
  * or the im2col matrices of two conv chunks (max_im2col elements each, FP32 at most), or the partial
  * results of a split decode attention (attention_decode.cu: heads x QA_CUDA_DEC_SPLITS slices x
  * (head dim <= 128, + max and sum) floats). Ops run in stream order, so they share the area.
- * After the work area: QA_CUDA_SYNC_BYTES of arrival counters that no other op writes (the split kernels of
- * attention_decode.cu / argmax.cu count their finished blocks there so that the last one merges; zeroed when the
+ * After the work area: QA_CUDA_SYNC_BYTES of arrival counters that no other op writes (the split kernel of
+ * attention_decode.cu counts its finished blocks there so that the last one merges; zeroed when the
  * scratch is bound, device.cu, and left at zero by every kernel that uses them).
  */
 #ifndef QA_CUDA_SCRATCH_H

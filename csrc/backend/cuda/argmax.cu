@@ -2,11 +2,8 @@
  *
  * Contract: ops.cuh. One block per row, or — for a few long rows (the ASR vocabulary of 151,936
  * logits per decode step) — SPLIT blocks per row writing partials (max, its index, sum of exp(x - max)
- * over their slice) that are then folded: sum = sum_p s_p exp(m_p - M). One block alone walked
- * the 152k logits at memory latency (0.9 ms per token on an H200). By default the last block of a row to finish
- * folds it (an arrival counter per row, cuda_scratch.h, reset to 0 by that block): one kernel boundary fewer per
- * decode step (issue #6); QA_CUDA_DEC_MERGE=two folds in a second kernel, one warp per row, with the same
- * fold_row, hence the same bits. Ties go to the lowest index (torch.argmax semantics, which the
+ * over their slice) that a second kernel folds: sum = sum_p s_p exp(m_p - M). One block alone walked
+ * the 152k logits at memory latency (0.9 ms per token on an H200). Ties go to the lowest index (torch.argmax semantics, which the
  * timestamp classes and greedy decoding rely on, MODEL_FACTS §7.3). NaN is treated as the maximum,
  * as torch does, so a broken row is visible instead of silently mapping to class 0.
  * prob = 1 / sum_j exp(x_j - max): the softmax value at the argmax, accumulated in fp32.
@@ -119,22 +116,36 @@ __global__ void argmax_kernel(int32_t *idx, float *prob, const float *x, int N, 
     }
 }
 
-/* One warp folds the P partials pr of a row, in slice order so ties keep the lowest index:
- * every lane gets the row's first argmax *bi and the sum of exp(x - max) *s. The partials are read from L2 (the
- * last block's fold reads what other blocks wrote). */
-__device__ __forceinline__ void fold_row(const qa_cu_argmax_part *pr, int P, int N, int lane, int *bi_out,
-                                         float *s_out)
+/* Block (p, r) -> part[r * P + p] over its slice of row r. */
+__global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int N, int slice, qa_cu_suppress sup,
+                                    const int32_t *state)
 {
+    qa_pdl_wait();
+    qa_pdl_trigger();
+    step_suppress(sup, state);
+    const int p = blockIdx.x, r = blockIdx.y, lo = p * slice, hi = min(N, lo + slice);
+    float m, s;
+    int best;
+    slice_partial(x + (size_t)r * N, lo, hi, N, sup, &m, &best, &s);
+    if (threadIdx.x == 0)
+        part[(size_t)r * gridDim.x + p] = {m, best, s};
+}
+
+/* One warp per row folds the P partials (P <= 32 * ARGMAX_FOLD), in slice order so ties keep the lowest index. */
+__global__ void argmax_fold_kernel(int32_t *idx, float *prob, const qa_cu_argmax_part *part, int P, int N,
+                                   const int32_t *state, int32_t *ids, int cap)
+{
+    qa_pdl_wait();
+    qa_pdl_trigger();
+    const int r = blockIdx.x, lane = threadIdx.x;
+    const qa_cu_argmax_part *pr = part + (size_t)r * P;
     float bv = -INFINITY;
     int bi = N;
-    for (int p = lane; p < P; p += 32) {
-        float m = __ldcg(&pr[p].m);
-        int i = __ldcg(&pr[p].i);
-        if (bi == N || beats(m, i, bv, bi)) {
-            bv = m;
-            bi = i;
+    for (int p = lane; p < P; p += 32)
+        if (bi == N || beats(pr[p].m, pr[p].i, bv, bi)) {
+            bv = pr[p].m;
+            bi = pr[p].i;
         }
-    }
     for (int o = 16; o > 0; o >>= 1) {
         float ov = __shfl_xor_sync(0xffffffffu, bv, o);
         int oi = __shfl_xor_sync(0xffffffffu, bi, o);
@@ -144,74 +155,15 @@ __device__ __forceinline__ void fold_row(const qa_cu_argmax_part *pr, int P, int
         }
     }
     float s = 0.f;
-    for (int p = lane; p < P; p += 32) { /* a slice whose max is the row's max adds its sum as is */
-        float m = __ldcg(&pr[p].m), sp = __ldcg(&pr[p].s);
-        s += m == bv ? sp : sp * expf(m - bv);
+    for (int p = lane; p < P; p += 32) /* a slice whose max is the row's max adds its sum as is */
+        s += pr[p].m == bv ? pr[p].s : pr[p].s * expf(pr[p].m - bv);
+    s = qa_warp_sum(s);
+    if (lane == 0) {
+        idx[r] = bi;
+        step_store(ids, state, cap, bi);
+        if (prob)
+            prob[r] = 1.0f / s;
     }
-    *bi_out = bi;
-    *s_out = qa_warp_sum(s);
-}
-
-/* Row r's outputs from lane 0 of the folding warp. */
-__device__ __forceinline__ void fold_store(int32_t *idx, float *prob, int r, int bi, float s, const int32_t *state,
-                                           int32_t *ids, int cap)
-{
-    idx[r] = bi;
-    step_store(ids, state, cap, bi);
-    if (prob)
-        prob[r] = 1.0f / s;
-}
-
-/* Block (p, r) -> part[r * P + p] over its slice of row r; with cnt (the one-kernel path) the row's last block to
- * finish then folds the row with its first warp. */
-__global__ void argmax_split_kernel(qa_cu_argmax_part *part, const float *x, int N, int slice, qa_cu_suppress sup,
-                                    const int32_t *state, unsigned *cnt, int32_t *idx, float *prob, int32_t *ids,
-                                    int cap)
-{
-    qa_pdl_wait();
-    qa_pdl_trigger();
-    step_suppress(sup, state);
-    const int p = blockIdx.x, r = blockIdx.y, P = gridDim.x, lo = p * slice, hi = min(N, lo + slice);
-    float m, s;
-    int best;
-    slice_partial(x + (size_t)r * N, lo, hi, N, sup, &m, &best, &s);
-    if (!cnt) {
-        if (threadIdx.x == 0)
-            part[(size_t)r * P + p] = {m, best, s};
-        return;
-    }
-    __shared__ int last;
-    if (threadIdx.x == 0) {
-        part[(size_t)r * P + p] = {m, best, s};
-        __threadfence(); /* the partial visible device-wide before the block counts as arrived */
-        last = atomicAdd(cnt + r, 1u) == (unsigned)P - 1;
-        if (last) {
-            __threadfence(); /* the other blocks' partials: read after their arrivals */
-            cnt[r] = 0;      /* all P have arrived: zero for the next call (or graph replay) */
-        }
-    }
-    __syncthreads();
-    if (!last || threadIdx.x >= 32)
-        return;
-    int bi;
-    float sum;
-    fold_row(part + (size_t)r * P, P, N, threadIdx.x, &bi, &sum);
-    if (threadIdx.x == 0)
-        fold_store(idx, prob, r, bi, sum, state, ids, cap);
-}
-
-/* The QA_CUDA_DEC_MERGE=two fold: one warp per row. */
-__global__ void argmax_fold_kernel(int32_t *idx, float *prob, const qa_cu_argmax_part *part, int P, int N,
-                                   const int32_t *state, int32_t *ids, int cap)
-{
-    qa_pdl_wait();
-    qa_pdl_trigger();
-    const int r = blockIdx.x, lane = threadIdx.x;
-    int bi;
-    float s;
-    fold_row(part + (size_t)r * P, P, N, lane, &bi, &s);
-    if (lane == 0)
-        fold_store(idx, prob, r, bi, s, state, ids, cap);
 }
 
 size_t qa_cu_argmax_split_bytes(int R, int N)
@@ -221,8 +173,8 @@ size_t qa_cu_argmax_split_bytes(int R, int N)
 }
 
 qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
-                       const qa_cu_suppress *sup, void *work, size_t work_bytes, unsigned *cnt, const int32_t *state,
-                       int32_t *ids, int cap, qa_err *e)
+                       const qa_cu_suppress *sup, void *work, size_t work_bytes, const int32_t *state, int32_t *ids,
+                       int cap, qa_err *e)
 {
     if (R <= 0)
         return QA_OK;
@@ -235,11 +187,9 @@ qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x
     if (need && R <= 64 && work && need <= work_bytes) {
         int P = (N + QA_CU_ARGMAX_SLICE - 1) / QA_CU_ARGMAX_SLICE;
         qa_cu_argmax_part *part = (qa_cu_argmax_part *)work;
-        cnt = R <= QA_CU_SYNC_ARGMAX_ROWS ? cnt : NULL;
         QA_CUDA_CHECK(e, qa_cu_launch(argmax_split_kernel, dim3(P, R), THREADS, 0, s, part, x, N, QA_CU_ARGMAX_SLICE,
-                                      *sup, state, cnt, idx, prob, ids, cap));
-        if (!cnt)
-            QA_CUDA_CHECK(e, qa_cu_launch(argmax_fold_kernel, R, 32, 0, s, idx, prob, part, P, N, state, ids, cap));
+                                      *sup, state));
+        QA_CUDA_CHECK(e, qa_cu_launch(argmax_fold_kernel, R, 32, 0, s, idx, prob, part, P, N, state, ids, cap));
         return QA_OK;
     }
     QA_CUDA_CHECK(e, qa_cu_launch(argmax_kernel, R, THREADS, 0, s, idx, prob, x, N, *sup, state, ids, cap));

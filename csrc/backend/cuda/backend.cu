@@ -408,10 +408,9 @@ static qa_status be_add_sinusoid(qa_backend *be, float *x, int64_t T, int64_t E,
  * waste less than the 64-row tensor-core blocks there. */
 #define QA_TC_MIN_ROWS 16
 
-/* The arrival counters of the split kernels' one-kernel merge (cuda_scratch.h; scratch bound), NULL with
- * QA_CUDA_DEC_MERGE=two: argmax's rows first, then decode attention's kv heads (ops.cuh QA_CU_SYNC_*). */
-static unsigned *argmax_counters(const qa_cuda_ctx *c) { return c->dec_merge ? c->sync : NULL; }
-static unsigned *dec_counters(const qa_cuda_ctx *c) { return c->dec_merge ? c->sync + QA_CU_SYNC_ARGMAX_ROWS : NULL; }
+/* The arrival counters of the split decode attention's one-kernel merge (cuda_scratch.h; scratch bound), NULL with
+ * QA_CUDA_DEC_MERGE=two. */
+static unsigned *dec_counters(const qa_cuda_ctx *c) { return c->dec_merge ? c->sync : NULL; }
 
 /* The split decode attention's partials fit the work area (scratch_need sizes it for max_heads). */
 static qa_status decode_partials_fit(const qa_cuda_ctx *c, int64_t H, qa_err *e)
@@ -634,7 +633,7 @@ static qa_status argmax_impl(qa_backend *be, int32_t *idx, float *prob, const fl
     for (int i = 0; i < n_suppress; i++)
         sup.ids[i] = suppress[i];
     return qa_cu_argmax(c->stream, idx, prob, x, (int)R, (int)V, &sup, be->scratch ? c->work : NULL,
-                        be->scratch ? c->work_bytes : 0, be->scratch ? argmax_counters(c) : NULL, NULL, NULL, 0, e);
+                        be->scratch ? c->work_bytes : 0, NULL, NULL, 0, e);
 }
 
 static qa_status be_argmax(qa_backend *be, int32_t *idx, float *prob, const float *x, int64_t R, int64_t V,
@@ -706,8 +705,7 @@ static qa_status argmax_at_impl(qa_backend *be, int32_t *ids, int64_t cap, int32
     sup.n = n_suppress;
     for (int i = 0; i < n_suppress; i++)
         sup.ids[i] = suppress[i];
-    return qa_cu_argmax(c->stream, tok, NULL, x, 1, (int)V, &sup, c->work, c->work_bytes, argmax_counters(c), state,
-                        ids, (int)cap, e);
+    return qa_cu_argmax(c->stream, tok, NULL, x, 1, (int)V, &sup, c->work, c->work_bytes, state, ids, (int)cap, e);
 }
 
 static qa_status be_argmax_at(qa_backend *be, int32_t *ids, int64_t cap, int32_t *tok, const float *x, int64_t V,

@@ -58,8 +58,8 @@ typedef struct qa_cuda_ctx {
     void *work;                 /* scratch after the cuBLAS workspace: GEMM staging / im2col */
     size_t work_bytes;
     unsigned *sync;             /* QA_CUDA_SYNC_BYTES of arrival counters at the scratch's end, zero between kernels */
-    int dec_merge;              /* split decode attention / argmax merge in their last block (QA_CUDA_DEC_MERGE=two:
-                                 * off, a second kernel folds as before) */
+    int dec_merge;              /* split decode attention merges in its last block (QA_CUDA_DEC_MERGE=two: off, a
+                                 * second kernel merges as before) */
     int broken;                 /* set after the first CUDA error */
     qa_err first_err;           /* that error, repeated to every later caller */
     void *pin[2];               /* pinned upload staging (double buffer) */

@@ -199,8 +199,8 @@ static qa_status ctx_open(int device, qa_cuda_ctx **out, qa_err *e)
         /* QA_CUDA_GU_BF16=0: norm_mlp's gate | up output FP32 again (norm_gemm.cu), to compare */
         const char *gu = getenv("QA_CUDA_GU_BF16");
         c->gu_bf16 = !(gu && strcmp(gu, "0") == 0);
-        /* QA_CUDA_DEC_MERGE=two: the split decode attention and argmax fold their partials in a second kernel again
-         * (attention_decode.cu, argmax.cu), to compare; the default merges in the split kernel's last block */
+        /* QA_CUDA_DEC_MERGE=two: the split decode attention merges its partials in a second kernel again
+         * (attention_decode.cu), to compare; the default merges in the split kernel's last block */
         const char *merge = getenv("QA_CUDA_DEC_MERGE");
         c->dec_merge = !(merge && strcmp(merge, "two") == 0);
         /* QA_CUDA_MM_BUCKETS=old: matmul.cu's five size buckets of before issue 6 (cuda_mm_buckets.h), to compare */

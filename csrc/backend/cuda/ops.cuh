@@ -244,20 +244,15 @@ typedef struct qa_cu_argmax_part { /* one block's slice of a row: max, its first
     float s;
 } qa_cu_argmax_part;
 #define QA_CU_ARGMAX_SLICE 4096 /* logits per block when a long row is split */
-/* The arrival counters (cuda_scratch.h QA_CUDA_SYNC_BYTES): argmax's rows first, then decode attention's kv heads. */
-#define QA_CU_SYNC_ARGMAX_ROWS 64
-#define QA_CU_SYNC_DEC_HEADS ((int)(QA_CUDA_SYNC_BYTES / sizeof(unsigned)) - QA_CU_SYNC_ARGMAX_ROWS)
 /* Bytes of work area the split path needs for R rows of N (0: one block per row). */
 size_t qa_cu_argmax_split_bytes(int R, int N);
 /* Per row r < R of x [R, N]: idx[r] = first argmax (torch semantics), prob[r] = softmax(x[r])[idx]
- * (prob may be NULL). work: device scratch for the split path (used when work_bytes suffices); cnt: NULL, a second
- * kernel folds the split path's partials; else QA_CU_SYNC_ARGMAX_ROWS zeroed device counters, left at zero: the
- * last block of each row folds (same bits).
+ * (prob may be NULL). work: device scratch for the split path (used when work_bytes suffices).
  * state (device, may be NULL; then R = 1): backend.h step state — sup applies only while
  * state[QA_STEP_INDEX] < state[QA_STEP_MIN_NEW], and ids[state[QA_STEP_INDEX]] (< cap) gets idx[0]. */
 qa_status qa_cu_argmax(cudaStream_t s, int32_t *idx, float *prob, const float *x, int R, int N,
-                       const qa_cu_suppress *sup, void *work, size_t work_bytes, unsigned *cnt, const int32_t *state,
-                       int32_t *ids, int cap, qa_err *e);
+                       const qa_cu_suppress *sup, void *work, size_t work_bytes, const int32_t *state, int32_t *ids,
+                       int cap, qa_err *e);
 
 /* ---- conv.cu ---------------------------------------------------------------------------------- */
 /* y[n, 0, m, t] = feat[m*ld + f] if f = frame0 + n*L + t < valid, else 0 (backend.h mel_chunks). */
@@ -325,6 +320,7 @@ qa_status qa_cu_attention_decode(cudaStream_t s, void *out, int out_bf16, const 
                                  const void *v, int ldv, int kv_bf16, float *part, unsigned *cnt, int H, int Hk,
                                  int Dh, int n, const int32_t *pos, int max_kv, float scale, qa_err *e);
 #define QA_CU_DEC_SPLITS QA_CUDA_DEC_SPLITS
+#define QA_CU_SYNC_DEC_HEADS ((int)(QA_CUDA_SYNC_BYTES / sizeof(unsigned))) /* arrival counters: one per kv head */
 
 /* ---- step.cu ---------------------------------------------------------------------------------- */
 /* state[QA_STEP_POS] += 1, state[QA_STEP_INDEX] += 1. */
