@@ -107,6 +107,16 @@ __device__ __forceinline__ void wg_acc_init(float o[64], float m[2], float l[2])
     l[0] = l[1] = 0.f;
 }
 
+/* The keys rows [i0, i0 + bq) ∩ [0, Tq) of a block see, [*klo, *khi) (from the first row's lowest to the last
+ * row's highest), and the WG_BK-key tiles they take (returned). */
+__device__ __forceinline__ int wg_block_keys(const qa_cu_tc_args &a, int i0, int bq, int *klo, int *khi)
+{
+    int dummy;
+    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, klo, &dummy);
+    qa_attn_key_range(a.q0 + min(i0 + bq, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, khi);
+    return *khi > *klo ? (*khi - *klo + WG_BK - 1) / WG_BK : 0;
+}
+
 /* The tiles [0, ng) of the block's ntiles (from key klo) that some row of the warpgroup (rows from gr0) sees — under
  * the causal mask (no window) every row sees from key 0 = klo, so a warpgroup's tiles are a prefix of the block's —
  * and the keys every row of the warp (rows from wr0) sees, [w_lo, w_hi); rows past Tq see nothing (ng 0; the
@@ -285,11 +295,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) attention_wgmma_kernel(qa_cu_tc
 
     wg_stage_q<WG_BQ>(Qs, a, h, i0);
 
-    /* the keys the block's rows see: [lo(first row), hi(last row)); those of the warpgroup's and the warp's */
-    int klo, khi, dummy;
-    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
-    qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
-    const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
+    /* the keys the block's rows see; those of the warpgroup's and the warp's */
+    int klo, khi;
+    const int ntiles = wg_block_keys(a, i0, WG_BQ, &klo, &khi);
     int ng, w_lo, w_hi;
     wg_row_keys(a, gr0, wr0, klo, ntiles, &ng, &w_lo, &w_hi);
 
@@ -400,6 +408,35 @@ __device__ __forceinline__ void ws_bar_wait(uint32_t bar, uint32_t parity)
 __device__ __forceinline__ void ws_named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void ws_named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 
+
+/* One consumer turn of the warp-specialised kernels on tile j0 (K at k_addr): S = Q K^T issued, with PV also the
+ * P V of the previous tile (V at v_addr), then the other consumer's turn signalled; the K freed once S is in
+ * registers, the softmax of S, the V freed once P V is done and O rescaled; P packed for the next turn. */
+template <int BQ, bool PV>
+__device__ __forceinline__ void ws_consume(float (&o)[64], uint32_t (&p)[WG_BK / 16][4], float (&m)[2], float (&l)[2],
+                                           const qa_cu_tc_args &a, uint32_t q_addr, uint32_t k_addr, uint32_t v_addr,
+                                           uint32_t empty_k, uint32_t empty_v, int other_bar, int wr0, int w_lo,
+                                           int w_hi, int g, int t, int j0)
+{
+    float s[64], corr[2];
+    wg_fence();
+    wg_qk<BQ>(s, q_addr, k_addr);
+    if (PV)
+        wg_pv(o, p, v_addr);
+    ws_named_arrive(other_bar);
+    wg_wait<PV ? 1 : 0>();
+    ws_bar_arrive(empty_k);
+    wg_pin(s);
+    wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
+    if (PV) {
+        wg_pin(s);
+        wg_wait<0>();
+        ws_bar_arrive(empty_v);
+        wg_pin(o);
+        wg_rescale(o, corr);
+    }
+    wg_pack_p(p, s);
+}
 /* The producer's copy of key rows [j0, j0 + WG_BK) of K or V into dst, as wg_issue_rows but by NT (128 or 64)
  * threads: thread x copies 16-byte chunk x % 16 of rows x / 16 + (NT / 16) n; with 128 threads the rows are 8
  * apart, so the swizzled column (row % 8) is fixed: one offset d0 and a stride. */
@@ -432,10 +469,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
     const int wg = threadIdx.x >> 7;
     const int i0 = (gridDim.y - 1 - blockIdx.y) * WG_BQ;
 
-    int klo, khi, dummy;
-    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
-    qa_attn_key_range(a.q0 + min(i0 + WG_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
-    const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
+    int klo, khi;
+    const int ntiles = wg_block_keys(a, i0, WG_BQ, &klo, &khi);
 
     if (threadIdx.x == 0) {
         for (int b = 0; b < WS_STAGES; b++) {
@@ -497,31 +532,11 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_ws_kernel(qa_cu
         wg_fence_proxy_async(); /* the producer's cp.async writes (generic proxy) before this wgmma's reads */
         ws_named_sync(my_bar);
         if (it >= 1 && it < ng) {
-            float s[64], corr[2];
-            wg_fence();
-            wg_qk<WG_BQ>(s, q_addr, k_addr);
-            wg_pv(o, p, v_addr);
-            ws_named_arrive(other_bar);
-            wg_wait<1>();
-            ws_bar_arrive(empty_k + 8 * b);
-            wg_pin(s);
-            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
-            wg_pin(s);
-            wg_wait<0>();
-            ws_bar_arrive(empty_v + 8 * bp);
-            wg_pin(o);
-            wg_rescale(o, corr);
-            wg_pack_p(p, s);
+            ws_consume<WG_BQ, true>(o, p, m, l, a, q_addr, k_addr, v_addr, empty_k + 8 * b, empty_v + 8 * bp,
+                                    other_bar, wr0, w_lo, w_hi, g, t, j0);
         } else if (it < ng) { /* it = 0 */
-            float s[64], corr[2];
-            wg_fence();
-            wg_qk<WG_BQ>(s, q_addr, k_addr);
-            ws_named_arrive(other_bar);
-            wg_wait<0>();
-            ws_bar_arrive(empty_k + 8 * b);
-            wg_pin(s);
-            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
-            wg_pack_p(p, s);
+            ws_consume<WG_BQ, false>(o, p, m, l, a, q_addr, k_addr, v_addr, empty_k + 8 * b, empty_v + 8 * bp,
+                                     other_bar, wr0, w_lo, w_hi, g, t, j0);
         } else if (it >= 1 && it == ng) { /* the last P V; tile it (if any) is not this warpgroup's */
             wg_fence();
             wg_pv(o, p, v_addr);
@@ -589,10 +604,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_split_kernel(qa
     const int wg = threadIdx.x >> 7;
     const int i0 = (gridDim.y - 1 - blockIdx.y) * SP_BQ;
 
-    int klo, khi, dummy;
-    qa_attn_key_range(a.q0 + i0, a.Tk, a.window, a.causal, &klo, &dummy);
-    qa_attn_key_range(a.q0 + min(i0 + SP_BQ, a.Tq) - 1, a.Tk, a.window, a.causal, &dummy, &khi);
-    const int ntiles = khi > klo ? (khi - klo + WG_BK - 1) / WG_BK : 0;
+    int klo, khi;
+    const int ntiles = wg_block_keys(a, i0, SP_BQ, &klo, &khi);
 
     /* consumer c's barriers from bars(c): full K [SP_KST], full V [SP_VST], empty K, empty V */
     const uint32_t bar0 = sbase + SP_BAR_OFF;
@@ -653,31 +666,11 @@ __global__ void __launch_bounds__(WS_THREADS, 1) attention_wgmma_split_kernel(qa
         wg_fence_proxy_async(); /* the producer's cp.async writes (generic proxy) before this wgmma's reads */
         ws_named_sync(my_bar);
         if (it >= 1 && it < mine) {
-            float s[64], corr[2];
-            wg_fence();
-            wg_qk<SP_BQ>(s, sbase, k_addr);
-            wg_pv(o, p, v_addr);
-            ws_named_arrive(other_bar);
-            wg_wait<1>();
-            ws_bar_arrive(empty_k);
-            wg_pin(s);
-            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
-            wg_pin(s);
-            wg_wait<0>();
-            ws_bar_arrive(empty_v);
-            wg_pin(o);
-            wg_rescale(o, corr);
-            wg_pack_p(p, s);
+            ws_consume<SP_BQ, true>(o, p, m, l, a, sbase, k_addr, v_addr, empty_k, empty_v, other_bar, wr0, w_lo,
+                                    w_hi, g, t, j0);
         } else if (it < mine) { /* it = 0 */
-            float s[64], corr[2];
-            wg_fence();
-            wg_qk<SP_BQ>(s, sbase, k_addr);
-            ws_named_arrive(other_bar);
-            wg_wait<0>();
-            ws_bar_arrive(empty_k);
-            wg_pin(s);
-            wg_scores_to_p(s, a, m, l, corr, wr0, w_lo, w_hi, g, t, j0);
-            wg_pack_p(p, s);
+            ws_consume<SP_BQ, false>(o, p, m, l, a, sbase, k_addr, v_addr, empty_k, empty_v, other_bar, wr0, w_lo,
+                                     w_hi, g, t, j0);
         } else if (it >= 1 && it == mine) { /* the last P V */
             wg_fence();
             wg_pv(o, p, v_addr);
