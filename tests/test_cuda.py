@@ -2096,7 +2096,7 @@ print("LOGITS DONE")
 def test_bf16_aligner_logits_with_wgmma_attention(tmp_path):
     """Issue 6: the real-size aligner (random weights, 60 s of audio and 150 words: ~1100 decoder rows, so its
     causal attention runs on the tensor-core kernels) in bfloat16 with QA_CUDA_ATTN=wgmma (attention_wgmma.cu's
-    warp-specialized kernel) gives the logits of the default attention kernel (its first kernel on Hopper): as close to the float32 model's as the default's are (each in a child
+    warp-specialized kernel) gives the logits of the default attention kernel (at these rows the same kernel on Hopper): as close to the float32 model's as the default's are (each in a child
     process, QA_CUDA_ATTN being read when the backend opens)."""
     from qwen3align.random_checkpoint import make_checkpoint
 

@@ -1,7 +1,7 @@
 """GPU tests of the decoder's causal attention on Hopper for short sequences (csrc/backend/cuda/attention_wgmma.cu,
 issue #6): attention_wgmma_split_kernel (64-row blocks whose 128-key tiles the two consumer warpgroups split, merged
-at the end with FlashAttention's rescale) against the warp-specialized 128-row kernel it stands in for where that
-one's grid would not fill the GPU. QA_CUDA_ATTN_SPLIT=1 forces the split kernel, =0 the 128-row one; unset, the
+at the end with FlashAttention's rescale) against the warp-specialized 128-row kernel it stands in for where the
+split kernel's grid fits one wave of the GPU. QA_CUDA_ATTN_SPLIT=1 forces the split kernel, =0 the 128-row one; unset, the
 grid size picks (with QA_CUDA_ATTN unset; read when the backend opens, so each variant runs in a child process).
 
 - both forced variants against float64 on the BF16-rounded operands (q rounded when staged, BF16 K / V): within

@@ -4,7 +4,7 @@
  * QA_CUDA_ATTN=wgmma; its own comment below): the same per-warpgroup math, the same bits, with a producer
  * warpgroup and the two consumer warpgroups taking turns on the tensor cores; and its variant for short
  * sequences, attention_wgmma_split_kernel (64-row blocks whose key tiles the two consumers split; the default
- * where the 128-row grid would not fill the GPU, QA_CUDA_ATTN_SPLIT=0 / 1 never / always, QA_CUDA_ATTN=wgmma
+ * where its own grid fits one wave of the GPU, QA_CUDA_ATTN_SPLIT=0 / 1 never / always, QA_CUDA_ATTN=wgmma
  * never unless QA_CUDA_ATTN_SPLIT=1; comment below).
  *
  * Contract: ops.cuh qa_cu_attention_wgmma, the same function as attention_mma.cu (whose header gives the

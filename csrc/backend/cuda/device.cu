@@ -119,7 +119,7 @@ static qa_status open_handles(qa_cuda_ctx *c, qa_err *e)
  * (and keep the causal BF16 K / V head dim 128 calls off attention_wgmma.cu, which the default gives them on
  * Hopper: its warp-specialized ping-pong kernel, also "wgmma"); "wgmma1" its first (lock-step) kernel — all to
  * compare on the GPU. QA_CUDA_ATTN_SPLIT=0 / 1: never / always attention_wgmma.cu's split kernel where the
- * warp-specialized one runs (unset: by default where the grid would not fill the GPU; "wgmma" never), to
+ * warp-specialized one runs (unset: by default where its 64-row grid fits one wave; "wgmma" never), to
  * compare. The kernels' shared-memory limits are raised here, once per context.
  * QA_CUDA_ENC_ATTN=old: the encoder's windowed calls take that general path again (attention_mma.cu) instead of
  * attention_enc.cu, to compare; a forced QA_CUDA_ATTN kernel keeps them on the general path too. */

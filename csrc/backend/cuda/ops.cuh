@@ -390,7 +390,7 @@ qa_status qa_cu_attention_mma_setup(int optin, qa_err *e);
 
 /* ---- attention_wgmma.cu ----------------------------------------------------------------------- */
 /* The wgmma (sm_90a) kernels of the causal BF16 K / V head dim 128 calls (the default on Hopper: the
- * warp-specialized one, or its split variant where the grid would not fill the GPU (d->split); QA_CUDA_ATTN=wgmma
+ * warp-specialized one, or its split variant where that one's grid fits one wave (d->split); QA_CUDA_ATTN=wgmma
  * the warp-specialized one, wgmma1 the first), same numerics as qa_cu_attention_mma, on the arguments
  * qa_cu_attention_tc has checked. _setup (d->smem_optin, d->kernel filled): on a compute capability 9.0 device
  * with the shared memory they need, raises their limits and sets d->wgmma (which kernel). _fits:
