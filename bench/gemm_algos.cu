@@ -22,22 +22,22 @@
 #define MAX_CAND 32
 #define WEIGHT_SPAN ((size_t)256 << 20) /* bytes of weight copies cycled through: > L2 (50-60 MB) */
 
-#define CK(x)                                                                                   \
-    do {                                                                                        \
-        cudaError_t ce_ = (x);                                                                  \
-        if (ce_ != cudaSuccess) {                                                               \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(ce_)); \
-            exit(1);                                                                            \
-        }                                                                                       \
-    } while (0)
-#define CKB(x)                                                                                         \
-    do {                                                                                               \
-        cublasStatus_t cb_ = (x);                                                                      \
-        if (cb_ != CUBLAS_STATUS_SUCCESS) {                                                            \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cublasLtGetStatusString(cb_)); \
-            exit(1);                                                                                   \
-        }                                                                                              \
-    } while (0)
+/* A failed CUDA or cuBLASLt call ends the tool with the call, its line and the library's message. */
+static void check(cudaError_t st, const char *what, int line)
+{
+    if (st != cudaSuccess) {
+        fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, line, what, cudaGetErrorString(st));
+        exit(1);
+    }
+}
+static void check(cublasStatus_t st, const char *what, int line)
+{
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, line, what, cublasLtGetStatusString(st));
+        exit(1);
+    }
+}
+#define CK(x) check((x), #x, __LINE__)
 
 __global__ void fill_bf16(__nv_bfloat16 *p, size_t n, unsigned seed)
 {
@@ -84,7 +84,7 @@ static void cfg_of(const cublasLtMatmulAlgo_t *a, char *out, size_t n)
 static double time_algo(bench *b, const qa_mm *g, const cublasLtMatmulAlgo_t *algo, float beta)
 {
     mm_desc d;
-    CKB(describe(g, &d));
+    CK(describe(g, &d));
     const float alpha = 1.0f;
     size_t per = (size_t)g->m * g->k;
     int copies = (int)(b->w_elems / per);
@@ -92,13 +92,13 @@ static double time_algo(bench *b, const qa_mm *g, const cublasLtMatmulAlgo_t *al
     int reps = (int)(1e-3 / (flop / 5e14)); /* ~1 ms a batch at 500 TFLOP/s */
     reps = reps < 5 ? 5 : reps > 200 ? 200 : reps;
     for (int i = 0; i < 2; i++)
-        CKB(cublasLtMatmul(b->c.lt, &d.op, &alpha, b->w, &d.a, b->x, &d.b, &beta, b->y, &d.c, b->y, &d.c, algo,
+        CK(cublasLtMatmul(b->c.lt, &d.op, &alpha, b->w, &d.a, b->x, &d.b, &beta, b->y, &d.c, b->y, &d.c, algo,
                            b->c.scratch, QA_CUDA_BLAS_WS_BYTES, b->c.stream));
     double t[3];
     for (int r = 0; r < 3; r++) {
         CK(cudaEventRecord(b->ev[0], b->c.stream));
         for (int i = 0; i < reps; i++)
-            CKB(cublasLtMatmul(b->c.lt, &d.op, &alpha, b->w + (size_t)(i % copies) * per, &d.a, b->x, &d.b, &beta,
+            CK(cublasLtMatmul(b->c.lt, &d.op, &alpha, b->w + (size_t)(i % copies) * per, &d.a, b->x, &d.b, &beta,
                                b->y, &d.c, b->y, &d.c, algo, b->c.scratch, QA_CUDA_BLAS_WS_BYTES, b->c.stream));
         CK(cudaEventRecord(b->ev[1], b->c.stream));
         CK(cudaEventSynchronize(b->ev[1]));
@@ -128,13 +128,13 @@ static cublasLtMatmulAlgo_t rule_algo(bench *b, const qa_mm *g, const qa_mm_buck
 static int heuristic(bench *b, const qa_mm *g, cublasLtMatmulHeuristicResult_t *cand)
 {
     mm_desc d;
-    CKB(describe(g, &d));
+    CK(describe(g, &d));
     cublasLtMatmulPreferenceOpaque_t pref;
-    CKB(cublasLtMatmulPreferenceInit(&pref));
+    CK(cublasLtMatmulPreferenceInit(&pref));
     uint64_t ws = QA_CUDA_BLAS_WS_BYTES;
-    CKB(cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    CK(cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     int n = 0;
-    CKB(cublasLtMatmulAlgoGetHeuristic(b->c.lt, &d.op, &d.a, &d.b, &d.c, &d.c, &pref, MAX_CAND, cand, &n));
+    CK(cublasLtMatmulAlgoGetHeuristic(b->c.lt, &d.op, &d.a, &d.b, &d.c, &d.c, &pref, MAX_CAND, cand, &n));
     return n;
 }
 
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
         i++;
     }
     CK(cudaStreamCreateWithFlags(&b.c.stream, cudaStreamNonBlocking));
-    CKB(cublasLtCreate(&b.c.lt));
+    CK(cublasLtCreate(&b.c.lt));
     CK(cudaMalloc(&b.c.scratch, QA_CUDA_BLAS_WS_BYTES));
     size_t one = (size_t)maxM * maxK;
     b.w_elems = (WEIGHT_SPAN / 2 / one > 2 ? WEIGHT_SPAN / 2 / one : 2) * one;

@@ -23,6 +23,30 @@ def features(case):
     return npy(case, "input_features.npy"), load_case(case)["mel_frames"]
 
 
+def generate_twice(m, runs):
+    """For each (case, max_new, min_new) of runs: m.asr_generate's ids and first logits, run twice (the second replays
+    the recording) and required equal; returned as {"ids<i>": ids, "first<i>": first}."""
+    out = {}
+    for i, (case, max_new, min_new) in enumerate(runs):
+        feat, frames = features(case)
+        ids, first = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)
+        ids2, first2 = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)  # replayed
+        assert ids.tolist() == ids2.tolist() and (first == first2).all(), (case, max_new, min_new)
+        out[f"ids{i}"], out[f"first{i}"] = ids, first
+    return out
+
+
+def mixed_request(m, rng, i, secs, max_new):
+    """Request i of a mixed sequence on a loaded Models: secs of noise at 16 kHz, every third one transcribed
+    (1 to max_new - 1 new tokens), the others aligned with up to 3 words a second."""
+    audio = (rng.standard_normal(int(secs * 16000)) * 0.1).astype(np.float32)
+    if i % 3 == 2:
+        m.transcribe(audio, sample_rate=16000, max_new_tokens=int(rng.integers(1, max_new)))
+    else:
+        words = ["w%d" % j for j in range(int(rng.integers(1, max(2, 3 * secs))))]
+        m.align(audio, words=words, language="English", sample_rate=16000)
+
+
 def top2_margin(logits):
     """Per row: largest minus second largest logit (a near-tie lets the argmax differ)."""
     part = np.sort(np.asarray(logits, np.float64), axis=-1)

@@ -22,6 +22,7 @@ import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy, rel_err
 from cuda_util import BF16, D2D, F32, Cuda, Tensor, bf16_round, cu, g, gpu_reason, rng, to_bf16_bits  # noqa: F401 (fixtures)
+from engine_util import mixed_request
 
 WHY = gpu_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}")
@@ -2049,12 +2050,7 @@ def test_requests_of_any_length_load_no_kernel_after_load(dtype):
         before = m.memory_report()
         for i in range(24):
             secs = float(rng.choice([rng.uniform(0.3, 3), rng.uniform(3, 40), rng.uniform(40, 120)]))
-            audio = (rng.standard_normal(int(secs * 16000)) * 0.1).astype(np.float32)
-            if i % 3 == 2:
-                m.transcribe(audio, sample_rate=16000, max_new_tokens=int(rng.integers(1, 16)))
-            else:
-                words = ["w%d" % j for j in range(int(rng.integers(1, max(2, 3 * secs))))]
-                m.align(audio, words=words, language="English", sample_rate=16000)
+            mixed_request(m, rng, i, secs, 16)
         after = m.memory_report()
     cu = after["cuda"]
     assert cu["gemm_plans"] == before["cuda"]["gemm_plans"] and cu["gemm_plans_after_load"] == 0, cu
@@ -2287,17 +2283,10 @@ GEN_RUNS = [("en_short", 1, 0), ("en_short", 2, 2), ("tiny", BLOCK, 0), ("zh_mix
 GEN_CHILD = r"""
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
-from conftest import npy
-from engine_util import features
+from engine_util import generate_twice
 from qwen3align._qwen3align import Models
 m = Models(asr={folder!r}, device="cuda:0", dtype={dtype!r}, max_new_tokens=40)
-out = {{}}
-for i, (case, max_new, min_new) in enumerate({runs!r}):
-    feat, frames = features(case)
-    ids, first = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)
-    ids2, first2 = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)  # replayed
-    assert ids.tolist() == ids2.tolist() and (first == first2).all(), (case, max_new, min_new)
-    out[f"ids{{i}}"], out[f"first{{i}}"] = ids, first
+out = generate_twice(m, {runs!r})
 out["graphs"] = np.array([m._memory_report()["cuda"]["graph_instantiations"]])
 np.savez({path!r}, **out)
 """

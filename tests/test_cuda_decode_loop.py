@@ -36,10 +36,10 @@ CHILD = r"""
 import json, os, signal, sys, threading, numpy as np
 sys.path.insert(0, {tests!r})
 from conftest import npy
-from engine_util import features
+from engine_util import features, generate_twice
 from qwen3align._qwen3align import Models
 m = Models(asr={folder!r}, device="cuda:0", dtype={dtype!r}, max_new_tokens={cap})
-out, info = {{}}, {{}}
+info = {{}}
 if {cancel!r}:
     # a long request (min_new = max_new: no EOS) interrupted between two blocks, then a request that fails its checks
     feat, frames = features("en_short")
@@ -56,12 +56,7 @@ if {cancel!r}:
         info["failed"] = False
     except Exception as ex:
         info["failed"] = type(ex).__name__
-for i, (case, max_new, min_new) in enumerate({runs!r}):
-    feat, frames = features(case)
-    ids, first = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)
-    ids2, first2 = m.asr_generate(feat, frames, npy(case, "asr_prompt_ids.npy"), max_new, min_new)  # replayed
-    assert ids.tolist() == ids2.tolist() and (first == first2).all(), (case, max_new, min_new)
-    out[f"ids{{i}}"], out[f"first{{i}}"] = ids, first
+out = generate_twice(m, {runs!r})
 info["graphs"] = int(m._memory_report()["cuda"]["graph_instantiations"])
 np.savez({path!r}, **out)
 print("INFO", json.dumps(info))

@@ -27,6 +27,7 @@ import pytest
 
 from conftest import CASES, FIXTURES, REPO, assert_close_rel, npy
 from cuda_util import gpu_reason
+from engine_util import mixed_request
 
 WHY = gpu_reason()
 pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"no usable CUDA device: {WHY}"),
@@ -183,12 +184,7 @@ def test_new_buckets_load_no_kernel_after_load(new_buckets, dtype):
         before = m.memory_report()
         secs = [0.3, 2, 5.2, 7, 10.3, 13, 15.5, 19, 21, 29, 31, 40, 42, 60, 62, 80, 83, 110, 119.5]
         for i, s in enumerate(secs):
-            audio = (rng.standard_normal(int(s * 16000)) * 0.1).astype(np.float32)
-            if i % 3 == 2:
-                m.transcribe(audio, sample_rate=16000, max_new_tokens=int(rng.integers(1, 8)))
-            else:
-                words = ["w%d" % j for j in range(int(rng.integers(1, max(2, 3 * s))))]
-                m.align(audio, words=words, language="English", sample_rate=16000)
+            mixed_request(m, rng, i, s, 8)
         m.align_batch([{"audio": (rng.standard_normal(int(s * 16000)) * 0.1).astype(np.float32), "sample_rate": 16000,
                         "words": ["a"] * int(3 * s), "language": "English"} for s in (3, 9, 17, 33)])
         after = m.memory_report()
@@ -207,40 +203,40 @@ import numpy as np
 import qwen3align as qa
 aligner, asr = sys.argv[1], sys.argv[2]
 out = {}
-t = time.perf_counter()
-m = qa.load_models(aligner=aligner, device="cuda:0")
-out["aligner load s"] = time.perf_counter() - t
-rep = m.memory_report()
-out["aligner gemm plans"] = rep["cuda"]["gemm_plans"]
-out["aligner device used MiB"] = (rep["device_total_bytes"] - rep["device_free_bytes"]) >> 20
+
+
+def load(kind, path):
+    t = time.perf_counter()
+    m = qa.load_models(**{kind: path}, device="cuda:0")
+    out[f"{kind} load s"] = time.perf_counter() - t
+    rep = m.memory_report()
+    out[f"{kind} gemm plans"] = rep["cuda"]["gemm_plans"]
+    out[f"{kind} device used MiB"] = (rep["device_total_bytes"] - rep["device_free_bytes"]) >> 20
+    return m
+
+
+def median_ms(call):  # one warm-up call, then the median of 5
+    call()
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter()
+        call()
+        ts.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(ts))
+
+
 rng = np.random.default_rng(1)
+m = load("aligner", aligner)
 for s in (10, 60, 300):
     audio = (rng.standard_normal(s * 16000) * 0.1).astype(np.float32)
     words = ["a"] * int(2.5 * s)
-    m.align((audio, 16000), words=words, language="English")
-    ts = []
-    for _ in range(5):
-        t = time.perf_counter()
-        m.align((audio, 16000), words=words, language="English")
-        ts.append(time.perf_counter() - t)
-    out[f"align {s} s ms"] = 1e3 * float(np.median(ts))
+    out[f"align {s} s ms"] = median_ms(lambda: m.align((audio, 16000), words=words, language="English"))
 out["aligner plans after load"] = m.memory_report()["cuda"]["gemm_plans_after_load"]
 m.close()
-t = time.perf_counter()
-m = qa.load_models(asr=asr, device="cuda:0")
-out["asr load s"] = time.perf_counter() - t
-rep = m.memory_report()
-out["asr gemm plans"] = rep["cuda"]["gemm_plans"]
-out["asr device used MiB"] = (rep["device_total_bytes"] - rep["device_free_bytes"]) >> 20
+m = load("asr", asr)
 for s in (10, 60):
     audio = (rng.standard_normal(s * 16000) * 0.1).astype(np.float32)
-    m.transcribe((audio, 16000), max_new_tokens=1)
-    ts = []
-    for _ in range(5):
-        t = time.perf_counter()
-        m.transcribe((audio, 16000), max_new_tokens=1)
-        ts.append(time.perf_counter() - t)
-    out[f"ASR prefill {s} s ms"] = 1e3 * float(np.median(ts))
+    out[f"ASR prefill {s} s ms"] = median_ms(lambda: m.transcribe((audio, 16000), max_new_tokens=1))
 out["asr plans after load"] = m.memory_report()["cuda"]["gemm_plans_after_load"]
 m.close()
 print("RESULT " + json.dumps(out))
